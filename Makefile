@@ -1,0 +1,55 @@
+# aisre — the commands a newcomer needs. `make demo` and `make test` do their own set-up.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= $(shell bash hack/python.sh)
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: help tools venv install crds cluster-up cluster-down demo test test-unit clean
+
+help:
+	@echo "make demo          local cluster + CRDs + operator + examples, then kubectl get aisre -A"
+	@echo "make test          everything: set-up, unit and cluster tests"
+	@echo "make tools         build the pinned control-plane binaries (cached in ~/.cache/aisre/tools)"
+	@echo "make cluster-up    start the local cluster (.cluster/kubeconfig); make cluster-down removes it"
+	@echo "make crds          regenerate crds/ and charts/aisre/crds/ from the models"
+
+tools:
+	bash hack/tools.sh
+
+# The virtual environment, with the pinned dependencies; rebuilt when pyproject changes.
+$(BIN)/.deps: pyproject.toml hack/python.sh
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "hatchling==1.33.0"
+	$(BIN)/pip install --quiet ".[test]"
+	touch $@
+
+venv: $(BIN)/.deps
+
+# Tests run against a real (non-editable) install, exactly as users and the image get it.
+install: venv
+	rm -rf build
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+
+crds: install
+	$(BIN)/aisre crds -o crds -o charts/aisre/crds
+
+cluster-up: tools
+	bash hack/cluster-up.sh
+
+cluster-down:
+	bash hack/cluster-down.sh
+
+demo: tools install
+	bash hack/demo.sh
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test: tools install
+	$(BIN)/pytest tests
+
+clean: cluster-down
+	rm -rf $(VENV) build .tools

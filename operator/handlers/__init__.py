@@ -1,0 +1,56 @@
+"""Kopf handlers. Each unpacks the body, calls one function, and writes its result.
+
+Importing this module registers the handlers with Kopf's default registry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import kopf
+
+from aisre.api.conditions import ACCEPTED, is_true
+from aisre.api.incident import Incident
+from aisre.api.investigation import Investigation
+from aisre.api.meta import GROUP, VERSION, KubeModel
+from aisre.api.remediation_policy import RemediationPolicy
+from aisre.operator.acceptance import accept
+from aisre.operator.login import connection_info
+from aisre.operator.metrics import HANDLER_CALLS, HANDLER_SECONDS
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    return connection_info(memo.config.kubeconfig)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _accept_into(model: type[KubeModel], body: kopf.Body, patch: kopf.Patch) -> None:
+    kind: str = model.KIND  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    status = accept(model, body, _now())
+    patch.status.update(status)
+    HANDLER_SECONDS.labels(kind).observe(time.perf_counter() - started)
+    outcome = "accepted" if is_true(status["conditions"], ACCEPTED) else "rejected"
+    HANDLER_CALLS.labels(kind, outcome).inc()
+
+
+def _register(model: type[KubeModel]) -> None:
+    plural: str = model.PLURAL  # type: ignore[attr-defined]
+    kind: str = model.KIND  # type: ignore[attr-defined]
+
+    # create, resume after a restart, and every spec change: all re-accept the spec.
+    @kopf.on.resume(GROUP, VERSION, plural, id=f"accept-{kind.lower()}-resume")
+    @kopf.on.create(GROUP, VERSION, plural, id=f"accept-{kind.lower()}")
+    @kopf.on.update(GROUP, VERSION, plural, field="spec", id=f"accept-{kind.lower()}-update")
+    def on_spec(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        _accept_into(model, body, patch)
+
+
+for _model in (Incident, Investigation, RemediationPolicy):
+    _register(_model)

@@ -1,0 +1,17 @@
+"""Prometheus metrics of the operator (served on /metrics by ``aisre.operator.http``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HANDLER_CALLS = Counter(
+    "aisre_handler_calls_total",
+    "Kopf handler invocations by kind and outcome.",
+    ["kind", "outcome"],
+)
+HANDLER_SECONDS = Histogram(
+    "aisre_handler_duration_seconds",
+    "Wall time of Kopf handlers by kind.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -1,0 +1,167 @@
+"""The Incident kind: something is wrong somewhere, since some time, this often.
+
+Detection writes the spec (or a person does); the operator writes the status: the state,
+the root cause mirrored from the Investigation, the timeline, the remediation journal and,
+once resolved, the post-incident report. Approvals of recommended actions are recorded in
+the spec, where the API server can check who wrote them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, Field
+
+from aisre.api.investigation import RootCause
+from aisre.api.meta import (
+    AGE_COLUMN,
+    KubeModel,
+    ObservedStatus,
+    LocalObjectReference,
+    ResourceRef,
+    TimelineEntry,
+    cel,
+    printer_column,
+    validations,
+)
+from aisre.api.taxonomy import ActionType, Severity
+
+
+class IncidentSource(str, Enum):
+    DETECTION = "detection"
+    ALERTMANAGER = "alertmanager"
+    MANUAL = "manual"
+
+
+class SignalSummary(KubeModel):
+    """A kind of signal seen for this Incident, folded: how often, first and last seen."""
+
+    source: str = Field(..., max_length=64, description="Where the signal came from, e.g. pod, event, alertmanager.")
+    reason: str = Field(..., max_length=128, description="The signal's reason, e.g. CrashLoopBackOff.")
+    count: int = Field(1, ge=1, description="How many times it was seen.")
+    first_seen: dt.datetime | None = Field(None, description="When it was first seen.")
+    last_seen: dt.datetime | None = Field(None, description="When it was last seen.")
+    message: str = Field("", max_length=1024, description="The latest message (never part of the fingerprint).")
+
+
+class Approval(KubeModel):
+    """An approval of one recommended action; the API server checks the approver is the
+    requesting user and is allowed to approve (ValidatingAdmissionPolicy in the chart)."""
+
+    action_id: str = Field(..., min_length=1, max_length=64, description="Id of the action in the remediation journal.")
+    approved_by: str = Field(..., min_length=1, max_length=253, description="The approving user, as the API server knows them.")
+    comment: str = Field("", max_length=1024, description="Why it was approved.")
+
+
+class IncidentSpec(KubeModel):
+    """What is wrong, where, since when and how often."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.firstSeen) || !has(self.lastSeen) || self.lastSeen >= self.firstSeen",
+                "lastSeen must not be before firstSeen",
+                ".lastSeen",
+            ),
+        )
+    )
+
+    title: str = Field(..., min_length=1, max_length=256, description="What is wrong, in a few words.")
+    severity: Severity = Field(Severity.MEDIUM, description="critical, high, medium or low.")
+    source: IncidentSource = Field(IncidentSource.MANUAL, description="Who raised it: detection, alertmanager or manual.")
+    resource: ResourceRef = Field(..., description="The object the Incident is about (its root, not each pod).")
+    affected: list[ResourceRef] | None = Field(None, max_length=50, description="Other objects affected (pods, nodes).")
+    fingerprint: str | None = Field(
+        None, max_length=128, pattern=r"^[a-z0-9]+$",
+        description="Stable dedupe key built from structured fields only, never message text.",
+    )
+    signals: list[SignalSummary] | None = Field(None, max_length=32, description="Signals folded into this Incident.")
+    first_seen: dt.datetime | None = Field(None, description="When the trouble was first seen.")
+    last_seen: dt.datetime | None = Field(None, description="When it was last seen.")
+    occurrences: int = Field(1, ge=1, description="How many signals were folded into this Incident.")
+    investigate: bool = Field(True, description="Start an Investigation for this Incident.")
+    approvals: list[Approval] | None = Field(
+        None,
+        max_length=32,
+        description="Approvals of recommended actions, one per action id.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["actionId"]},
+    )
+
+
+class IncidentState(str, Enum):
+    OPEN = "Open"
+    INVESTIGATING = "Investigating"
+    IDENTIFIED = "Identified"
+    REMEDIATING = "Remediating"
+    RESOLVED = "Resolved"
+
+
+class Decision(str, Enum):
+    """What the policy chain decided for an action."""
+
+    DENIED = "Denied"
+    OBSERVED = "Observed"
+    SUGGESTED = "Suggested"
+    DRY_RUN = "DryRun"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    EXECUTE = "Execute"
+
+
+class ActionResult(str, Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    REVERTED = "Reverted"
+    SKIPPED = "Skipped"
+
+
+class JournalEntry(KubeModel):
+    """One action in the remediation journal, written before it runs and after."""
+
+    id: str = Field(..., max_length=64, description="Id of the action.")
+    type: ActionType = Field(..., description="The action from the catalog.")
+    target: ResourceRef = Field(..., description="The object acted on.")
+    decision: Decision = Field(..., description="The policy's decision.")
+    reason: str = Field("", max_length=1024, description="Why the policy decided so (CamelCase reason, then detail).")
+    policy: str | None = Field(None, max_length=253, description="The RemediationPolicy that decided.")
+    approved_by: str | None = Field(None, max_length=253, description="Who approved it, when approval was needed.")
+    decided_at: dt.datetime | None = Field(None, description="When the decision was made.")
+    started_at: dt.datetime | None = Field(None, description="When execution started.")
+    finished_at: dt.datetime | None = Field(None, description="When execution and verification ended.")
+    result: ActionResult = Field(ActionResult.PENDING, description="Outcome of execution and verification.")
+    detail: str = Field("", max_length=2048, description="Dry-run diff, verification result or error.")
+
+
+class IncidentStatus(ObservedStatus):
+    """The Incident as aisre sees it. Written by the operator only."""
+
+    state: IncidentState | None = Field(None, description="Short state derived from the conditions, for display.")
+    root_cause: RootCause | None = Field(None, description="Root cause, mirrored from the Investigation.")
+    investigation_ref: LocalObjectReference | None = Field(None, description="The Investigation started for it.")
+    timeline: list[TimelineEntry] | None = Field(None, max_length=100, description="What happened, in time order.")
+    remediations: list[JournalEntry] | None = Field(None, max_length=32, description="The remediation journal.")
+    resolved_at: dt.datetime | None = Field(None, description="When the signals cleared.")
+    report: str | None = Field(None, max_length=65536, description="Post-incident report (Markdown), once resolved.")
+
+
+class Incident(KubeModel):
+    """Incident records that something in the cluster is broken: what, where, since when,
+    how often, the root cause found, and what was done about it."""
+
+    KIND: ClassVar[str] = "Incident"
+    PLURAL: ClassVar[str] = "incidents"
+    SHORT_NAMES: ClassVar[list[str]] = ["inc"]
+    PRINTER_COLUMNS: ClassVar[list[dict[str, Any]]] = [
+        printer_column("Severity", ".spec.severity"),
+        printer_column("State", ".status.state"),
+        printer_column("Root Cause", ".status.rootCause.category"),
+        printer_column("Confidence", ".status.rootCause.confidence", "number"),
+        printer_column("Resource", ".spec.resource.name", priority=1),
+        AGE_COLUMN,
+    ]
+
+    spec: IncidentSpec
+    status: IncidentStatus | None = None

@@ -1,0 +1,93 @@
+"""The ``aisre`` console script.
+
+    aisre run        start the operator against the current kubeconfig
+    aisre crds       write the CRDs generated from the models (or --check for drift)
+    aisre version    print the version
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from aisre import __version__
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from aisre.operator.config import OperatorConfig
+    from aisre.operator.main import run
+
+    config = OperatorConfig.from_env()
+    overrides = {}
+    if args.kubeconfig:
+        overrides["kubeconfig"] = args.kubeconfig
+    if args.namespace:
+        overrides["namespaces"] = tuple(args.namespace)
+    if args.http_port is not None:
+        overrides["http_port"] = args.http_port
+    if args.http_host:
+        overrides["http_host"] = args.http_host
+    if args.peering:
+        overrides["peering_name"] = args.peering
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    run(replace(config, **overrides))
+    return 0
+
+
+def _cmd_crds(args: argparse.Namespace) -> int:
+    from aisre.api.crd import render_crds
+
+    rendered = render_crds()
+    stale: list[str] = []
+    for out_dir in args.output_dir or [Path("crds")]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in rendered.items():
+            path = out_dir / name
+            current = path.read_text() if path.exists() else None
+            if current == text:
+                continue
+            if args.check:
+                stale.append(str(path))
+            else:
+                path.write_text(text)
+                print(f"wrote {path}")
+    if stale:
+        print("CRDs differ from the models (run `aisre crds`):", *stale, sep="\n  ", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aisre", description="An SRE inside the cluster.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the operator against the current kubeconfig")
+    run.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")
+    run.add_argument("--http-host", help="address of the health/metrics server (default 127.0.0.1)")
+    run.add_argument("--http-port", type=int, help="port of the health/metrics server (default 8080)")
+    run.add_argument("--peering", help="Kopf peering name for HA (default: standalone)")
+    run.add_argument("--log-format", choices=["json", "console"])
+    run.set_defaults(func=_cmd_run)
+
+    crds = sub.add_parser("crds", help="generate the CRDs from the models")
+    crds.add_argument("-o", "--output-dir", type=Path, action="append", help="directory (repeatable; default crds/)")
+    crds.add_argument("--check", action="store_true", help="fail if the files differ instead of writing")
+    crds.set_defaults(func=_cmd_crds)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=lambda _: print(__version__) or 0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Fixtures for tests on the real local control plane.
+
+The session brings the local cluster up with hack/cluster-up.sh (idempotent: a cluster
+that is already up is reused), or uses the one named by AISRE_TEST_KUBECONFIG, and
+installs the CRDs. The cluster is left running for the next session; `make cluster-down`
+removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = REPO / ".tools" / "bin" / "kubectl"
+CLUSTER_DIR = Path(os.environ.get("AISRE_CLUSTER_DIR", REPO / ".cluster"))
+# kubectl writes a discovery cache even with --kubeconfig; keep it out of ~/.kube.
+os.environ.setdefault("KUBECACHEDIR", str(CLUSTER_DIR / "kube-cache"))
+
+
+class Kubectl:
+    """kubectl against the test cluster, as the admin or as the non-admin user."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, kubeconfig: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(KUBECTL), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Path:
+    named = os.environ.get("AISRE_TEST_KUBECONFIG")
+    if named:
+        return Path(named)
+    subprocess.run(["bash", str(REPO / "hack" / "cluster-up.sh")], check=True, timeout=900)
+    return CLUSTER_DIR / "kubeconfig"
+
+
+@pytest.fixture(scope="session")
+def user_kubeconfig(kubeconfig: Path) -> Path:
+    path = Path(os.environ.get("AISRE_TEST_USER_KUBECONFIG", kubeconfig.parent / "kubeconfig-user"))
+    if not path.exists():
+        pytest.skip(f"no non-admin kubeconfig at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: Path) -> Kubectl:
+    return Kubectl(kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: Path) -> kubernetes.client.ApiClient:
+    return kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
+    name = f"aisre-test-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+class OperatorThread:
+    """The real operator entry point (aisre.operator.main.serve), in-process, in a thread
+    with its own event loop, stopped through Kopf's stop flag."""
+
+    def __init__(self, kubeconfig: Path, http_port: int) -> None:
+        self.kubeconfig = kubeconfig
+        self.http_port = http_port
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="aisre-operator", daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aisre.operator.config import OperatorConfig
+        from aisre.operator.main import serve
+
+        config = OperatorConfig(http_port=self.http_port, kubeconfig=str(self.kubeconfig))
+        try:
+            asyncio.run(serve(config, stop=self.stop, ready=self.ready))
+        except BaseException as error:  # reported by the fixture, not swallowed
+            self.error = error
+
+    def __enter__(self) -> OperatorThread:
+        self.thread.start()
+        if not self.ready.wait(30):
+            raise AssertionError(f"operator did not become ready: {self.error!r}")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "operator did not stop within 30 s"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig: Path, crds: None) -> Iterator[OperatorThread]:
+    with OperatorThread(kubeconfig, _free_port()) as running:
+        yield running
