@@ -15,3 +15,13 @@ HANDLER_SECONDS = Histogram(
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+INVESTIGATIONS = Counter(
+    "aisre_investigations_total",
+    "Investigations concluded, by condition reason (RootCauseFound, NoFaultFound, TargetNotFound, ...).",
+    ["reason"],
+)
+INVESTIGATION_SECONDS = Histogram(
+    "aisre_investigation_duration_seconds",
+    "Wall time from start to conclusion of an investigation.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)

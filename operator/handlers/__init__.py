@@ -16,8 +16,11 @@ from aisre.api.incident import Incident
 from aisre.api.investigation import Investigation
 from aisre.api.meta import GROUP, VERSION, KubeModel
 from aisre.api.remediation_policy import RemediationPolicy
+from aisre.kube.reader import connect
 from aisre.operator.acceptance import accept
 from aisre.operator.login import connection_info
+from aisre.operator.run_investigation import already_done
+from aisre.operator.run_investigation import run as run_investigation
 from aisre.operator.metrics import HANDLER_CALLS, HANDLER_SECONDS
 
 
@@ -54,3 +57,24 @@ def _register(model: type[KubeModel]) -> None:
 
 for _model in (Incident, Investigation, RemediationPolicy):
     _register(_model)
+
+
+@kopf.on.startup()
+async def open_clients(memo: kopf.Memo, **_: Any) -> None:
+    memo.kube = connect(memo.config.kubeconfig)
+
+
+@kopf.on.cleanup()
+async def close_clients(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "kube", None) is not None:
+        await memo.kube.aclose()
+
+
+# Registered after the acceptance handlers, so a new Investigation is accepted first.
+@kopf.on.resume(GROUP, VERSION, "investigations", id="investigate-resume")
+@kopf.on.create(GROUP, VERSION, "investigations", id="investigate")
+@kopf.on.update(GROUP, VERSION, "investigations", field="spec", id="investigate-update")
+async def on_investigation(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    if already_done(body):
+        return
+    await run_investigation(body, patch, memo.kube)

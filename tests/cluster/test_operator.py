@@ -51,12 +51,13 @@ def test_new_investigation_is_accepted_within_5s(operator, api_client, namespace
         return api.get_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", "web-down")
 
     obj, elapsed = _wait_for(fetch, _accepted(1), timeout=5.0)
-    assert obj["status"]["state"] == "Pending"
+    # Accepted first; the investigation itself may already be running or done.
+    assert obj["status"]["state"] in ("Pending", "Running", "Completed", "Failed")
     assert obj["status"]["target"] == "Deployment/web"
     print(f"accepted in {elapsed:.2f} s")
 
     row = kubectl("get", "inv", "web-down", "-n", namespace, "--no-headers").stdout
-    assert "Deployment/web" in row and "Pending" in row
+    assert "Deployment/web" in row
 
     # A spec change bumps the generation; the operator follows it.
     api.patch_namespaced_custom_object(

@@ -1,0 +1,99 @@
+"""Error signatures recognised in log lines: pure regular expressions, no I/O.
+
+Each signature says what kind of failure a line reports and, where the line names one,
+the remote host and port (so a client failing to reach ``db:5432`` can be linked to the
+``db`` Service). Kept apart from the logs agent so it is tested on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Ordered: the first matching signature names the line.
+SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
+    ("exec_format", re.compile(r"exec format error", re.I)),
+    ("forbidden", re.compile(r"\bforbidden\b.*\bcannot\b|\bis forbidden\b|RBAC: access denied", re.I)),
+    ("dns_failure", re.compile(
+        r"no such host|name or service not known|NXDOMAIN|could not resolve|temporary failure in name resolution"
+        r"|getaddrinfo (ENOTFOUND|EAI_AGAIN)|unknown host|UnknownHostException", re.I)),
+    ("connection_refused", re.compile(r"connection refused|ECONNREFUSED|actively refused|connect: connection reset", re.I)),
+    ("timeout", re.compile(
+        r"i/o timeout|timed out|deadline exceeded|ETIMEDOUT|connection timeout|context deadline|timeout (after|while|waiting)",
+        re.I)),
+    ("auth_failure", re.compile(
+        r"authentication failed|password authentication|access denied for user|invalid (credentials|password|token)"
+        r"|\b401\b|unauthori[sz]ed|auth(entication)? error|NOAUTH|WRONGPASS", re.I)),
+    ("oom", re.compile(r"OutOfMemoryError|out of memory|cannot allocate memory|JavaScript heap out of memory", re.I)),
+    ("too_many_files", re.compile(r"too many open files|EMFILE", re.I)),
+    ("permission_denied", re.compile(r"permission denied|EACCES|operation not permitted|read-only file system", re.I)),
+    ("config_parse", re.compile(
+        r"(yaml|json|toml|ini|config(uration)?)\b.*\b(parse|parsing|unmarshal|syntax|invalid|malformed)"
+        r"|(parse|parsing|unmarshal|syntax) error|invalid (config|configuration|value for)|unknown (field|key|option)"
+        r"|failed to (load|read|parse) (config|configuration|settings)", re.I)),
+    ("missing_setting", re.compile(
+        r"(environment variable|env var|setting|config(uration)? (key|value)|required (option|setting|variable))"
+        r".{0,40}\b(not set|missing|required|undefined|empty)|missing required", re.I)),
+    ("missing_file", re.compile(r"no such file or directory|FileNotFoundError|ENOENT|not found in \$PATH", re.I)),
+    ("panic", re.compile(
+        r"^panic:|goroutine \d+ \[running\]|Traceback \(most recent call last\)|Exception in thread"
+        r"|^\s+at [\w.$<>]+\(.*(\.java|\.kt|\.scala):\d+\)|Unhandled(Promise)?Rejection|uncaught exception"
+        r"|segmentation fault|SIGSEGV|fatal error:|NullPointerException|TypeError:|KeyError:|AttributeError:", re.I)),
+]
+
+ERROR_LEVEL = re.compile(r"\b(ERROR|ERR|FATAL|CRITICAL|CRIT|PANIC|SEVERE|EMERG)\b|level=(error|fatal)|\"level\":\s*\"(error|fatal)\"", re.I)
+
+# host:port, URLs and "connect to host" phrases; the host is the first DNS label.
+HOST_PORT = re.compile(
+    r"(?:(?:[a-z][a-z0-9+.-]*)://(?:[^@/\s]+@)?|\bdial tcp\s+|\bconnect(?:ing)? to\s+|\bhost[=:\s]+\"?|@)"
+    r"(?P<host>[a-zA-Z0-9][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+)*)(?::(?P<port>\d{2,5}))?"
+    r"|\b(?P<host2>[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(?P<port2>\d{2,5})\b",
+    re.I,
+)
+RBAC_SUBJECT = re.compile(
+    r'User "system:serviceaccount:(?P<namespace>[^:"]+):(?P<sa>[^"]+)" cannot (?P<verb>\w+) resource "(?P<resource>[^"]+)"'
+    r'(?: in API group "(?P<group>[^"]*)")?',
+)
+NOT_HOSTS = {"localhost", "127", "0", "http", "https", "tcp", "udp", "line", "file", "server", "the", "remote", "host"}
+QUOTED_HOST = re.compile(r"\bhost\s+\"(?P<host>[a-zA-Z0-9][a-zA-Z0-9.-]*)\"", re.I)
+
+
+@dataclass(frozen=True)
+class LineSignature:
+    signature: str
+    host: str | None = None
+    port: int | None = None
+    detail: dict[str, str] | None = None
+
+
+def remote_of(line: str) -> tuple[str | None, int | None]:
+    """The remote a line names: host:port first, then host "x", then a bare host."""
+    found: list[tuple[int, str, int | None]] = []
+    for match in HOST_PORT.finditer(line):
+        host = match.group("host") or match.group("host2")
+        port = match.group("port") or match.group("port2")
+        if host and not re.fullmatch(r"[\d.]+", host):
+            found.append((0 if port else 2, host, int(port) if port else None))
+    for match in QUOTED_HOST.finditer(line):
+        found.append((1, match.group("host"), None))
+    for _, host, port in sorted(found, key=lambda item: item[0]):
+        label = host.split(".")[0].lower()
+        if label not in NOT_HOSTS:
+            return label, port
+    return None, None
+
+
+def classify(line: str) -> LineSignature | None:
+    for name, pattern in SIGNATURES:
+        if pattern.search(line):
+            detail = None
+            if name == "forbidden":
+                match = RBAC_SUBJECT.search(line)
+                detail = {k: v for k, v in match.groupdict().items() if v is not None} if match else None
+            host, port = remote_of(line) if name in ("connection_refused", "timeout", "dns_failure", "auth_failure") else (None, None)
+            return LineSignature(name, host, port, detail)
+    return None
+
+
+def is_error(line: str) -> bool:
+    return bool(ERROR_LEVEL.search(line)) or classify(line) is not None

@@ -1,0 +1,152 @@
+"""The logs agent: current and previous container logs of the scope's pods, bounded in
+bytes, grouped into templates with Drain3, with error signatures recognised (see
+``log_signatures``): connection refused / timeout / DNS failure to a named host, auth
+failures, exec format errors, permission denied and RBAC forbidden, too many open files,
+panics and stack traces, config parse errors.
+
+Unhealthy pods are read first and at most two pods per owner, since replicas of one
+template log alike. Log text is evidence, never instructions: it is quoted, not obeyed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+from drain3 import TemplateMiner
+from drain3.masking import MaskingInstruction
+from drain3.template_miner_config import TemplateMinerConfig
+
+from aisre.agents.base import AgentContext, Findings, resource_of
+from aisre.agents.log_signatures import classify, is_error
+from aisre.api.evidence import AgentResult
+from aisre.kube.reader import KubeAccessError
+from aisre.kube.scope import ref
+
+AGENT = "logs"
+SAMPLE_CHARS = 300
+
+
+def _miner() -> TemplateMiner:
+    config = TemplateMinerConfig()
+    config.profiling_enabled = False
+    config.masking_instructions = [
+        MaskingInstruction(r"\d{4}-\d{2}-\d{2}[T ][\d:.,]+Z?", "TIME"),
+        MaskingInstruction(r"\b[0-9a-f]{8,}\b", "HEX"),
+        MaskingInstruction(r"\b\d+(\.\d+)*\b", "NUM"),
+    ]
+    return TemplateMiner(config=config)
+
+
+def _unhealthy(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        if not cs.get("ready") and "terminated" not in (cs.get("state") or {}):
+            return True
+        if cs.get("restartCount"):
+            return True
+    return status.get("phase") not in ("Running", "Succeeded")
+
+
+def pick_pods(ctx: AgentContext) -> list[dict[str, Any]]:
+    """Unhealthy pods first, at most two per owner, within the pod budget."""
+    per_owner: Counter[str] = Counter()
+    picked = []
+    for pod in sorted(ctx.scope.pods, key=lambda p: (not _unhealthy(p), p["metadata"]["name"])):
+        owner = ref(ctx.scope.top_owner(pod))
+        if per_owner[owner] >= 2 or (pod.get("status") or {}).get("phase") == "Pending":
+            continue
+        per_owner[owner] += 1
+        picked.append(pod)
+        if len(picked) >= ctx.bounds.log_pods:
+            break
+    return picked
+
+
+def _containers(pod: dict[str, Any]) -> list[tuple[str, bool, bool]]:
+    """(container, is_init, has_previous) for every container with a status."""
+    status = pod.get("status") or {}
+    out = []
+    for init, key in ((True, "initContainerStatuses"), (False, "containerStatuses")):
+        for cs in status.get(key) or []:
+            previous = bool(cs.get("restartCount")) or bool((cs.get("lastState") or {}).get("terminated"))
+            out.append((cs["name"], init, previous))
+    return out
+
+
+async def gather(ctx: AgentContext) -> AgentResult:
+    started = time.perf_counter()
+    out = Findings(AGENT, ctx.bounds.findings_per_agent)
+    pods = pick_pods(ctx)
+    jobs = []
+    for pod in pods:
+        for container, init, has_previous in _containers(pod):
+            jobs.append((pod, container, init, False))
+            if has_previous:
+                jobs.append((pod, container, init, True))
+
+    async def read(pod: dict[str, Any], container: str, previous: bool) -> str:
+        try:
+            return await ctx.reader.logs(
+                ctx.scope.namespace, pod["metadata"]["name"], container, previous=previous,
+                limit_bytes=ctx.bounds.log_bytes_per_container,
+            )
+        except KubeAccessError:
+            return ""
+
+    texts = await asyncio.gather(*(read(pod, c, prev) for pod, c, _, prev in jobs))
+    total = 0
+    truncated: list[str] = []
+    errors = 0
+    for (pod, container, init, previous), text in zip(jobs, texts, strict=True):
+        if total + len(text) > ctx.bounds.log_bytes_total:
+            truncated.append(f"logs: byte budget {ctx.bounds.log_bytes_total} reached; later containers unread")
+            break
+        total += len(text)
+        if not text.strip():
+            continue
+        owner = ctx.scope.top_owner(pod)
+        owner_ref = ref(owner)
+        miner = _miner()
+        signatures: dict[tuple[str, str | None, int | None], dict[str, Any]] = {}
+        error_lines = 0
+        for line in text.splitlines()[-2000:]:
+            if not line.strip():
+                continue
+            miner.add_log_message(line[:2000])
+            signature = classify(line)
+            if is_error(line):
+                error_lines += 1
+            if signature is None:
+                continue
+            key = (signature.signature, signature.host, signature.port)
+            entry = signatures.setdefault(key, {"count": 0, "sample": line.strip()[:SAMPLE_CHARS], "detail": signature.detail})
+            entry["count"] += 1
+        errors += error_lines
+        where = f"{'previous ' if previous else ''}log of {'init ' if init else ''}container {container}"
+        for (name, host, port), entry in signatures.items():
+            target = f" to {host}{':' + str(port) if port else ''}" if host else ""
+            out.add(
+                "LogSignature",
+                f"{name}{target} in the {where} of {owner_ref} (x{entry['count']}): {entry['sample']}",
+                key=(owner_ref, container, name, host or "", str(port or ""), str(previous)),
+                resource=resource_of(owner),
+                signature=name, host=host, port=port, container=container, init=init, previous=previous,
+                count=entry["count"], sample=entry["sample"], pod=pod["metadata"]["name"], owner=owner_ref,
+                detail=entry["detail"],
+            )
+        clusters = sorted(miner.drain.clusters, key=lambda c: -c.size)[:5]
+        out.add(
+            "LogTemplates",
+            f"{len(miner.drain.clusters)} templates, {error_lines} error lines in the {where} of {owner_ref}",
+            key=(owner_ref, container, "templates", str(previous)),
+            resource=resource_of(owner),
+            container=container, init=init, previous=previous, error_lines=error_lines,
+            lines=sum(c.size for c in miner.drain.clusters), owner=owner_ref, pod=pod["metadata"]["name"],
+            templates=[{"template": c.get_template()[:200], "count": c.size} for c in clusters],
+        )
+    result = out.result(truncated=truncated)
+    result.latency_seconds = time.perf_counter() - started
+    return result

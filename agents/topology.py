@@ -1,0 +1,299 @@
+"""The topology agent: how the scope's objects hang together, and where that is broken.
+
+It reports the edges of a causal graph as findings (kind ``Edge``: owner chain,
+Service → workload, workload → ConfigMap / Secret / PVC / ServiceAccount, workload →
+Service it depends on, named in env or config, pod → Node), which ranking turns into a
+networkx graph, and the breaks it can see from objects alone:
+
+- a Service whose selector matches no pod, or no ready pod, or whose targetPort no
+  selected container exposes;
+- a reference to a ConfigMap, Secret, PVC or ServiceAccount that does not exist;
+- a PVC that is not Bound (and whether its StorageClass exists);
+- a NetworkPolicy that isolates a workload from the clients that depend on it;
+- a ResourceQuota that is used up;
+- the RBAC bindings of each workload's ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from aisre.agents.base import AgentContext, Findings, resource_of
+from aisre.api.evidence import AgentResult
+from aisre.api.meta import ResourceRef
+from aisre.kube.scope import labels_match, ref
+
+AGENT = "topology"
+HOSTISH_KEY = re.compile(r"(HOST|ADDR|ADDRESS|URL|URI|ENDPOINT|SERVER|SERVICE|DSN|BROKER|UPSTREAM)S?$", re.I)
+
+
+def _owners(ctx: AgentContext) -> list[dict[str, Any]]:
+    """Top-level workloads (not ReplicaSets owned by a Deployment)."""
+    return [w for w in ctx.scope.workloads if ctx.scope.top_owner(w) is w]
+
+
+def _template(workload: dict[str, Any]) -> dict[str, Any]:
+    return (workload.get("spec") or {}).get("template") or {}
+
+
+def _pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    return (_template(workload).get("metadata") or {}).get("labels") or {}
+
+
+def _mentions(text: str, service: str, namespace: str) -> bool:
+    """Whether a config value names the service as a host (not merely as a word)."""
+    pattern = (
+        rf"(?:^|[/@\s=,;\"'(])({re.escape(service)})(?:\.{re.escape(namespace)})?(?:\.svc(?:\.cluster\.local)?)?"
+        rf"(?::\d{{2,5}}|(?=/)|$|[\s,;\"')])"
+    )
+    return bool(re.search(pattern, text))
+
+
+def _env_values(workload: dict[str, Any], config_data: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
+    """(key, value) pairs a workload's containers see: env values and referenced ConfigMap data."""
+    pairs: list[tuple[str, str]] = []
+    spec = _template(workload).get("spec") or {}
+    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for env in container.get("env") or []:
+            if env.get("value"):
+                pairs.append((env["name"], str(env["value"])))
+        for env_from in container.get("envFrom") or []:
+            name = (env_from.get("configMapRef") or {}).get("name")
+            pairs.extend((config_data.get(name) or {}).items())
+        for arg in (container.get("args") or []) + (container.get("command") or []):
+            pairs.append(("ARG", str(arg)))
+    for volume in spec.get("volumes") or []:
+        name = (volume.get("configMap") or {}).get("name")
+        pairs.extend((config_data.get(name) or {}).items())
+    return pairs
+
+
+def _policy_allows(policy: dict[str, Any], client_labels: dict[str, str], direction: str) -> bool:
+    rules = (policy.get("spec") or {}).get(direction) or []
+    for rule in rules:
+        peers = rule.get("from" if direction == "ingress" else "to")
+        if not peers:
+            return True  # a rule without peers allows everyone
+        for peer in peers:
+            if "podSelector" in peer and "namespaceSelector" not in peer and labels_match(peer["podSelector"], client_labels):
+                return True
+            if "namespaceSelector" in peer and not (peer["namespaceSelector"] or {}).get("matchLabels"):
+                return True
+    return False
+
+
+def _policy_types(policy: dict[str, Any]) -> list[str]:
+    spec = policy.get("spec") or {}
+    return spec.get("policyTypes") or (["Ingress"] + (["Egress"] if "egress" in spec else []))
+
+
+async def gather(ctx: AgentContext) -> AgentResult:
+    started = time.perf_counter()
+    # Edges are many and cheap; they feed the graph, not the status.
+    out = Findings(AGENT, ctx.bounds.findings_per_agent * 4)
+    ns = ctx.scope.namespace
+    reader = ctx.reader
+    services = await reader.list("services", ns)
+    pods = await reader.list("pods", ns)
+    configmaps = await reader.list("configmaps", ns)
+    secrets = await reader.list("secrets", ns)
+    pvcs = await reader.list("persistentvolumeclaims", ns)
+    policies = await reader.list("networkpolicies", ns)
+    quotas = await reader.list("resourcequotas", ns)
+    accounts = await reader.list("serviceaccounts", ns)
+    bindings = await reader.list("rolebindings", ns)
+    roles = await reader.list("roles", ns)
+    owners = _owners(ctx)
+
+    def edge(src: str, dst: str, relation: str, **data: Any) -> None:
+        out.add("Edge", f"{src} -{relation}-> {dst}", key=(src, dst, relation), src=src, dst=dst, relation=relation, **data)
+
+    # Owner chain and placement.
+    for pod in ctx.scope.pods:
+        chain = [pod, *ctx.scope.owner_chain(pod)]
+        for child, parent in zip(chain, chain[1:], strict=False):
+            edge(ref(child), ref(parent), "ownedBy")
+        if pod["spec"].get("nodeName"):
+            edge(ref(ctx.scope.top_owner(pod)), f"Node/{pod['spec']['nodeName']}", "runsOn")
+
+    # Services: who backs them, and whether they can route at all.
+    for service in services:
+        spec = service.get("spec") or {}
+        selector = spec.get("selector") or {}
+        sref = ref(service)
+        if not selector or spec.get("type") == "ExternalName":
+            continue
+        selected = [p for p in pods if labels_match({"matchLabels": selector}, p["metadata"].get("labels"))
+                    and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        backing = [w for w in owners if _pod_labels(w) and labels_match({"matchLabels": selector}, _pod_labels(w))]
+        for workload in backing:
+            edge(sref, ref(workload), "routesTo")
+        ready = [p for p in selected if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                            for c in (p.get("status") or {}).get("conditions") or [])]
+        res = resource_of(service)
+        if not selected and not backing:
+            # Near misses: workloads sharing the selector's keys but not its values.
+            near = [ref(w) for w in owners if set(selector) & set(_pod_labels(w))]
+            out.add("ServiceSelectorMatchesNothing",
+                    f"{sref} selects {selector} but no pod or workload carries those labels"
+                    + (f" (similar: {', '.join(near[:3])})" if near else ""),
+                    key=(sref,), resource=res, service=sref, selector=selector, near=near[:5])
+            continue
+        if not ready:
+            out.add("ServiceWithoutReadyEndpoints",
+                    f"{sref} has no ready endpoints ({len(selected)} selected pods, none ready)",
+                    key=(sref, "ready"), resource=res, service=sref, selected=len(selected),
+                    backing=[ref(w) for w in backing])
+        container_ports: dict[Any, bool] = {}
+        for pod in selected or []:
+            for container in pod["spec"].get("containers") or []:
+                for port in container.get("ports") or []:
+                    container_ports[port.get("containerPort")] = True
+                    if port.get("name"):
+                        container_ports[port["name"]] = True
+        if container_ports:
+            for port in spec.get("ports") or []:
+                target = port.get("targetPort", port.get("port"))
+                if target not in container_ports:
+                    out.add("ServicePortMismatch",
+                            f"{sref} port {port.get('port')} targets {target}, which no selected container exposes "
+                            f"(they expose {sorted(str(p) for p in container_ports)})",
+                            key=(sref, str(port.get("port"))), resource=res, service=sref, port=port.get("port"),
+                            target_port=target, container_ports=sorted(str(p) for p in container_ports))
+
+    # Dependencies named in env, args and mounted config.
+    config_data = {c["metadata"]["name"]: {k: str(v) for k, v in (c.get("data") or {}).items()} for c in configmaps}
+    for workload in owners:
+        pairs = _env_values(workload, config_data)
+        for service in services:
+            sname = service["metadata"]["name"]
+            own = (service.get("spec") or {}).get("selector") or {}
+            if own and labels_match({"matchLabels": own}, _pod_labels(workload)):
+                continue  # a workload does not depend on its own Service
+            via = [key for key, value in pairs if _mentions(value, sname, ns) or (HOSTISH_KEY.search(key) and value == sname)]
+            if via:
+                edge(ref(workload), ref(service), "dependsOn", via=via[:5])
+
+    # References that must exist.
+    existing = {("ConfigMap", c["metadata"]["name"]) for c in configmaps}
+    existing |= {("Secret", s["metadata"]["name"]) for s in secrets}
+    existing |= {("PersistentVolumeClaim", p["metadata"]["name"]) for p in pvcs}
+    existing |= {("ServiceAccount", a["metadata"]["name"]) for a in accounts}
+    for workload in owners:
+        spec = _template(workload).get("spec") or {}
+        refs: list[tuple[str, str, bool]] = []
+        for volume in spec.get("volumes") or []:
+            if volume.get("configMap"):
+                refs.append(("ConfigMap", volume["configMap"].get("name", ""), bool(volume["configMap"].get("optional"))))
+            if volume.get("secret"):
+                refs.append(("Secret", volume["secret"].get("secretName", ""), bool(volume["secret"].get("optional"))))
+            if volume.get("persistentVolumeClaim"):
+                refs.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"].get("claimName", ""), False))
+        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            for env_from in container.get("envFrom") or []:
+                for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                    if env_from.get(key):
+                        refs.append((kind, env_from[key].get("name", ""), bool(env_from[key].get("optional"))))
+            for env in container.get("env") or []:
+                source = env.get("valueFrom") or {}
+                for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                    if source.get(key):
+                        name, item = source[key].get("name", ""), source[key].get("key", "")
+                        refs.append((kind, name, bool(source[key].get("optional"))))
+                        if kind == "ConfigMap" and name in config_data and item not in config_data[name]:
+                            out.add("MissingConfigKey", f"{ref(workload)} needs key {item} of ConfigMap/{name}, which lacks it",
+                                    key=(ref(workload), name, item), resource=ResourceRef(kind="ConfigMap", name=name, namespace=ns),
+                                    owner=ref(workload), config_kind=kind, name=name, item=item)
+        for volume_claim in (workload.get("spec") or {}).get("volumeClaimTemplates") or []:
+            claim = volume_claim["metadata"]["name"]
+            for pvc in pvcs:
+                if pvc["metadata"]["name"].startswith(f"{claim}-{workload['metadata']['name']}-"):
+                    edge(ref(workload), ref(pvc), "mounts")
+        sa = spec.get("serviceAccountName") or "default"
+        refs.append(("ServiceAccount", sa, False))
+        pull_secrets = {p.get("name") for p in spec.get("imagePullSecrets") or [] if p.get("name")}
+        refs.extend(("Secret", name, False) for name in sorted(pull_secrets))
+        for kind, name, optional in refs:
+            if not name:
+                continue
+            edge(ref(workload), f"{kind}/{name}", "uses")
+            if (kind, name) not in existing and not optional and not (kind == "ServiceAccount" and name == "default"):
+                pull = kind == "Secret" and name in pull_secrets
+                out.add("MissingReference", f"{ref(workload)} references {'pull secret ' if pull else ''}{kind}/{name}, "
+                        "which does not exist", key=(ref(workload), kind, name), resource=resource_of(workload),
+                        owner=ref(workload), ref_kind=kind, name=name, pull_secret=pull)
+
+    # Claims that are not bound.
+    storage_classes = {s["metadata"]["name"] for s in await reader.list("storageclasses")}
+    for pvc in pvcs:
+        phase = (pvc.get("status") or {}).get("phase", "Pending")
+        if phase != "Bound":
+            sc = (pvc.get("spec") or {}).get("storageClassName")
+            out.add("PVCNotBound",
+                    f"{ref(pvc)} is {phase}" + (f"; StorageClass {sc} {'exists' if sc in storage_classes else 'does not exist'}" if sc else ""),
+                    key=(ref(pvc),), resource=resource_of(pvc), claim=ref(pvc), phase=phase, storage_class=sc,
+                    storage_class_exists=sc in storage_classes if sc else None)
+
+    # NetworkPolicies: which workloads they isolate, and from which dependents.
+    depends = [f.data for f in out.items.values() if f.kind == "Edge" and f.data["relation"] == "dependsOn"]
+    routes = {(f.data["src"], f.data["dst"]) for f in out.items.values() if f.kind == "Edge" and f.data["relation"] == "routesTo"}
+    by_ref = {ref(w): w for w in owners}
+    for policy in policies:
+        selector = (policy.get("spec") or {}).get("podSelector") or {}
+        types = _policy_types(policy)
+        selected = [w for w in owners if labels_match(selector, _pod_labels(w))]
+        for workload in selected:
+            edge(ref(policy), ref(workload), "isolates", policy_types=types)
+        blocked = []
+        for dep in depends:
+            client = by_ref.get(dep["src"])
+            servers = [by_ref[dst] for (svc, dst) in routes if svc == dep["dst"] and dst in by_ref]
+            for server in servers:
+                if "Ingress" in types and server in selected and client and not _policy_allows(policy, _pod_labels(client), "ingress"):
+                    blocked.append((ref(client), ref(server), "ingress"))
+                if "Egress" in types and client in selected and client and not _policy_allows(policy, _pod_labels(server), "egress"):
+                    blocked.append((ref(client), ref(server), "egress"))
+        if blocked:
+            out.add("NetworkPolicyBlocks",
+                    f"{ref(policy)} blocks " + "; ".join(f"{c} -> {s} ({d})" for c, s, d in blocked[:5]),
+                    key=(ref(policy),), resource=resource_of(policy), policy=ref(policy),
+                    blocked=[{"client": c, "server": s, "direction": d} for c, s, d in blocked[:10]])
+
+    # Quotas that are used up.
+    for quota in quotas:
+        status = quota.get("status") or {}
+        hard, used = status.get("hard") or {}, status.get("used") or {}
+        full = [k for k in hard if k in used and used[k] == hard[k]]
+        if full:
+            out.add("QuotaExhausted", f"{ref(quota)} is used up for {', '.join(full)}", key=(ref(quota),),
+                    resource=resource_of(quota), quota=ref(quota), full=full, hard=hard, used=used)
+
+    # RBAC of each workload's ServiceAccount.
+    for workload in owners:
+        sa = (_template(workload).get("spec") or {}).get("serviceAccountName") or "default"
+        bound = [b for b in bindings if any(s.get("kind") == "ServiceAccount" and s.get("name") == sa
+                                            and s.get("namespace", ns) == ns for s in b.get("subjects") or [])]
+        out.add("ServiceAccountAccess",
+                f"{ref(workload)} runs as ServiceAccount/{sa}, bound by {', '.join(ref(b) for b in bound) or 'no RoleBinding'}",
+                key=(ref(workload), sa), resource=resource_of(workload), owner=ref(workload), service_account=sa,
+                bindings=[{"binding": ref(b), "role": f"{(b.get('roleRef') or {}).get('kind')}/{(b.get('roleRef') or {}).get('name')}"}
+                          for b in bound])
+    for binding in bindings:
+        role_ref = binding.get("roleRef") or {}
+        role = next((r for r in roles if r["metadata"]["name"] == role_ref.get("name")), None)
+        out.add("RoleBinding", f"{ref(binding)} grants {role_ref.get('kind')}/{role_ref.get('name')} to "
+                + ", ".join(f"{s.get('kind')}/{s.get('name')}" for s in binding.get("subjects") or []),
+                key=(ref(binding),), resource=resource_of(binding), binding=ref(binding),
+                role=f"{role_ref.get('kind')}/{role_ref.get('name')}", role_exists=role is not None or role_ref.get("kind") == "ClusterRole",
+                subjects=[{"kind": s.get("kind"), "name": s.get("name")} for s in binding.get("subjects") or []],
+                rules=(role or {}).get("rules") or [])
+    for role in roles:
+        out.add("Role", f"{ref(role)} allows " + "; ".join(
+            f"{','.join(r.get('verbs') or [])} on {','.join(r.get('resources') or [])}" for r in role.get("rules") or []),
+            key=(ref(role),), resource=resource_of(role), role=ref(role), rules=role.get("rules") or [])
+
+    result = out.result()
+    result.latency_seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,195 @@
+"""Running an Investigation: resolve the target, plan, gather evidence with the agents
+concurrently (each under its own deadline), rank hypotheses, and build the status.
+
+An agent that fails or times out costs the investigation that agent's evidence, never
+the investigation. A target that does not exist or may not be read ends the
+investigation with a condition that says so — no retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aisre.agents import changes, events, logs, topology, workloads
+from aisre.agents.base import AgentContext
+from aisre.api.evidence import AgentResult, Finding
+from aisre.api.investigation import AgentStatus, InvestigationSpec
+from aisre.api.taxonomy import AgentName
+from aisre.api.taxonomy import RootCauseCategory as C
+from aisre.kube.reader import ClusterReader, KubeAccessError
+from aisre.kube.scope import Scope, TargetNotFound, resolve_scope
+from aisre.operator.planner import plan
+from aisre.operator.recommend import recommend
+from aisre.ranking.rank import RankedHypothesis, rank
+
+AGENTS: dict[AgentName, Callable[[AgentContext], Awaitable[AgentResult]]] = {
+    AgentName.WORKLOADS: workloads.gather,
+    AgentName.EVENTS: events.gather,
+    AgentName.LOGS: logs.gather,
+    AgentName.CHANGES: changes.gather,
+    AgentName.TOPOLOGY: topology.gather,
+}
+MAX_EVIDENCE = 60
+MAX_DATA_CHARS = 1500
+
+
+@dataclass
+class Outcome:
+    """What an investigation produced, ready to be written as status."""
+
+    ok: bool
+    reason: str
+    message: str
+    target: str = ""
+    hypotheses: list[RankedHypothesis] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    agents: list[AgentResult] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _window_start(spec: InvestigationSpec, now: dt.datetime) -> dt.datetime:
+    window = spec.window
+    if window and window.start:
+        return window.start
+    seconds = 3600
+    if window and window.lookback:
+        seconds = 0
+        number = ""
+        for char in window.lookback:
+            if char.isdigit():
+                number += char
+            else:
+                seconds += int(number) * {"s": 1, "m": 60, "h": 3600}[char]
+                number = ""
+    return now - dt.timedelta(seconds=seconds)
+
+
+async def run_agent(name: AgentName, context: AgentContext, deadline: float) -> AgentResult:
+    started = time.perf_counter()
+    try:
+        result = await asyncio.wait_for(AGENTS[name](context), timeout=deadline)
+    except TimeoutError:
+        result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=f"timed out after {deadline:.1f} s")
+    except KubeAccessError as error:
+        result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=str(error)[:500])
+    except Exception as error:  # an agent's bug must not fail the investigation
+        result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=f"{type(error).__name__}: {error}"[:500])
+    result.latency_seconds = round(time.perf_counter() - started, 4)
+    return result
+
+
+async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader) -> Outcome:
+    now = _now()
+    timeline = [{"time": now, "event": "Started", "message": "resolving the target"}]
+    target = spec.target
+    try:
+        scope: Scope = await resolve_scope(
+            reader, namespace, kind=target.kind, name=target.name,
+            selector=target.selector.to_kube() if target.selector is not None else None,
+        )
+    except TargetNotFound as error:
+        return Outcome(False, "TargetNotFound", str(error), timeline=timeline)
+    except KubeAccessError as error:
+        reason = "Forbidden" if error.status == 403 else "ClusterUnreachable"
+        return Outcome(False, reason, f"cannot read the target: {error}", timeline=timeline)
+
+    planned, skipped = plan([a for a in spec.agents or []], scope)
+    context = AgentContext(reader=reader, scope=scope, window_start=_window_start(spec, now), now=now)
+    deadline = max(1.0, spec.deadline_seconds * 0.8)
+    timeline.append({"time": _now(), "event": "Planned", "message": ", ".join(p.name.value for p in planned)
+                     + (f"; skipped {', '.join(f'{k.value} ({v})' for k, v in skipped.items())}" if skipped else "")})
+    results = await asyncio.gather(*(run_agent(p.name, context, deadline) for p in planned))
+    results.extend(AgentResult(agent=name.value, status=AgentStatus.NO_DATA, message=why) for name, why in skipped.items())
+    findings = [f for r in results for f in r.findings]
+    timeline.append({"time": _now(), "event": "EvidenceGathered",
+                     "message": f"{len(findings)} findings from {sum(1 for r in results if r.status == AgentStatus.SUCCESS)} agents"})
+    hypotheses = rank(findings, namespace)
+    timeline.append({"time": _now(), "event": "Ranked", "message": f"{len(hypotheses)} hypotheses"})
+    truncated = [t for r in results for t in r.truncated] + list(reader.truncated)
+    return Outcome(True, "RootCauseFound" if hypotheses and hypotheses[0].category != C.NO_FAULT else "NoFaultFound",
+                   hypotheses[0].summary if hypotheses else "no hypotheses", target=scope.description
+                   if scope.target_ref is None else scope.target_ref, hypotheses=hypotheses, findings=findings,
+                   agents=results, timeline=timeline, truncated=truncated)
+
+
+def _shrink(data: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(data, default=str)
+    if len(text) <= MAX_DATA_CHARS:
+        return json.loads(text)
+    kept: dict[str, Any] = {}
+    for key, value in data.items():
+        rendered = json.dumps(value, default=str)
+        if len(rendered) > 300:
+            continue
+        kept[key] = json.loads(rendered)
+    kept["truncated"] = True
+    return kept
+
+
+def _resource(text: str, namespace: str) -> dict[str, Any] | None:
+    kind, _, name = text.partition("/")
+    if not name:
+        return None
+    out = {"kind": kind, "name": name}
+    if kind != "Node":
+        out["namespace"] = namespace
+    return out
+
+
+def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[str, Any]:
+    """The Investigation status (camelCase, bounded) for an outcome."""
+    finished = _now()
+    status: dict[str, Any] = {"startedAt": started.isoformat(), "completedAt": finished.isoformat()}
+    if outcome.target:
+        status["target"] = outcome.target
+    cited = [i for h in outcome.hypotheses[:3] for i in h.evidence_ids]
+    by_id = {f.id: f for f in outcome.findings}
+    ordered = [by_id[i] for i in dict.fromkeys(cited) if i in by_id]
+    ordered += [f for f in outcome.findings if f.id not in set(cited) and f.kind not in ("Edge", "ConfigPresent", "WorkloadHealthy", "Role", "RoleBinding", "ServiceAccountAccess")]
+    truncated = list(outcome.truncated)
+    if len(ordered) > MAX_EVIDENCE:
+        truncated.append(f"evidence: kept {MAX_EVIDENCE} of {len(ordered)} items (cited first)")
+    status["evidence"] = [
+        {"id": f.id, "agent": f.agent, "kind": f.kind, "summary": f.summary[:1000],
+         **({"resource": f.resource.to_kube()} if f.resource else {}),
+         **({"time": f.time.isoformat()} if f.time else {}), "data": _shrink(f.data)}
+        for f in ordered[:MAX_EVIDENCE]
+    ]
+    kept_ids = {e["id"] for e in status["evidence"]}
+    status["hypotheses"] = [
+        {"category": h.category.value, **({"resource": _resource(h.resource, namespace)} if _resource(h.resource, namespace) else {}),
+         "summary": h.summary[:1000], "confidence": h.confidence, "evidenceIds": [i for i in h.evidence_ids if i in kept_ids][:16]}
+        for h in outcome.hypotheses
+    ]
+    if outcome.hypotheses:
+        top = status["hypotheses"][0]
+        status["rootCause"] = {k: v for k, v in top.items() if k != "evidenceIds"}
+        top_h = outcome.hypotheses[0]
+        actions = recommend(top_h.category, top_h.resource, namespace, outcome.findings, list(top_h.evidence_ids))
+        status["recommendedActions"] = [a.to_kube() for a in actions]
+    status["agents"] = [
+        {"name": r.agent, "status": r.status.value if hasattr(r.status, "value") else r.status,
+         "latencySeconds": round(r.latency_seconds, 4), "costUsd": r.cost_usd, "findings": len(r.findings),
+         "message": r.message[:1000]}
+        for r in outcome.agents
+    ]
+    status["timeline"] = [
+        {"time": (e["time"].isoformat() if isinstance(e["time"], dt.datetime) else e["time"]), "event": e["event"],
+         "message": e["message"][:1000]}
+        for e in outcome.timeline
+    ] + [{"time": finished.isoformat(), "event": "Completed" if outcome.ok else "Failed", "message": outcome.message[:1000]}]
+    status["cost"] = {"llmInputTokens": 0, "llmOutputTokens": 0, "usd": 0.0}
+    if truncated:
+        status["truncated"] = [t[:256] for t in truncated[:16]]
+    return status

@@ -1,0 +1,63 @@
+"""Typed recommended actions for a root cause, from the action catalog only.
+
+Pure: the category, the resource and the evidence decide; nothing here runs anything.
+Whether an action may run is the RemediationPolicy's business, not this module's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aisre.api.evidence import Finding
+from aisre.api.investigation import RecommendedAction
+from aisre.api.meta import ResourceRef
+from aisre.api.taxonomy import ActionType
+from aisre.api.taxonomy import RootCauseCategory as C
+
+ROLLBACK_CATEGORIES = {C.BAD_IMAGE, C.APPLICATION_ERROR, C.BAD_COMMAND, C.IMAGE_ARCH_MISMATCH,
+                       C.LIVENESS_PROBE_FAILURE, C.READINESS_PROBE_FAILURE, C.BAD_CONFIG_CHANGE, C.MEMORY_LIMIT_TOO_LOW}
+ROLLOUT_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
+
+
+def _action_id(kind: ActionType, target: str) -> str:
+    return f"{kind.value.lower()}-{hashlib.sha1(f'{kind.value}/{target}'.encode()).hexdigest()[:8]}"
+
+
+def recommend(category: C, resource: str, namespace: str, findings: list[Finding], cited: list[str]) -> list[RecommendedAction]:
+    kind, _, name = resource.partition("/")
+    if not name:
+        return []
+    target = ResourceRef(kind=kind, name=name, namespace=None if kind == "Node" else namespace)
+    fields: set[str] = set()
+    for finding in findings:
+        if finding.kind == "TemplateChange" and finding.data.get("owner") == resource:
+            fields |= set(finding.data.get("fields") or [])
+    actions: list[RecommendedAction] = []
+
+    def add(action: ActionType, reason: str, **parameters: Any) -> None:
+        actions.append(RecommendedAction(id=_action_id(action, resource), type=action, target=target,
+                                         parameters=parameters or None, reason=reason, evidence_ids=cited[:8]))
+
+    if category == C.MEMORY_LIMIT_TOO_LOW and kind in ROLLOUT_KINDS:
+        container = next((f.data.get("container") for f in findings
+                          if f.kind == "ContainerTerminated" and f.data.get("owner") == resource
+                          and f.data.get("reason") == "OOMKilled"), None)
+        add(ActionType.SET_RESOURCES, "raise the memory limit the containers are killed at", container=container,
+            memoryIncreasePercent=50)
+    if category in ROLLBACK_CATEGORIES and kind in ROLLOUT_KINDS and fields - {"restartedAt"}:
+        add(ActionType.ROLLBACK, f"the last rollout changed {', '.join(sorted(fields))}; roll back to the previous revision")
+    if category == C.NODE_FAILURE and kind == "Node":
+        add(ActionType.CORDON_NODE, "keep new pods off the failing node")
+    if category == C.SCALED_TO_ZERO and kind in ("Deployment", "StatefulSet"):
+        add(ActionType.SCALE, "scale back up", replicas=1)
+    if category == C.BAD_CONFIG_CHANGE and kind in ("ConfigMap", "Secret"):
+        users = [f.data.get("used_by") for f in findings if f.kind == "ConfigChanged" and f.data.get("name") == name]
+        for user in (users[0] if users else [])[:1]:
+            ukind, _, uname = user.partition("/")
+            if ukind in ROLLOUT_KINDS:
+                actions.append(RecommendedAction(
+                    id=_action_id(ActionType.ROLLOUT_RESTART, user), type=ActionType.ROLLOUT_RESTART,
+                    target=ResourceRef(kind=ukind, name=uname, namespace=namespace),
+                    reason=f"after restoring {resource}, restart {user} to pick it up", evidence_ids=cited[:8]))
+    return actions

@@ -1,0 +1,86 @@
+"""An Investigation from the handler's side: mark it Running, investigate within the
+deadline, write conditions, state and result, and post Kubernetes Events for start and
+result. Called by the Kopf handler; the work itself is ``investigation.investigate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+import httpx
+import kopf
+from pydantic import ValidationError
+
+from aisre.api.conditions import set_condition
+from aisre.api.investigation import Investigation, InvestigationState
+from aisre.api.meta import GROUP, VERSION, ConditionStatus
+from aisre.kube.reader import ClusterReader
+from aisre.operator.investigation import Outcome, investigate, status_of
+from aisre.operator.metrics import INVESTIGATION_SECONDS, INVESTIGATIONS
+
+COMPLETED = "Completed"
+FINISHED_STATES = {InvestigationState.COMPLETED.value, InvestigationState.FAILED.value}
+
+
+def already_done(body: kopf.Body) -> bool:
+    status = body.get("status") or {}
+    return status.get("state") in FINISHED_STATES and status.get("observedGeneration") == body["metadata"].get("generation")
+
+
+async def _mark_running(client: httpx.AsyncClient, namespace: str, name: str, started: dt.datetime) -> None:
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations/{name}/status"
+    body = {"status": {"state": InvestigationState.RUNNING.value, "startedAt": started.isoformat()}}
+    try:
+        await client.patch(path, json=body, headers={"Content-Type": "application/merge-patch+json"})
+    except httpx.HTTPError:
+        pass  # progress display only; the result is written through Kopf's patch
+
+
+async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient) -> None:
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    generation = body["metadata"].get("generation")
+    try:
+        spec = Investigation.model_validate({"spec": body.get("spec") or {}}).spec
+    except ValidationError:
+        return  # the Accepted condition already says why
+    started = dt.datetime.now(dt.UTC)
+    clock = time.perf_counter()
+    await _mark_running(client, namespace, name, started)
+    # kopf.event, not kopf.info: these are posted on purpose, whatever the log-posting level.
+    kopf.event(body, type="Normal", reason="InvestigationStarted", message=f"investigating {spec.target.kind or 'selector'} "
+              f"{spec.target.name or ''} with a {spec.deadline_seconds} s deadline".replace("  ", " "))
+    reader = ClusterReader(client)
+    try:
+        outcome = await asyncio.wait_for(investigate(spec, namespace, reader), timeout=spec.deadline_seconds)
+    except TimeoutError:
+        outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")
+    status = status_of(outcome, namespace, started)
+    conditions = set_condition(
+        patch.status.get("conditions") or (body.get("status") or {}).get("conditions"),
+        type_=COMPLETED,
+        status=ConditionStatus.TRUE if outcome.ok else ConditionStatus.FALSE,
+        reason=outcome.reason,
+        message=outcome.message[:1000],
+        observed_generation=generation,
+        now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+    )
+    status.update(
+        conditions=conditions,
+        observedGeneration=generation,
+        state=(InvestigationState.COMPLETED if outcome.ok else InvestigationState.FAILED).value,
+    )
+    patch.status.update(status)
+    elapsed = time.perf_counter() - clock
+    INVESTIGATIONS.labels(outcome.reason).inc()
+    INVESTIGATION_SECONDS.observe(elapsed)
+    root: dict[str, Any] = status.get("rootCause") or {}
+    if outcome.ok:
+        resource = root.get("resource") or {}
+        kopf.event(body, type="Normal", reason="InvestigationCompleted",
+                  message=f"{root.get('category')} {resource.get('kind', '')}/{resource.get('name', '')} "
+                  f"confidence {root.get('confidence')} in {elapsed:.2f} s")
+    else:
+        kopf.event(body, type="Warning", reason=outcome.reason, message=outcome.message[:500])

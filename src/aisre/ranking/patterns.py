@@ -1,0 +1,410 @@
+"""The fault-pattern library: evidence → candidate root causes.
+
+Each pattern reads the evidence index and proposes candidates of one taxonomy category,
+each naming the resource to fix and citing the findings it rests on. Scores say how
+specific the evidence is (an image pull refused with "unauthorized" is near-certain; a
+crash with a stack trace after a rollout is an inference), before calibration. Patterns
+look at kinds, reasons, messages and structure only — never at object names.
+
+Patterns about a workload only fire while it is hurting now (``EvidenceIndex.impacted``),
+so the past — one restart long ago, a pod that was briefly Pending — is not a fault.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from aisre.api.evidence import Finding
+from aisre.api.taxonomy import RootCauseCategory as C
+from aisre.ranking.candidate import Candidate
+from aisre.ranking.evidence import EvidenceIndex
+
+Pattern = Callable[[EvidenceIndex], Iterable[Candidate]]
+PATTERNS: list[Pattern] = []
+
+AUTH_PULL = re.compile(
+    r"\b401\b|unauthori[sz]ed|authentication required|no basic auth credentials|authorization failed|failed to authorize"
+    r"|invalid username/password|denied: requested access|insufficient_scope|403 forbidden|image pull secrets", re.I)
+IMAGE_MISSING = re.compile(
+    r"not found|manifest unknown|name unknown|does not exist|invalid reference format|no such host|InvalidImageName", re.I)
+INSUFFICIENT = re.compile(r"Insufficient (cpu|memory|pods|ephemeral-storage|nvidia|[a-z0-9./-]+)|Too many pods", re.I)
+CONSTRAINT = re.compile(
+    r"didn't match Pod's node affinity|node affinity/selector|untolerated taint|had taint|didn't match pod (anti-)?affinity"
+    r"|didn't match pod topology spread|node\(s\) didn't satisfy|node\(s\) were unschedulable|didn't have free ports", re.I)
+UNBOUND_CLAIM = re.compile(r"unbound (immediate )?PersistentVolumeClaims|persistentvolumeclaim \"[^\"]+\" not found|volume node affinity", re.I)
+QUOTA = re.compile(r"exceeded quota:\s*([a-z0-9][a-z0-9.-]*)", re.I)
+CONFIG_NOT_FOUND = re.compile(r"(configmap|secret)s? \"([^\"]+)\" not found", re.I)
+KEY_NOT_FOUND = re.compile(r"couldn't find key (\S+) in (ConfigMap|Secret) [^/\s]+/([a-z0-9.-]+)", re.I)
+BAD_COMMAND = re.compile(
+    r"executable file not found|no such file or directory|exec: \"[^\"]*\": (stat|permission)|permission denied"
+    r"|OCI runtime (create|exec) failed|starting container process caused|not found in \$PATH", re.I)
+EXEC_FORMAT = re.compile(r"exec format error", re.I)
+LIVENESS = re.compile(r"liveness probe|failed liveness", re.I)
+STARTUP = re.compile(r"startup probe", re.I)
+READINESS = re.compile(r"readiness probe", re.I)
+NODE_PRESSURE = re.compile(r"node was low on resource|node had condition|NodeNotReady|node .* not ready|DiskPressure|MemoryPressure", re.I)
+
+
+def pattern(fn: Pattern) -> Pattern:
+    PATTERNS.append(fn)
+    return fn
+
+
+def _ids(*groups: Iterable[Finding | None]) -> list[str]:
+    seen: list[str] = []
+    for group in groups:
+        for finding in group:
+            if finding is not None and finding.id not in seen:
+                seen.append(finding.id)
+    return seen
+
+
+def _events(ix: EvidenceIndex, owner: str, pattern_: re.Pattern[str], *reasons: str) -> list[Finding]:
+    return [e for e in ix.of(owner, "Event") if (not reasons or e.data.get("reason") in reasons)
+            and pattern_.search(e.data.get("message", ""))]
+
+
+def _messages(findings: Iterable[Finding]) -> str:
+    return " ".join(f.data.get("message", "") or "" for f in findings)
+
+
+@pattern
+def image_pull(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for finding in ix.kind("ContainerWaiting"):
+        if finding.data.get("reason") not in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"):
+            continue
+        owner = finding.data["owner"]
+        pulls = [e for e in ix.of(owner, "Event") if e.data.get("reason") in ("Failed", "BackOff", "ErrImagePull",
+                 "FailedToRetrieveImagePullSecret", "InspectFailed") and "image" in e.data.get("message", "").lower()]
+        text = finding.data.get("message", "") + " " + _messages(pulls)
+        fields = ix.changed_fields(owner)
+        change = [ix.template_change(owner)] if fields & {"image", "imagePullSecrets", "serviceAccountName"} else []
+        rotated = [c for c in ix.kind("ConfigChanged") if owner in (c.data.get("pull_secret_of") or [])]
+        missing_secret = [m for m in ix.of(owner, "MissingReference") if m.data.get("pull_secret")]
+        if AUTH_PULL.search(text) or rotated or missing_secret:
+            for secret in rotated:
+                yield Candidate(C.IMAGE_PULL_AUTH, f"Secret/{secret.data['name']}", 0.93,
+                                f"the pull secret Secret/{secret.data['name']} changed and the registry now refuses "
+                                f"{owner}'s image", _ids([finding, secret], pulls), "image_pull")
+            yield Candidate(C.IMAGE_PULL_AUTH, owner, 0.9 if not rotated else 0.8,
+                            f"the registry refuses to serve the image of {owner}: credentials (imagePullSecrets) "
+                            "are missing or wrong", _ids([finding], pulls, change, missing_secret), "image_pull")
+            yield Candidate(C.BAD_IMAGE, owner, 0.4, f"the image of {owner} cannot be pulled", _ids([finding], pulls), "image_pull")
+            continue
+        score = 0.93 if IMAGE_MISSING.search(text) else (0.88 if "image" in fields else 0.8)
+        yield Candidate(C.BAD_IMAGE, owner, score, f"the image of {owner} cannot be pulled ({finding.data.get('reason')})"
+                        + (" since the rollout changed it" if "image" in fields else ""),
+                        _ids([finding], pulls, change), "image_pull")
+        yield Candidate(C.IMAGE_PULL_AUTH, owner, 0.3, f"the registry may refuse {owner}'s image", _ids([finding]), "image_pull")
+
+
+@pattern
+def exec_format(ix: EvidenceIndex) -> Iterable[Candidate]:
+    hits: dict[str, list[Finding]] = {}
+    for finding in ix.kind("ContainerTerminated", "ContainerWaiting"):
+        if EXEC_FORMAT.search(finding.data.get("message", "") or ""):
+            hits.setdefault(finding.data["owner"], []).append(finding)
+    for finding in ix.kind("LogSignature"):
+        if finding.data.get("signature") == "exec_format":
+            hits.setdefault(finding.data["owner"], []).append(finding)
+    for owner, findings in hits.items():
+        if ix.impacted(owner):
+            yield Candidate(C.IMAGE_ARCH_MISMATCH, owner, 0.93, f"the image of {owner} is built for another CPU "
+                            "architecture (exec format error)", _ids(findings, [ix.template_change(owner)]), "exec_format")
+
+
+@pattern
+def bad_command(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for finding in ix.kind("ContainerWaiting", "ContainerTerminated"):
+        owner = finding.data["owner"]
+        reason = finding.data.get("reason", "")
+        message = finding.data.get("message", "") or ""
+        exit_code = finding.data.get("exit_code")
+        start_failure = reason in ("RunContainerError", "StartError", "ContainerCannotRun", "CreateContainerError")
+        if EXEC_FORMAT.search(message) or not ix.impacted(owner):
+            continue
+        if start_failure or exit_code in (126, 127) or (exit_code == 128 and BAD_COMMAND.search(message)):
+            changed = ix.changed_fields(owner) & {"command", "args"}
+            score = 0.9 if (BAD_COMMAND.search(message) or exit_code in (126, 127)) else 0.7
+            yield Candidate(C.BAD_COMMAND, owner, min(0.95, score + (0.04 if changed else 0)),
+                            f"the container command of {owner} cannot run (exit {exit_code}, {reason}): {message[:160]}",
+                            _ids([finding], [ix.template_change(owner)] if changed else []), "bad_command")
+    for finding in ix.kind("LogSignature"):
+        owner = finding.data["owner"]
+        if finding.data.get("signature") == "missing_file" and "$PATH" in finding.data.get("sample", "") and ix.impacted(owner):
+            yield Candidate(C.BAD_COMMAND, owner, 0.75, f"{owner}'s entrypoint is not found", _ids([finding]), "bad_command")
+
+
+@pattern
+def missing_config(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for finding in list(ix.kind("ContainerWaiting")) + list(ix.kind("Event")):
+        if finding.kind == "ContainerWaiting" and finding.data.get("reason") not in ("CreateContainerConfigError", "CreateContainerError"):
+            continue
+        if finding.kind == "Event" and finding.data.get("reason") not in ("FailedMount", "Failed"):
+            continue
+        owner = finding.data["owner"]
+        message = finding.data.get("message", "") or ""
+        template_touched = bool(ix.changed_fields(owner) & {"env", "envFrom", "volumes", "volumeMounts"})
+        key = KEY_NOT_FOUND.search(message)
+        if key:
+            obj = f"{key.group(2).capitalize() if key.group(2).lower() == 'secret' else 'ConfigMap'}/{key.group(3)}"
+            yield Candidate(C.MISSING_CONFIG, obj, 0.86, f"{obj} lacks the key {key.group(1)} that {owner} reads",
+                            _ids([finding]), "missing_config")
+            yield Candidate(C.MISSING_CONFIG, owner, 0.8 if not template_touched else 0.88,
+                            f"{owner} reads key {key.group(1)} that {obj} does not have", _ids([finding]), "missing_config")
+            continue
+        found = CONFIG_NOT_FOUND.search(message)
+        if found:
+            kind = "ConfigMap" if found.group(1).lower() == "configmap" else "Secret"
+            obj = f"{kind}/{found.group(2)}"
+            yield Candidate(C.MISSING_CONFIG, owner, 0.88, f"{owner} references {obj}, which does not exist",
+                            _ids([finding], ix.of(owner, "MissingReference")), "missing_config")
+            yield Candidate(C.MISSING_CONFIG, obj, 0.84, f"{obj}, which {owner} needs, does not exist",
+                            _ids([finding]), "missing_config")
+    for finding in ix.kind("MissingReference"):
+        owner = finding.data["owner"]
+        if finding.data["ref_kind"] in ("ConfigMap", "Secret") and not finding.data.get("pull_secret") and ix.impacted(owner):
+            obj = f"{finding.data['ref_kind']}/{finding.data['name']}"
+            yield Candidate(C.MISSING_CONFIG, owner, 0.8, f"{owner} references {obj}, which does not exist", _ids([finding]), "missing_config")
+            yield Candidate(C.MISSING_CONFIG, obj, 0.78, f"{obj}, which {owner} needs, does not exist", _ids([finding]), "missing_config")
+
+
+CRASH_REASONS = {"CrashLoopBackOff", "Error", "RunContainerError"}
+
+
+def _crashing(ix: EvidenceIndex, owner: str) -> list[Finding]:
+    """Findings that say the owner's containers exit (not OOM, not start failures)."""
+    out = []
+    for finding in ix.of(owner, "ContainerWaiting", "ContainerTerminated"):
+        if finding.data.get("init"):
+            continue
+        if finding.kind == "ContainerWaiting" and finding.data.get("reason") == "CrashLoopBackOff":
+            out.append(finding)
+        elif finding.kind == "ContainerTerminated" and finding.data.get("exit_code") not in (0, None) \
+                and finding.data.get("reason") not in ("OOMKilled",) and (finding.data.get("current") or not finding.data.get("ready_now")):
+            out.append(finding)
+    return out
+
+
+def _log_signatures(ix: EvidenceIndex, owner: str, *names: str) -> list[Finding]:
+    return [f for f in ix.of(owner, "LogSignature") if not names or f.data.get("signature") in names]
+
+
+@pattern
+def memory(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for owner in ix.impacted_owners():
+        oom = [f for f in ix.of(owner, "ContainerTerminated") if f.data.get("reason") == "OOMKilled"
+               or (f.data.get("exit_code") == 137 and "oom" in (f.data.get("message", "") or "").lower())]
+        oom += [e for e in ix.of(owner, "Event") if e.data.get("reason") in ("OOMKilling", "OOMKilled")]
+        oom += _log_signatures(ix, owner, "oom")
+        if not oom:
+            continue
+        changed = ix.changed_fields(owner) & {"resources"}
+        yield Candidate(C.MEMORY_LIMIT_TOO_LOW, owner, 0.92 if changed else 0.86,
+                        f"{owner}'s containers are OOMKilled: the memory limit is below the working set"
+                        + (" since the rollout changed resources" if changed else ""),
+                        _ids(oom, [ix.template_change(owner)] if changed else []), "memory")
+        if not changed:
+            yield Candidate(C.MEMORY_LEAK, owner, 0.45, f"{owner}'s memory may grow until it is OOMKilled",
+                            _ids(oom), "memory")
+
+
+@pattern
+def probes(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for owner in ix.impacted_owners():
+        fields = ix.changed_fields(owner)
+        liveness = _events(ix, owner, LIVENESS, "Unhealthy", "Killing")
+        startup = _events(ix, owner, STARTUP, "Unhealthy", "Killing")
+        readiness = _events(ix, owner, READINESS, "Unhealthy")
+        not_ready = ix.of(owner, "ContainerNotReady")
+        if liveness or startup:
+            changed = bool(fields & {"livenessProbe", "startupProbe"})
+            yield Candidate(C.LIVENESS_PROBE_FAILURE, owner, 0.9 if changed else 0.84,
+                            f"the kubelet kills {owner}'s containers after failed liveness probes"
+                            + (" since the rollout changed the probe" if changed else ""),
+                            _ids(liveness, startup, [ix.template_change(owner)] if changed else []), "probes")
+        if readiness and (not_ready or any(f.kind == "WorkloadUnavailable" for f in ix.of(owner))):
+            changed = "readinessProbe" in fields
+            yield Candidate(C.READINESS_PROBE_FAILURE, owner, 0.88 if changed else 0.8,
+                            f"{owner}'s pods never become Ready: the readiness probe fails",
+                            _ids(readiness, not_ready, [ix.template_change(owner)] if changed else []), "probes")
+        elif not_ready and "readinessProbe" in fields:
+            yield Candidate(C.READINESS_PROBE_FAILURE, owner, 0.7, f"{owner}'s pods are not Ready since the "
+                            "readiness probe changed", _ids(not_ready, [ix.template_change(owner)]), "probes")
+
+
+@pattern
+def scheduling(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for finding in list(ix.kind("PodUnschedulable")) + [e for e in ix.kind("Event") if e.data.get("reason") == "FailedScheduling"]:
+        owner = finding.data["owner"]
+        message = finding.data.get("message", "") or ""
+        if finding.kind == "Event" and not ix.impacted(owner):
+            continue
+        if UNBOUND_CLAIM.search(message):
+            continue  # a storage problem, see storage()
+        if INSUFFICIENT.search(message):
+            yield Candidate(C.INSUFFICIENT_RESOURCES, owner, 0.92, f"{owner}'s pods do not fit any node: {message[:200]}",
+                            _ids([finding]), "scheduling")
+        if CONSTRAINT.search(message):
+            yield Candidate(C.SCHEDULING_CONSTRAINT, owner, 0.9, f"no node satisfies {owner}'s placement constraints: "
+                            f"{message[:200]}", _ids([finding]), "scheduling")
+
+
+@pattern
+def storage(ix: EvidenceIndex) -> Iterable[Candidate]:
+    claims = {f.data["claim"]: f for f in ix.kind("PVCNotBound")}
+    users: dict[str, list[str]] = {}
+    for src, dst, _ in ix.edges("uses") + ix.edges("mounts"):
+        if dst.startswith("PersistentVolumeClaim/"):
+            users.setdefault(dst, []).append(src)
+    for claim, finding in claims.items():
+        impacted = [o for o in users.get(claim, []) if ix.impacted(o)]
+        if impacted or not users.get(claim):
+            score = 0.9 if impacted else 0.6
+            yield Candidate(C.STORAGE_FAILURE, claim, score, f"{claim} is not bound"
+                            + (f"; {', '.join(impacted)} cannot start" if impacted else ""), _ids([finding]), "storage")
+    for event in ix.kind("Event"):
+        if event.data.get("reason") in ("FailedMount", "FailedAttachVolume", "ProvisioningFailed") and ix.impacted(event.data["owner"]):
+            message = event.data.get("message", "")
+            if CONFIG_NOT_FOUND.search(message):
+                continue
+            claim = next((c for c in users if c.split("/", 1)[1] in message), None) or event.data["owner"]
+            if claim.startswith("PersistentVolumeClaim/"):
+                yield Candidate(C.STORAGE_FAILURE, claim, 0.85, f"volumes of {event.data['owner']} cannot be mounted: {message[:160]}",
+                                _ids([event]), "storage")
+
+
+@pattern
+def quota(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for finding in list(ix.kind("ReplicaFailure")) + [e for e in ix.kind("Event") if e.data.get("reason") == "FailedCreate"]:
+        match = QUOTA.search(finding.data.get("message", "") or "")
+        if match:
+            name = match.group(1).rstrip(",.")
+            exhausted = [q for q in ix.kind("QuotaExhausted") if q.data.get("quota") == f"ResourceQuota/{name}"]
+            yield Candidate(C.RESOURCE_QUOTA_EXCEEDED, f"ResourceQuota/{name}", 0.93,
+                            f"ResourceQuota/{name} refuses new pods of {finding.data.get('owner')}", _ids([finding], exhausted), "quota")
+
+
+@pattern
+def nodes(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for finding in ix.kind("NodeNotReady", "NodePressure"):
+        node = f"Node/{finding.resource.name}" if finding.resource else ""
+        pods = set(finding.data.get("pods") or [])
+        affected = [o for o in ix.impacted_owners() if any(set(f.data.get("pods") or []) & pods for f in ix.of(o))]
+        score = 0.92 if affected else 0.7
+        yield Candidate(C.NODE_FAILURE, node, score, f"{node} is unhealthy ({finding.data.get('reason') or finding.data.get('condition')})"
+                        + (f"; {', '.join(affected)} fail on it" if affected else ""), _ids([finding]), "nodes")
+    for finding in ix.kind("PodEvicted"):
+        if NODE_PRESSURE.search(finding.data.get("message", "") or "") and finding.data.get("node"):
+            node = f"Node/{finding.data['node']}"
+            yield Candidate(C.NODE_FAILURE, node, 0.75, f"pods of {finding.data['owner']} were evicted from {node}: "
+                            f"{finding.data.get('message', '')[:160]}", _ids([finding]), "nodes")
+
+
+@pattern
+def scaled_to_zero(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for finding in ix.kind("WorkloadScaledToZero"):
+        owner = finding.data["owner"]
+        changes = ix.of(owner, "ReplicasChanged")
+        routed = [src for src, dst, _ in ix.edges("routesTo") if dst == owner]
+        dependents = [src for src, dst, _ in ix.edges("dependsOn") if dst in routed]
+        score = 0.88 if changes else (0.75 if routed or dependents else 0.5)
+        yield Candidate(C.SCALED_TO_ZERO, owner, score, f"{owner} is scaled to zero replicas"
+                        + (f" (set by {changes[-1].data.get('manager')})" if changes else ""), _ids([finding], changes), "scaled_to_zero")
+
+
+@pattern
+def init_containers(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for finding in ix.kind("ContainerWaiting", "ContainerTerminated"):
+        if not finding.data.get("init"):
+            continue
+        owner = finding.data["owner"]
+        if finding.kind == "ContainerTerminated" and finding.data.get("exit_code") == 0:
+            continue
+        if not ix.impacted(owner):
+            continue
+        yield Candidate(C.INIT_CONTAINER_FAILURE, owner, 0.86, f"init container {finding.data.get('container')} of {owner} "
+                        f"fails ({finding.data.get('reason')}, exit {finding.data.get('exit_code')})", _ids([finding]), "init")
+
+
+@pattern
+def crashes(ix: EvidenceIndex) -> Iterable[Candidate]:
+    """Containers that start and exit: a config change, a new rollout's code, or unknown."""
+    configs = list(ix.kind("ConfigChanged"))
+    for owner in ix.impacted_owners():
+        crash = _crashing(ix, owner) + [f for f in ix.of(owner, "ContainerNotReady")]
+        if not crash:
+            continue
+        fields = ix.changed_fields(owner)
+        change = ix.template_change(owner)
+        logs = _log_signatures(ix, owner)
+        config_logs = [f for f in logs if f.data.get("signature") in ("config_parse", "missing_setting", "auth_failure")]
+        app_logs = [f for f in logs if f.data.get("signature") in ("panic",)]
+        errors = [f for f in ix.of(owner, "LogTemplates") if f.data.get("error_lines")]
+        changed_config = [c for c in configs if owner in (c.data.get("used_by") or [])]
+        for config in changed_config:
+            score = 0.82 + (0.08 if config_logs else 0) + (0.03 if "restartedAt" in fields else 0)
+            yield Candidate(C.BAD_CONFIG_CHANGE, f"{config.data['config_kind']}/{config.data['name']}", min(score, 0.93),
+                            f"{config.data['config_kind']}/{config.data['name']} changed and {owner} now fails",
+                            _ids([config], crash[:2], config_logs), "crashes")
+        env_only = fields and fields <= {"env", "envFrom", "restartedAt"} and "env" in fields | {"envFrom"} and fields & {"env", "envFrom"}
+        if env_only:
+            yield Candidate(C.BAD_CONFIG_CHANGE, owner, 0.85 if config_logs or crash else 0.7,
+                            f"the rollout of {owner} changed its environment and it now fails", _ids([change], crash[:2], config_logs), "crashes")
+        if "image" in fields:
+            score = 0.8 + (0.08 if app_logs or errors else 0)
+            yield Candidate(C.APPLICATION_ERROR, owner, score, f"the new version of {owner} fails after the rollout "
+                            "(errors in its logs, no config change)", _ids([change], crash[:2], app_logs, errors[:1]), "crashes")
+        elif not changed_config and not env_only:
+            score = 0.55 if app_logs else (0.45 if config_logs or errors else 0.35)
+            yield Candidate(C.APPLICATION_ERROR, owner, score, f"{owner} fails with errors in its own logs",
+                            _ids(crash[:2], app_logs, errors[:1]), "crashes")
+            if config_logs:
+                yield Candidate(C.BAD_CONFIG_CHANGE, owner, 0.5, f"{owner}'s configuration is rejected at start",
+                                _ids(crash[:2], config_logs), "crashes")
+
+
+@pattern
+def rbac(ix: EvidenceIndex) -> Iterable[Candidate]:
+    bindings = list(ix.kind("RoleBinding"))
+    roles = {f.data["role"]: f for f in ix.kind("Role")}
+    for finding in ix.kind("LogSignature"):
+        if finding.data.get("signature") != "forbidden":
+            continue
+        owner = finding.data["owner"]
+        detail = finding.data.get("detail") or {}
+        sa, verb, resource = detail.get("sa"), detail.get("verb"), detail.get("resource")
+        def grants(rules: list[dict]) -> bool:
+            return any(("*" in (r.get("verbs") or []) or verb in (r.get("verbs") or []))
+                       and ("*" in (r.get("resources") or []) or resource in (r.get("resources") or [])) for r in rules)
+        own = [b for b in bindings if sa and any(s.get("kind") == "ServiceAccount" and s.get("name") == sa for s in b.data.get("subjects") or [])]
+        proposed = False
+        for binding in own:
+            role = binding.data.get("role", "")
+            if not binding.data.get("role_exists"):
+                yield Candidate(C.RBAC_DENIED, role, 0.86, f"{binding.data['binding']} grants {role}, which does not exist",
+                                _ids([finding, binding]), "rbac")
+                proposed = True
+            elif not grants(binding.data.get("rules") or []):
+                yield Candidate(C.RBAC_DENIED, role, 0.88, f"{role} does not allow {verb} on {resource} for ServiceAccount/{sa}",
+                                _ids([finding, binding, roles.get(role)]), "rbac")
+                yield Candidate(C.RBAC_DENIED, binding.data["binding"], 0.55, f"{binding.data['binding']} binds too little",
+                                _ids([finding, binding]), "rbac")
+                proposed = True
+        if not proposed:
+            for binding in bindings:
+                if grants(binding.data.get("rules") or []):
+                    yield Candidate(C.RBAC_DENIED, binding.data["binding"], 0.86, f"{binding.data['binding']} grants "
+                                    f"{verb} on {resource} but not to ServiceAccount/{sa}", _ids([finding, binding]), "rbac")
+                    yield Candidate(C.RBAC_DENIED, binding.data["role"], 0.5, "the role exists but is not bound to "
+                                    f"ServiceAccount/{sa}", _ids([finding, binding]), "rbac")
+                    proposed = True
+        if not proposed:
+            for role, role_finding in roles.items():
+                if grants(role_finding.data.get("rules") or []):
+                    yield Candidate(C.RBAC_DENIED, role, 0.7, f"{role} allows {verb} on {resource} but nothing binds it to "
+                                    f"ServiceAccount/{sa}", _ids([finding, role_finding]), "rbac")
+                    proposed = True
+        if not proposed:
+            yield Candidate(C.RBAC_DENIED, owner, 0.6, f"ServiceAccount/{sa} of {owner} may not {verb} {resource}", _ids([finding]), "rbac")

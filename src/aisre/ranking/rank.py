@@ -1,0 +1,77 @@
+"""Ranking: fault patterns and the causal graph propose candidates; this merges them,
+demotes symptoms that follow from a dependency, decides whether anything is wrong at
+all, and calibrates the confidence of what remains."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aisre.api.evidence import Finding
+from aisre.api.taxonomy import RootCauseCategory as C
+from aisre.ranking.calibration import calibrate
+from aisre.ranking.candidate import Candidate
+from aisre.ranking.causal import origins
+from aisre.ranking.evidence import EvidenceIndex
+from aisre.ranking.patterns import PATTERNS
+
+# A client's own symptoms that a failing dependency explains.
+SYMPTOM_CATEGORIES = {C.APPLICATION_ERROR, C.READINESS_PROBE_FAILURE, C.LIVENESS_PROBE_FAILURE,
+                      C.INIT_CONTAINER_FAILURE, C.BAD_CONFIG_CHANGE}
+NO_FAULT_THRESHOLD = 0.5
+MAX_HYPOTHESES = 10
+
+
+@dataclass(frozen=True)
+class RankedHypothesis:
+    category: C
+    resource: str
+    confidence: float
+    score: float
+    summary: str
+    evidence_ids: tuple[str, ...]
+
+
+def merge(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """One candidate per (category, resource): the strongest, nudged up by corroboration."""
+    merged: dict[tuple[str, str], Candidate] = {}
+    for candidate in candidates:
+        current = merged.get(candidate.key)
+        if current is None:
+            merged[candidate.key] = Candidate(candidate.category, candidate.resource, candidate.score, candidate.summary,
+                                              list(candidate.evidence_ids), candidate.pattern)
+            continue
+        if candidate.score > current.score:
+            current.summary, current.pattern = candidate.summary, candidate.pattern
+        current.score = min(0.97, max(current.score, candidate.score) + 0.02)
+        current.evidence_ids.extend(i for i in candidate.evidence_ids if i not in current.evidence_ids)
+    return sorted(merged.values(), key=lambda c: (-c.score, c.category.value, c.resource))
+
+
+def rank(findings: Iterable[Finding], namespace: str) -> list[RankedHypothesis]:
+    ix = EvidenceIndex(findings, namespace)
+    candidates: list[Candidate] = []
+    for pattern in PATTERNS:
+        candidates.extend(pattern(ix))
+    from_graph, demote, _ = origins(ix)
+    for candidate in candidates:
+        factor = demote.get(candidate.resource)
+        if factor and candidate.category in SYMPTOM_CATEGORIES:
+            candidate.score *= factor
+    ranked = merge(candidates + from_graph)
+
+    impacted = ix.impacted_owners()
+    best = ranked[0].score if ranked else 0.0
+    if not impacted and best < 0.8:
+        # Nothing is hurting now: what patterns saw is history or noise.
+        healthy = [f.id for f in ix.kind("WorkloadHealthy")][:8]
+        no_fault = Candidate(C.NO_FAULT, "", 0.9 - 0.4 * best, "every workload in scope is available and healthy",
+                             healthy, "no_fault")
+        ranked = [no_fault, *ranked]
+    elif not ranked or best < NO_FAULT_THRESHOLD:
+        ranked.append(Candidate(C.NO_FAULT, "", 0.2, "no known fault pattern matches", [], "no_fault"))
+        ranked.sort(key=lambda c: -c.score)
+    return [
+        RankedHypothesis(c.category, c.resource, calibrate(c.score), round(c.score, 3), c.summary, tuple(c.evidence_ids[:16]))
+        for c in ranked[:MAX_HYPOTHESES]
+    ]

@@ -1,0 +1,51 @@
+"""Error signatures in log lines, and the remote they name."""
+
+from __future__ import annotations
+
+import pytest
+
+from aisre.agents.log_signatures import classify, is_error, remote_of
+
+
+@pytest.mark.parametrize(
+    ("line", "signature", "host", "port"),
+    [
+        ("2026-01-01T00:00:00Z ERROR dial tcp 10.0.0.7:5432: connect: connection refused", "connection_refused", None, None),
+        ("ERROR could not connect to orders-db:5432: Connection refused", "connection_refused", "orders-db", 5432),
+        ("psycopg2.OperationalError: could not connect to server: Connection refused. Is the server running on host \"ledger-db\"",
+         "connection_refused", "ledger-db", None),
+        ('Get "http://payments.shop.svc.cluster.local:8080/api": dial tcp: lookup payments.shop.svc.cluster.local: no such host',
+         "dns_failure", "payments", 8080),
+        ("redis: dial tcp redis-cache:6379: i/o timeout", "timeout", "redis-cache", 6379),
+        ("FATAL: password authentication failed for user \"app\"", "auth_failure", None, None),
+        ("exec /usr/local/bin/server: exec format error", "exec_format", None, None),
+        ('pods is forbidden: User "system:serviceaccount:shop:ledger" cannot list resource "pods" in API group "" in the namespace "shop"',
+         "forbidden", None, None),
+        ("accept4: too many open files; retrying in 5ms", "too_many_files", None, None),
+        ("panic: runtime error: invalid memory address or nil pointer dereference", "panic", None, None),
+        ("Traceback (most recent call last):", "panic", None, None),
+        ("yaml: line 4: mapping values are not allowed in this context (while parsing config)", "config_parse", None, None),
+        ("java.lang.OutOfMemoryError: Java heap space", "oom", None, None),
+    ],
+)
+def test_signatures(line: str, signature: str, host: str | None, port: int | None) -> None:
+    found = classify(line)
+    assert found is not None and found.signature == signature
+    assert (found.host, found.port) == (host, port)
+
+
+def test_rbac_detail() -> None:
+    found = classify('secrets is forbidden: User "system:serviceaccount:ns1:reporter" cannot get resource "secrets" in API group ""')
+    assert found and found.detail == {"namespace": "ns1", "sa": "reporter", "verb": "get", "resource": "secrets", "group": ""}
+
+
+@pytest.mark.parametrize("line", ["INFO server listening on :8080", "GET /healthz 200 1ms", "connected to db:5432"])
+def test_normal_lines_are_not_errors(line: str) -> None:
+    assert classify(line) is None
+    assert not is_error(line)
+
+
+def test_remote_ignores_ip_addresses_and_localhost() -> None:
+    assert remote_of("dial tcp 127.0.0.1:5432") == (None, None)
+    assert remote_of("connect to localhost:6379 failed") == (None, None)
+    assert remote_of("upstream http://cart:8080/v1 failed") == ("cart", 8080)

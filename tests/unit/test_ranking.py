@@ -1,0 +1,174 @@
+"""Ranking on synthetic evidence: patterns, the causal graph, and NoFault."""
+
+from __future__ import annotations
+
+import itertools
+
+from aisre.api.evidence import Finding
+from aisre.api.meta import ResourceRef
+from aisre.api.taxonomy import RootCauseCategory as C
+from aisre.ranking.calibration import calibrate, fit_knots
+from aisre.ranking.rank import rank
+
+_ids = itertools.count()
+
+
+def f(kind: str, owner: str | None = None, agent: str = "workloads", **data) -> Finding:
+    if owner:
+        data["owner"] = owner
+        kind_, _, name = owner.partition("/")
+        resource = ResourceRef(kind=kind_, name=name, namespace="ns")
+    else:
+        resource = None
+    return Finding(id=f"x-{next(_ids)}", agent=agent, kind=kind, summary=kind, resource=resource, data=data)
+
+
+def edge(src: str, dst: str, relation: str) -> Finding:
+    return f("Edge", agent="topology", src=src, dst=dst, relation=relation)
+
+
+def top(findings: list[Finding]) -> tuple[str, str]:
+    hypotheses = rank(findings, "ns")
+    return hypotheses[0].category.value, hypotheses[0].resource
+
+
+def unavailable(owner: str) -> Finding:
+    return f("WorkloadUnavailable", owner, desired=2, available=1, ready=1, updated=1)
+
+
+def test_image_pull_errors() -> None:
+    d = "Deployment/api"
+    base = [unavailable(d), f("TemplateChange", d, agent="changes", fields=["image"])]
+    assert top(base + [f("ContainerWaiting", d, reason="ImagePullBackOff", message='Back-off pulling image "x:v2"')]) == ("BadImage", d)
+    denied = f("ContainerWaiting", d, reason="ErrImagePull",
+               message="rpc error: pull access denied for registry.local/x, repository does not exist or may require authorization: "
+               "authorization failed")
+    assert top(base + [denied]) == ("ImagePullAuth", d)
+
+
+def test_oom_is_memory_limit_and_leak_is_an_alternative() -> None:
+    d = "Deployment/worker"
+    hypotheses = rank([unavailable(d), f("ContainerWaiting", d, reason="CrashLoopBackOff", restarts=4),
+                       f("ContainerTerminated", d, reason="OOMKilled", exit_code=137, current=False)], "ns")
+    assert (hypotheses[0].category, hypotheses[0].resource) == (C.MEMORY_LIMIT_TOO_LOW, d)
+    assert C.MEMORY_LEAK in [h.category for h in hypotheses[:3]]
+
+
+def test_client_crash_points_at_the_database() -> None:
+    client, db = "Deployment/checkout", "Deployment/orders-db"
+    findings = [
+        unavailable(client), f("ContainerWaiting", client, reason="CrashLoopBackOff", restarts=5),
+        f("ContainerTerminated", client, reason="Error", exit_code=1, current=False),
+        f("LogSignature", client, agent="logs", signature="connection_refused", host="orders-db", port=5432),
+        unavailable(db), f("ContainerNotReady", db, container="postgres"),
+        edge("Service/orders-db", db, "routesTo"), edge(client, "Service/orders-db", "dependsOn"),
+    ]
+    hypotheses = rank(findings, "ns")
+    assert (hypotheses[0].category, hypotheses[0].resource) == (C.DEPENDENCY_FAILURE, db)
+    client_app = [h for h in hypotheses if h.resource == client and h.category == C.APPLICATION_ERROR]
+    assert not client_app or client_app[0].score < hypotheses[0].score
+
+
+def test_service_selector_mismatch_beats_the_dependency() -> None:
+    client = "Deployment/web"
+    findings = [
+        unavailable(client), f("ContainerNotReady", client),
+        f("LogSignature", client, agent="logs", signature="connection_refused", host="cart", port=8080),
+        f("ServiceSelectorMatchesNothing", agent="topology", service="Service/cart", selector={"app": "carts"}),
+        edge(client, "Service/cart", "dependsOn"),
+    ]
+    assert top(findings) == ("ServiceSelectorMismatch", "Service/cart")
+
+
+def test_network_policy_block() -> None:
+    client, server = "Deployment/web", "Deployment/redis"
+    findings = [
+        unavailable(client), f("ContainerNotReady", client),
+        f("LogSignature", client, agent="logs", signature="timeout", host="redis", port=6379),
+        edge("Service/redis", server, "routesTo"), f("WorkloadHealthy", server, desired=1, available=1),
+        f("NetworkPolicyBlocks", agent="topology", policy="NetworkPolicy/deny-all",
+          blocked=[{"client": client, "server": server, "direction": "ingress"}]),
+    ]
+    assert top(findings) == ("NetworkPolicyBlock", "NetworkPolicy/deny-all")
+
+
+def test_quota_scheduling_and_storage() -> None:
+    d = "Deployment/api"
+    quota = f("ReplicaFailure", d, reason="FailedCreate", message='pods "api-x" is forbidden: exceeded quota: team-quota, '
+              "requested: cpu=500m, used: cpu=2, limited: cpu=2")
+    assert top([unavailable(d), quota]) == ("ResourceQuotaExceeded", "ResourceQuota/team-quota")
+    pending = f("PodUnschedulable", d, reason="Unschedulable", message="0/2 nodes are available: 2 Insufficient memory.")
+    assert top([unavailable(d), pending]) == ("InsufficientResources", d)
+    selector = f("PodUnschedulable", d, message="0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector.")
+    assert top([unavailable(d), selector]) == ("SchedulingConstraint", d)
+    claim = [unavailable(d), f("PodUnschedulable", d, message="0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims."),
+             f("PVCNotBound", agent="topology", claim="PersistentVolumeClaim/data", phase="Pending"),
+             edge(d, "PersistentVolumeClaim/data", "uses")]
+    assert top(claim) == ("StorageFailure", "PersistentVolumeClaim/data")
+
+
+def test_missing_config_and_bad_config_change() -> None:
+    d = "Deployment/ledger"
+    waiting = f("ContainerWaiting", d, reason="CreateContainerConfigError", message='configmap "ledger-config" not found')
+    hypotheses = rank([unavailable(d), waiting], "ns")
+    assert {h.category for h in hypotheses[:2]} == {C.MISSING_CONFIG}
+    assert {h.resource for h in hypotheses[:2]} == {d, "ConfigMap/ledger-config"}
+    changed = f("ConfigChanged", agent="changes", config_kind="ConfigMap", name="ledger-config", used_by=[d], updated_after_create=True)
+    crash = [unavailable(d), f("ContainerWaiting", d, reason="CrashLoopBackOff"),
+             f("ContainerTerminated", d, reason="Error", exit_code=1, current=False),
+             f("LogSignature", d, agent="logs", signature="config_parse"), changed]
+    assert top(crash) == ("BadConfigChange", "ConfigMap/ledger-config")
+
+
+def test_application_error_after_rollout() -> None:
+    d = "Deployment/cart"
+    findings = [unavailable(d), f("ContainerWaiting", d, reason="CrashLoopBackOff"),
+                f("ContainerTerminated", d, reason="Error", exit_code=2, current=False),
+                f("TemplateChange", d, agent="changes", fields=["image"]),
+                f("LogSignature", d, agent="logs", signature="panic")]
+    assert top(findings) == ("ApplicationError", d)
+
+
+def test_node_failure() -> None:
+    d = "Deployment/api"
+    node = Finding(id="n1", agent="workloads", kind="NodeNotReady", summary="", resource=ResourceRef(kind="Node", name="kwok-node-1"),
+                   data={"pods": ["api-1"], "reason": "KubeletNotReady"})
+    findings = [unavailable(d), f("ContainerNotReady", d, pods=["api-1"]), node]
+    assert top(findings) == ("NodeFailure", "Node/kwok-node-1")
+
+
+def test_rbac_points_at_the_role_missing_the_permission() -> None:
+    d = "Deployment/reporter"
+    findings = [unavailable(d), f("ContainerWaiting", d, reason="CrashLoopBackOff"),
+                f("LogSignature", d, agent="logs", signature="forbidden",
+                  detail={"sa": "reporter", "verb": "list", "resource": "pods"}),
+                f("RoleBinding", agent="topology", binding="RoleBinding/reporter", role="Role/pod-reader", role_exists=True,
+                  subjects=[{"kind": "ServiceAccount", "name": "reporter"}], rules=[{"verbs": ["get"], "resources": ["pods"]}])]
+    assert top(findings) == ("RBACDenied", "Role/pod-reader")
+
+
+def test_history_and_noise_is_no_fault() -> None:
+    d = "Deployment/web"
+    findings = [f("WorkloadHealthy", d, desired=2, available=2),
+                f("ContainerTerminated", d, reason="Error", exit_code=1, current=False, running_now=True, ready_now=True),
+                f("Event", d, agent="events", type="Warning", reason="Unhealthy", message="Readiness probe failed: connection refused")]
+    assert top(findings) == ("NoFault", "")
+    assert rank([], "ns")[0].category == C.NO_FAULT
+
+
+def test_ranking_ignores_names() -> None:
+    """Renaming every object changes nothing but the names in the answer."""
+    def scenario(a: str, b: str) -> list[Finding]:
+        return [unavailable(a), f("ContainerWaiting", a, reason="CrashLoopBackOff"),
+                f("LogSignature", a, agent="logs", signature="connection_refused", host=b.split("/")[1], port=5432),
+                unavailable(b), f("ContainerNotReady", b), edge(f"Service/{b.split('/')[1]}", b, "routesTo")]
+    first = [(h.category, h.score) for h in rank(scenario("Deployment/checkout", "Deployment/db"), "ns")]
+    second = [(h.category, h.score) for h in rank(scenario("Deployment/zz-frontend", "Deployment/aa-store"), "ns")]
+    assert first == second
+
+
+def test_calibration_is_monotone() -> None:
+    knots = fit_knots([(0.3, False), (0.4, False), (0.5, True), (0.6, False), (0.8, True), (0.9, True), (0.95, True)], bins=3)
+    values = [calibrate(s / 20, knots) for s in range(21)]
+    assert values == sorted(values)
+    assert 0.0 <= values[0] and values[-1] <= 1.0
