@@ -1,0 +1,86 @@
+"""Pure parts of an investigation: template diffs, selectors, the plan, recommended
+actions, and the Markdown report."""
+
+from __future__ import annotations
+
+from aisre.agents.changes import diff_templates
+from aisre.api.evidence import Finding
+from aisre.api.taxonomy import ActionType, AgentName
+from aisre.api.taxonomy import RootCauseCategory as C
+from aisre.kube.scope import Scope, labels_match
+from aisre.operator.planner import plan
+from aisre.operator.recommend import recommend
+from aisre.report import render_investigation
+
+
+def _template(image: str, env: dict[str, str], probe_path: str = "/healthz") -> dict:
+    return {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{
+        "name": "app", "image": image, "env": [{"name": k, "value": v} for k, v in env.items()],
+        "readinessProbe": {"httpGet": {"path": probe_path, "port": 8080}}}]}}
+
+
+def test_template_diff_names_the_changed_fields() -> None:
+    before = _template("r/app:1", {"A": "1"})
+    after = _template("r/app:2", {"A": "2"}, "/ready")
+    changes = diff_templates(before, after)
+    assert set(changes) == {"containers[app].image", "containers[app].env", "containers[app].readinessProbe"}
+    assert changes["containers[app].image"] == {"before": "r/app:1", "after": "r/app:2"}
+    assert diff_templates(before, before) == {}
+
+
+def test_label_selector_semantics() -> None:
+    labels = {"app": "web", "tier": "front"}
+    assert labels_match({}, labels)
+    assert labels_match({"matchLabels": {"app": "web"}}, labels)
+    assert not labels_match({"matchLabels": {"app": "api"}}, labels)
+    assert labels_match({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]}, labels)
+    assert not labels_match({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]}, labels)
+    assert labels_match({"matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]}, labels)
+    assert not labels_match(None, labels)
+
+
+def test_plan_drops_logs_when_nothing_started_and_reports_metrics_unavailable() -> None:
+    pending = Scope(namespace="ns", description="namespace", pods=[{"status": {"phase": "Pending"}}])
+    planned, skipped = plan(None, pending)
+    assert AgentName.LOGS not in {p.name for p in planned} and AgentName.LOGS in skipped
+    running = Scope(namespace="ns", description="namespace",
+                    pods=[{"status": {"containerStatuses": [{"state": {"running": {}}}]}}])
+    planned, skipped = plan(["workloads", "metrics"], running)
+    assert [p.name for p in planned] == [AgentName.WORKLOADS]
+    assert "not available" in skipped[AgentName.METRICS]
+
+
+def test_recommendations_come_from_the_catalog() -> None:
+    change = Finding(id="c1", agent="changes", kind="TemplateChange", summary="", data={"owner": "Deployment/web", "fields": ["image"]})
+    actions = recommend(C.BAD_IMAGE, "Deployment/web", "ns", [change], ["c1"])
+    assert [a.type for a in actions] == [ActionType.ROLLBACK.value]
+    assert actions[0].target.name == "web" and actions[0].evidence_ids == ["c1"]
+    oom = Finding(id="o1", agent="workloads", kind="ContainerTerminated", summary="",
+                  data={"owner": "Deployment/web", "reason": "OOMKilled", "container": "app"})
+    actions = recommend(C.MEMORY_LIMIT_TOO_LOW, "Deployment/web", "ns", [oom], ["o1"])
+    assert actions[0].type == ActionType.SET_RESOURCES.value and actions[0].parameters["container"] == "app"
+    assert recommend(C.NODE_FAILURE, "Node/n1", "ns", [], [])[0].target.namespace is None
+    assert recommend(C.NO_FAULT, "", "ns", [], []) == []
+    # Without a rollout to undo, a rollback is not offered.
+    assert recommend(C.APPLICATION_ERROR, "Deployment/web", "ns", [], []) == []
+
+
+def test_report_renders_status_with_evidence_ids() -> None:
+    obj = {
+        "metadata": {"name": "inv", "namespace": "shop"},
+        "spec": {"target": {"kind": "Deployment", "name": "web"}, "question": "why?"},
+        "status": {
+            "state": "Completed", "target": "Deployment/web",
+            "rootCause": {"category": "BadImage", "resource": {"kind": "Deployment", "name": "web"}, "confidence": 0.93,
+                          "summary": "the image cannot be pulled"},
+            "hypotheses": [{"category": "BadImage", "resource": {"kind": "Deployment", "name": "web"}, "confidence": 0.93,
+                            "summary": "the image | cannot be pulled", "evidenceIds": ["wor-1"]}],
+            "evidence": [{"id": "wor-1", "agent": "workloads", "kind": "ContainerWaiting", "summary": "ImagePullBackOff"}],
+            "agents": [{"name": "workloads", "status": "SUCCESS", "latencySeconds": 0.01, "findings": 1, "message": ""}],
+        },
+    }
+    text = render_investigation(obj)
+    assert "# Investigation shop/inv" in text
+    assert "**BadImage** on `Deployment/web` (confidence 0.93)" in text
+    assert "| 1 | BadImage | Deployment/web | 0.93 | wor-1 | the image \\| cannot be pulled |" in text
+    assert "| wor-1 | workloads | ContainerWaiting | ImagePullBackOff |" in text
