@@ -14,6 +14,7 @@ help:
 	@echo "make tools         build the pinned control-plane binaries (cached in ~/.cache/aisre/tools)"
 	@echo "make cluster-up    start the local cluster (.cluster/kubeconfig); make cluster-down removes it"
 	@echo "make crds          regenerate crds/ and charts/aisre/crds/ from the models"
+	@echo "make bench         play the fault scenarios (SCENARIOS=scenarios) and write BENCH_JSON=bench/results/report.json"
 
 tools:
 	bash hack/tools.sh
@@ -53,3 +54,12 @@ test: tools install
 
 clean: cluster-down
 	rm -rf $(VENV) build .tools
+
+# The scenario benchmark (SCENARIOS.md): every scenario of $(SCENARIOS) on the local cluster,
+# with the operator in-process; the report goes to $(BENCH_JSON).
+SCENARIOS ?= scenarios
+BENCH_JSON ?= bench/results/report.json
+BENCH_ARGS ?=
+.PHONY: bench
+bench: tools install
+	$(BIN)/aisre bench --scenarios $(SCENARIOS) --json $(BENCH_JSON) $(BENCH_ARGS)

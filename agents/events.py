@@ -67,9 +67,14 @@ async def gather(ctx: AgentContext) -> AgentResult:
             if replicaset is not None:
                 owner_ref = ref(scope.top_owner(replicaset))
         key = (owner_ref, event.get("reason", ""), event.get("type", ""))
-        entry = folded.setdefault(key, {"count": 0, "objects": [], "first": _event_time(event), "namespace": owner_ns})
+        entry = folded.setdefault(key, {"count": 0, "objects": [], "first": _event_time(event), "namespace": owner_ns,
+                                        "messages": []})
         entry["count"] += int(event.get("count") or (event.get("series") or {}).get("count") or 1)
         entry["message"] = event.get("message", "")
+        # Folding must not lose the telling message ("401 Unauthorized") under a later terse one
+        # ("Error: ImagePullBackOff"): keep the distinct ones, longest first.
+        if entry["message"] and entry["message"] not in entry["messages"]:
+            entry["messages"].append(entry["message"])
         entry["last"] = _event_time(event)
         entry["source"] = (event.get("source") or {}).get("component") or event.get("reportingComponent", "")
         if involved_ref not in entry["objects"]:
@@ -77,15 +82,17 @@ async def gather(ctx: AgentContext) -> AgentResult:
 
     for (owner_ref, reason, etype), entry in folded.items():
         okind, _, oname = owner_ref.partition("/")
+        messages = sorted(entry["messages"], key=len, reverse=True)[:5]
         out.add(
             "Event",
-            f"{etype} {reason} on {owner_ref} (x{entry['count']}): {entry['message']}",
+            f"{etype} {reason} on {owner_ref} (x{entry['count']}): {messages[0] if messages else ''}",
             key=(owner_ref, reason, etype),
             resource=ResourceRef(kind=okind, name=oname, namespace=entry["namespace"]),
             time=parse_time(entry["last"]),
             type=etype,
             reason=reason,
-            message=entry["message"][:600],
+            message=(messages[0] if messages else "")[:600],
+            messages=[m[:600] for m in messages],
             count=entry["count"],
             objects=entry["objects"][:10],
             first=entry["first"],

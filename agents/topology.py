@@ -42,13 +42,19 @@ def _pod_labels(workload: dict[str, Any]) -> dict[str, str]:
     return (_template(workload).get("metadata") or {}).get("labels") or {}
 
 
-def _mentions(text: str, service: str, namespace: str) -> bool:
-    """Whether a config value names the service as a host (not merely as a word)."""
-    pattern = (
-        rf"(?:^|[/@\s=,;\"'(])({re.escape(service)})(?:\.{re.escape(namespace)})?(?:\.svc(?:\.cluster\.local)?)?"
-        rf"(?::\d{{2,5}}|(?=/)|$|[\s,;\"')])"
-    )
-    return bool(re.search(pattern, text))
+def _mentions(key: str, value: str, service: str, namespace: str) -> bool:
+    """Whether a config value names the service as a host to connect to: a URL's host,
+    ``host:port``, the cluster DNS name, or the whole value of a host-like key
+    (``DB_HOST=orders-db``). A bare word elsewhere (``POSTGRES_DB=orders``) is not one."""
+    name = re.escape(service)
+    dns = rf"{name}(?:\.{re.escape(namespace)})?(?:\.svc(?:\.cluster\.local)?)?"
+    if HOSTISH_KEY.search(key) and re.fullmatch(rf"{dns}(?::\d{{2,5}})?", value.strip()):
+        return True
+    if re.search(rf"://(?:[^@/\s]+@)?{dns}(?=[:/\s\"',;?]|$)", value):
+        return True
+    if re.search(rf"(?:^|[\s=,;\"'(@]){dns}:\d{{2,5}}\b", value):
+        return True
+    return bool(re.search(rf"\b{name}\.{re.escape(namespace)}\.svc\b", value))
 
 
 def _env_values(workload: dict[str, Any], config_data: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
@@ -70,17 +76,27 @@ def _env_values(workload: dict[str, Any], config_data: dict[str, dict[str, str]]
     return pairs
 
 
-def _policy_allows(policy: dict[str, Any], client_labels: dict[str, str], direction: str) -> bool:
+def _peer_matches(peer: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a NetworkPolicy peer admits a pod with these labels in the same namespace.
+    A namespaceSelector with labels is not evaluated (namespace labels are not read) and
+    counts as not matching; ipBlock peers match no pod by label."""
+    if "ipBlock" in peer:
+        return False
+    namespaces = peer.get("namespaceSelector")
+    if namespaces is not None and ((namespaces or {}).get("matchLabels") or (namespaces or {}).get("matchExpressions")):
+        return False
+    pods = peer.get("podSelector")
+    return pods is None or labels_match(pods, labels)
+
+
+def _policy_allows(policy: dict[str, Any], peer_labels: dict[str, str], direction: str) -> bool:
     rules = (policy.get("spec") or {}).get(direction) or []
     for rule in rules:
         peers = rule.get("from" if direction == "ingress" else "to")
         if not peers:
             return True  # a rule without peers allows everyone
-        for peer in peers:
-            if "podSelector" in peer and "namespaceSelector" not in peer and labels_match(peer["podSelector"], client_labels):
-                return True
-            if "namespaceSelector" in peer and not (peer["namespaceSelector"] or {}).get("matchLabels"):
-                return True
+        if any(_peer_matches(peer, peer_labels) for peer in peers):
+            return True
     return False
 
 
@@ -172,7 +188,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
             own = (service.get("spec") or {}).get("selector") or {}
             if own and labels_match({"matchLabels": own}, _pod_labels(workload)):
                 continue  # a workload does not depend on its own Service
-            via = [key for key, value in pairs if _mentions(value, sname, ns) or (HOSTISH_KEY.search(key) and value == sname)]
+            via = [key for key, value in pairs if _mentions(key, value, sname, ns)]
             if via:
                 edge(ref(workload), ref(service), "dependsOn", via=via[:5])
 

@@ -83,6 +83,9 @@ def observe_pods(ctx: AgentContext, out: Findings) -> None:
                      exit_code=last.get("exitCode"), message=last.get("message", ""), restarts=restarts,
                      finished_at=last.get("finishedAt", ""), running_now="running" in state,
                      ready_now=bool(cs.get("ready")))
+            if init and "running" in state and not deleting:
+                note("InitContainerRunning", container, container=container, init=True, restarts=restarts,
+                     running_since=(state["running"] or {}).get("startedAt", ""))
             if not init and "running" in state and not cs.get("ready") and not deleting:
                 note("ContainerNotReady", container, container=container, restarts=restarts,
                      running_since=(state["running"] or {}).get("startedAt", ""))

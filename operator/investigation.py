@@ -123,7 +123,22 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
                    agents=results, timeline=timeline, truncated=truncated)
 
 
+def rfc3339(moment: dt.datetime) -> str:
+    """The form the API server stores times in (so Kopf's patch check sees no change)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _drop_none(value: Any) -> Any:
+    # The API server drops nulls inside preserved-unknown fields; drop them first.
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
 def _shrink(data: dict[str, Any]) -> dict[str, Any]:
+    data = _drop_none(data)
     text = json.dumps(data, default=str)
     if len(text) <= MAX_DATA_CHARS:
         return json.loads(text)
@@ -150,7 +165,7 @@ def _resource(text: str, namespace: str) -> dict[str, Any] | None:
 def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[str, Any]:
     """The Investigation status (camelCase, bounded) for an outcome."""
     finished = _now()
-    status: dict[str, Any] = {"startedAt": started.isoformat(), "completedAt": finished.isoformat()}
+    status: dict[str, Any] = {"startedAt": rfc3339(started), "completedAt": rfc3339(finished)}
     if outcome.target:
         status["target"] = outcome.target
     cited = [i for h in outcome.hypotheses[:3] for i in h.evidence_ids]
@@ -163,7 +178,7 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
     status["evidence"] = [
         {"id": f.id, "agent": f.agent, "kind": f.kind, "summary": f.summary[:1000],
          **({"resource": f.resource.to_kube()} if f.resource else {}),
-         **({"time": f.time.isoformat()} if f.time else {}), "data": _shrink(f.data)}
+         **({"time": rfc3339(f.time)} if f.time else {}), "data": _shrink(f.data)}
         for f in ordered[:MAX_EVIDENCE]
     ]
     kept_ids = {e["id"] for e in status["evidence"]}
@@ -185,10 +200,10 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
         for r in outcome.agents
     ]
     status["timeline"] = [
-        {"time": (e["time"].isoformat() if isinstance(e["time"], dt.datetime) else e["time"]), "event": e["event"],
+        {"time": (rfc3339(e["time"]) if isinstance(e["time"], dt.datetime) else e["time"]), "event": e["event"],
          "message": e["message"][:1000]}
         for e in outcome.timeline
-    ] + [{"time": finished.isoformat(), "event": "Completed" if outcome.ok else "Failed", "message": outcome.message[:1000]}]
+    ] + [{"time": rfc3339(finished), "event": "Completed" if outcome.ok else "Failed", "message": outcome.message[:1000]}]
     status["cost"] = {"llmInputTokens": 0, "llmOutputTokens": 0, "usd": 0.0}
     if truncated:
         status["truncated"] = [t[:256] for t in truncated[:16]]

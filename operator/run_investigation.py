@@ -18,7 +18,7 @@ from aisre.api.conditions import set_condition
 from aisre.api.investigation import Investigation, InvestigationState
 from aisre.api.meta import GROUP, VERSION, ConditionStatus
 from aisre.kube.reader import ClusterReader
-from aisre.operator.investigation import Outcome, investigate, status_of
+from aisre.operator.investigation import Outcome, investigate, rfc3339, status_of
 from aisre.operator.metrics import INVESTIGATION_SECONDS, INVESTIGATIONS
 
 COMPLETED = "Completed"
@@ -32,7 +32,7 @@ def already_done(body: kopf.Body) -> bool:
 
 async def _mark_running(client: httpx.AsyncClient, namespace: str, name: str, started: dt.datetime) -> None:
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations/{name}/status"
-    body = {"status": {"state": InvestigationState.RUNNING.value, "startedAt": started.isoformat()}}
+    body = {"status": {"state": InvestigationState.RUNNING.value, "startedAt": rfc3339(started)}}
     try:
         await client.patch(path, json=body, headers={"Content-Type": "application/merge-patch+json"})
     except httpx.HTTPError:

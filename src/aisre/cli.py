@@ -2,12 +2,14 @@
 
     aisre run        start the operator against the current kubeconfig
     aisre crds       write the CRDs generated from the models (or --check for drift)
+    aisre bench      run fault scenarios on a cluster and score the operator's conclusions
     aisre version    print the version
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -61,6 +63,28 @@ def _cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from aisre.bench.runner import Options, run
+    from aisre.operator.logs import configure_logging
+
+    # The in-process operator logs to stderr, quietly: stdout carries the results table.
+    configure_logging(args.log_level, "console")
+    # Kopf notes that it cannot handle OS signals in a thread: the bench handles them.
+    logging.getLogger("kopf._core.reactor.running").setLevel(logging.ERROR)
+    return run(
+        Options(
+            scenarios=args.scenarios,
+            json_out=args.json,
+            mode=args.mode,
+            tags=args.tag or [],
+            kubeconfig=args.kubeconfig,
+            external_operator=args.external_operator,
+            timeout=args.timeout,
+            keep_namespaces=args.keep_namespaces,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisre", description="An SRE inside the cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +102,27 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("-o", "--output-dir", type=Path, action="append", help="directory (repeatable; default crds/)")
     crds.add_argument("--check", action="store_true", help="fail if the files differ instead of writing")
     crds.set_defaults(func=_cmd_crds)
+
+    bench = sub.add_parser(
+        "bench",
+        help="run fault scenarios and score the operator's conclusions",
+        description="Plays every scenario file of a directory, one at a time, on the local cluster "
+        "(hack/cluster-up.sh starts it when it does not answer) or the one --kubeconfig names, and "
+        "writes the benchmark report (format: SCENARIOS.md; how it works: docs/scenarios.md).",
+    )
+    bench.add_argument("--scenarios", type=Path, required=True, help="directory of scenario files (*.yaml, recursively)")
+    bench.add_argument("--json", type=Path, required=True, help="where to write the JSON report")
+    bench.add_argument(
+        "--mode", choices=["investigate", "detect"], default="investigate",
+        help="investigate: the runner creates an Investigation per scenario (default); detect: not built yet",
+    )
+    bench.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable: any of them)")
+    bench.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting the local one")
+    bench.add_argument("--external-operator", action="store_true", help="an operator already runs; do not start one in-process")
+    bench.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each Investigation to conclude (default 60)")
+    bench.add_argument("--keep-namespaces", action="store_true", help="keep each scenario's namespace (and its simulated pods) for inspection")
+    bench.add_argument("--log-level", default="WARNING", help="log level of the in-process operator (default WARNING)")
+    bench.set_defaults(func=_cmd_bench)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(__version__) or 0)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import kubernetes
 import pytest
+
+# The in-process operator lives with the bench runner, which runs it the same way.
+from aisre.bench.operator_thread import OperatorThread, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"
@@ -88,51 +89,7 @@ def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-class OperatorThread:
-    """The real operator entry point (aisre.operator.main.serve), in-process, in a thread
-    with its own event loop, stopped through Kopf's stop flag."""
-
-    def __init__(self, kubeconfig: Path, http_port: int) -> None:
-        self.kubeconfig = kubeconfig
-        self.http_port = http_port
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="aisre-operator", daemon=True)
-
-    def _run(self) -> None:
-        import asyncio
-
-        from aisre.operator.config import OperatorConfig
-        from aisre.operator.main import serve
-
-        config = OperatorConfig(http_port=self.http_port, kubeconfig=str(self.kubeconfig))
-        try:
-            asyncio.run(serve(config, stop=self.stop, ready=self.ready))
-        except BaseException as error:  # reported by the fixture, not swallowed
-            self.error = error
-
-    def __enter__(self) -> OperatorThread:
-        self.thread.start()
-        if not self.ready.wait(30):
-            raise AssertionError(f"operator did not become ready: {self.error!r}")
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "operator did not stop within 30 s"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, crds: None) -> Iterator[OperatorThread]:
-    with OperatorThread(kubeconfig, _free_port()) as running:
+    with OperatorThread(kubeconfig, free_port()) as running:
         yield running

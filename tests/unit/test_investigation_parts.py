@@ -84,3 +84,16 @@ def test_report_renders_status_with_evidence_ids() -> None:
     assert "**BadImage** on `Deployment/web` (confidence 0.93)" in text
     assert "| 1 | BadImage | Deployment/web | 0.93 | wor-1 | the image \\| cannot be pulled |" in text
     assert "| wor-1 | workloads | ContainerWaiting | ImagePullBackOff |" in text
+
+
+def test_config_values_name_dependencies_only_as_hosts() -> None:
+    from aisre.agents.topology import _mentions
+
+    assert _mentions("DATABASE_URL", "postgresql://orders@orders-db:5432/orders", "orders-db", "shop")
+    assert not _mentions("DATABASE_URL", "postgresql://orders@orders-db:5432/orders", "orders", "shop")
+    assert not _mentions("POSTGRES_DB", "orders", "orders", "shop")
+    assert _mentions("REDIS_HOST", "redis-cache", "redis-cache", "shop")
+    assert _mentions("REDIS_ADDR", "redis-cache:6379", "redis-cache", "shop")
+    assert _mentions("UPSTREAMS", "http://cart.shop.svc.cluster.local/api", "cart", "shop")
+    assert _mentions("ARG", "--broker=events-broker:9092", "events-broker", "shop")
+    assert not _mentions("GREETING", "welcome to the cart", "cart", "shop")

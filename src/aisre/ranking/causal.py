@@ -107,11 +107,17 @@ def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Ca
         clients = [src for src, _, data in graph.in_edges(service, data=True) if data.get("relation") == "dependsOn"]
         for server in finding.data.get("backing") or []:
             hurting = [c for c in clients if ix.impacted(c)]
-            if hurting and ix.impacted(server):
+            zero = ix.of(server, "WorkloadScaledToZero")
+            if not hurting or not ix.impacted(server):
+                continue
+            if zero:
+                candidates.append(Candidate(C.SCALED_TO_ZERO, server, 0.9, f"{server} is scaled to zero; "
+                                            f"{', '.join(hurting[:3])} depend on it and fail", [finding.id, zero[0].id], "dependency"))
+            else:
                 candidates.append(Candidate(C.DEPENDENCY_FAILURE, server, 0.8, f"{service} has no ready endpoints; "
                                             f"{', '.join(hurting[:3])} depend on it and fail", [finding.id], "dependency"))
-                for client in hurting:
-                    demote[client] = min(demote.get(client, 1.0), 0.6)
+            for client in hurting:
+                demote[client] = min(demote.get(client, 1.0), 0.6)
     return candidates, demote
 
 

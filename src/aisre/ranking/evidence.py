@@ -11,6 +11,7 @@ from aisre.api.evidence import Finding
 IMPACT_KINDS = {
     "ContainerWaiting", "ContainerNotReady", "PodUnschedulable", "PodEvicted", "PodFailed",
     "WorkloadUnavailable", "WorkloadScaledToZero", "ReplicaFailure", "RolloutStalled", "JobFailed",
+    "InitContainerRunning",
 }
 
 

@@ -62,11 +62,11 @@ def _ids(*groups: Iterable[Finding | None]) -> list[str]:
 
 def _events(ix: EvidenceIndex, owner: str, pattern_: re.Pattern[str], *reasons: str) -> list[Finding]:
     return [e for e in ix.of(owner, "Event") if (not reasons or e.data.get("reason") in reasons)
-            and pattern_.search(e.data.get("message", ""))]
+            and pattern_.search(_messages([e]))]
 
 
 def _messages(findings: Iterable[Finding]) -> str:
-    return " ".join(f.data.get("message", "") or "" for f in findings)
+    return " ".join(" ".join(f.data.get("messages") or [f.data.get("message", "") or ""]) for f in findings)
 
 
 @pattern
@@ -144,7 +144,7 @@ def missing_config(ix: EvidenceIndex) -> Iterable[Candidate]:
         if finding.kind == "Event" and finding.data.get("reason") not in ("FailedMount", "Failed"):
             continue
         owner = finding.data["owner"]
-        message = finding.data.get("message", "") or ""
+        message = _messages([finding])
         template_touched = bool(ix.changed_fields(owner) & {"env", "envFrom", "volumes", "volumeMounts"})
         key = KEY_NOT_FOUND.search(message)
         if key:
@@ -238,7 +238,7 @@ def probes(ix: EvidenceIndex) -> Iterable[Candidate]:
 def scheduling(ix: EvidenceIndex) -> Iterable[Candidate]:
     for finding in list(ix.kind("PodUnschedulable")) + [e for e in ix.kind("Event") if e.data.get("reason") == "FailedScheduling"]:
         owner = finding.data["owner"]
-        message = finding.data.get("message", "") or ""
+        message = _messages([finding])
         if finding.kind == "Event" and not ix.impacted(owner):
             continue
         if UNBOUND_CLAIM.search(message):
@@ -264,9 +264,15 @@ def storage(ix: EvidenceIndex) -> Iterable[Candidate]:
             score = 0.9 if impacted else 0.6
             yield Candidate(C.STORAGE_FAILURE, claim, score, f"{claim} is not bound"
                             + (f"; {', '.join(impacted)} cannot start" if impacted else ""), _ids([finding]), "storage")
+    for finding in ix.kind("MissingReference"):
+        owner = finding.data["owner"]
+        if finding.data["ref_kind"] == "PersistentVolumeClaim" and ix.impacted(owner):
+            claim = f"PersistentVolumeClaim/{finding.data['name']}"
+            yield Candidate(C.STORAGE_FAILURE, claim, 0.88, f"{owner} mounts {claim}, which does not exist", _ids([finding]), "storage")
+            yield Candidate(C.STORAGE_FAILURE, owner, 0.6, f"{owner} mounts a claim that does not exist", _ids([finding]), "storage")
     for event in ix.kind("Event"):
         if event.data.get("reason") in ("FailedMount", "FailedAttachVolume", "ProvisioningFailed") and ix.impacted(event.data["owner"]):
-            message = event.data.get("message", "")
+            message = _messages([event])
             if CONFIG_NOT_FOUND.search(message):
                 continue
             claim = next((c for c in users if c.split("/", 1)[1] in message), None) or event.data["owner"]
@@ -278,7 +284,7 @@ def storage(ix: EvidenceIndex) -> Iterable[Candidate]:
 @pattern
 def quota(ix: EvidenceIndex) -> Iterable[Candidate]:
     for finding in list(ix.kind("ReplicaFailure")) + [e for e in ix.kind("Event") if e.data.get("reason") == "FailedCreate"]:
-        match = QUOTA.search(finding.data.get("message", "") or "")
+        match = QUOTA.search(_messages([finding]))
         if match:
             name = match.group(1).rstrip(",.")
             exhausted = [q for q in ix.kind("QuotaExhausted") if q.data.get("quota") == f"ResourceQuota/{name}"]
@@ -326,6 +332,11 @@ def init_containers(ix: EvidenceIndex) -> Iterable[Candidate]:
             continue
         yield Candidate(C.INIT_CONTAINER_FAILURE, owner, 0.86, f"init container {finding.data.get('container')} of {owner} "
                         f"fails ({finding.data.get('reason')}, exit {finding.data.get('exit_code')})", _ids([finding]), "init")
+    # An init container that is still running holds the pod back as surely as one that fails.
+    for finding in ix.kind("InitContainerRunning"):
+        owner = finding.data["owner"]
+        yield Candidate(C.INIT_CONTAINER_FAILURE, owner, 0.74, f"init container {finding.data.get('container')} of {owner} "
+                        "has not finished, so the pod cannot start", _ids([finding]), "init")
 
 
 @pattern
@@ -343,6 +354,8 @@ def crashes(ix: EvidenceIndex) -> Iterable[Candidate]:
         app_logs = [f for f in logs if f.data.get("signature") in ("panic",)]
         errors = [f for f in ix.of(owner, "LogTemplates") if f.data.get("error_lines")]
         changed_config = [c for c in configs if owner in (c.data.get("used_by") or [])]
+        # RBAC refusals, exec format errors, OOMs and missing binaries have patterns of their own.
+        explained = bool(_log_signatures(ix, owner, "forbidden", "exec_format", "oom"))
         for config in changed_config:
             score = 0.82 + (0.08 if config_logs else 0) + (0.03 if "restartedAt" in fields else 0)
             yield Candidate(C.BAD_CONFIG_CHANGE, f"{config.data['config_kind']}/{config.data['name']}", min(score, 0.93),
@@ -353,11 +366,11 @@ def crashes(ix: EvidenceIndex) -> Iterable[Candidate]:
             yield Candidate(C.BAD_CONFIG_CHANGE, owner, 0.85 if config_logs or crash else 0.7,
                             f"the rollout of {owner} changed its environment and it now fails", _ids([change], crash[:2], config_logs), "crashes")
         if "image" in fields:
-            score = 0.8 + (0.08 if app_logs or errors else 0)
+            score = (0.8 + (0.08 if app_logs or errors else 0)) * (0.6 if explained else 1.0)
             yield Candidate(C.APPLICATION_ERROR, owner, score, f"the new version of {owner} fails after the rollout "
                             "(errors in its logs, no config change)", _ids([change], crash[:2], app_logs, errors[:1]), "crashes")
         elif not changed_config and not env_only:
-            score = 0.55 if app_logs else (0.45 if config_logs or errors else 0.35)
+            score = (0.55 if app_logs else (0.45 if config_logs or errors else 0.35)) * (0.6 if explained else 1.0)
             yield Candidate(C.APPLICATION_ERROR, owner, score, f"{owner} fails with errors in its own logs",
                             _ids(crash[:2], app_logs, errors[:1]), "crashes")
             if config_logs:
@@ -408,3 +421,29 @@ def rbac(ix: EvidenceIndex) -> Iterable[Candidate]:
                     proposed = True
         if not proposed:
             yield Candidate(C.RBAC_DENIED, owner, 0.6, f"ServiceAccount/{sa} of {owner} may not {verb} {resource}", _ids([finding]), "rbac")
+
+
+@pattern
+def broken_services(ix: EvidenceIndex) -> Iterable[Candidate]:
+    """A Service that routes nowhere, or to a port nobody listens on, is a fault on its own;
+    the causal graph raises it further when clients are seen failing to reach it."""
+    for finding in ix.kind("ServiceSelectorMatchesNothing"):
+        score = 0.78 if finding.data.get("near") else 0.62
+        yield Candidate(C.SERVICE_SELECTOR_MISMATCH, finding.data["service"], score,
+                        f"{finding.data['service']} selects {finding.data.get('selector')}, which matches no pod",
+                        _ids([finding]), "services")
+    for finding in ix.kind("ServicePortMismatch"):
+        yield Candidate(C.SERVICE_PORT_MISMATCH, finding.data["service"], 0.8,
+                        f"{finding.data['service']} targets port {finding.data.get('target_port')}, which its pods do not "
+                        "expose", _ids([finding]), "services")
+
+
+@pattern
+def network_policies(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for finding in ix.kind("NetworkPolicyBlocks"):
+        blocked = finding.data.get("blocked") or []
+        hurting = [b["client"] for b in blocked if ix.impacted(b["client"])]
+        if hurting:
+            yield Candidate(C.NETWORK_POLICY_BLOCK, finding.data["policy"], 0.85,
+                            f"{finding.data['policy']} cuts {', '.join(sorted(set(hurting))[:3])} off from "
+                            f"{', '.join(sorted({b['server'] for b in blocked})[:3])}", _ids([finding]), "network_policies")

@@ -54,9 +54,11 @@ def rank(findings: Iterable[Finding], namespace: str) -> list[RankedHypothesis]:
     for pattern in PATTERNS:
         candidates.extend(pattern(ix))
     from_graph, demote, _ = origins(ix)
-    for candidate in candidates:
+    for candidate in candidates + from_graph:
         factor = demote.get(candidate.resource)
-        if factor and candidate.category in SYMPTOM_CATEGORIES:
+        # A workload that fails because its own dependency fails is a link in the chain, not
+        # its origin: its symptoms, and its being "down" for its clients, are demoted.
+        if factor and candidate.category in SYMPTOM_CATEGORIES | {C.DEPENDENCY_FAILURE}:
             candidate.score *= factor
     ranked = merge(candidates + from_graph)
 

@@ -1,0 +1,177 @@
+"""``aisre bench``: load the scenarios, prepare the cluster, play each scenario (one at a
+time), investigate it, score, and write the report.
+
+Who it talks to: the cluster (``cluster``), the operator (in-process through
+``OperatorThread``, or an operator already running), and each scenario's ``ScenarioRun``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from kubernetes.client.exceptions import ApiException
+
+from aisre.bench import cluster, kwok, report
+from aisre.bench.interrupts import handle_signals, shielded
+from aisre.bench.investigate import investigate
+from aisre.bench.kube import Kube, Stream, api_error
+from aisre.bench.loader import LoadedScenario, LoadError, filter_by_tags, load_dir
+from aisre.bench.operator_thread import OperatorThread, free_port
+from aisre.bench.scenario_run import BenchContext, ScenarioError, ScenarioRun, expected_causes
+from aisre.bench.score import Cause, Result
+from aisre.bench.simulate_node import recover
+
+DETECT_UNSUPPORTED = "unsupported: detect mode (detection not built yet)"
+NAMESPACE_GONE_S = 60.0
+
+
+@dataclass
+class Options:
+    scenarios: Path
+    json_out: Path
+    mode: str = "investigate"  # investigate | detect
+    tags: list[str] = field(default_factory=list)
+    kubeconfig: Path | None = None
+    external_operator: bool = False
+    timeout: float = 60.0
+    keep_namespaces: bool = False
+
+
+def _log(message: str, err: TextIO) -> None:
+    print(f"[bench] {message}", file=err, flush=True)
+
+
+def _unplayable(item: LoadedScenario | LoadError, error: str) -> Result:
+    """A result for a scenario that never ran (its expectation as far as it is known)."""
+    if isinstance(item, LoadError):
+        return Result(item.name, True, Cause("?", ()), error=item.error)
+    expected, also = expected_causes(item.scenario, [])
+    return Result(item.name, item.scenario.expect.incident, expected, also, error=error)
+
+
+@contextmanager
+def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
+    """The cluster, its CRDs and the operator, for the whole run; afterwards the operator is
+    stopped and the run waits (bounded) until its namespaces are gone."""
+    if options.kubeconfig is not None:
+        kubeconfig = options.kubeconfig
+        state_dir = kubeconfig.resolve().parent
+    else:
+        checkout = cluster.find_checkout()
+        if checkout is None:
+            raise cluster.ClusterError("no hack/cluster-up.sh here or above; run from the aisre checkout or pass --kubeconfig")
+        kubeconfig = cluster.bring_up_local(checkout)
+        state_dir = cluster.local_cluster_dir(checkout)
+    kube = Kube(str(kubeconfig))
+    context = BenchContext(kube, cluster.run_id(), state_dir, keep_namespaces=options.keep_namespaces)
+    with ExitStack() as stack:
+        stack.callback(kube.close)
+        leftovers = cluster.sweep_dead_runs(kube, context.log_root) + recover(kube, context.journal_dir, cluster.run_alive)
+        if leftovers:
+            _log(f"cleaned up after an earlier run: {', '.join(leftovers)}", err)
+        cluster.install_crds(kube)
+        context.kwok_problem = cluster.kwok_available(kube)
+        if not options.external_operator:
+            stack.enter_context(OperatorThread(kubeconfig, free_port(), namespaces=(context.namespace_pattern,)))
+            _log(f"operator running in-process for namespaces {context.namespace_pattern}", err)
+        try:
+            yield context
+        finally:
+            with shielded():
+                # The operator stops last: a finalizer of its objects could hold a namespace.
+                if not options.keep_namespaces:
+                    _wait_namespaces_gone(kube, context.run_id, err)
+                stack.close()
+
+
+def _wait_namespaces_gone(kube: Kube, run_id: str, err: TextIO) -> None:
+    selector = f"{kwok.RUN_LABEL}={run_id}"
+    remaining: set[str] = set()
+    stream = Stream(kube.core.list_namespace, label_selector=selector)
+    for kind, ns in stream.events(timeout=NAMESPACE_GONE_S, synced=True):
+        if kind == "ADDED" or kind == "MODIFIED":
+            remaining.add(ns["metadata"]["name"])
+        elif kind == "DELETED":
+            remaining.discard(ns["metadata"]["name"])
+        if kind != "ADDED" and not remaining:
+            stream.stop()
+            return
+    _log(f"namespaces still terminating after {NAMESPACE_GONE_S:g} s: {sorted(remaining)}", err)
+
+
+def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextIO) -> Result:
+    """One scenario, investigate mode: set up, fault, investigate, clean up, score."""
+    started = time.monotonic()
+    try:
+        run = ScenarioRun(context, item)
+    except ValueError as error:  # the scenario does not validate with its namespace filled in
+        return _unplayable(item, f"invalid scenario: {error}")
+    result = Result(item.name, run.scenario.expect.incident, run.expected, run.also_acceptable)
+    errors: list[str] = []
+    try:
+        with run:
+            run.setup()
+            run.fault()
+            result.expected, result.also_acceptable = run.expected, run.also_acceptable
+            outcome = investigate(context.kube, run.namespace, timeout)
+            result.ranked, result.concluded, result.investigate_s = outcome.ranked, outcome.concluded, outcome.investigate_s
+            errors.extend(run.problems + run.runtime.errors)  # the simulation ran on meanwhile
+            if outcome.error:
+                errors.append(outcome.error)
+    except ScenarioError as error:
+        errors.extend(run.problems)
+        errors.append(str(error))
+    except ApiException as error:
+        errors.append(f"API: {api_error(error)}")
+    except Exception as error:  # noqa: BLE001  (one scenario's bug must not end the benchmark)
+        errors.append(f"internal error: {type(error).__name__}: {error}")
+    errors.extend(f"cleanup: {p}" for p in run.cleanup_problems)
+    result.error = "; ".join(dict.fromkeys(errors)) or None
+    result.timings = {**run.timings, "total_s": time.monotonic() - started}
+    if context.keep_namespaces:
+        _log(f"{item.name}: kept namespace {run.namespace}", err)
+    return result
+
+
+def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """The whole benchmark; returns the exit code (0: it ran, whatever the scores)."""
+    items = filter_by_tags(load_dir(options.scenarios), options.tags)
+    if not items:
+        _log(f"no scenarios in {options.scenarios}" + (f" with tags {options.tags}" if options.tags else ""), err)
+    results: list[Result] = []
+    interrupted = False
+    started = time.monotonic()
+    if options.mode == "detect":
+        results = [_unplayable(item, item.error if isinstance(item, LoadError) else DETECT_UNSUPPORTED) for item in items]
+    else:
+        with handle_signals():
+            try:
+                with session(options, err) as context:
+                    for number, item in enumerate(items, 1):
+                        if isinstance(item, LoadError):
+                            results.append(_unplayable(item, item.error))
+                        else:
+                            results.append(play(context, item, options.timeout, err))
+                        r = results[-1]
+                        _log(f"{number}/{len(items)} {r.name}: " + ("ok" if r.top1 else "wrong")
+                             + (f" ({r.error})" if r.error else "") + f" in {r.timings.get('total_s', 0):.1f} s", err)
+            except KeyboardInterrupt:
+                interrupted = True
+                _log("interrupted; the report holds the scenarios that finished", err)
+            except cluster.ClusterError as error:
+                _log(f"cannot run: {error}", err)
+                return 2
+    summary = report.build(
+        results, mode=options.mode,
+        extra={"timeout_s": options.timeout, "duration_s": round(time.monotonic() - started, 3), "interrupted": interrupted},
+    )
+    report.write_json(summary, options.json_out)
+    print(report.table(summary), file=out)
+    _log(f"report written to {options.json_out}", err)
+    return 130 if interrupted else 0
