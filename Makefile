@@ -14,7 +14,7 @@ help:
 	@echo "make tools         build the pinned control-plane binaries (cached in ~/.cache/aisre/tools)"
 	@echo "make cluster-up    start the local cluster (.cluster/kubeconfig); make cluster-down removes it"
 	@echo "make crds          regenerate crds/ and charts/aisre/crds/ from the models"
-	@echo "make bench         play the fault scenarios (SCENARIOS=scenarios) and write BENCH_JSON=bench/results/report.json"
+	@echo "make bench         play the fault scenarios (SCENARIOS=scenarios) and write BENCH_JSON=bench/results/investigate.json"
 
 tools:
 	bash hack/tools.sh
@@ -58,7 +58,7 @@ clean: cluster-down
 # The scenario benchmark (SCENARIOS.md): every scenario of $(SCENARIOS) on the local cluster,
 # with the operator in-process; the report goes to $(BENCH_JSON).
 SCENARIOS ?= scenarios
-BENCH_JSON ?= bench/results/report.json
+BENCH_JSON ?= bench/results/investigate.json
 BENCH_ARGS ?=
 .PHONY: bench
 bench: tools install

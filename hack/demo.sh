@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: the local cluster, the CRDs, the operator (as `aisre run`), the examples,
-# and what kubectl shows of them. Later issues extend it with a fault, the Incident, the
-# root cause and the policy's decision.
+# a real fault (more CPU requested than any node has) and the root cause the Investigation finds.
+
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -37,16 +37,25 @@ step "a bad spec is refused by the API server, before the operator sees it"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -n "$NS" -f tests/invalid/investigation-target-both.yaml 2>&1 || true
 
-step "the examples: an Investigation, an Incident, a RemediationPolicy"
+step "a fault: checkout is rolled out asking for more CPU than any node has"
+kubectl delete investigation checkout-1 -n "$NS" --ignore-not-found >/dev/null
+kubectl create deployment checkout -n "$NS" --image=registry.local/shop/checkout:1.4.2 --replicas=2 \
+  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl set resources deployment/checkout -n "$NS" --requests=cpu=64,memory=256Mi >/dev/null
+sleep 3
+kubectl get pods -n "$NS" -l app=checkout
+
+step "the examples: an Investigation of deploy/checkout, an Incident, a RemediationPolicy"
 kubectl apply -n "$NS" -f examples/
 kubectl wait -n "$NS" --for=condition=Accepted --timeout=30s \
   investigation/checkout-1 incident/checkout-crashloop remediationpolicy/default
+kubectl wait -n "$NS" --for=condition=Completed --timeout=60s investigation/checkout-1
 
 step "kubectl get aisre -A"
 kubectl get aisre -A
 
-step "kubectl get investigation checkout-1 -o yaml (status)"
-kubectl get investigation checkout-1 -n "$NS" -o jsonpath='{.status}' | python3 -m json.tool
+step "aisre report investigation/checkout-1 (the root cause, hypotheses, evidence, actions)"
+.venv/bin/aisre report investigation/checkout-1 -n "$NS"
 
 step "operator metrics"
 curl -fs "http://127.0.0.1:$PORT/metrics" | grep '^aisre_handler_calls_total' || true

@@ -2,6 +2,7 @@
 
     aisre run        start the operator against the current kubeconfig
     aisre crds       write the CRDs generated from the models (or --check for drift)
+    aisre report     print a Markdown report of an Investigation
     aisre bench      run fault scenarios on a cluster and score the operator's conclusions
     aisre version    print the version
 """
@@ -85,6 +86,30 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    import kubernetes
+
+    from aisre.api.meta import GROUP, VERSION
+    from aisre.report import render_investigation
+
+    kind, _, name = args.object.partition("/")
+    plurals = {"investigation": "investigations", "investigations": "investigations", "inv": "investigations"}
+    if kind.lower() not in plurals or not name:
+        print(f"aisre report: expected investigation/NAME, got {args.object!r}", file=sys.stderr)
+        return 2
+    client = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
+    namespace = args.namespace or kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)[1]["context"].get(
+        "namespace", "default")
+    try:
+        obj = kubernetes.client.CustomObjectsApi(client).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plurals[kind.lower()], name)
+    except kubernetes.client.ApiException as error:
+        print(f"aisre report: {args.object} in {namespace}: {error.reason} ({error.status})", file=sys.stderr)
+        return 1
+    print(render_investigation(obj), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisre", description="An SRE inside the cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--keep-namespaces", action="store_true", help="keep each scenario's namespace (and its simulated pods) for inspection")
     bench.add_argument("--log-level", default="WARNING", help="log level of the in-process operator (default WARNING)")
     bench.set_defaults(func=_cmd_bench)
+
+    report = sub.add_parser("report", help="print a Markdown report of an object's status (investigation/NAME)")
+    report.add_argument("object", help="investigation/NAME")
+    report.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
+    report.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
+    report.set_defaults(func=_cmd_report)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(__version__) or 0)

@@ -127,3 +127,24 @@ def test_forbidden_namespace_is_reported(user_kubeconfig: Path, namespace: str) 
     outcome = asyncio.run(run())
     assert not outcome.ok and outcome.reason == "Forbidden"
     assert "forbidden" in outcome.message.lower()
+
+
+def test_aisre_report_prints_the_investigation(operator, api_client, namespace: str, kubectl, kubeconfig: Path) -> None:
+    import subprocess
+    import sys
+
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(_deployment("ledger", cpu="64")))
+    _wait_pods(kubectl, namespace, "app=ledger",
+               lambda pods: all(any(c.get("reason") == "Unschedulable" for c in p["status"].get("conditions", [])) for p in pods))
+    obj = _investigate(api_client, namespace, "for-report", {"kind": "Deployment", "name": "ledger"})
+    aisre = Path(sys.executable).parent / "aisre"
+    out = subprocess.run([aisre, "report", "investigation/for-report", "-n", namespace, "--kubeconfig", str(kubeconfig)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"# Investigation {namespace}/for-report" in out.stdout
+    assert "**InsufficientResources** on `Deployment/ledger`" in out.stdout
+    for evidence_id in obj["status"]["hypotheses"][0]["evidenceIds"]:
+        assert evidence_id in out.stdout
+    missing = subprocess.run([aisre, "report", "investigation/nope", "-n", namespace, "--kubeconfig", str(kubeconfig)],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "Not Found" in missing.stderr
