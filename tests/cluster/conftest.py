@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ import pytest
 from aisre.bench.operator_thread import OperatorThread, free_port
 
 REPO = Path(__file__).resolve().parents[2]
+# Test modules import conftest_helpers from this folder (tests run in importlib mode).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"
 CLUSTER_DIR = Path(os.environ.get("AISRE_CLUSTER_DIR", REPO / ".cluster"))
 # kubectl writes a discovery cache even with --kubeconfig; keep it out of ~/.kube.

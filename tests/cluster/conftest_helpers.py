@@ -1,0 +1,48 @@
+"""Helpers shared by the cluster tests (plain functions; conftest.py puts this folder on
+sys.path so test modules can import them)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import kubernetes
+
+from aisre.api import GROUP, VERSION
+
+
+def deployment(name: str, replicas: int = 2, cpu: str = "100m") -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": name, "image": f"registry.local/{name}:1.0",
+                                     "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}}},
+    }
+
+
+def investigate_and_wait(api_client, namespace: str, name: str, target: dict[str, Any], timeout: float = 20.0) -> dict[str, Any]:
+    api = kubernetes.client.CustomObjectsApi(api_client)
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Investigation", "metadata": {"name": name}, "spec": {"target": target}})
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", name)
+        if (obj.get("status") or {}).get("state") in ("Completed", "Failed"):
+            return obj
+        time.sleep(0.1)
+    raise AssertionError(f"investigation {name} did not conclude within {timeout} s: {obj.get('status')}")
+
+
+def wait_pods(kubectl, namespace: str, selector: str, predicate, timeout: float = 30.0) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        pods = json.loads(kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout)["items"]
+        if pods and predicate(pods):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"pods {selector} never reached the expected state")
+
+
