@@ -97,3 +97,23 @@ def test_config_values_name_dependencies_only_as_hosts() -> None:
     assert _mentions("UPSTREAMS", "http://cart.shop.svc.cluster.local/api", "cart", "shop")
     assert _mentions("ARG", "--broker=events-broker:9092", "events-broker", "shop")
     assert not _mentions("GREETING", "welcome to the cart", "cart", "shop")
+
+
+async def test_a_failing_or_slow_agent_costs_only_its_evidence(monkeypatch) -> None:
+    import asyncio
+
+    from aisre.operator import investigation
+
+    async def broken(context):
+        raise RuntimeError("agent bug")
+
+    async def slow(context):
+        await asyncio.sleep(5)
+
+    monkeypatch.setitem(investigation.AGENTS, AgentName.LOGS, broken)
+    monkeypatch.setitem(investigation.AGENTS, AgentName.EVENTS, slow)
+    failed = await investigation.run_agent(AgentName.LOGS, None, deadline=1.0)
+    assert failed.status == "ERROR" and "agent bug" in failed.message
+    timed_out = await investigation.run_agent(AgentName.EVENTS, None, deadline=0.2)
+    assert timed_out.status == "ERROR" and "timed out after 0.2 s" in timed_out.message
+    assert timed_out.latency_seconds < 1.0
