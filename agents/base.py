@@ -51,6 +51,46 @@ def resource_of(obj: dict[str, Any]) -> ResourceRef:
     return ResourceRef(kind=obj.get("kind", "?"), name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"))
 
 
+@dataclass(frozen=True)
+class TemplateReference:
+    """An object a pod template names: a ConfigMap, Secret or PVC it mounts or reads."""
+
+    kind: str
+    name: str
+    optional: bool = False
+    key: str | None = None  # for configMapKeyRef / secretKeyRef
+
+
+def template_references(template: dict[str, Any]) -> list[TemplateReference]:
+    """Every ConfigMap, Secret and PersistentVolumeClaim a pod template uses, through
+    volumes (projected too), envFrom and env valueFrom — in that order."""
+    spec = template.get("spec") or {}
+    refs: list[TemplateReference] = []
+    for volume in spec.get("volumes") or []:
+        if volume.get("configMap"):
+            refs.append(TemplateReference("ConfigMap", volume["configMap"].get("name", ""), bool(volume["configMap"].get("optional"))))
+        if volume.get("secret"):
+            refs.append(TemplateReference("Secret", volume["secret"].get("secretName", ""), bool(volume["secret"].get("optional"))))
+        if volume.get("persistentVolumeClaim"):
+            refs.append(TemplateReference("PersistentVolumeClaim", volume["persistentVolumeClaim"].get("claimName", "")))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            for key, kind in (("configMap", "ConfigMap"), ("secret", "Secret")):
+                if source.get(key):
+                    refs.append(TemplateReference(kind, source[key].get("name", ""), bool(source[key].get("optional"))))
+    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for env_from in container.get("envFrom") or []:
+            for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                if env_from.get(key):
+                    refs.append(TemplateReference(kind, env_from[key].get("name", ""), bool(env_from[key].get("optional"))))
+        for env in container.get("env") or []:
+            source = env.get("valueFrom") or {}
+            for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                if source.get(key):
+                    refs.append(TemplateReference(kind, source[key].get("name", ""), bool(source[key].get("optional")),
+                                                  source[key].get("key", "")))
+    return refs
+
+
 class Findings:
     """Collects one agent's findings; ids are stable hashes of structured fields."""
 

@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from aisre.agents.base import AgentContext, Findings, parse_time, resource_of
+from aisre.agents.base import AgentContext, Findings, parse_time, resource_of, template_references
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
 from aisre.kube.scope import ref
@@ -113,35 +113,6 @@ async def observe_rollouts(ctx: AgentContext, out: Findings) -> None:
         )
 
 
-def _references(template: dict[str, Any]) -> set[tuple[str, str]]:
-    """(kind, name) of the ConfigMaps and Secrets a pod template uses."""
-    spec = template.get("spec") or {}
-    refs: set[tuple[str, str]] = set()
-    for volume in spec.get("volumes") or []:
-        if volume.get("configMap"):
-            refs.add(("ConfigMap", volume["configMap"].get("name", "")))
-        if volume.get("secret"):
-            refs.add(("Secret", volume["secret"].get("secretName", "")))
-        for source in (volume.get("projected") or {}).get("sources") or []:
-            if source.get("configMap"):
-                refs.add(("ConfigMap", source["configMap"].get("name", "")))
-            if source.get("secret"):
-                refs.add(("Secret", source["secret"].get("name", "")))
-    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-        for env_from in container.get("envFrom") or []:
-            if env_from.get("configMapRef"):
-                refs.add(("ConfigMap", env_from["configMapRef"].get("name", "")))
-            if env_from.get("secretRef"):
-                refs.add(("Secret", env_from["secretRef"].get("name", "")))
-        for env in container.get("env") or []:
-            source = env.get("valueFrom") or {}
-            if source.get("configMapKeyRef"):
-                refs.add(("ConfigMap", source["configMapKeyRef"].get("name", "")))
-            if source.get("secretKeyRef"):
-                refs.add(("Secret", source["secretKeyRef"].get("name", "")))
-    return refs
-
-
 async def observe_config(ctx: AgentContext, out: Findings) -> None:
     scope = ctx.scope
     users: dict[tuple[str, str], list[str]] = {}
@@ -151,8 +122,9 @@ async def observe_config(ctx: AgentContext, out: Findings) -> None:
         if workload["kind"] == "ReplicaSet" and scope.top_owner(workload) is not workload:
             continue
         template = (workload.get("spec") or {}).get("template") or {}
-        for reference in _references(template):
-            users.setdefault(reference, []).append(ref(workload))
+        for reference in template_references(template):
+            if reference.kind in ("ConfigMap", "Secret"):
+                users.setdefault((reference.kind, reference.name), []).append(ref(workload))
         spec = template.get("spec") or {}
         account = accounts.get(spec.get("serviceAccountName") or "default") or {}
         for secret in (spec.get("imagePullSecrets") or []) + (account.get("imagePullSecrets") or []):

@@ -20,7 +20,7 @@ import re
 import time
 from typing import Any
 
-from aisre.agents.base import AgentContext, Findings, resource_of
+from aisre.agents.base import AgentContext, Findings, resource_of, template_references
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
 from aisre.kube.scope import labels_match, ref
@@ -199,29 +199,14 @@ async def gather(ctx: AgentContext) -> AgentResult:
     existing |= {("ServiceAccount", a["metadata"]["name"]) for a in accounts}
     for workload in owners:
         spec = _template(workload).get("spec") or {}
-        refs: list[tuple[str, str, bool]] = []
-        for volume in spec.get("volumes") or []:
-            if volume.get("configMap"):
-                refs.append(("ConfigMap", volume["configMap"].get("name", ""), bool(volume["configMap"].get("optional"))))
-            if volume.get("secret"):
-                refs.append(("Secret", volume["secret"].get("secretName", ""), bool(volume["secret"].get("optional"))))
-            if volume.get("persistentVolumeClaim"):
-                refs.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"].get("claimName", ""), False))
-        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-            for env_from in container.get("envFrom") or []:
-                for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
-                    if env_from.get(key):
-                        refs.append((kind, env_from[key].get("name", ""), bool(env_from[key].get("optional"))))
-            for env in container.get("env") or []:
-                source = env.get("valueFrom") or {}
-                for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
-                    if source.get(key):
-                        name, item = source[key].get("name", ""), source[key].get("key", "")
-                        refs.append((kind, name, bool(source[key].get("optional"))))
-                        if kind == "ConfigMap" and name in config_data and item not in config_data[name]:
-                            out.add("MissingConfigKey", f"{ref(workload)} needs key {item} of ConfigMap/{name}, which lacks it",
-                                    key=(ref(workload), name, item), resource=ResourceRef(kind="ConfigMap", name=name, namespace=ns),
-                                    owner=ref(workload), config_kind=kind, name=name, item=item)
+        references = template_references(_template(workload))
+        refs = [(r.kind, r.name, r.optional) for r in references]
+        for reference in references:
+            name, item = reference.name, reference.key
+            if reference.kind == "ConfigMap" and item and name in config_data and item not in config_data[name]:
+                out.add("MissingConfigKey", f"{ref(workload)} needs key {item} of ConfigMap/{name}, which lacks it",
+                        key=(ref(workload), name, item), resource=ResourceRef(kind="ConfigMap", name=name, namespace=ns),
+                        owner=ref(workload), config_kind=reference.kind, name=name, item=item)
         for volume_claim in (workload.get("spec") or {}).get("volumeClaimTemplates") or []:
             claim = volume_claim["metadata"]["name"]
             for pvc in pvcs:

@@ -171,7 +171,8 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
     cited = [i for h in outcome.hypotheses[:3] for i in h.evidence_ids]
     by_id = {f.id: f for f in outcome.findings}
     ordered = [by_id[i] for i in dict.fromkeys(cited) if i in by_id]
-    ordered += [f for f in outcome.findings if f.id not in set(cited) and f.kind not in ("Edge", "ConfigPresent", "WorkloadHealthy", "Role", "RoleBinding", "ServiceAccountAccess")]
+    cited_ids = set(cited)
+    ordered += [f for f in outcome.findings if f.id not in cited_ids and f.kind not in ("Edge", "ConfigPresent", "WorkloadHealthy", "Role", "RoleBinding", "ServiceAccountAccess")]
     truncated = list(outcome.truncated)
     if len(ordered) > MAX_EVIDENCE:
         truncated.append(f"evidence: kept {MAX_EVIDENCE} of {len(ordered)} items (cited first)")
@@ -182,11 +183,12 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
         for f in ordered[:MAX_EVIDENCE]
     ]
     kept_ids = {e["id"] for e in status["evidence"]}
-    status["hypotheses"] = [
-        {"category": h.category.value, **({"resource": _resource(h.resource, namespace)} if _resource(h.resource, namespace) else {}),
-         "summary": h.summary[:1000], "confidence": h.confidence, "evidenceIds": [i for i in h.evidence_ids if i in kept_ids][:16]}
-        for h in outcome.hypotheses
-    ]
+    status["hypotheses"] = []
+    for h in outcome.hypotheses:
+        resource = _resource(h.resource, namespace)
+        status["hypotheses"].append(
+            {"category": h.category.value, **({"resource": resource} if resource else {}), "summary": h.summary[:1000],
+             "confidence": h.confidence, "evidenceIds": [i for i in h.evidence_ids if i in kept_ids][:16]})
     if outcome.hypotheses:
         top = status["hypotheses"][0]
         status["rootCause"] = {k: v for k, v in top.items() if k != "evidenceIds"}

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 
+from aisre.bench.operator_thread import free_port
 from aisre.operator.http import start_http
 from aisre.operator.metrics import HANDLER_CALLS
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_health_ready_and_metrics() -> None:
     ready = asyncio.Event()
-    port = _free_port()
+    port = free_port()
     runner = await start_http(ready, "127.0.0.1", port)
     HANDLER_CALLS.labels("Investigation", "accepted").inc()
     try:

@@ -17,6 +17,8 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ProtocolError
 
+from aisre.kube.scope import labels_match as scope_labels_match
+
 FIELD_MANAGER = "aisre-bench"
 WATCH_SECONDS = 240  # one watch request; the stream resumes after it
 # When a kind exists in several groups (Event: core and events.k8s.io), the first wins.
@@ -35,8 +37,7 @@ def _preference(resource: Any) -> tuple[int, int]:
 
 def labels_match(selector: Mapping[str, str], obj: Mapping[str, Any]) -> bool:
     """Whether an object's labels carry every key=value of a (matchLabels) selector."""
-    labels = obj["metadata"].get("labels") or {}
-    return all(labels.get(k) == v for k, v in selector.items())
+    return scope_labels_match({"matchLabels": dict(selector)}, obj["metadata"].get("labels"))
 
 
 class BenchKubeError(RuntimeError):

@@ -42,6 +42,21 @@ def _label_key(key: str) -> str:
     return f".metadata.labels[{json.dumps(key)}]"
 
 
+def _hold_stage(name: str, kind: str, expressions: list[dict[str, Any]], *, namespace: str | None, run_id: str) -> dict[str, Any]:
+    """A weighted Stage with no ``next``: matching is all it does, which keeps KWOK's
+    default stages off the objects it selects."""
+    return {
+        "apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}",
+        "kind": "Stage",
+        "metadata": {"name": name, "labels": labels(namespace, run_id)},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": kind},
+            "weight": HOLD_WEIGHT,
+            "selector": {"matchExpressions": expressions},
+        },
+    }
+
+
 def pod_hold_stage(
     name: str,
     namespace: str,
@@ -64,32 +79,14 @@ def pod_hold_stage(
     if only_uids is not None:
         # An empty list would be refused by KWOK; a uid nobody has matches nothing.
         expressions.append({"key": ".metadata.uid", "operator": "In", "values": sorted(only_uids) or ["none"]})
-    return {
-        "apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}",
-        "kind": "Stage",
-        "metadata": {"name": name, "labels": labels(namespace, run_id)},
-        "spec": {
-            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
-            "weight": HOLD_WEIGHT,
-            "selector": {"matchExpressions": expressions},
-            # no `next`: matching is all it does
-        },
-    }
+    return _hold_stage(name, "Pod", expressions, namespace=namespace, run_id=run_id)
 
 
 def node_hold_stage(name: str, nodes: Iterable[str], *, namespace: str, run_id: str) -> dict[str, Any]:
     """Keeps node-initialize (which resets a node that is not Ready) and the heartbeat
     stage off the nodes whose conditions the runner sets."""
-    return {
-        "apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}",
-        "kind": "Stage",
-        "metadata": {"name": name, "labels": labels(namespace, run_id)},
-        "spec": {
-            "resourceRef": {"apiGroup": "v1", "kind": "Node"},
-            "weight": HOLD_WEIGHT,
-            "selector": {"matchExpressions": [{"key": ".metadata.name", "operator": "In", "values": sorted(nodes)}]},
-        },
-    }
+    expressions = [{"key": ".metadata.name", "operator": "In", "values": sorted(nodes)}]
+    return _hold_stage(name, "Node", expressions, namespace=namespace, run_id=run_id)
 
 
 def logs_object(

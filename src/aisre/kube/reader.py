@@ -186,8 +186,3 @@ class ClusterReader:
             return response.text
 
         return await asyncio.shield(self._memo(("logs", namespace, pod, container, previous), fetch))
-
-    async def resource_kind(self, kind: str) -> Resource | None:
-        from aisre.kube.resources import BY_KIND
-
-        return BY_KIND.get(kind)

@@ -55,10 +55,6 @@ def labels_match(selector: dict[str, Any] | None, labels: dict[str, str] | None)
     return True
 
 
-def selector_string(selector: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-
-
 @dataclass
 class Scope:
     """The objects in focus. ``pods`` are the target's pods; ``workloads`` their owners

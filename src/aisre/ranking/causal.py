@@ -11,8 +11,6 @@ The client's own symptoms are then demoted, since they follow from the dependenc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import networkx as nx
 
 from aisre.api.taxonomy import RootCauseCategory as C
@@ -125,13 +123,3 @@ def origins(ix: EvidenceIndex) -> tuple[list[Candidate], dict[str, float], nx.Di
     graph = build_graph(ix)
     candidates, demote = dependency_candidates(ix, graph)
     return candidates, demote, graph
-
-
-def related(graph: nx.DiGraph, resources: Iterable[str]) -> set[str]:
-    """Objects within two hops of the given ones (for explaining, not ranking)."""
-    out: set[str] = set()
-    undirected = graph.to_undirected(as_view=True)
-    for resource in resources:
-        if resource in undirected:
-            out |= set(nx.single_source_shortest_path_length(undirected, resource, cutoff=2))
-    return out
