@@ -14,7 +14,8 @@ help:
 	@echo "make tools         build the pinned control-plane binaries (cached in ~/.cache/aisre/tools)"
 	@echo "make cluster-up    start the local cluster (.cluster/kubeconfig); make cluster-down removes it"
 	@echo "make crds          regenerate crds/ and charts/aisre/crds/ from the models"
-	@echo "make bench         play the fault scenarios (SCENARIOS=scenarios) and write BENCH_JSON=bench/results/investigate.json"
+	@echo "make bench         play the fault scenarios (SCENARIOS=scenarios) in detect and investigate mode into bench/results/"
+	@echo "make bench-detection  detection throughput (one core) and memory/latency from 500 to 5,000 pods"
 
 tools:
 	bash hack/tools.sh
@@ -56,10 +57,16 @@ clean: cluster-down
 	rm -rf $(VENV) build .tools
 
 # The scenario benchmark (SCENARIOS.md): every scenario of $(SCENARIOS) on the local cluster,
-# with the operator in-process; the report goes to $(BENCH_JSON).
+# with the operator in-process, in both modes; the reports go to bench/results/.
 SCENARIOS ?= scenarios
-BENCH_JSON ?= bench/results/investigate.json
 BENCH_ARGS ?=
-.PHONY: bench
+.PHONY: bench bench-detection
 bench: tools install
-	$(BIN)/aisre bench --scenarios $(SCENARIOS) --json $(BENCH_JSON) $(BENCH_ARGS)
+	$(BIN)/aisre bench --scenarios $(SCENARIOS) --mode detect --json bench/results/detect.json $(BENCH_ARGS)
+	$(BIN)/aisre bench --scenarios $(SCENARIOS) --mode investigate --json bench/results/investigate.json $(BENCH_ARGS)
+
+# Detection's throughput (one core) and its memory and latency as the cluster grows.
+bench-detection: tools install
+	$(BIN)/python bench/detection_throughput.py --json bench/results/detection-throughput.json
+	bash hack/cluster-up.sh
+	$(BIN)/python bench/detection_scale.py --json bench/results/detection-scale.json

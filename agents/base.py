@@ -8,6 +8,8 @@ of them may use this module.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +91,33 @@ def template_references(template: dict[str, Any]) -> list[TemplateReference]:
                     refs.append(TemplateReference(kind, source[key].get("name", ""), bool(source[key].get("optional")),
                                                   source[key].get("key", "")))
     return refs
+
+
+HOSTISH_KEY = re.compile(r"(HOST|ADDR|ADDRESS|URL|URI|ENDPOINT|SERVER|SERVICE|DSN|BROKER|UPSTREAM)S?$", re.I)
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_patterns(service: str, namespace: str) -> tuple[re.Pattern[str], ...]:
+    name = re.escape(service)
+    dns = rf"{name}(?:\.{re.escape(namespace)})?(?:\.svc(?:\.cluster\.local)?)?"
+    return (
+        re.compile(rf"{dns}(?::\d{{2,5}})?"),  # the whole value of a host-like key
+        re.compile(rf"://(?:[^@/\s]+@)?{dns}(?=[:/\s\"',;?]|$)"),  # a URL's host
+        re.compile(rf"(?:^|[\s=,;\"'(@]){dns}:\d{{2,5}}\b"),  # host:port
+        re.compile(rf"\b{name}\.{re.escape(namespace)}\.svc\b"),  # the cluster DNS name
+    )
+
+
+def mentions_host(key: str, value: str, service: str, namespace: str) -> bool:
+    """Whether a config value names the service as a host to connect to: a URL's host,
+    ``host:port``, the cluster DNS name, or the whole value of a host-like key
+    (``DB_HOST=orders-db``). A bare word elsewhere (``POSTGRES_DB=orders``) is not one."""
+    if service not in value:
+        return False
+    whole, url, host_port, dns_name = _host_patterns(service, namespace)
+    if HOSTISH_KEY.search(key) and whole.fullmatch(value.strip()):
+        return True
+    return bool(url.search(value) or host_port.search(value) or dns_name.search(value))
 
 
 class Findings:

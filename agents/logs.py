@@ -90,7 +90,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
     async def read(pod: dict[str, Any], container: str, previous: bool) -> str:
         try:
             return await ctx.reader.logs(
-                ctx.scope.namespace, pod["metadata"]["name"], container, previous=previous,
+                pod["metadata"].get("namespace") or ctx.scope.namespace, pod["metadata"]["name"], container, previous=previous,
                 limit_bytes=ctx.bounds.log_bytes_per_container,
             )
         except KubeAccessError:

@@ -16,17 +16,15 @@ networkx graph, and the breaks it can see from objects alone:
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
-from aisre.agents.base import AgentContext, Findings, resource_of, template_references
+from aisre.agents.base import AgentContext, Findings, mentions_host, resource_of, template_references
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
 from aisre.kube.scope import labels_match, ref
 
 AGENT = "topology"
-HOSTISH_KEY = re.compile(r"(HOST|ADDR|ADDRESS|URL|URI|ENDPOINT|SERVER|SERVICE|DSN|BROKER|UPSTREAM)S?$", re.I)
 
 
 def _owners(ctx: AgentContext) -> list[dict[str, Any]]:
@@ -40,21 +38,6 @@ def _template(workload: dict[str, Any]) -> dict[str, Any]:
 
 def _pod_labels(workload: dict[str, Any]) -> dict[str, str]:
     return (_template(workload).get("metadata") or {}).get("labels") or {}
-
-
-def _mentions(key: str, value: str, service: str, namespace: str) -> bool:
-    """Whether a config value names the service as a host to connect to: a URL's host,
-    ``host:port``, the cluster DNS name, or the whole value of a host-like key
-    (``DB_HOST=orders-db``). A bare word elsewhere (``POSTGRES_DB=orders``) is not one."""
-    name = re.escape(service)
-    dns = rf"{name}(?:\.{re.escape(namespace)})?(?:\.svc(?:\.cluster\.local)?)?"
-    if HOSTISH_KEY.search(key) and re.fullmatch(rf"{dns}(?::\d{{2,5}})?", value.strip()):
-        return True
-    if re.search(rf"://(?:[^@/\s]+@)?{dns}(?=[:/\s\"',;?]|$)", value):
-        return True
-    if re.search(rf"(?:^|[\s=,;\"'(@]){dns}:\d{{2,5}}\b", value):
-        return True
-    return bool(re.search(rf"\b{name}\.{re.escape(namespace)}\.svc\b", value))
 
 
 def _env_values(workload: dict[str, Any], config_data: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
@@ -188,7 +171,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
             own = (service.get("spec") or {}).get("selector") or {}
             if own and labels_match({"matchLabels": own}, _pod_labels(workload)):
                 continue  # a workload does not depend on its own Service
-            via = [key for key, value in pairs if _mentions(key, value, sname, ns)]
+            via = [key for key, value in pairs if mentions_host(key, value, sname, ns)]
             if via:
                 edge(ref(workload), ref(service), "dependsOn", via=via[:5])
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The demo: the local cluster, the CRDs, the operator (as `aisre run`), the examples,
-# a real fault (more CPU requested than any node has) and the root cause the Investigation finds.
+# The demo: the local cluster, the CRDs, the operator (as `aisre run`), a real fault (more
+# CPU requested than any node has), the Incident detection opens for it, the root cause its
+# Investigation finds, and the examples. Grace times are shortened so the demo takes seconds
+# (the defaults give a Pending pod 120 s before it is an incident).
 
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,8 +24,10 @@ kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
 kubectl get crd -l app.kubernetes.io/part-of=aisre
 
-step "the operator (aisre run), logs in $CLUSTER_DIR/operator.log"
-AISRE_HTTP_PORT="$PORT" .venv/bin/aisre run > "$CLUSTER_DIR/operator.log" 2>&1 &
+step "the operator (aisre run, detection on), logs in $CLUSTER_DIR/operator.log"
+kubectl create namespace aisre-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+AISRE_HTTP_PORT="$PORT" AISRE_OPERATOR_NAMESPACE=aisre-system AISRE_DETECT_PENDING_GRACE=5 AISRE_DETECT_SETTLE=2 \
+  .venv/bin/aisre run > "$CLUSTER_DIR/operator.log" 2>&1 &
 OPERATOR_PID=$!
 trap 'kill $OPERATOR_PID 2>/dev/null; wait $OPERATOR_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -39,11 +43,26 @@ kubectl apply -n "$NS" -f tests/invalid/investigation-target-both.yaml 2>&1 || t
 
 step "a fault: checkout is rolled out asking for more CPU than any node has"
 kubectl delete investigation checkout-1 -n "$NS" --ignore-not-found >/dev/null
+kubectl delete incidents -n "$NS" -l aisre.dev/fingerprint --ignore-not-found >/dev/null
 kubectl create deployment checkout -n "$NS" --image=registry.local/shop/checkout:1.4.2 --replicas=2 \
   --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl set resources deployment/checkout -n "$NS" --requests=cpu=64,memory=256Mi >/dev/null
 sleep 3
 kubectl get pods -n "$NS" -l app=checkout
+
+step "detection opens one Incident for the Deployment (not one per pod) and investigates it"
+INCIDENT=""
+for _ in $(seq 1 150); do
+  INCIDENT="$(kubectl get incidents -n "$NS" -l aisre.dev/fingerprint -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)"
+  [ -n "$INCIDENT" ] && break
+  sleep 0.2
+done
+[ -n "$INCIDENT" ] || { echo "no Incident"; tail -20 "$CLUSTER_DIR/operator.log"; exit 1; }
+kubectl wait -n "$NS" --for=jsonpath='{.status.state}'=Identified --timeout=60s "incident/$INCIDENT"
+kubectl get incidents -A
+
+step "aisre report incident/$INCIDENT (signals, root cause, the evidence for it, actions)"
+.venv/bin/aisre report "incident/$INCIDENT" -n "$NS"
 
 step "the examples: an Investigation of deploy/checkout, an Incident, a RemediationPolicy"
 kubectl apply -n "$NS" -f examples/
@@ -58,7 +77,7 @@ step "aisre report investigation/checkout-1 (the root cause, hypotheses, evidenc
 .venv/bin/aisre report investigation/checkout-1 -n "$NS"
 
 step "operator metrics"
-curl -fs "http://127.0.0.1:$PORT/metrics" | grep '^aisre_handler_calls_total' || true
+curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^aisre_(handler_calls|incidents|signals)_total' || true
 
 echo
 echo "The cluster stays up: export KUBECONFIG=$KUBECONFIG to explore; 'make cluster-down' removes it."

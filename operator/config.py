@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from aisre.operator.detection.thresholds import Thresholds
+
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
@@ -24,6 +26,14 @@ class OperatorConfig:
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "aisre-dev"))
+    # Detection: off leaves only Investigations a person creates.
+    detection: bool = True
+    exclude_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
+    operator_namespace: str = "aisre-system"  # where node-level Incidents live
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    # The Alertmanager webhook's bearer token: a mounted Secret file, or namespace/name[:key] of a Secret.
+    alertmanager_token_file: str | None = None
+    alertmanager_token_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -37,4 +47,10 @@ class OperatorConfig:
             log_level=env.get("AISRE_LOG_LEVEL", cls.log_level).upper(),
             log_format=env.get("AISRE_LOG_FORMAT", cls.log_format),
             instance=env.get("HOSTNAME", "aisre-dev"),
+            detection=env.get("AISRE_DETECTION", "true").lower() not in ("0", "false", "no", "off"),
+            exclude_namespaces=_csv(env.get("AISRE_EXCLUDE_NAMESPACES", ",".join(cls.exclude_namespaces))),
+            operator_namespace=env.get("AISRE_OPERATOR_NAMESPACE") or env.get("POD_NAMESPACE") or cls.operator_namespace,
+            thresholds=Thresholds.from_env(env),
+            alertmanager_token_file=env.get("AISRE_ALERTMANAGER_TOKEN_FILE") or None,
+            alertmanager_token_secret=env.get("AISRE_ALERTMANAGER_TOKEN_SECRET") or None,
         )

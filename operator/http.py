@@ -1,5 +1,7 @@
 """The operator's HTTP server: /healthz (the event loop answers), /readyz (Kopf has
-started watching), /metrics (Prometheus). Later: the Alertmanager webhook.
+started watching), /metrics (Prometheus), and POST /alertmanager (the webhook: a bearer
+token is required; a payload that is not Alertmanager's v4 is refused with 400 and the
+reason, and changes nothing).
 
 It runs on aiohttp, the server library Kopf itself depends on, in the operator's loop.
 """
@@ -7,12 +9,60 @@ It runs on aiohttp, the server library Kopf itself depends on, in the operator's
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import ValidationError
+
+from aisre.operator.detection.alertmanager import parse, signals_from
+from aisre.operator.metrics import ALERTMANAGER_REQUESTS
+
+MAX_ALERT_BODY = 4 * 1024 * 1024
 
 
-def build_app(ready: asyncio.Event) -> web.Application:
+@dataclass
+class Webhook:
+    """What the Alertmanager endpoint needs; filled in once detection has started."""
+
+    token: str | None = None
+    detection: Any = None  # DetectionService
+
+
+def _answer(code: int, **body: Any) -> web.Response:
+    ALERTMANAGER_REQUESTS.labels(str(code)).inc()
+    return web.json_response(body, status=code)
+
+
+async def alertmanager(request: web.Request, hook: Webhook) -> web.Response:
+    if not hook.token:
+        return _answer(503, error="the webhook has no token configured (AISRE_ALERTMANAGER_TOKEN_FILE or _SECRET)")
+    given = request.headers.get("Authorization", "")
+    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), hook.token.encode()):
+        return _answer(401, error="missing or wrong bearer token")
+    if hook.detection is None:
+        return _answer(503, error="detection is not running")
+    if (request.content_length or 0) > MAX_ALERT_BODY:
+        return _answer(413, error=f"payload larger than {MAX_ALERT_BODY} bytes")
+    try:
+        payload = parse(json.loads(await request.text()))
+    except json.JSONDecodeError as error:
+        return _answer(400, error=f"not JSON: {error}")
+    except ValidationError as error:
+        reasons = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:10]]
+        return _answer(400, error="not an Alertmanager v4 webhook payload", reasons=reasons)
+    signals, skipped = signals_from(payload, hook.detection.pipeline.index, dt.datetime.now(dt.UTC))
+    hook.detection.alerts(signals)
+    return _answer(200, accepted=len(signals), firing=sum(s.firing for s in signals), skipped=skipped)
+
+
+def build_app(ready: asyncio.Event, hook: Webhook | None = None) -> web.Application:
+    hook = hook or Webhook()
+
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -29,11 +79,15 @@ def build_app(ready: asyncio.Event) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    async def webhook(request: web.Request) -> web.Response:
+        return await alertmanager(request, hook)
+
+    app.router.add_post("/alertmanager", webhook)
     return app
 
 
-async def start_http(ready: asyncio.Event, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(build_app(ready), access_log=None)
+async def start_http(ready: asyncio.Event, host: str, port: int, hook: Webhook | None = None) -> web.AppRunner:
+    runner = web.AppRunner(build_app(ready, hook), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -17,7 +17,7 @@ import structlog
 from aisre.api.meta import GROUP
 from aisre.operator import handlers  # noqa: F401  (registers the Kopf handlers)
 from aisre.operator.config import OperatorConfig
-from aisre.operator.http import start_http
+from aisre.operator.http import Webhook, start_http
 from aisre.operator.logs import configure_logging
 
 log = structlog.get_logger("aisre.operator")
@@ -55,7 +55,8 @@ async def serve(
 ) -> None:
     """Run Kopf and the HTTP server until stopped; then shut both down cleanly."""
     kopf_ready = asyncio.Event()
-    runner = await start_http(kopf_ready, config.http_host, config.http_port)
+    webhook = Webhook()
+    runner = await start_http(kopf_ready, config.http_host, config.http_port, webhook)
     log.info("http server started", host=config.http_host, port=config.http_port)
 
     async def mark_ready() -> None:
@@ -77,7 +78,7 @@ async def serve(
             peering_name=config.peering_name,
             stop_flag=stop,
             ready_flag=kopf_ready,
-            memo=kopf.Memo(config=config),
+            memo=kopf.Memo(config=config, webhook=webhook),
             **kwargs,
         )
     finally:

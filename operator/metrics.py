@@ -25,3 +25,18 @@ INVESTIGATION_SECONDS = Histogram(
     "Wall time from start to conclusion of an investigation.",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+SIGNALS = Counter(
+    "aisre_signals_total",
+    "Signals observed by detection, by source and reason.",
+    ["source", "reason"],
+)
+INCIDENTS = Counter(
+    "aisre_incidents_total",
+    "Incidents opened and resolved by detection.",
+    ["event"],
+)
+ALERTMANAGER_REQUESTS = Counter(
+    "aisre_alertmanager_requests_total",
+    "Alertmanager webhook requests, by HTTP status.",
+    ["code"],
+)

@@ -18,6 +18,7 @@ from aisre.api.conditions import set_condition
 from aisre.api.investigation import Investigation, InvestigationState
 from aisre.api.meta import GROUP, VERSION, ConditionStatus
 from aisre.kube.reader import ClusterReader
+from aisre.operator.incidents import mirror_root_cause
 from aisre.operator.investigation import Outcome, investigate, rfc3339, status_of
 from aisre.operator.metrics import INVESTIGATION_SECONDS, INVESTIGATIONS
 
@@ -71,8 +72,14 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient) -> 
         conditions=conditions,
         observedGeneration=generation,
         state=(InvestigationState.COMPLETED if outcome.ok else InvestigationState.FAILED).value,
+        durationSeconds=round(time.perf_counter() - clock, 3),
     )
     patch.status.update(status)
+    if spec.incident_ref is not None:
+        try:
+            await mirror_root_cause(client, namespace, spec.incident_ref.name, name, status)
+        except httpx.HTTPError:
+            pass  # the Incident shows the link on the next resume; the Investigation holds the result
     elapsed = time.perf_counter() - clock
     INVESTIGATIONS.labels(outcome.reason).inc()
     INVESTIGATION_SECONDS.observe(elapsed)

@@ -17,7 +17,10 @@ from aisre.api.investigation import Investigation
 from aisre.api.meta import GROUP, VERSION, KubeModel
 from aisre.api.remediation_policy import RemediationPolicy
 from aisre.kube.reader import connect
+from aisre.operator.webhook_token import webhook_token
 from aisre.operator.acceptance import accept
+from aisre.operator.detection.service import DetectionService
+from aisre.operator.incidents import reinvestigate, start_investigation
 from aisre.operator.login import connection_info
 from aisre.operator.run_investigation import already_done
 from aisre.operator.run_investigation import run as run_investigation
@@ -64,10 +67,36 @@ async def open_clients(memo: kopf.Memo, **_: Any) -> None:
     memo.kube = connect(memo.config.kubeconfig)
 
 
+@kopf.on.startup()
+async def start_detection(memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    config = memo.config
+    memo.webhook.token = await webhook_token(config, memo.kube, logger)
+    if not config.detection:
+        return
+    memo.detection = DetectionService(config.thresholds, config.operator_namespace, config.namespaces,
+                                      config.exclude_namespaces)
+    await memo.detection.start(memo.kube, connect(config.kubeconfig, max_connections=None))
+    memo.webhook.detection = memo.detection
+
+
 @kopf.on.cleanup()
 async def close_clients(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "detection", None) is not None:
+        await memo.detection.stop()
     if getattr(memo, "kube", None) is not None:
         await memo.kube.aclose()
+
+
+# After acceptance: an Incident starts the Investigation it owns (once).
+@kopf.on.resume(GROUP, VERSION, "incidents", id="incident-investigate-resume")
+@kopf.on.create(GROUP, VERSION, "incidents", id="incident-investigate")
+async def on_incident(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    patch.status.update(await start_investigation(body, memo.kube))
+
+
+@kopf.on.update(GROUP, VERSION, "incidents", field="spec.affected", id="incident-reinvestigate")
+async def on_incident_grown(body: kopf.Body, old: Any, new: Any, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    patch.status.update(await reinvestigate(body, old, new, memo.kube))
 
 
 # Registered after the acceptance handlers, so a new Investigation is accepted first.

@@ -2,7 +2,7 @@
 
     aisre run        start the operator against the current kubeconfig
     aisre crds       write the CRDs generated from the models (or --check for drift)
-    aisre report     print a Markdown report of an Investigation
+    aisre report     print a Markdown report of an Investigation or an Incident
     aisre bench      run fault scenarios on a cluster and score the operator's conclusions
     aisre version    print the version
 """
@@ -90,23 +90,40 @@ def _cmd_report(args: argparse.Namespace) -> int:
     import kubernetes
 
     from aisre.api.meta import GROUP, VERSION
-    from aisre.report import render_investigation
+    from aisre.report import render_incident, render_investigation
 
     kind, _, name = args.object.partition("/")
-    plurals = {"investigation": "investigations", "investigations": "investigations", "inv": "investigations"}
+    plurals = {"investigation": "investigations", "investigations": "investigations", "inv": "investigations",
+               "incident": "incidents", "incidents": "incidents", "inc": "incidents"}
     if kind.lower() not in plurals or not name:
-        print(f"aisre report: expected investigation/NAME, got {args.object!r}", file=sys.stderr)
+        print(f"aisre report: expected investigation/NAME or incident/NAME, got {args.object!r}", file=sys.stderr)
         return 2
     client = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
     namespace = args.namespace or kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)[1]["context"].get(
         "namespace", "default")
+    api = kubernetes.client.CustomObjectsApi(client)
+    plural = plurals[kind.lower()]
     try:
-        obj = kubernetes.client.CustomObjectsApi(client).get_namespaced_custom_object(
-            GROUP, VERSION, namespace, plurals[kind.lower()], name)
+        obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
     except kubernetes.client.ApiException as error:
         print(f"aisre report: {args.object} in {namespace}: {error.reason} ({error.status})", file=sys.stderr)
         return 1
-    print(render_investigation(obj), end="")
+    if plural == "investigations":
+        print(render_investigation(obj), end="")
+        return 0
+    # A resolved Incident keeps its post-incident report; an open one is rendered as it stands.
+    status = obj.get("status") or {}
+    if status.get("report"):
+        print(status["report"], end="")
+        return 0
+    investigation = None
+    ref = (status.get("investigationRef") or {}).get("name")
+    if ref:
+        try:
+            investigation = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", ref)
+        except kubernetes.client.ApiException:
+            investigation = None
+    print(render_incident(obj, investigation), end="")
     return 0
 
 
@@ -138,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scenarios", type=Path, required=True, help="directory of scenario files (*.yaml, recursively)")
     bench.add_argument("--json", type=Path, required=True, help="where to write the JSON report")
     bench.add_argument(
-        "--mode", choices=["investigate", "detect"], default="investigate",
-        help="investigate: the runner creates an Investigation per scenario (default); detect: not built yet",
+        "--mode", choices=["investigate", "detect"], default="detect",
+        help="detect (default): the operator's detection raises the Incident and starts the Investigation; "
+        "investigate: the runner creates an Investigation per scenario",
     )
     bench.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable: any of them)")
     bench.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting the local one")
@@ -149,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--log-level", default="WARNING", help="log level of the in-process operator (default WARNING)")
     bench.set_defaults(func=_cmd_bench)
 
-    report = sub.add_parser("report", help="print a Markdown report of an object's status (investigation/NAME)")
-    report.add_argument("object", help="investigation/NAME")
+    report = sub.add_parser("report", help="print a Markdown report: investigation/NAME, or incident/NAME (post-incident)")
+    report.add_argument("object", help="investigation/NAME or incident/NAME")
     report.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
     report.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
     report.set_defaults(func=_cmd_report)

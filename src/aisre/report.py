@@ -69,3 +69,60 @@ def render_investigation(obj: dict[str, Any]) -> str:
     if status.get("truncated"):
         lines += ["", "## Cut to keep the status small", ""] + [f"- {t}" for t in status["truncated"]]
     return "\n".join(lines) + "\n"
+
+
+def render_incident(incident: dict[str, Any], investigation: dict[str, Any] | None = None,
+                    resolved_at: str | None = None) -> str:
+    """The post-incident report: what happened, when, the root cause and the evidence that
+    names it, and the actions taken. The operator keeps it in the Incident's status once
+    it resolves; ``aisre report incident/NAME`` prints it (or renders it while open)."""
+    meta, spec, status = incident.get("metadata", {}), incident.get("spec", {}), incident.get("status") or {}
+    lines = [f"# Incident {meta.get('namespace')}/{meta.get('name')}", "", f"**{spec.get('title', '')}**", ""]
+    lines += [f"- **Resource:** {_resource(spec.get('resource'))}", f"- **Severity:** {spec.get('severity', '—')}",
+              f"- **Source:** {spec.get('source', '—')}",
+              f"- **State:** {'Resolved' if resolved_at else status.get('state', 'Open')}",
+              f"- **First seen:** {spec.get('firstSeen', '—')}  **Last seen:** {spec.get('lastSeen', '—')}  "
+              f"**Occurrences:** {spec.get('occurrences', 1)}"]
+    if resolved_at or status.get("resolvedAt"):
+        lines.append(f"- **Resolved:** {resolved_at or status.get('resolvedAt')}")
+    affected = spec.get("affected") or []
+    if affected:
+        lines.append(f"- **Affected:** {', '.join(_resource(a) for a in affected)}")
+    signals = spec.get("signals") or []
+    if signals:
+        lines += ["", "## Signals", "", "| Source | Reason | Count | First seen | Last seen | Latest message |",
+                  "|---|---|---|---|---|---|"]
+        for s in signals:
+            lines.append(f"| {s.get('source')} | {s.get('reason')} | {s.get('count', 1)} | {s.get('firstSeen', '—')} | "
+                         f"{s.get('lastSeen', '—')} | {_cell(s.get('message', ''))[:200]} |")
+    lines += ["", "## Root cause", ""]
+    root = status.get("rootCause") or ((investigation or {}).get("status") or {}).get("rootCause")
+    if root:
+        lines += [f"**{root['category']}** on `{_resource(root.get('resource'))}` (confidence {root.get('confidence', 0):.2f})",
+                  "", root.get("summary", "")]
+    else:
+        lines.append("Not identified.")
+    inv_status = (investigation or {}).get("status") or {}
+    hypotheses = inv_status.get("hypotheses") or []
+    cited = set((hypotheses[0].get("evidenceIds") or []) if hypotheses else [])
+    evidence = [e for e in inv_status.get("evidence") or [] if e.get("id") in cited]
+    if evidence:
+        lines += ["", "## Evidence for the root cause", "", "| Id | Agent | Kind | Observation |", "|---|---|---|---|"]
+        lines += [f"| {e['id']} | {e['agent']} | {e['kind']} | {_cell(e['summary'])[:300]} |" for e in evidence]
+    if investigation:
+        lines.append(f"\nInvestigation: `{investigation['metadata']['name']}` (`aisre report investigation/"
+                     f"{investigation['metadata']['name']}` for every hypothesis and all evidence).")
+    journal = status.get("remediations") or []
+    lines += ["", "## Actions taken", ""]
+    if journal:
+        lines += ["| Id | Action | Target | Decision | Result | Approved by | Detail |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {j.get('id')} | {j.get('type')} | {_resource(j.get('target'))} | {j.get('decision')} | "
+                  f"{j.get('result', '—')} | {j.get('approvedBy') or '—'} | {_cell(j.get('reason') or j.get('detail', ''))[:200]} |"
+                  for j in journal]
+    else:
+        lines.append("None.")
+    timeline = status.get("timeline") or []
+    if timeline:
+        lines += ["", "## Timeline", ""]
+        lines += [f"- {entry['time']} **{entry['event']}** {entry.get('message', '')}" for entry in timeline]
+    return "\n".join(lines) + "\n"

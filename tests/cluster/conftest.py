@@ -92,7 +92,13 @@ def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+# Detection tests and `aisre bench` runs start operators of their own for these.
+OWN_OPERATOR_NAMESPACES = "!aisre-det-*,!bench-*"
+
+
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, crds: None) -> Iterator[OperatorThread]:
-    with OperatorThread(kubeconfig, free_port()) as running:
+    """The operator for Investigation tests: detection off (tests count their own objects),
+    and away from the namespaces where detection tests and bench runs have their own."""
+    with OperatorThread(kubeconfig, free_port(), namespaces=(OWN_OPERATOR_NAMESPACES,), detection=False) as running:
         yield running

@@ -187,14 +187,14 @@ expect:
 """
 
 
-def test_aisre_bench_end_to_end(kubectl, kubeconfig: Path, operator, tmp_path: Path) -> None:
+def test_aisre_bench_end_to_end(kubectl, kubeconfig: Path, crds, tmp_path: Path) -> None:
     scenarios = tmp_path / "scenarios"
     shutil.copytree(SCENARIOS, scenarios)
     (scenarios / "memory-leak.yaml").write_text(METRICS_SCENARIO)
     (scenarios / "broken.yaml").write_text("apiVersion: aisre.dev/scenario-v1\nname: broken\nexpect: {incident: true}\n")
     out, err = io.StringIO(), io.StringIO()
     options = Options(scenarios=scenarios, json_out=tmp_path / "report.json", kubeconfig=kubeconfig,
-                      external_operator=True, timeout=20)
+                      mode="investigate", timeout=20)
     assert run(options, out=out, err=err) == 0, err.getvalue()
 
     report = json.loads((tmp_path / "report.json").read_text())

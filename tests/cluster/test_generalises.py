@@ -60,7 +60,7 @@ def test_rename_keeps_every_scenario_valid_yaml() -> None:
         assert all(old not in renamed.split() for old in mapping if len(old) > 3)
 
 
-def test_renaming_objects_does_not_change_the_answer(kubeconfig: Path, operator, tmp_path: Path) -> None:
+def test_renaming_objects_does_not_change_the_answer(kubeconfig: Path, crds, tmp_path: Path) -> None:
     original, renamed = tmp_path / "original", tmp_path / "renamed"
     original.mkdir()
     renamed.mkdir()
@@ -75,7 +75,7 @@ def test_renaming_objects_does_not_change_the_answer(kubeconfig: Path, operator,
     reports = {}
     for label, directory in (("original", original), ("renamed", renamed)):
         options = Options(scenarios=directory, json_out=tmp_path / f"{label}.json", kubeconfig=kubeconfig,
-                          external_operator=True, timeout=30)
+                          mode="investigate", timeout=30)
         assert run(options, out=io.StringIO(), err=io.StringIO()) == 0
         reports[label] = {r["name"]: r for r in json.loads((tmp_path / f"{label}.json").read_text())["results"]}
 

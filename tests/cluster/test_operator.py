@@ -75,10 +75,12 @@ def test_incident_and_policy_are_accepted(operator, api_client, namespace: str, 
     api = kubernetes.client.CustomObjectsApi(api_client)
     incident, _ = _wait_for(
         lambda: api.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", "checkout-crashloop"),
-        _accepted(1),
-        timeout=5.0,
+        lambda obj: _accepted(1)(obj) and bool((obj.get("status") or {}).get("investigationRef")),
+        timeout=10.0,
     )
-    assert incident["status"]["state"] == "Open"
+    # A person's Incident starts its Investigation too (spec.investigate defaults to true).
+    assert incident["status"]["state"] in ("Investigating", "Identified")
+    assert incident["status"]["investigationRef"]["name"] == "checkout-crashloop"
     policy, _ = _wait_for(
         lambda: api.get_namespaced_custom_object(GROUP, VERSION, namespace, "remediationpolicies", "default"),
         _accepted(1),

@@ -87,7 +87,7 @@ def test_report_renders_status_with_evidence_ids() -> None:
 
 
 def test_config_values_name_dependencies_only_as_hosts() -> None:
-    from aisre.agents.topology import _mentions
+    from aisre.agents.base import mentions_host as _mentions
 
     assert _mentions("DATABASE_URL", "postgresql://orders@orders-db:5432/orders", "orders-db", "shop")
     assert not _mentions("DATABASE_URL", "postgresql://orders@orders-db:5432/orders", "orders", "shop")

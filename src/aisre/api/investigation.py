@@ -193,6 +193,7 @@ class InvestigationStatus(ObservedStatus):
     target: str | None = Field(None, max_length=512, description="The resolved target, e.g. Deployment/checkout.")
     started_at: dt.datetime | None = Field(None, description="When the investigation started.")
     completed_at: dt.datetime | None = Field(None, description="When it concluded.")
+    duration_seconds: float | None = Field(None, ge=0.0, description="Wall time from start to conclusion, in seconds.")
     root_cause: RootCause | None = Field(None, description="The top hypothesis.")
     hypotheses: list[Hypothesis] | None = Field(None, max_length=10, description="Ranked hypotheses, best first.")
     evidence: list[Evidence] | None = Field(None, max_length=200, description="Evidence items, cited by id.")

@@ -19,15 +19,16 @@ from kubernetes.client.exceptions import ApiException
 
 from aisre.bench import cluster, kwok, report
 from aisre.bench.interrupts import handle_signals, shielded
+from aisre.bench.detect import detect
 from aisre.bench.investigate import investigate
 from aisre.bench.kube import Kube, Stream, api_error
 from aisre.bench.loader import LoadedScenario, LoadError, filter_by_tags, load_dir
 from aisre.bench.operator_thread import OperatorThread, free_port
-from aisre.bench.scenario_run import BenchContext, ScenarioError, ScenarioRun, expected_causes
+from aisre.bench.scenario_run import NAMESPACE_PREFIX, BenchContext, ScenarioError, ScenarioRun, expected_causes
 from aisre.bench.score import Cause, Result
 from aisre.bench.simulate_node import recover
+from aisre.operator.detection.thresholds import Thresholds
 
-DETECT_UNSUPPORTED = "unsupported: detect mode (detection not built yet)"
 NAMESPACE_GONE_S = 60.0
 
 
@@ -35,7 +36,7 @@ NAMESPACE_GONE_S = 60.0
 class Options:
     scenarios: Path
     json_out: Path
-    mode: str = "investigate"  # investigate | detect
+    mode: str = "detect"  # detect | investigate
     tags: list[str] = field(default_factory=list)
     kubeconfig: Path | None = None
     external_operator: bool = False
@@ -77,17 +78,45 @@ def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
             _log(f"cleaned up after an earlier run: {', '.join(leftovers)}", err)
         cluster.install_crds(kube)
         context.kwok_problem = cluster.kwok_available(kube)
+        context.operator_namespace = _operator_namespace(kube, context)
         if not options.external_operator:
-            stack.enter_context(OperatorThread(kubeconfig, free_port(), namespaces=(context.namespace_pattern,)))
-            _log(f"operator running in-process for namespaces {context.namespace_pattern}", err)
+            # Detect mode: the scenarios compress minutes of trouble into seconds, so the
+            # operator runs with grace times compressed to match (Thresholds.compressed).
+            detection = options.mode == "detect"
+            stack.enter_context(OperatorThread(
+                kubeconfig, free_port(), namespaces=(context.namespace_pattern,), detection=detection,
+                operator_namespace=context.operator_namespace, thresholds=Thresholds.compressed()))
+            _log(f"operator running in-process for namespaces {context.namespace_pattern}"
+                 f"{' with detection' if detection else ''}", err)
         try:
             yield context
         finally:
             with shielded():
                 # The operator stops last: a finalizer of its objects could hold a namespace.
                 if not options.keep_namespaces:
+                    _delete_namespace(kube, context.operator_namespace)
                     _wait_namespaces_gone(kube, context.run_id, err)
                 stack.close()
+
+
+def _operator_namespace(kube: Kube, context: BenchContext) -> str:
+    """The in-process operator's own namespace (node-level Incidents live there); it
+    matches the run's pattern and goes with the run's namespaces."""
+    name = f"{NAMESPACE_PREFIX}operator-{context.token}"
+    try:
+        kube.core.create_namespace({"metadata": {"name": name, "labels": kwok.labels(None, context.run_id)}})
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return name
+
+
+def _delete_namespace(kube: Kube, name: str) -> None:
+    try:
+        kube.core.delete_namespace(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
 
 
 def _wait_namespaces_gone(kube: Kube, run_id: str, err: TextIO) -> None:
@@ -105,8 +134,9 @@ def _wait_namespaces_gone(kube: Kube, run_id: str, err: TextIO) -> None:
     _log(f"namespaces still terminating after {NAMESPACE_GONE_S:g} s: {sorted(remaining)}", err)
 
 
-def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextIO) -> Result:
-    """One scenario, investigate mode: set up, fault, investigate, clean up, score."""
+def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextIO, mode: str = "investigate") -> Result:
+    """One scenario: set up, fault, then detect (wait for the operator's Incident and its
+    Investigation) or investigate (create an Investigation), clean up, score."""
     started = time.monotonic()
     try:
         run = ScenarioRun(context, item)
@@ -119,7 +149,12 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
             run.setup()
             run.fault()
             result.expected, result.also_acceptable = run.expected, run.also_acceptable
-            outcome = investigate(context.kube, run.namespace, timeout)
+            if mode == "detect":
+                outcome = detect(context.kube, run.namespace, context.operator_namespace, time.monotonic(),
+                                 run.scenario.expect.incident, timeout)
+                result.incidents, result.detect_s = outcome.incidents, outcome.detect_s
+            else:
+                outcome = investigate(context.kube, run.namespace, timeout)
             result.ranked, result.concluded, result.investigate_s = outcome.ranked, outcome.concluded, outcome.investigate_s
             errors.extend(run.problems + run.runtime.errors)  # the simulation ran on meanwhile
             if outcome.error:
@@ -147,26 +182,23 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
     results: list[Result] = []
     interrupted = False
     started = time.monotonic()
-    if options.mode == "detect":
-        results = [_unplayable(item, item.error if isinstance(item, LoadError) else DETECT_UNSUPPORTED) for item in items]
-    else:
-        with handle_signals():
-            try:
-                with session(options, err) as context:
-                    for number, item in enumerate(items, 1):
-                        if isinstance(item, LoadError):
-                            results.append(_unplayable(item, item.error))
-                        else:
-                            results.append(play(context, item, options.timeout, err))
-                        r = results[-1]
-                        _log(f"{number}/{len(items)} {r.name}: " + ("ok" if r.top1 else "wrong")
-                             + (f" ({r.error})" if r.error else "") + f" in {r.timings.get('total_s', 0):.1f} s", err)
-            except KeyboardInterrupt:
-                interrupted = True
-                _log("interrupted; the report holds the scenarios that finished", err)
-            except cluster.ClusterError as error:
-                _log(f"cannot run: {error}", err)
-                return 2
+    with handle_signals():
+        try:
+            with session(options, err) as context:
+                for number, item in enumerate(items, 1):
+                    if isinstance(item, LoadError):
+                        results.append(_unplayable(item, item.error))
+                    else:
+                        results.append(play(context, item, options.timeout, err, options.mode))
+                    r = results[-1]
+                    _log(f"{number}/{len(items)} {r.name}: " + ("ok" if r.top1 else "wrong")
+                         + (f" ({r.error})" if r.error else "") + f" in {r.timings.get('total_s', 0):.1f} s", err)
+        except KeyboardInterrupt:
+            interrupted = True
+            _log("interrupted; the report holds the scenarios that finished", err)
+        except cluster.ClusterError as error:
+            _log(f"cannot run: {error}", err)
+            return 2
     summary = report.build(
         results, mode=options.mode,
         extra={"timeout_s": options.timeout, "duration_s": round(time.monotonic() - started, 3), "interrupted": interrupted},

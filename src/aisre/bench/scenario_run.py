@@ -99,6 +99,7 @@ class BenchContext:
     kwok_problem: str | None = None
     keep_namespaces: bool = False
     token: str = field(default_factory=run_token)  # the namespaces' suffix
+    operator_namespace: str = "aisre-system"  # the operator's own (node-level Incidents)
 
     @property
     def namespace_pattern(self) -> str:

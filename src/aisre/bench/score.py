@@ -61,6 +61,7 @@ class Result:
     detect_s: float | None = None
     investigate_s: float | None = None
     error: str | None = None
+    incidents: list[str] | None = None  # detect mode: the Incidents raised about the scenario
     timings: dict[str, float] = field(default_factory=dict)  # setup_s, fault_s, ... (diagnostics)
 
     @property
@@ -80,7 +81,10 @@ class Result:
     @property
     def incident_raised(self) -> bool | None:
         """Investigate mode: the Investigation concluded a fault (None: it concluded nothing,
-        e.g. it timed out; partial hypotheses of an errored run are no conclusion)."""
+        e.g. it timed out; partial hypotheses of an errored run are no conclusion).
+        Detect mode: whether the operator raised an Incident."""
+        if self.incidents is not None:
+            return bool(self.incidents)
         category = self.concluded
         if category is None and self.error is None and self.ranked:
             category = self.ranked[0].category
@@ -101,6 +105,7 @@ class Result:
             "detect_s": _round(self.detect_s),
             "investigate_s": _round(self.investigate_s),
             "error": self.error,
+            **({"incidents": self.incidents} if self.incidents is not None else {}),
             "timings": {k: _round(v) for k, v in self.timings.items()},
         }
 
@@ -153,6 +158,7 @@ def summarize(results: Sequence[Result]) -> dict[str, Any]:
     """The report's headline metrics."""
     n = len(results)
     latencies = [r.latency_s for r in results if r.latency_s is not None]
+    detects = [r.detect_s for r in results if r.detect_s is not None]
     no_fault = [r for r in results if not r.incident]
     calibration = [(r.ranked[0].confidence, r.top1) for r in results if r.ranked and r.ranked[0].confidence is not None]
 
@@ -168,4 +174,8 @@ def summarize(results: Sequence[Result]) -> dict[str, Any]:
         "latency_p50_s": rounded(percentile(latencies, 50)),
         "latency_p95_s": rounded(percentile(latencies, 95)),
         "errors": sum(r.error is not None for r in results),
+        **({"detect_p50_s": rounded(percentile(detects, 50)), "detect_p95_s": rounded(percentile(detects, 95)),
+            "one_incident_rate": rounded(sum(len(r.incidents or []) == 1 for r in results if r.incident)
+                                         / max(1, sum(1 for r in results if r.incident)))}
+           if any(r.incidents is not None for r in results) else {}),
     }

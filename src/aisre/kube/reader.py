@@ -49,8 +49,10 @@ def bearer_token(config: kubernetes.client.Configuration) -> str | None:
     return token.removeprefix("Bearer ").strip()
 
 
-def connect(kubeconfig: str | None = None, *, timeout: float = 10.0) -> httpx.AsyncClient:
-    """An httpx client for the API server of the kubeconfig (or the in-cluster one)."""
+def connect(kubeconfig: str | None = None, *, timeout: float = 10.0, max_connections: int | None = 16) -> httpx.AsyncClient:
+    """An httpx client for the API server of the kubeconfig (or the in-cluster one).
+    Long-lived watches need a client of their own with no connection cap
+    (``max_connections=None``): each open watch holds a connection."""
     config = configuration(kubeconfig)
     context = ssl.create_default_context(cafile=config.ssl_ca_cert) if config.ssl_ca_cert else ssl.create_default_context()
     if not config.verify_ssl:
@@ -67,7 +69,7 @@ def connect(kubeconfig: str | None = None, *, timeout: float = 10.0) -> httpx.As
         verify=context,
         headers=headers,
         timeout=httpx.Timeout(timeout, connect=5.0),
-        limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8),
     )
 
 

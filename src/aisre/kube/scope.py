@@ -120,6 +120,12 @@ async def resolve_scope(
             if node is None:
                 raise TargetNotFound(f"Node {name} not found")
             scope.pods = [p for p in await reader.list("pods", namespace) if p["spec"].get("nodeName") == name]
+            if not scope.pods:
+                # A node-level Incident lives in the operator's namespace: the node's pods are elsewhere.
+                scope.pods = await reader.list("pods", None, field_selector=f"spec.nodeName={name}")
+                for other in sorted({p["metadata"]["namespace"] for p in scope.pods}):
+                    for plural in WORKLOAD_PLURALS.values():
+                        all_workloads.extend(await reader.list(plural, other))
             scope.node_names.add(name)
         elif kind == "Service":
             service = await reader.get("services", name, namespace)

@@ -1,0 +1,321 @@
+"""The detector: active signals in, decisions about Incidents out.
+
+``observe`` replaces what one object currently shows; ``alert`` adds or clears an
+Alertmanager alert. ``decide`` (pure over the detector's state and ``now``) groups the
+signals that are due by root, folds related roots together, opens an incident once a
+root has been in trouble for the settle time (storm control caps how many open per
+namespace per minute, the rest fold into one aggregate), updates occurrences, and
+resolves an incident whose signals have been clear for the resolve window. The caller
+applies the returned operations (store.py) — nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from aisre.api.incident import IncidentSource
+from aisre.api.meta import ResourceRef
+from aisre.api.signal import Signal, SignalSource
+from aisre.api.taxonomy import Severity
+from aisre.operator.detection.correlate import NODE_EXPLAINS, Root, fingerprint, members_of, related, root_of
+from aisre.operator.detection.index import ClusterIndex
+from aisre.operator.detection.thresholds import Thresholds
+from aisre.operator.metrics import SIGNALS
+
+MUTE_SECONDS = 30.0
+SEEN_KEYS = 400  # signal keys remembered per incident (persisted, so a restart does not recount)
+MAX_MEMBERS = 50
+SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
+
+
+@dataclass
+class ReasonCount:
+    source: str
+    reason: str
+    count: int
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    message: str = ""
+
+
+@dataclass
+class Tracked:
+    """One root in trouble: a candidate until it opens, then an Incident until it resolves."""
+
+    root: Root
+    namespace: str  # where the Incident lives
+    fingerprint: str
+    candidate_since: dt.datetime
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    source: IncidentSource = IncidentSource.DETECTION
+    name: str | None = None  # the Incident's name, once created
+    members: dict[str, ResourceRef] = field(default_factory=dict)
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    occurrences: int = 0
+    reasons: dict[str, ReasonCount] = field(default_factory=dict)
+    severity: Severity = Severity.MEDIUM
+    clear_since: dt.datetime | None = None
+    aggregate: bool = False
+    dirty: bool = True
+    written_at: dt.datetime | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self.name is not None
+
+    def title(self) -> str:
+        if self.aggregate:
+            return f"Incident storm in {self.root.namespace}: {len(self.members)} more roots folded into this one"
+        reasons = ", ".join(sorted(self.reasons, key=lambda r: -self.reasons[r].count)[:3])
+        return f"{self.root.display}: {reasons}"[:256]
+
+    def absorb(self, signals: list[Signal], now: dt.datetime) -> None:
+        for signal in signals:
+            if signal.key in self.seen:
+                continue
+            self.seen[signal.key] = None
+            while len(self.seen) > SEEN_KEYS:
+                self.seen.popitem(last=False)
+            self.occurrences += 1
+            self.dirty = True
+            SIGNALS.labels(signal.source.value, signal.reason).inc()
+            count = self.reasons.get(signal.reason)
+            if count is None:
+                self.reasons[signal.reason] = ReasonCount(signal.source.value, signal.reason, 1, signal.time, signal.time,
+                                                          signal.message)
+            else:
+                count.count += 1
+                count.last_seen = max(count.last_seen, signal.time)
+                count.message = signal.message or count.message
+            if signal.source == SignalSource.ALERTMANAGER:
+                self.source = IncidentSource.ALERTMANAGER if not self.opened else self.source
+        self.last_seen = max(self.last_seen, now)
+
+    def add_members(self, refs: list[ResourceRef]) -> None:
+        for ref in refs:
+            key = f"{ref.namespace or ''}/{ref.display()}"
+            if key not in self.members and len(self.members) < MAX_MEMBERS and ref.display() != self.root.display:
+                self.members[key] = ref
+                self.dirty = True
+
+
+@dataclass(frozen=True)
+class Open:
+    tracked: Tracked
+
+
+@dataclass(frozen=True)
+class Update:
+    tracked: Tracked
+
+
+@dataclass(frozen=True)
+class Resolve:
+    tracked: Tracked
+
+
+Operation = Open | Update | Resolve
+
+
+def _max_severity(a: Severity, b: Severity) -> Severity:
+    return a if SEVERITY_ORDER.index(Severity(a)) >= SEVERITY_ORDER.index(Severity(b)) else b
+
+
+class Detector:
+    def __init__(self, thresholds: Thresholds, operator_namespace: str, index: ClusterIndex | None = None,
+                 write_interval: float = 2.0) -> None:
+        self.th = thresholds
+        self.operator_namespace = operator_namespace
+        self.index = index or ClusterIndex()
+        self.write_interval = write_interval
+        self.active: dict[str, list[Signal]] = {}  # by observed object's uid
+        self.alerts: dict[str, Signal] = {}  # firing alerts, by key
+        self.tracked: dict[str, Tracked] = {}  # by fingerprint
+        self.opened_at: dict[str, deque[dt.datetime]] = {}  # per namespace, for storm control
+        self.signals_seen = 0
+        self.muted: dict[str, dt.datetime] = {}  # namespaces where Incidents cannot be written, until when
+
+    # --- input ---------------------------------------------------------------------------
+
+    def observe(self, uid: str, signals: list[Signal]) -> None:
+        """What one object shows now (empty: it is fine)."""
+        self.signals_seen += len(signals)
+        if signals:
+            self.active[uid] = signals
+        else:
+            self.active.pop(uid, None)
+
+    def forget(self, uid: str) -> None:
+        self.active.pop(uid, None)
+
+    def alert(self, signal: Signal) -> None:
+        self.signals_seen += 1
+        if signal.firing:
+            self.alerts[signal.key] = signal
+        else:
+            self.alerts.pop(signal.key, None)
+
+    def drop(self, tracked: Tracked, now: dt.datetime) -> None:
+        """Stop tracking (its namespace is going away) and leave the namespace alone a while."""
+        self.tracked.pop(tracked.fingerprint, None)
+        self.muted[tracked.namespace] = now + dt.timedelta(seconds=MUTE_SECONDS)
+
+    def unopen(self, tracked: Tracked) -> None:
+        """Its Incident could not be written: back to a candidate, and off the storm count."""
+        window = self.opened_at.get(tracked.namespace)
+        if window:
+            window.pop()
+        tracked.name = None
+
+    def adopt(self, tracked: Tracked) -> None:
+        """An open Incident found at start-up: carry on counting into it."""
+        self.tracked[tracked.fingerprint] = tracked
+
+    # --- decisions -----------------------------------------------------------------------
+
+    def _home(self, root: Root) -> str:
+        return root.namespace or self.operator_namespace
+
+    def _track_for(self, root: Root, members: list[ResourceRef], now: dt.datetime) -> Tracked:
+        fp = fingerprint(root)
+        if fp in self.tracked:
+            return self.tracked[fp]
+        for other in list(self.tracked.values()):
+            if other.aggregate or (other.root.namespace != root.namespace and "Node" not in (root.kind, other.root.kind)):
+                continue
+            direction = related(root, members, other.root, list(other.members.values()), self.index)
+            if direction == "downstream":
+                other.add_members([root.ref])
+                return other
+            if direction == "upstream":
+                if root.kind == "Node" and (other.opened or not set(other.reasons) <= NODE_EXPLAINS):
+                    continue  # a node going bad later does not explain an app's own trouble
+                if other.opened:
+                    other.add_members([root.ref])
+                    return other
+                # Not opened yet: the one depended on becomes the resource.
+                del self.tracked[other.fingerprint]
+                other.add_members([other.root.ref])
+                other.root, other.fingerprint, other.namespace = root, fp, self._home(root)
+                other.members.pop(f"{root.namespace}/{root.display}", None)
+                self.tracked[fp] = other
+                return other
+        tracked = Tracked(root=root, namespace=self._home(root), fingerprint=fp, candidate_since=now, first_seen=now,
+                          last_seen=now)
+        self.tracked[fp] = tracked
+        return tracked
+
+    def due_signals(self, now: dt.datetime) -> list[Signal]:
+        due = [s for signals in self.active.values() for s in signals if s.due() <= now]
+        return due + list(self.alerts.values())
+
+    def decide(self, now: dt.datetime) -> list[Operation]:
+        self.index.unwell_nodes = {s.object.name for signals in self.active.values() for s in signals
+                                   if s.source == SignalSource.NODE}
+        groups: dict[Root, list[Signal]] = {}
+        for signal in self.due_signals(now):
+            groups.setdefault(root_of(signal, self.index), []).append(signal)
+        # Nodes first, then the rest: pods fold into an unwell node before they open alone.
+        touched: set[int] = set()
+        for root in sorted(groups, key=lambda r: (r.kind != "Node", r.namespace, r.kind, r.name)):
+            if self.muted and self.muted.get(self._home(root), now) > now:
+                continue
+            signals = groups[root]
+            members = [m for s in signals for m in members_of(s, root, self.index)]
+            tracked = self._track_for(root, members, now)
+            tracked.absorb(signals, now)
+            tracked.add_members(members)
+            for signal in signals:
+                tracked.severity = _max_severity(tracked.severity, signal.severity)
+            tracked.severity = _max_severity(tracked.severity, self._whole_workload_down(tracked, signals))
+            touched.add(id(tracked))
+        operations: list[Operation] = []
+        for tracked in list(self.tracked.values()):
+            active = id(tracked) in touched
+            if active:
+                tracked.clear_since = None
+            elif tracked.clear_since is None:
+                tracked.clear_since = now
+            if not tracked.opened:
+                if not active:
+                    del self.tracked[tracked.fingerprint]  # cleared before it opened: a blip
+                elif (now - tracked.candidate_since).total_seconds() >= self.th.settle:
+                    operations.append(self._open(tracked, now))
+            elif tracked.clear_since is not None and (now - tracked.clear_since).total_seconds() >= self.th.resolve_after:
+                del self.tracked[tracked.fingerprint]
+                operations.append(Resolve(tracked))
+            elif tracked.dirty and (tracked.written_at is None
+                                    or (now - tracked.written_at).total_seconds() >= self.write_interval):
+                operations.append(Update(tracked))
+        return operations
+
+    def _whole_workload_down(self, tracked: Tracked, signals: list[Signal]) -> Severity:
+        """critical when every replica of the root workload is in trouble (or it has none
+        though a Service routes to it); high when at least half are."""
+        if any(s.reason == "ScaledToZero" for s in signals) or tracked.root.kind == "Node" and any(
+                s.reason in ("NodeNotReady", "NodeUnreachable") for s in signals):
+            return Severity.CRITICAL
+        info = self.index.workloads.get((tracked.root.namespace, tracked.root.kind, tracked.root.name))
+        if info is None or not info.replicas:
+            return Severity.LOW
+        failing = len({s.uid for s in signals if s.object.kind == "Pod"})
+        if failing >= info.replicas:
+            return Severity.CRITICAL
+        return Severity.HIGH if failing * 2 >= info.replicas else Severity.LOW
+
+    def _open(self, tracked: Tracked, now: dt.datetime) -> Operation:
+        window = self.opened_at.setdefault(tracked.namespace, deque())
+        while window and (now - window[0]).total_seconds() > 60:
+            window.popleft()
+        if len(window) >= self.th.storm_per_minute and tracked.root.namespace:
+            return self._fold_into_storm(tracked, now)
+        window.append(now)
+        tracked.name = incident_name(tracked.root, now)
+        tracked.dirty = False
+        tracked.written_at = now
+        return Open(tracked)
+
+    def _fold_into_storm(self, tracked: Tracked, now: dt.datetime) -> Operation:
+        del self.tracked[tracked.fingerprint]
+        root = Root("Namespace", tracked.root.namespace, tracked.root.namespace)
+        fp = fingerprint(root)
+        storm = self.tracked.get(fp)
+        first = storm is None
+        if storm is None:
+            storm = Tracked(root=root, namespace=tracked.namespace, fingerprint=fp, candidate_since=now, first_seen=now,
+                            last_seen=now, aggregate=True)
+            self.tracked[fp] = storm
+        storm.add_members([tracked.root.ref, *tracked.members.values()])
+        for key in tracked.seen:
+            storm.seen[key] = None
+        storm.occurrences += tracked.occurrences
+        for reason, count in tracked.reasons.items():
+            storm.reasons.setdefault(reason, count)
+        storm.severity = _max_severity(storm.severity, tracked.severity)
+        storm.last_seen = now
+        if first:
+            storm.name = incident_name(root, now, prefix="storm")
+            storm.written_at = now
+            storm.dirty = False
+            return Open(storm)
+        storm.dirty = True
+        return Update(storm)
+
+
+def incident_name(root: Root, now: dt.datetime, prefix: str | None = None) -> str:
+    """Readable and unique per opening: ``deployment-checkout-lq3v2a``."""
+    stamp = _base36(int(now.timestamp() * 10))[-7:]
+    base = f"{prefix or root.kind.lower()}-{root.name}".lower()[:52].rstrip("-.")
+    return f"{base}-{stamp}"
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while number:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+    return out or "0"

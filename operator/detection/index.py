@@ -1,0 +1,209 @@
+"""A compact picture of the cluster, kept from the watches, for correlation.
+
+Only what correlation needs is kept — owner links, which pods run where and use which
+claims, which Services select which pod labels, the host-like config values of each
+workload, and which nodes are unwell — never whole objects, so memory grows with the
+number of objects by a few hundred bytes each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aisre.agents.base import mentions_host, template_references
+from aisre.api.meta import ResourceRef
+from aisre.kube.scope import labels_match
+
+Obj = dict[str, Any]
+MAX_ENV_PAIRS = 48
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+
+
+@dataclass(slots=True)
+class PodInfo:
+    namespace: str
+    name: str
+    node: str | None
+    owners: tuple[ResourceRef, ...]
+    claims: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class WorkloadInfo:
+    ref: ResourceRef
+    replicas: int | None
+    pod_labels: dict[str, str]
+    env: tuple[tuple[str, str], ...]  # host-like config values: who it connects to
+    claims: tuple[str, ...]
+
+
+@dataclass
+class ClusterIndex:
+    owner_of: dict[tuple[str, str, str], ResourceRef] = field(default_factory=dict)  # (ns, kind, name) → controller
+    pods: dict[str, PodInfo] = field(default_factory=dict)  # by uid
+    workloads: dict[tuple[str, str, str], WorkloadInfo] = field(default_factory=dict)  # (ns, kind, name)
+    services: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (ns, name) → selector
+    unwell_nodes: set[str] = field(default_factory=set)
+    # Answers that only change when workloads, Services or pods change: cached per version.
+    version: int = 0
+    _cache_version: int = -1
+    _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def _cached(self, key: tuple[Any, ...], compute: Any) -> Any:
+        if self._cache_version != self.version:
+            self._cache.clear()
+            self._cache_version = self.version
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    # --- feeding -------------------------------------------------------------------------
+
+    def set_controller(self, obj: Obj, kind: str, deleted: bool = False) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), kind, meta.get("name", ""))
+        owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+        if deleted or owner is None:
+            self.owner_of.pop(key, None)
+        else:
+            self.owner_of[key] = ResourceRef(kind=owner["kind"], name=owner["name"], namespace=key[0])
+
+    def owners(self, obj: Obj) -> tuple[ResourceRef, ...]:
+        """The controller chain of an object, nearest first (pod → ReplicaSet → Deployment)."""
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace", "")
+        chain: list[ResourceRef] = []
+        owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+        current = ResourceRef(kind=owner["kind"], name=owner["name"], namespace=namespace) if owner else None
+        while current is not None and len(chain) < 5:
+            chain.append(current)
+            current = self.owner_of.get((namespace, current.kind, current.name))
+        return tuple(chain)
+
+    def chain_from(self, namespace: str, kind: str, name: str, uid: str = "") -> tuple[ResourceRef, ...]:
+        """The controller chain above an object named by kind and name (an event's subject)."""
+        if kind == "Pod" and uid in self.pods:
+            return self.pods[uid].owners
+        chain: list[ResourceRef] = []
+        current = self.owner_of.get((namespace, kind, name))
+        while current is not None and len(chain) < 5:
+            chain.append(current)
+            current = self.owner_of.get((namespace, current.kind, current.name))
+        return tuple(chain)
+
+    def top_of(self, owners: tuple[ResourceRef, ...], obj: ResourceRef) -> ResourceRef:
+        """The top-level controller, extending a chain recorded before its upper links were
+        known (a pod seen before its ReplicaSet's owner)."""
+        current, seen = (owners[-1] if owners else obj), 0
+        while seen < 5:
+            above = self.owner_of.get((current.namespace or "", current.kind, current.name))
+            if above is None:
+                return current
+            current, seen = above, seen + 1
+        return current
+
+    def set_pod(self, pod: Obj, owners: tuple[ResourceRef, ...], deleted: bool = False) -> None:
+        meta = pod.get("metadata") or {}
+        uid = meta.get("uid", "")
+        if deleted:
+            if self.pods.pop(uid, None) is not None:
+                self.version += 1
+            return
+        claims = tuple(v["persistentVolumeClaim"]["claimName"] for v in (pod.get("spec") or {}).get("volumes") or []
+                       if v.get("persistentVolumeClaim"))
+        info = PodInfo(meta.get("namespace", ""), meta.get("name", ""), (pod.get("spec") or {}).get("nodeName"), owners, claims)
+        if self.pods.get(uid) != info:
+            self.pods[uid] = info
+            self.version += 1
+
+    def set_workload(self, obj: Obj, kind: str, deleted: bool = False) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), kind, meta.get("name", ""))
+        if deleted:
+            if self.workloads.pop(key, None) is not None:
+                self.version += 1
+            return
+        spec = obj.get("spec") or {}
+        template = spec.get("template") or (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template")) or {}
+        pairs: list[tuple[str, str]] = []
+        pod_spec = template.get("spec") or {}
+        for container in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or []):
+            pairs.extend((e["name"], str(e["value"])[:256]) for e in container.get("env") or [] if e.get("value"))
+            pairs.extend(("ARG", str(a)[:256]) for a in (container.get("args") or []) + (container.get("command") or []))
+        claims = [r.name for r in template_references(template) if r.kind == "PersistentVolumeClaim"]
+        for vct in spec.get("volumeClaimTemplates") or []:
+            claims.append(f"{(vct.get('metadata') or {}).get('name', '')}-{key[2]}-")  # a prefix: <template>-<sts>-<n>
+        info = WorkloadInfo(
+            ResourceRef(kind=kind, name=key[2], namespace=key[0]), spec.get("replicas"),
+            dict((template.get("metadata") or {}).get("labels") or {}), tuple(pairs[:MAX_ENV_PAIRS]), tuple(claims))
+        if self.workloads.get(key) != info:
+            self.workloads[key] = info
+            self.version += 1
+
+    def set_service(self, svc: Obj, deleted: bool = False) -> None:
+        meta = svc.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        selector = (svc.get("spec") or {}).get("selector")
+        if deleted or not selector:
+            if self.services.pop(key, None) is not None:
+                self.version += 1
+        elif self.services.get(key) != selector:
+            self.services[key] = dict(selector)
+            self.version += 1
+
+    # --- questions -----------------------------------------------------------------------
+
+    def services_of(self, workload: ResourceRef) -> list[str]:
+        return self._cached(("services_of", workload.namespace, workload.kind, workload.name),
+                            lambda: self._services_of(workload))
+
+    def _services_of(self, workload: ResourceRef) -> list[str]:
+        info = self.workloads.get((workload.namespace or "", workload.kind, workload.name))
+        if info is None or not info.pod_labels:
+            return []
+        return [name for (ns, name), selector in self.services.items()
+                if ns == workload.namespace and labels_match({"matchLabels": selector}, info.pod_labels)]
+
+    def serves_traffic(self, obj: Obj, kind: str) -> bool:
+        """Whether a Service routes to this workload's pods."""
+        meta = obj.get("metadata") or {}
+        return bool(self.services_of(ResourceRef(kind=kind, name=meta.get("name", "?"), namespace=meta.get("namespace"))))
+
+    def depends_on(self, client: ResourceRef, server: ResourceRef) -> bool:
+        """Whether ``client``'s config names a Service in front of ``server``'s pods as a host."""
+        return self._cached(("depends_on", client.namespace, client.kind, client.name, server.kind, server.name),
+                            lambda: self._depends_on(client, server))
+
+    def _depends_on(self, client: ResourceRef, server: ResourceRef) -> bool:
+        if client.display() == server.display() or client.namespace != server.namespace:
+            return False
+        info = self.workloads.get((client.namespace or "", client.kind, client.name))
+        if info is None:
+            return False
+        names = self.services_of(server) if server.kind in WORKLOAD_KINDS else ([server.name] if server.kind == "Service" else [])
+        return any(mentions_host(key, value, name, client.namespace or "") for name in names for key, value in info.env)
+
+    def users_of_claim(self, namespace: str, claim: str) -> list[ResourceRef]:
+        """Top-level workloads whose pods mount a claim (or whose claim templates make it)."""
+        users: dict[str, ResourceRef] = {}
+        for info in self.workloads.values():
+            if info.ref.namespace == namespace and any(claim == c or (c.endswith("-") and claim.startswith(c)) for c in info.claims):
+                users[info.ref.display()] = info.ref
+        for pod in self.pods.values():
+            if pod.namespace == namespace and claim in pod.claims:
+                top = pod.owners[-1] if pod.owners else ResourceRef(kind="Pod", name=pod.name, namespace=namespace)
+                users[top.display()] = top
+        return list(users.values())
+
+    def workloads_on_node(self, node: str) -> dict[str, ResourceRef]:
+        """Top-level owners of the pods running on a node, by ``namespace/Kind/name``."""
+        return self._cached(("on_node", node), lambda: self._workloads_on_node(node))
+
+    def _workloads_on_node(self, node: str) -> dict[str, ResourceRef]:
+        out: dict[str, ResourceRef] = {}
+        for pod in self.pods.values():
+            if pod.node == node:
+                top = pod.owners[-1] if pod.owners else ResourceRef(kind="Pod", name=pod.name, namespace=pod.namespace)
+                out[f"{top.namespace}/{top.display()}"] = top
+        return out

@@ -1,0 +1,198 @@
+"""Detection running inside the operator: the watches, the decision loop, the writes.
+
+Started from Kopf's startup handler with the operator's API client, stopped at cleanup.
+At start it adopts the open Incidents it wrote before (so a restart neither duplicates
+them nor recounts their signals), then lists and watches the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import fnmatch
+from typing import Any
+
+import httpx
+import structlog
+
+from aisre.api.meta import GROUP, VERSION
+from aisre.api.signal import Signal
+from aisre.operator.detection import store
+from aisre.operator.detection.detector import Detector, Open, Operation, Resolve, Tracked, Update
+from aisre.operator.detection.pipeline import Pipeline
+from aisre.operator.detection.thresholds import Thresholds
+from aisre.operator.detection.watch import WatchSpec, watch_forever
+from aisre.operator.metrics import INCIDENTS
+from aisre.report import render_incident
+
+log = structlog.get_logger("aisre.detection")
+
+# (kind, core API?, group/version path, plural, field selector)
+WATCHED = [
+    ("Node", "/api/v1", "nodes", None),
+    ("Pod", "/api/v1", "pods", "status.phase!=Succeeded"),
+    ("Event", "/api/v1", "events", "type=Warning"),
+    ("Service", "/api/v1", "services", None),
+    ("PersistentVolumeClaim", "/api/v1", "persistentvolumeclaims", None),
+    ("Deployment", "/apis/apps/v1", "deployments", None),
+    ("StatefulSet", "/apis/apps/v1", "statefulsets", None),
+    ("DaemonSet", "/apis/apps/v1", "daemonsets", None),
+    ("ReplicaSet", "/apis/apps/v1", "replicasets", None),
+    ("Job", "/apis/batch/v1", "jobs", None),
+]
+
+
+def namespace_filter(include: tuple[str, ...], exclude: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """Globs to watch (empty: all) minus globs to leave alone (``!x`` in include works too)."""
+    positive = [p for p in include if not p.startswith("!")]
+    negative = [p[1:] for p in include if p.startswith("!")] + list(exclude)
+
+    def allowed(namespace: str) -> bool:
+        if positive and not any(fnmatch.fnmatchcase(namespace, p) for p in positive):
+            return False
+        return not any(fnmatch.fnmatchcase(namespace, p) for p in negative)
+
+    return allowed
+
+
+def explicit_namespaces(include: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A plain list of names (no globs, no exclusions) is watched namespace by namespace."""
+    if include and all(not any(c in p for c in "*?[!") for p in include):
+        return include
+    return None
+
+
+def watch_specs(include: tuple[str, ...]) -> list[WatchSpec]:
+    names = explicit_namespaces(include)
+    specs = []
+    for kind, prefix, plural, field in WATCHED:
+        if names is None:
+            specs.append(WatchSpec(kind, f"{prefix}/{plural}", field))
+        elif kind != "Node":  # a namespaced install cannot watch nodes
+            specs.extend(WatchSpec(kind, f"{prefix}/namespaces/{ns}/{plural}", field) for ns in names)
+    return specs
+
+
+class DetectionService:
+    def __init__(self, thresholds: Thresholds, operator_namespace: str, include: tuple[str, ...] = (),
+                 exclude: tuple[str, ...] = ()) -> None:
+        self.th = thresholds
+        self.operator_namespace = operator_namespace
+        self.include = include
+        self.detector = Detector(thresholds, operator_namespace, write_interval=max(0.5, thresholds.tick * 2))
+        self.pipeline = Pipeline(self.detector, thresholds, namespace_filter(include, exclude))
+        self.client: httpx.AsyncClient | None = None
+        self.watch_client: httpx.AsyncClient | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.synced = asyncio.Event()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, client: httpx.AsyncClient, watch_client: httpx.AsyncClient) -> None:
+        """``client`` writes Incidents; ``watch_client`` (no connection cap) holds the watches."""
+        self.client = client
+        self.watch_client = watch_client
+        now = dt.datetime.now(dt.UTC)
+        names = explicit_namespaces(self.include)
+        homes = (*names, self.operator_namespace) if names else ()
+        for tracked in await store.load_open(client, tuple(dict.fromkeys(homes)), now):
+            self.detector.adopt(tracked)
+        if self.detector.tracked:
+            log.info("adopted open incidents", count=len(self.detector.tracked))
+        specs = watch_specs(self.include)
+        events = [asyncio.Event() for _ in specs]
+        self.tasks = [asyncio.create_task(watch_forever(watch_client, spec, self._handle, synced=ev), name=f"watch-{spec.kind}")
+                      for spec, ev in zip(specs, events, strict=True)]
+        self.tasks.append(asyncio.create_task(self._synced(events), name="detection-synced"))
+        self.tasks.append(asyncio.create_task(self._loop(), name="detection-loop"))
+
+    async def _synced(self, events: list[asyncio.Event]) -> None:
+        await asyncio.gather(*(e.wait() for e in events))
+        self.synced.set()
+        log.info("detection watching", objects=len(self.pipeline.index.pods), incidents=len(self.detector.tracked))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+        if self.watch_client is not None:
+            await self.watch_client.aclose()
+
+    # --- input ---------------------------------------------------------------------------
+
+    def _handle(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
+        try:
+            self.pipeline.handle(kind, event_type, obj)
+        except Exception as error:  # one odd object must not stop a watch
+            log.warning("could not read an object", kind=kind, error=f"{type(error).__name__}: {error}"[:300])
+
+    def alerts(self, signals: list[Signal]) -> None:
+        for signal in signals:
+            self.detector.alert(signal)
+
+    # --- the decision loop ---------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        await self.synced.wait()
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.error("detection tick failed", error=f"{type(error).__name__}: {error}"[:500])
+            await asyncio.sleep(self.th.tick)
+
+    async def tick(self, now: dt.datetime | None = None) -> list[Operation]:
+        now = now or dt.datetime.now(dt.UTC)
+        operations = self.detector.decide(now)
+        for operation in operations:
+            await self._apply(operation, now)
+        return operations
+
+    async def _apply(self, operation: Operation, now: dt.datetime) -> None:
+        assert self.client is not None
+        tracked = operation.tracked
+        try:
+            if isinstance(operation, Open):
+                await store.create(self.client, tracked, now)
+                INCIDENTS.labels("opened").inc()
+            elif isinstance(operation, Update):
+                await store.update(self.client, tracked, now)
+                tracked.dirty = False
+                tracked.written_at = now
+            elif isinstance(operation, Resolve):
+                await store.resolve(self.client, tracked, now, await self._report(tracked, now))
+                INCIDENTS.labels("resolved").inc()
+        except httpx.HTTPError as error:
+            status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else 0
+            detail = error.response.text[:300] if isinstance(error, httpx.HTTPStatusError) else str(error)
+            if status in (403, 404) and isinstance(operation, Open | Update):
+                # The namespace is being deleted (or we may not write there): nothing to keep.
+                log.warning("incident cannot be written; dropped", incident=tracked.name, status=status, error=detail)
+                self.detector.drop(tracked, now)
+                return
+            log.warning("incident write failed; retrying", incident=tracked.name, op=type(operation).__name__, error=detail)
+            self._retry(operation, tracked)
+
+    def _retry(self, operation: Operation, tracked: Tracked) -> None:
+        if isinstance(operation, Open):
+            self.detector.unopen(tracked)  # opens again on the next tick
+        elif isinstance(operation, Resolve):
+            self.detector.tracked[tracked.fingerprint] = tracked
+        tracked.dirty = True
+
+    async def _report(self, tracked: Tracked, now: dt.datetime) -> str | None:
+        assert self.client is not None
+        base = f"/apis/{GROUP}/{VERSION}/namespaces/{tracked.namespace}"
+        response = await self.client.get(f"{base}/incidents/{tracked.name}")
+        if response.status_code != 200:
+            return None
+        incident = response.json()
+        investigation = None
+        ref = ((incident.get("status") or {}).get("investigationRef") or {}).get("name")
+        if ref:
+            got = await self.client.get(f"{base}/investigations/{ref}")
+            investigation = got.json() if got.status_code == 200 else None
+        return render_incident(incident, investigation, resolved_at=store.rfc3339(now))

@@ -1,0 +1,164 @@
+"""Writing the detector's decisions as Incident objects, and reading them back at start-up.
+
+The Incident is the store of record: its spec carries the fingerprint (also a label, to
+find it), occurrences and the folded signals; an annotation keeps the keys of the
+signals already counted, so an operator restarted while signals continue neither
+opens a duplicate nor counts an occurrence twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import OrderedDict
+from typing import Any
+
+import httpx
+import structlog
+
+from aisre.api.incident import IncidentSource
+from aisre.api.meta import GROUP, VERSION, ResourceRef
+from aisre.api.taxonomy import Severity
+from aisre.operator.detection.correlate import Root
+from aisre.operator.detection.detector import ReasonCount, Tracked
+
+log = structlog.get_logger("aisre.detection")
+
+FINGERPRINT_LABEL = f"{GROUP}/fingerprint"
+KEYS_ANNOTATION = f"{GROUP}/signal-keys"
+ROOT_ANNOTATION = f"{GROUP}/root"
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _path(namespace: str, name: str | None = None, status: bool = False) -> str:
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/incidents"
+    if name:
+        path += f"/{name}"
+    if status:
+        path += "/status"
+    return path
+
+
+def spec_of(t: Tracked) -> dict[str, Any]:
+    reasons = sorted(t.reasons.values(), key=lambda r: -r.count)[:32]
+    members = list(t.members.values())[:50]
+    return {
+        "title": t.title(),
+        "severity": Severity(t.severity).value,
+        "source": IncidentSource(t.source).value,
+        "resource": t.root.ref.to_kube(),
+        **({"affected": [m.to_kube() for m in members]} if members else {}),
+        "fingerprint": t.fingerprint,
+        "signals": [{"source": r.source, "reason": r.reason, "count": r.count, "firstSeen": rfc3339(r.first_seen),
+                     "lastSeen": rfc3339(max(r.last_seen, r.first_seen)), "message": r.message[:1024]} for r in reasons],
+        "firstSeen": rfc3339(t.first_seen),
+        "lastSeen": rfc3339(max(t.last_seen, t.first_seen)),
+        "occurrences": max(1, t.occurrences),
+    }
+
+
+def _metadata(t: Tracked) -> dict[str, Any]:
+    return {
+        "labels": {FINGERPRINT_LABEL: t.fingerprint, "app.kubernetes.io/managed-by": "aisre"},
+        "annotations": {KEYS_ANNOTATION: ",".join(t.seen), ROOT_ANNOTATION: f"{t.root.kind}/{t.root.namespace}/{t.root.name}"},
+    }
+
+
+async def create(client: httpx.AsyncClient, t: Tracked, now: dt.datetime) -> None:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident",
+            "metadata": {"name": t.name, "namespace": t.namespace, **_metadata(t)}, "spec": spec_of(t)}
+    response = await client.post(_path(t.namespace), json=body)
+    if response.status_code == 409:
+        await update(client, t, now)
+        return
+    response.raise_for_status()
+    log.info("incident opened", incident=t.name, namespace=t.namespace, root=t.root.display, severity=t.severity)
+
+
+async def update(client: httpx.AsyncClient, t: Tracked, now: dt.datetime) -> None:
+    patch = {"metadata": _metadata(t), "spec": spec_of(t)}
+    response = await client.patch(_path(t.namespace, t.name), json=patch,
+                                  headers={"Content-Type": "application/merge-patch+json"})
+    response.raise_for_status()
+
+
+async def resolve(client: httpx.AsyncClient, t: Tracked, now: dt.datetime, report: str | None) -> None:
+    current = await client.get(_path(t.namespace, t.name))
+    if current.status_code == 404:
+        return
+    current.raise_for_status()
+    status = current.json().get("status") or {}
+    timeline = list(status.get("timeline") or [])[-98:]
+    timeline.append({"time": rfc3339(now), "event": "Resolved",
+                     "message": f"no signals for {int((now - (t.clear_since or now)).total_seconds())} s"})
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Resolved"]
+    conditions.append({"type": "Resolved", "status": "True", "reason": "SignalsCleared",
+                       "message": "the signals that raised it have cleared", "lastTransitionTime": rfc3339(now),
+                       "observedGeneration": current.json()["metadata"].get("generation", 1)})
+    patch: dict[str, Any] = {"status": {"state": "Resolved", "resolvedAt": rfc3339(now), "timeline": timeline,
+                                        "conditions": conditions}}
+    if report:
+        patch["status"]["report"] = report[:65000]
+    response = await client.patch(_path(t.namespace, t.name, status=True), json=patch,
+                                  headers={"Content-Type": "application/merge-patch+json"})
+    response.raise_for_status()
+    log.info("incident resolved", incident=t.name, namespace=t.namespace)
+
+
+def _parse(value: str | None) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat((value or "").replace("Z", "+00:00"))
+    except ValueError:
+        return dt.datetime.now(dt.UTC)
+
+
+def tracked_from(incident: dict[str, Any], now: dt.datetime) -> Tracked | None:
+    """An open Incident written by detection, as the detector tracks it."""
+    meta = incident["metadata"]
+    spec = incident.get("spec") or {}
+    if (incident.get("status") or {}).get("state") == "Resolved" or not spec.get("fingerprint"):
+        return None
+    kind, namespace, name = (meta.get("annotations", {}).get(ROOT_ANNOTATION) or "//").split("/", 2)
+    if not kind or not name:
+        return None
+    t = Tracked(root=Root(kind, name, namespace), namespace=meta["namespace"], fingerprint=spec["fingerprint"],
+                candidate_since=_parse(spec.get("firstSeen")), first_seen=_parse(spec.get("firstSeen")),
+                last_seen=_parse(spec.get("lastSeen")), name=meta["name"], occurrences=int(spec.get("occurrences", 1)),
+                severity=Severity(spec.get("severity", "medium")), aggregate=kind == "Namespace",
+                source=IncidentSource(spec.get("source", "detection")), dirty=False, written_at=now)
+    t.seen = OrderedDict((key, None) for key in (meta.get("annotations", {}).get(KEYS_ANNOTATION) or "").split(",") if key)
+    for ref in spec.get("affected") or []:
+        r = ResourceRef.model_validate(ref)
+        t.members[f"{r.namespace or ''}/{r.display()}"] = r
+    for s in spec.get("signals") or []:
+        t.reasons[s["reason"]] = ReasonCount(s.get("source", ""), s["reason"], int(s.get("count", 1)),
+                                             _parse(s.get("firstSeen")), _parse(s.get("lastSeen")), s.get("message", ""))
+    return t
+
+
+async def _get_patiently(client: httpx.AsyncClient, path: str, params: dict[str, str], attempts: int = 8) -> httpx.Response:
+    """A read that waits out an API server's throttling (429) or brief trouble (5xx)."""
+    delay = 0.5
+    for attempt in range(attempts):
+        response = await client.get(path, params=params)
+        if response.status_code != 429 and response.status_code < 500 or attempt == attempts - 1:
+            response.raise_for_status()
+            return response
+        await asyncio.sleep(float(response.headers.get("Retry-After") or delay))
+        delay = min(delay * 2, 8.0)
+    raise AssertionError("unreachable")
+
+
+async def load_open(client: httpx.AsyncClient, namespaces: tuple[str, ...], now: dt.datetime) -> list[Tracked]:
+    paths = [_path(ns) for ns in namespaces] if namespaces else [f"/apis/{GROUP}/{VERSION}/incidents"]
+    out: list[Tracked] = []
+    for path in paths:
+        response = await _get_patiently(client, path, {"labelSelector": FINGERPRINT_LABEL})
+        for item in response.json().get("items") or []:
+            tracked = tracked_from(item, now)
+            if tracked is not None:
+                out.append(tracked)
+    return out

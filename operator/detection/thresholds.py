@@ -1,0 +1,50 @@
+"""When a signal becomes an incident: thresholds and timings, from the environment.
+
+The defaults suit a production cluster: a single restart is not an incident, pods may be
+Pending or NotReady for a while during rollouts and scale-ups, and nodes get a grace
+after the node controller already waited. Every value can be set with an
+``AISRE_DETECT_<NAME>`` variable (seconds for times), e.g. AISRE_DETECT_NOT_READY_GRACE=60.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    restarts: int = 3  # restarts of one container within restart_window make an incident
+    restart_window: float = 600.0
+    image_pull_grace: float = 60.0  # ErrImagePull for this long (ImagePullBackOff counts at once)
+    pending_grace: float = 120.0  # Pending and unschedulable for this long
+    not_ready_grace: float = 120.0  # running but not Ready for this long
+    init_grace: float = 300.0  # an init container still running after this long
+    node_grace: float = 30.0  # node NotReady / unreachable for this long
+    pvc_grace: float = 120.0  # a claim Pending for this long
+    event_window: float = 600.0  # a Warning event counts as active this long after it was last seen
+    settle: float = 10.0  # how long signals gather before an incident opens (so related ones fold)
+    resolve_after: float = 300.0  # an incident resolves when its signals have been clear this long
+    storm_per_minute: int = 10  # new incidents per namespace per minute; the rest fold into one
+    tick: float = 1.0  # how often the detector decides
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Thresholds:
+        env = dict(os.environ if env is None else env)
+        values = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(f"AISRE_DETECT_{field.name.upper()}")
+            if raw is not None and raw != "":
+                values[field.name] = int(raw) if field.type in ("int", int) else float(raw)
+        return cls(**values)
+
+    @classmethod
+    def compressed(cls) -> Thresholds:
+        """For the scenario benchmark and tests, whose faults compress minutes into seconds:
+        grace times shrink accordingly; the counts (restarts) stay as they are."""
+        return cls(image_pull_grace=2.0, pending_grace=2.0, not_ready_grace=2.0, init_grace=12.0, node_grace=1.0,
+                   pvc_grace=2.0, event_window=120.0, settle=1.0, resolve_after=10.0, tick=0.25)
+
+    def as_env(self) -> dict[str, str]:
+        return {f"AISRE_DETECT_{f.name.upper()}": str(getattr(self, f.name)) for f in dataclasses.fields(self)}

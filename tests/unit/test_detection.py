@@ -1,0 +1,357 @@
+"""Detection without a cluster: signals from objects, thresholds, correlation, dedupe,
+storm control, severity, resolution, and what survives a restart (pure parts)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from aisre.api.signal import SignalSource
+from aisre.operator.detection import alertmanager, store
+from aisre.operator.detection.detector import Detector, Open, Resolve, Update
+from aisre.operator.detection.pipeline import Pipeline
+from aisre.operator.detection.signals import event_signal, node_signals, pod_signals
+from aisre.operator.detection.thresholds import Thresholds
+
+T0 = dt.datetime(2026, 11, 24, 12, 0, 0, tzinfo=dt.UTC)
+TH = Thresholds(settle=1.0, resolve_after=10.0, storm_per_minute=3)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def deployment(name: str, ns: str = "shop", replicas: int = 3, env: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None) -> dict[str, Any]:
+    labels = labels or {"app": name}
+    return {"kind": "Deployment", "metadata": {"name": name, "namespace": ns, "uid": f"d-{name}", "generation": 1},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                         {"name": name, "image": "x", "env": [{"name": k, "value": v} for k, v in (env or {}).items()]}]}}},
+            "status": {}}
+
+
+def replicaset(deploy: str, ns: str = "shop") -> dict[str, Any]:
+    return {"kind": "ReplicaSet", "metadata": {"name": f"{deploy}-7d9", "namespace": ns, "uid": f"rs-{deploy}",
+                                              "ownerReferences": [{"kind": "Deployment", "name": deploy, "controller": True}]},
+            "spec": {}}
+
+
+def service(name: str, selector: dict[str, str], ns: str = "shop") -> dict[str, Any]:
+    return {"kind": "Service", "metadata": {"name": name, "namespace": ns, "uid": f"s-{name}"}, "spec": {"selector": selector}}
+
+
+def pod(name: str, owner: str, *, ns: str = "shop", node: str = "node-a", waiting: str | None = None,
+        restarts: int = 0, ready: bool = True, ready_since: dt.datetime = T0, last_finished: dt.datetime | None = None,
+        last_reason: str = "Error", phase: str = "Running") -> dict[str, Any]:
+    state: dict[str, Any] = {"waiting": {"reason": waiting, "message": "back-off"}} if waiting else {"running": {"startedAt": iso(T0)}}
+    cs: dict[str, Any] = {"name": "app", "ready": ready and not waiting, "restartCount": restarts, "state": state}
+    if last_finished:
+        cs["lastState"] = {"terminated": {"reason": last_reason, "exitCode": 1, "finishedAt": iso(last_finished)}}
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": ns, "uid": f"p-{name}",
+                                       "ownerReferences": [{"kind": "ReplicaSet", "name": f"{owner}-7d9", "controller": True}]},
+            "spec": {"nodeName": node},
+            "status": {"phase": phase, "startTime": iso(T0), "containerStatuses": [cs],
+                       "conditions": [{"type": "Ready", "status": "True" if ready and not waiting else "False",
+                                       "lastTransitionTime": iso(ready_since)}]}}
+
+
+def node(name: str, ready: str = "True", since: dt.datetime = T0, **pressure: str) -> dict[str, Any]:
+    conditions = [{"type": "Ready", "status": ready, "lastTransitionTime": iso(since), "message": "kubelet"}]
+    conditions += [{"type": k, "status": v, "lastTransitionTime": iso(since)} for k, v in pressure.items()]
+    return {"kind": "Node", "metadata": {"name": name, "uid": f"n-{name}"}, "status": {"conditions": conditions}}
+
+
+@pytest.fixture
+def world() -> tuple[Detector, Pipeline, Clock]:
+    clock = Clock()
+    detector = Detector(TH, "aisre-system", write_interval=0.0)
+    pipeline = Pipeline(detector, TH, clock=clock)
+    for name in ("web", "db"):
+        pipeline.handle("Deployment", "ADDED", deployment(name, env={"DB_HOST": "db"} if name == "web" else None))
+        pipeline.handle("ReplicaSet", "ADDED", replicaset(name))
+    pipeline.handle("Service", "ADDED", service("db", {"app": "db"}))
+    pipeline.handle("Service", "ADDED", service("web", {"app": "web"}))
+    pipeline.handle("Node", "ADDED", node("node-a"))
+    return detector, pipeline, clock
+
+
+def decide(detector: Detector, seconds: float) -> list[Any]:
+    return detector.decide(at(seconds))
+
+
+# --- signals and thresholds ------------------------------------------------------------------
+
+def test_one_restart_is_not_an_incident_but_a_crash_loop_is() -> None:
+    owners = ()
+    once = pod("a", "web", restarts=1, last_finished=T0)
+    assert pod_signals(once, owners, at(5), TH) == []
+    looping = pod("a", "web", restarts=4, waiting="CrashLoopBackOff", last_finished=T0)
+    assert [s.reason for s in pod_signals(looping, owners, at(5), TH)] == ["CrashLoopBackOff"]
+    several = pod("a", "web", restarts=3, last_finished=at(-30))
+    assert [s.reason for s in pod_signals(several, owners, at(5), TH)] == ["RepeatedRestarts"]
+    long_ago = pod("a", "web", restarts=3, last_finished=at(-3600))
+    assert pod_signals(long_ago, owners, at(5), TH) == []
+
+
+def test_grace_times_hold_a_signal_back_until_it_has_lasted() -> None:
+    not_ready = pod("a", "web", ready=False, ready_since=T0)
+    [signal] = pod_signals(not_ready, (), at(1), TH)
+    assert signal.reason == "NotReady" and signal.due() == at(TH.not_ready_grace)
+    [pull] = pod_signals(pod("b", "web", waiting="ErrImagePull"), (), at(1), TH)
+    assert pull.due() == at(TH.image_pull_grace)
+    [backoff] = pod_signals(pod("b", "web", waiting="ImagePullBackOff"), (), at(1), TH)
+    assert backoff.due() <= at(1)
+
+
+def test_oom_kill_and_eviction_count_at_once() -> None:
+    oom = pod("a", "web", restarts=1, last_finished=at(-5), last_reason="OOMKilled")
+    assert [s.reason for s in pod_signals(oom, (), at(0), TH)] == ["OOMKilled"]
+    evicted = pod("b", "web", phase="Failed")
+    evicted["status"]["reason"] = "Evicted"
+    assert [s.reason for s in pod_signals(evicted, (), at(0), TH)] == ["Evicted"]
+
+
+def test_node_signals_and_event_keys_never_use_message_text() -> None:
+    [not_ready] = node_signals(node("n1", ready="False", since=T0), at(1), TH)
+    assert not_ready.reason == "NodeNotReady" and not_ready.source == SignalSource.NODE
+    assert [s.reason for s in node_signals(node("n1", MemoryPressure="True"), at(1), TH)] == ["MemoryPressure"]
+    event = {"type": "Warning", "reason": "FailedCreate", "lastTimestamp": iso(T0), "count": 3,
+             "involvedObject": {"kind": "ReplicaSet", "name": "web-7d9", "namespace": "shop", "uid": "rs-web"},
+             "message": 'pods "web-x" is forbidden: exceeded quota: compute, requested: cpu=2'}
+    first = event_signal(event, (), at(1), TH)
+    event["message"] = 'pods "web-y" is forbidden: exceeded quota: compute, requested: cpu=4 (other words)'
+    second = event_signal(event, (), at(2), TH)
+    assert first is not None and second is not None
+    assert first.reason == "QuotaExceeded" and first.detail["quota"] == "compute"
+    assert first.key == second.key
+    assert event_signal({**event, "type": "Normal"}, (), at(1), TH) is None
+
+
+# --- correlation, dedupe, severity -------------------------------------------------------------
+
+def test_every_failing_pod_of_one_deployment_is_one_incident(world) -> None:
+    detector, pipeline, clock = world
+    for i in range(3):
+        pipeline.handle("Pod", "ADDED", pod(f"web-{i}", "web", waiting="CrashLoopBackOff", restarts=5))
+    assert decide(detector, 0.5) == []  # still settling
+    ops = decide(detector, 1.5)
+    assert len(ops) == 1 and isinstance(ops[0], Open)
+    tracked = ops[0].tracked
+    assert tracked.root.display == "Deployment/web" and tracked.namespace == "shop"
+    assert tracked.occurrences == 3 and tracked.severity == "critical"  # all 3 replicas down
+    assert store.spec_of(tracked)["fingerprint"] == tracked.fingerprint
+
+
+def test_partial_degradation_is_less_severe(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    [op] = decide(detector, 0) or decide(detector, 1.5)
+    assert op.tracked.severity == "high"  # 1 of 3 replicas, a high signal
+
+
+def test_repeats_update_occurrences_instead_of_opening_again(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    decide(detector, 0)
+    [opened] = decide(detector, 1.5)
+    pipeline.handle("Pod", "MODIFIED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    assert decide(detector, 2) == []  # the same observation again: nothing new
+    pipeline.handle("Pod", "MODIFIED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=6))
+    [update] = decide(detector, 3)
+    assert isinstance(update, Update) and update.tracked is opened.tracked and update.tracked.occurrences == 2
+
+
+def test_a_client_failing_with_its_database_is_one_incident_about_the_database(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    pipeline.handle("Pod", "ADDED", pod("db-0", "db", waiting="CrashLoopBackOff", restarts=5))
+    decide(detector, 0)
+    ops = decide(detector, 1.5)
+    assert len(ops) == 1
+    tracked = ops[0].tracked
+    assert tracked.root.display == "Deployment/db"
+    assert "shop/Deployment/web" in tracked.members
+
+
+def test_pods_on_an_unwell_node_are_one_incident_about_the_node(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Node", "MODIFIED", node("node-a", ready="False", since=at(-60)))
+    for i in range(2):
+        pipeline.handle("Pod", "ADDED", pod(f"web-{i}", "web", ready=False, ready_since=at(-300)))
+    pipeline.handle("Pod", "ADDED", pod("db-0", "db", ready=False, ready_since=at(-300)))
+    decide(detector, 0)
+    ops = decide(detector, 1.5)
+    assert [type(o) for o in ops] == [Open]
+    tracked = ops[0].tracked
+    assert tracked.root.display == "Node/node-a" and tracked.namespace == "aisre-system"
+    assert {"shop/Deployment/web", "shop/Deployment/db"} <= set(tracked.members)
+
+
+def test_unrelated_failures_stay_apart_and_storm_control_folds_the_overflow() -> None:
+    clock = Clock()
+    detector = Detector(TH, "aisre-system", write_interval=0.0)
+    pipeline = Pipeline(detector, TH, clock=clock)
+    for i in range(6):
+        pipeline.handle("Deployment", "ADDED", deployment(f"app{i}"))
+        pipeline.handle("ReplicaSet", "ADDED", replicaset(f"app{i}"))
+        pipeline.handle("Pod", "ADDED", pod(f"app{i}-0", f"app{i}", waiting="CrashLoopBackOff", restarts=5))
+    decide(detector, 0)
+    ops = decide(detector, 1.5)
+    opened = [o for o in ops if isinstance(o, Open)]
+    assert len(opened) == TH.storm_per_minute + 1  # three roots, then one aggregate
+    storm = [o.tracked for o in opened if o.tracked.aggregate]
+    assert len(storm) == 1 and len(storm[0].members) == 3 and "storm" in storm[0].title().lower()
+
+
+def test_signals_that_clear_resolve_the_incident_after_the_window(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    decide(detector, 0)
+    decide(detector, 1.5)
+    pipeline.handle("Pod", "MODIFIED", pod("web-0", "web", restarts=5))  # running and ready again
+    assert decide(detector, 2) == []
+    assert decide(detector, 11) == []
+    [resolved] = decide(detector, 12.5)
+    assert isinstance(resolved, Resolve)
+
+
+def test_a_blip_that_clears_before_it_settles_opens_nothing(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    decide(detector, 0)
+    pipeline.handle("Pod", "MODIFIED", pod("web-0", "web", restarts=5))
+    assert decide(detector, 0.5) == [] and decide(detector, 5) == []
+
+
+def test_a_restarted_detector_adopts_the_incident_and_counts_nothing_twice(world) -> None:
+    detector, pipeline, _ = world
+    sick = pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5)
+    pipeline.handle("Pod", "ADDED", sick)
+    decide(detector, 0)
+    [opened] = decide(detector, 1.5)
+    tracked = opened.tracked
+    written = {"metadata": {"name": tracked.name, "namespace": tracked.namespace,
+                            "annotations": store._metadata(tracked)["annotations"]}, "spec": store.spec_of(tracked)}
+    # A new detector (the operator restarted) reads the Incident back and sees the same pod.
+    fresh = Detector(TH, "aisre-system", write_interval=0.0)
+    adopted = store.tracked_from(written, at(2))
+    assert adopted is not None
+    fresh.adopt(adopted)
+    again = Pipeline(fresh, TH, clock=lambda: at(2))
+    again.handle("Deployment", "ADDED", deployment("web"))
+    again.handle("ReplicaSet", "ADDED", replicaset("web"))
+    again.handle("Pod", "ADDED", sick)
+    assert fresh.decide(at(3)) == []  # no second Incident, no recount
+    assert adopted.occurrences == 1
+    again.handle("Pod", "MODIFIED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=6))
+    [update] = fresh.decide(at(4))
+    assert isinstance(update, Update) and update.tracked.name == tracked.name and update.tracked.occurrences == 2
+
+
+def test_scaled_to_zero_behind_a_service_is_a_signal_but_not_without_one(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Deployment", "MODIFIED", deployment("db", replicas=0))
+    lonely = deployment("batch", replicas=0)
+    pipeline.handle("Deployment", "ADDED", lonely)
+    decide(detector, 0)
+    [op] = decide(detector, 1.5)
+    assert op.tracked.root.display == "Deployment/db" and op.tracked.severity == "critical"
+
+
+# --- Alertmanager --------------------------------------------------------------------------
+
+def test_alertmanager_payloads_map_labels_and_refuse_other_shapes(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web"))
+    payload = alertmanager.parse({"version": "4", "status": "firing", "receiver": "aisre", "groupKey": "{}:{}",
+                                  "alerts": [
+                                      {"status": "firing", "labels": {"alertname": "HighErrorRate", "namespace": "shop",
+                                                                      "pod": "web-0", "severity": "critical"},
+                                       "annotations": {"summary": "5xx above 5%"}, "startsAt": iso(T0), "fingerprint": "abc"},
+                                      {"status": "firing", "labels": {"alertname": "NoTarget"}}]})
+    signals, skipped = alertmanager.signals_from(payload, pipeline.index, at(0))
+    assert len(signals) == 1 and len(skipped) == 1
+    assert [o.display() for o in signals[0].owners] == ["ReplicaSet/web-7d9", "Deployment/web"]
+    detector.alert(signals[0])
+    decide(detector, 0)
+    [op] = decide(detector, 1.5)
+    assert op.tracked.root.display == "Deployment/web" and op.tracked.source == "alertmanager"
+    resolved = signals[0].model_copy(update={"firing": False})
+    detector.alert(resolved)
+    decide(detector, 2)
+    assert any(isinstance(o, Resolve) for o in decide(detector, 12.5))
+    for bad in ({"version": "3", "status": "firing", "alerts": [{"status": "firing", "labels": {"a": "b"}}]},
+                {"version": "4", "status": "firing", "alerts": []},
+                {"version": "4", "status": "weird", "alerts": [{"status": "firing", "labels": {"a": "b"}}]}):
+        with pytest.raises(ValidationError):
+            alertmanager.parse(bad)
+
+
+def test_thresholds_come_from_the_environment() -> None:
+    th = Thresholds.from_env({"AISRE_DETECT_NOT_READY_GRACE": "45", "AISRE_DETECT_RESTARTS": "5"})
+    assert th.not_ready_grace == 45.0 and th.restarts == 5 and th.pending_grace == Thresholds().pending_grace
+    assert Thresholds.from_env(Thresholds.compressed().as_env()) == Thresholds.compressed()
+
+
+def test_a_node_that_recovered_no_longer_absorbs_what_happens_on_it(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Node", "MODIFIED", node("node-a", ready="False", since=at(-60)))
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", ready=False, ready_since=at(-300)))
+    decide(detector, 0)
+    [opened] = decide(detector, 1.5)
+    assert opened.tracked.root.display == "Node/node-a"
+    pipeline.handle("Node", "MODIFIED", node("node-a"))  # restored
+    pipeline.handle("Pod", "MODIFIED", pod("web-0", "web"))
+    decide(detector, 2)
+    # Later, an unrelated crash loop of a pod on the same node is the app's own incident.
+    pipeline.handle("Pod", "ADDED", pod("db-0", "db", waiting="CrashLoopBackOff", restarts=5))
+    decide(detector, 3)
+    ops = decide(detector, 4.5)
+    assert [o.tracked.root.display for o in ops if isinstance(o, Open)] == ["Deployment/db"]
+    assert any(isinstance(o, Resolve) and o.tracked is opened.tracked for o in decide(detector, 13))
+
+
+def test_an_incident_investigates_its_namespace_or_its_node_and_again_when_it_grows() -> None:
+    from aisre.operator.incidents import investigation_for, joined
+
+    incident = {"metadata": {"name": "deployment-db-1", "namespace": "shop", "uid": "u1"},
+                "spec": {"title": "Deployment/db: CrashLoopBackOff", "resource": {"kind": "Deployment", "name": "db", "namespace": "shop"}}}
+    first = investigation_for(incident)
+    assert first["metadata"]["name"] == "deployment-db-1" and first["spec"]["target"] == {"selector": {}}
+    assert first["spec"]["incidentRef"] == {"name": "deployment-db-1"}
+    assert first["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    assert investigation_for(incident, 2)["metadata"]["name"] == "deployment-db-1-2"
+    node_incident = {**incident, "spec": {"title": "t", "resource": {"kind": "Node", "name": "n1"}}}
+    assert investigation_for(node_incident)["spec"]["target"] == {"kind": "Node", "name": "n1"}
+    web = {"kind": "Deployment", "name": "web", "namespace": "shop"}
+    api = {"kind": "Deployment", "name": "api", "namespace": "shop"}
+    assert joined([web], [web, api]) == ["Deployment/api"] and joined([web, api], [web]) == [] and joined(None, [web])
+
+
+def test_a_node_going_bad_later_does_not_swallow_an_apps_own_incident(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    decide(detector, 0)
+    [app] = decide(detector, 1.5)
+    pipeline.handle("Node", "MODIFIED", node("node-a", ready="False", since=at(-60)))
+    pipeline.handle("Pod", "ADDED", pod("db-0", "db", ready=False, ready_since=at(-300)))
+    decide(detector, 2)
+    opened = [o.tracked for o in decide(detector, 3.5) if isinstance(o, Open)]
+    assert [t.root.display for t in opened] == ["Node/node-a"]
+    assert "shop/Deployment/db" in opened[0].members and "Node/node-a" not in {m.display() for m in app.tracked.members.values()}
