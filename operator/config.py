@@ -24,6 +24,12 @@ class OperatorConfig:
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "aisre-dev"))
+    # The identity remediation changes are made as (impersonated), e.g.
+    # system:serviceaccount:aisre-system:aisre-executor; None: the operator's own (dev only).
+    executor_user: str | None = field(default_factory=lambda: os.environ.get("AISRE_EXECUTOR_USER") or None)
+    # Upper bound on an action's verification wait (the policy's timeout applies below it).
+    max_verify_seconds: float | None = field(
+        default_factory=lambda: float(os.environ["AISRE_MAX_VERIFY_SECONDS"]) if os.environ.get("AISRE_MAX_VERIFY_SECONDS") else None)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:

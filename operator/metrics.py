@@ -25,3 +25,8 @@ INVESTIGATION_SECONDS = Histogram(
     "Wall time from start to conclusion of an investigation.",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+REMEDIATIONS = Counter(
+    "aisre_remediations_total",
+    "Remediation journal entries recorded, by action type, policy decision and result.",
+    ["action", "decision", "result"],
+)

@@ -3,6 +3,7 @@
     aisre run        start the operator against the current kubeconfig
     aisre crds       write the CRDs generated from the models (or --check for drift)
     aisre report     print a Markdown report of an Investigation
+    aisre approve    approve a recommended action of an Incident, as the current user
     aisre bench      run fault scenarios on a cluster and score the operator's conclusions
     aisre version    print the version
 """
@@ -110,6 +111,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_approve(args: argparse.Namespace) -> int:
+    import kubernetes
+
+    from aisre.remediation.approve import approve
+
+    kind, _, name = args.object.partition("/")
+    if kind.lower() not in ("incident", "incidents", "inc") or not name:
+        print(f"aisre approve: expected incident/NAME, got {args.object!r}", file=sys.stderr)
+        return 2
+    namespace = args.namespace or kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)[1]["context"].get(
+        "namespace", "default")
+    try:
+        user = approve(args.kubeconfig, namespace, name, args.action_id, args.comment or "")
+    except kubernetes.client.ApiException as error:
+        print(f"aisre approve: refused ({error.status}): {error.body or error.reason}", file=sys.stderr)
+        return 1
+    print(f"incident/{name} action {args.action_id} approved by {user}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisre", description="An SRE inside the cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
     report.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
     report.set_defaults(func=_cmd_report)
+
+    approve = sub.add_parser("approve", help="approve a recommended action of an Incident (as the current user)")
+    approve.add_argument("object", help="incident/NAME")
+    approve.add_argument("action_id", help="the action's id, from the Incident's remediation journal")
+    approve.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
+    approve.add_argument("--comment", help="why it is approved")
+    approve.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
+    approve.set_defaults(func=_cmd_approve)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(__version__) or 0)
