@@ -18,11 +18,8 @@ from aisre.api.meta import GROUP, VERSION
 def whoami(api_client: kubernetes.client.ApiClient) -> str:
     """The caller's user name as the API server authenticates it."""
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    answer = api_client.call_api(
-        "/apis/authentication.k8s.io/v1/selfsubjectreviews", "POST", body=review,
-        header_params={"Content-Type": "application/json", "Accept": "application/json"},
-        response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True)
-    return str(answer["status"]["userInfo"]["username"])
+    answer = kubernetes.client.AuthenticationV1Api(api_client).create_self_subject_review(review)
+    return str(answer.status.user_info.username)
 
 
 def approval_patch(action_id: str, user: str, comment: str = "") -> dict[str, Any]:
@@ -43,8 +40,6 @@ def approve(kubeconfig: str | None, namespace: str, incident: str, action_id: st
     approvals = [a for a in (current.get("spec") or {}).get("approvals") or [] if a.get("actionId") != action_id]
     approvals.append(approval_patch(action_id, user, comment))
     body = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "spec": {"approvals": approvals}}
-    api.api_client.call_api(
-        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/incidents/{incident}", "PATCH", body=body,
-        header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
-        response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True)
+    # A dict body is sent as application/merge-patch+json.
+    api.patch_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", incident, body)
     return user
