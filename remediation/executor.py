@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -135,7 +136,7 @@ class Remediator:
 
     def _count(self, entry: JournalEntry) -> None:
         if self.on_result:
-            self.on_result(str(entry.type), str(entry.decision), str(entry.result))
+            self.on_result(*(getattr(v, "value", v) for v in (entry.type, entry.decision, entry.result)))
 
     # ------------------------------------------------------------------ the loop
 
@@ -308,6 +309,7 @@ class Remediator:
         module = CATALOG[action.type]
         t = action.target
         target = await kubeapi.get_or_none(self.client, kubeapi.object_path(t.kind, t.namespace, t.name))
+        entry = entry.model_copy(update={"marker": entry.marker or recorded_marker(incident, entry)})
         if not module.applied(target, entry.marker):
             await self._finish(incident, entry, ActionResult.FAILED,
                                "Interrupted: the operator stopped before the change reached the API server; not retried")
@@ -318,6 +320,19 @@ class Remediator:
         chosen = pick_policy(await inputs.policies(self.client, namespace), action, namespace,
                              (await inputs.target_state(self.client, action))[0])
         await self._verify_and_finish(incident, entry, action, plan, chosen[1] if chosen else None)
+
+
+def recorded_marker(incident: dict[str, Any], entry: JournalEntry) -> str | None:
+    """The marker of a Running entry rebuilt from its other fields, for an API server whose
+    CRD is older than the ``marker`` field (it prunes it): a patch's marker is made of the
+    Incident, the action id and decidedAt; a deleted pod's uid is in the claim's detail."""
+    if entry.type == "deletePod":
+        found = re.search(r"\(uid ([0-9a-f-]+)\)", entry.detail)
+        return found.group(1) if found else None
+    if entry.decided_at is None:
+        return None
+    meta = incident["metadata"]
+    return f"{meta['namespace']}/{meta['name']}/{entry.id}/{rfc3339(entry.decided_at)}"
 
 
 def _target_text(entry: JournalEntry) -> str:

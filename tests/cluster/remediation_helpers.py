@@ -94,3 +94,9 @@ def available(kubectl, namespace: str, name: str, replicas: int) -> bool:
     s = d.get("status") or {}
     return (s.get("observedGeneration", 0) >= d["metadata"]["generation"] and s.get("availableReplicas", 0) == replicas
             and s.get("updatedReplicas", 0) == replicas and s.get("replicas", 0) == replicas)
+
+
+def reapply_crds(kubectl) -> None:
+    """The cluster is shared with branches whose CRDs may lack the journal's newer fields
+    (marker, undo), which the API server would prune; put this branch's CRDs back."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))

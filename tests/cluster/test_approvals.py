@@ -11,10 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from remediation_helpers import REPO, action, detected, get, install_chart, policy
+from remediation_helpers import reapply_crds, REPO, action, detected, get, install_chart, policy
 
 AISRE = REPO / ".venv" / "bin" / "aisre"
 
+
+
+@pytest.fixture(autouse=True)
+def this_branch_crds(kubectl, crds) -> None:
+    reapply_crds(kubectl)
 
 @pytest.fixture(scope="module")
 def chart(kubectl, crds) -> None:
