@@ -58,6 +58,18 @@ def needs_remediation(body: dict[str, Any]) -> bool:
     return bool(status.get("investigationRef") and status.get("rootCause"))
 
 
+# Refusals that time alone can lift: worth deciding again later without any new event.
+TIME_BOUND_REASONS = ("RateLimited", "TooManyConcurrent", "Cooldown", "OutsideWindow")
+
+
+def waits_for_time(body: dict[str, Any]) -> bool:
+    """An Incident with an action refused only for now (rate, concurrency, cooldown, window)."""
+    entries = (body.get("status") or {}).get("remediations") or []
+    return needs_remediation(body) and any(
+        e.get("decision") == Decision.DENIED.value and str(e.get("reason", "")).startswith(TIME_BOUND_REASONS)
+        for e in entries)
+
+
 def is_settled(entry: JournalEntry) -> bool:
     """An entry that will never be decided again: executed (any final result) or dry-run."""
     return entry.decision in (Decision.EXECUTE.value, Decision.DRY_RUN.value) and entry.result in (

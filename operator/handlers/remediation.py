@@ -10,6 +10,7 @@ processes the journal claim (resourceVersion precondition) keeps actions exactly
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
@@ -17,7 +18,7 @@ import kopf
 from aisre.api.meta import GROUP, VERSION
 from aisre.kube.reader import connect
 from aisre.operator.metrics import REMEDIATIONS
-from aisre.remediation.executor import Remediator, needs_remediation
+from aisre.remediation.executor import Remediator, needs_remediation, waits_for_time
 
 
 def _count(action: str, decision: str, result: str) -> None:
@@ -37,6 +38,8 @@ async def open_remediator(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def close_remediator(memo: kopf.Memo, **_: Any) -> None:
+    for task in (memo.get("retries") or {}).values():
+        task.cancel()
     remediator = getattr(memo, "remediator", None)
     if remediator is not None:
         await remediator.client.aclose()
@@ -47,4 +50,27 @@ async def close_remediator(memo: kopf.Memo, **_: Any) -> None:
 async def on_incident(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if event.get("type") == "DELETED" or not needs_remediation(dict(body)):
         return
-    await memo.remediator.remediate(body["metadata"]["namespace"], body["metadata"]["name"])
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    await memo.remediator.remediate(namespace, name)
+    if waits_for_time(dict(body)):
+        _retry_later(memo, namespace, name)
+
+
+RETRY_SECONDS = 60.0
+
+
+def _retry_later(memo: kopf.Memo, namespace: str, name: str) -> None:
+    """Refusals that only time lifts (rate limit, concurrency, cooldown, window) produce no
+    event when they lapse: decide the Incident again in a minute. In memory on purpose — a
+    Kopf timer would put a finalizer on every Incident; after a restart the initial listing
+    decides every Incident again anyway."""
+    tasks: dict[tuple[str, str], asyncio.Task[None]] = memo.setdefault("retries", {})
+    if (namespace, name) in tasks and not tasks[(namespace, name)].done():
+        return
+
+    async def later() -> None:
+        await asyncio.sleep(RETRY_SECONDS)
+        await memo.remediator.remediate(namespace, name)
+
+    tasks[(namespace, name)] = asyncio.create_task(later())
+
