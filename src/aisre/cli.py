@@ -83,6 +83,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             external_operator=args.external_operator,
             timeout=args.timeout,
             keep_namespaces=args.keep_namespaces,
+            remediate=args.remediate,
         )
     )
 
@@ -162,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode", choices=["investigate", "detect"], default="investigate",
         help="investigate: the runner creates an Investigation per scenario (default); detect: not built yet",
     )
+    bench.add_argument("--remediate", choices=["off", "auto"], default="off",
+                       help="auto: after each Investigation, open an Incident and let the operator remediate under a "
+                       "permissive auto policy; adds action, action_result and cleared to each result")
     bench.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable: any of them)")
     bench.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting the local one")
     bench.add_argument("--external-operator", action="store_true", help="an operator already runs; do not start one in-process")

@@ -17,7 +17,7 @@ from typing import TextIO
 
 from kubernetes.client.exceptions import ApiException
 
-from aisre.bench import cluster, kwok, report
+from aisre.bench import cluster, kwok, remediate, report
 from aisre.bench.interrupts import handle_signals, shielded
 from aisre.bench.investigate import investigate
 from aisre.bench.kube import Kube, Stream, api_error
@@ -41,6 +41,7 @@ class Options:
     external_operator: bool = False
     timeout: float = 60.0
     keep_namespaces: bool = False
+    remediate: str = "off"  # off | auto (bench/remediate.py)
 
 
 def _log(message: str, err: TextIO) -> None:
@@ -105,7 +106,7 @@ def _wait_namespaces_gone(kube: Kube, run_id: str, err: TextIO) -> None:
     _log(f"namespaces still terminating after {NAMESPACE_GONE_S:g} s: {sorted(remaining)}", err)
 
 
-def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextIO) -> Result:
+def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextIO, remediate_mode: str = "off") -> Result:
     """One scenario, investigate mode: set up, fault, investigate, clean up, score."""
     started = time.monotonic()
     try:
@@ -117,6 +118,7 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
     try:
         with run:
             run.setup()
+            baseline = remediate.snapshot(context.kube, run.namespace) if remediate_mode == "auto" else {}
             run.fault()
             result.expected, result.also_acceptable = run.expected, run.also_acceptable
             outcome = investigate(context.kube, run.namespace, timeout)
@@ -124,6 +126,8 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
             errors.extend(run.problems + run.runtime.errors)  # the simulation ran on meanwhile
             if outcome.error:
                 errors.append(outcome.error)
+            if remediate_mode == "auto":
+                result.remediation = remediate.remediate(context.kube, run, baseline, timeout + 60)  # type: ignore[attr-defined]
     except ScenarioError as error:
         errors.extend(run.problems)
         errors.append(str(error))
@@ -157,7 +161,7 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
                         if isinstance(item, LoadError):
                             results.append(_unplayable(item, item.error))
                         else:
-                            results.append(play(context, item, options.timeout, err))
+                            results.append(play(context, item, options.timeout, err, options.remediate))
                         r = results[-1]
                         _log(f"{number}/{len(items)} {r.name}: " + ("ok" if r.top1 else "wrong")
                              + (f" ({r.error})" if r.error else "") + f" in {r.timings.get('total_s', 0):.1f} s", err)
@@ -171,6 +175,10 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         results, mode=options.mode,
         extra={"timeout_s": options.timeout, "duration_s": round(time.monotonic() - started, 3), "interrupted": interrupted},
     )
+    if options.remediate == "auto":
+        summary["remediation"] = remediate.summarize(results)
+        for row, r in zip(summary["results"], results, strict=True):
+            row.update(getattr(r, "remediation", None) or {"action": None, "action_result": None, "cleared": False})
     report.write_json(summary, options.json_out)
     print(report.table(summary), file=out)
     _log(f"report written to {options.json_out}", err)
