@@ -131,7 +131,7 @@ class Remediator:
             target["namespace"] = meta["namespace"]  # Events about nodes live with the Incident
         await kubeapi.post_event(self.client, target, type_, reason, f"incident {meta['name']}: {message}", self.instance)
 
-    async def _policy_status(self, policy: str | None, entry: JournalEntry, history_count: int) -> None:
+    async def _policy_status(self, policy: str | None, entry: JournalEntry, executed_last_hour: int | None = None) -> None:
         if not policy:
             return
         namespace, _, name = policy.partition("/")
@@ -139,9 +139,11 @@ class Remediator:
         try:
             current = await kubeapi.get(self.client, path)
             total = int((current.get("status") or {}).get("decisionsTotal") or 0) + 1
-            body = {"status": {"decisionsTotal": total, "executedLastHour": history_count, "lastAction": {
+            body: dict[str, Any] = {"status": {"decisionsTotal": total, "lastAction": {
                 "id": entry.id, "type": entry.type, "target": entry.target.to_kube(), "decision": entry.decision,
                 "at": rfc3339(entry.decided_at or inputs.now())}}}
+            if executed_last_hour is not None:
+                body["status"]["executedLastHour"] = executed_last_hour
             await kubeapi.request(self.client, "PATCH", path, body=body, content_type=kubeapi.MERGE_PATCH)
         except AisreError:
             pass  # display only
@@ -200,7 +202,8 @@ class Remediator:
                 return
             else:
                 policy = chosen[1] if chosen else None
-                await self._execute(incident, entry, action, plan, policy, sum(1 for h in history if h.policy == entry.policy))
+                await self._execute(incident, entry, action, plan, policy, sum(
+                    1 for h in history if h.policy == entry.policy and now - h.started_at < dt.timedelta(hours=1)))
                 return
         if verdict.decision == Decision.AWAITING_APPROVAL.value:
             entry = entry.model_copy(update={"result": ActionResult.PENDING})
@@ -208,7 +211,7 @@ class Remediator:
             return  # nothing new to say (and no write, so no event storm)
         await self._write(namespace, name, entry)
         self._count(entry)
-        await self._policy_status(entry.policy, entry, 0)
+        await self._policy_status(entry.policy, entry)
         kind = "Warning" if entry.decision == Decision.DENIED.value else "Normal"
         await self._event(incident, entry, kind, f"Remediation{entry.decision}", f"{entry.type} {_target_text(entry)}: {entry.reason}")
 
@@ -247,7 +250,7 @@ class Remediator:
         meta = incident["metadata"]
         await self._write(meta["namespace"], meta["name"], entry)
         self._count(entry)
-        await self._policy_status(entry.policy, entry, 0)
+        await self._policy_status(entry.policy, entry)
         await self._event(incident, entry, "Normal", "RemediationDryRun", f"{entry.type} {_target_text(entry)}: {result.value}")
 
     async def _execute(self, incident: dict[str, Any], entry: JournalEntry, action: RecommendedAction,

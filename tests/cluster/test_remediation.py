@@ -68,7 +68,7 @@ async def test_scale_executes_and_verifies(kubectl, namespace, remediator) -> No
     events = kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert "RemediationStarted" in events and "RemediationSucceeded" in events
     status = get(kubectl, "remediationpolicy", "p", namespace)["status"]
-    assert status["lastAction"]["id"] == "scale-1" and status["decisionsTotal"] >= 1
+    assert status["lastAction"]["id"] == "scale-1" and status["decisionsTotal"] >= 1 and status["executedLastHour"] == 1
 
 
 async def test_rollout_restart_makes_new_pods(kubectl, namespace, remediator) -> None:
