@@ -239,3 +239,19 @@ async def test_a_verb_outside_the_enabled_set_fails_closed(kubectl, namespace, k
         assert "aisre-executor-narrow" in entry["detail"]
     assert get(kubectl, "deployment", "web", namespace)["metadata"]["generation"] == generation
     assert kubectl("get", "pod", pods[0]["metadata"]["name"], "-n", namespace, check=False).returncode == 0
+
+
+async def test_policies_stay_gitops_friendly(kubectl, namespace, remediator) -> None:
+    """The operator writes only the policy's status: applying the same YAML again after
+    decisions were recorded changes nothing."""
+    healthy_deployment(kubectl, namespace)
+    manifest = {"apiVersion": "aisre.dev/v1alpha1", "kind": "RemediationPolicy", "metadata": {"name": "p"},
+                "spec": {"actions": [{"type": "scale", "mode": "suggest"}]}}
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+    detected(kubectl, namespace, "inc", {"kind": "Deployment", "name": "web"}, [action("scale-1", "scale", "Deployment", "web", replicas=3)])
+    await remediator.remediate(namespace, "inc")
+    assert journal(kubectl, namespace, "inc")["scale-1"]["decision"] == "Suggested"
+    again = kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+    assert "unchanged" in again.stdout
+    obj = get(kubectl, "remediationpolicy", "p", namespace)
+    assert obj["metadata"]["generation"] == 1 and obj["status"]["lastAction"]["decision"] == "Suggested"

@@ -135,3 +135,23 @@ def test_killed_mid_action_runs_it_exactly_once(kubectl, namespace, operator_pro
     d = get(kubectl, "deployment", "web", namespace)
     assert d["metadata"]["generation"] == changed, "the action ran twice (or ran after being recorded Interrupted)"
     assert len(journal(kubectl, namespace, "inc")) == 1
+
+
+def test_an_approval_through_the_api_server_lets_the_operator_act(kubectl, namespace, operator_process, user_kubeconfig) -> None:
+    apply(kubectl, namespace, deployment("web", replicas=2))
+    wait(lambda: available(kubectl, namespace, "web", 2), what="deployment available")
+    policy(kubectl, namespace, actions=[{"type": "scale", "mode": "approve"}], approvers={"users": ["aisre-dev"]})
+    kubectl("create", "role", "incident-approver", "--verb=get,list,patch,update", "--resource=incidents.aisre.dev", "-n", namespace)
+    kubectl("create", "rolebinding", "incident-approver", "--role=incident-approver", "--user=aisre-dev", "-n", namespace)
+    operator_process.start()
+    detected(kubectl, namespace, "inc", {"kind": "Deployment", "name": "web"}, [action("scale-1", "scale", "Deployment", "web", replicas=3)])
+    waiting = wait(lambda: journal(kubectl, namespace, "inc").get("scale-1"), 60, "a decision")
+    assert (waiting["decision"], waiting["result"]) == ("AwaitingApproval", "Pending"), waiting
+    assert get(kubectl, "incident", "inc", namespace)["status"]["state"] == "Identified"
+    approved = subprocess.run([str(AISRE), "approve", "incident/inc", "scale-1", "-n", namespace, "--kubeconfig", str(user_kubeconfig)],
+                              capture_output=True, text=True, timeout=60)
+    assert approved.returncode == 0, approved.stderr
+    done = wait(lambda: (e := journal(kubectl, namespace, "inc")["scale-1"])["result"] in ("Succeeded", "Failed", "Reverted") and e,
+                60, "the approved action's result")
+    assert (done["decision"], done["result"], done["approvedBy"]) == ("Execute", "Succeeded", "aisre-dev"), done
+    assert get(kubectl, "deployment", "web", namespace)["spec"]["replicas"] == 3
