@@ -100,3 +100,9 @@ def reapply_crds(kubectl) -> None:
     """The cluster is shared with branches whose CRDs may lack the journal's newer fields
     (marker, undo), which the API server would prune; put this branch's CRDs back."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+
+
+def grant_approver(kubectl, namespace: str, user: str = "aisre-dev") -> None:
+    """What an approver needs besides being named in the policy: RBAC to patch Incidents."""
+    kubectl("create", "role", "incident-approver", "--verb=get,list,patch,update", "--resource=incidents.aisre.dev", "-n", namespace)
+    kubectl("create", "rolebinding", "incident-approver", "--role=incident-approver", f"--user={user}", "-n", namespace)

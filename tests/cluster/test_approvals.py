@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from remediation_helpers import reapply_crds, REPO, action, detected, get, install_chart, policy
+from remediation_helpers import reapply_crds, grant_approver, REPO, action, detected, get, install_chart, policy
 
 AISRE = REPO / ".venv" / "bin" / "aisre"
 
@@ -28,8 +28,7 @@ def chart(kubectl, crds) -> None:
 
 @pytest.fixture
 def incident(kubectl, namespace, chart) -> str:
-    kubectl("create", "role", "incident-approver", "--verb=get,list,patch,update", "--resource=incidents.aisre.dev", "-n", namespace)
-    kubectl("create", "rolebinding", "incident-approver", "--role=incident-approver", "--user=aisre-dev", "-n", namespace)
+    grant_approver(kubectl, namespace)
     detected(kubectl, namespace, "inc", {"kind": "Deployment", "name": "web"}, [action("scale-1", "scale", "Deployment", "web", replicas=3)])
     return "inc"
 

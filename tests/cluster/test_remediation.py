@@ -14,7 +14,7 @@ import pytest
 from aisre.kube.reader import connect
 from aisre.remediation.executor import Remediator
 from conftest_helpers import deployment
-from remediation_helpers import reapply_crds, EXECUTOR, action, apply, available, detected, get, install_chart, journal, policy, wait
+from remediation_helpers import reapply_crds, grant_approver, EXECUTOR, action, apply, available, detected, get, install_chart, journal, policy, wait
 
 
 
@@ -191,12 +191,6 @@ async def test_refusals_are_recorded(kubectl, namespace, remediator) -> None:
     assert journal(kubectl, namespace, "inc")["scale-1"]["decision"] == "Suggested"
     assert journal(kubectl, namespace, "inc")["scale-1"]["reason"].startswith("GitOpsManaged")
     assert get(kubectl, "deployment", "web", namespace)["spec"]["replicas"] == 2
-
-
-def grant_approver(kubectl, namespace: str, user: str = "aisre-dev") -> None:
-    """What an approver needs besides being named in the policy: RBAC to patch Incidents."""
-    kubectl("create", "role", "incident-approver", "--verb=get,list,patch,update", "--resource=incidents.aisre.dev", "-n", namespace)
-    kubectl("create", "rolebinding", "incident-approver", "--role=incident-approver", f"--user={user}", "-n", namespace)
 
 
 async def test_approve_mode_waits_then_executes(kubectl, namespace, remediator, user_kubeconfig) -> None:

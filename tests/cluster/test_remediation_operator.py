@@ -18,7 +18,7 @@ import pytest
 
 from aisre.bench.operator_thread import free_port
 from conftest_helpers import deployment
-from remediation_helpers import reapply_crds, EXECUTOR, REPO, action, apply, available, detected, get, install_chart, journal, policy, wait
+from remediation_helpers import reapply_crds, grant_approver, EXECUTOR, REPO, action, apply, available, detected, get, install_chart, journal, policy, wait
 
 AISRE = REPO / ".venv" / "bin" / "aisre"
 
@@ -141,8 +141,7 @@ def test_an_approval_through_the_api_server_lets_the_operator_act(kubectl, names
     apply(kubectl, namespace, deployment("web", replicas=2))
     wait(lambda: available(kubectl, namespace, "web", 2), what="deployment available")
     policy(kubectl, namespace, actions=[{"type": "scale", "mode": "approve"}], approvers={"users": ["aisre-dev"]})
-    kubectl("create", "role", "incident-approver", "--verb=get,list,patch,update", "--resource=incidents.aisre.dev", "-n", namespace)
-    kubectl("create", "rolebinding", "incident-approver", "--role=incident-approver", "--user=aisre-dev", "-n", namespace)
+    grant_approver(kubectl, namespace)
     operator_process.start()
     detected(kubectl, namespace, "inc", {"kind": "Deployment", "name": "web"}, [action("scale-1", "scale", "Deployment", "web", replicas=3)])
     waiting = wait(lambda: journal(kubectl, namespace, "inc").get("scale-1"), 60, "a decision")
