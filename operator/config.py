@@ -34,6 +34,12 @@ class OperatorConfig:
     # The Alertmanager webhook's bearer token: a mounted Secret file, or namespace/name[:key] of a Secret.
     alertmanager_token_file: str | None = None
     alertmanager_token_secret: str | None = None
+    # The identity remediation changes are made as (impersonated), e.g.
+    # system:serviceaccount:aisre-system:aisre-executor; None: the operator's own (dev only).
+    executor_user: str | None = field(default_factory=lambda: os.environ.get("AISRE_EXECUTOR_USER") or None)
+    # Upper bound on an action's verification wait (the policy's timeout applies below it).
+    max_verify_seconds: float | None = field(
+        default_factory=lambda: float(os.environ["AISRE_MAX_VERIFY_SECONDS"]) if os.environ.get("AISRE_MAX_VERIFY_SECONDS") else None)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:

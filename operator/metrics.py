@@ -40,3 +40,8 @@ ALERTMANAGER_REQUESTS = Counter(
     "Alertmanager webhook requests, by HTTP status.",
     ["code"],
 )
+REMEDIATIONS = Counter(
+    "aisre_remediations_total",
+    "Remediation journal entries recorded, by action type, policy decision and result.",
+    ["action", "decision", "result"],
+)

@@ -25,6 +25,7 @@ from aisre.operator.login import connection_info
 from aisre.operator.run_investigation import already_done
 from aisre.operator.run_investigation import run as run_investigation
 from aisre.operator.metrics import HANDLER_CALLS, HANDLER_SECONDS
+from aisre.operator.handlers import remediation as _remediation  # noqa: F401  (registers its handlers)
 
 
 @kopf.on.login()

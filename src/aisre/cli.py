@@ -3,6 +3,7 @@
     aisre run        start the operator against the current kubeconfig
     aisre crds       write the CRDs generated from the models (or --check for drift)
     aisre report     print a Markdown report of an Investigation or an Incident
+    aisre approve    approve a recommended action of an Incident, as the current user
     aisre bench      run fault scenarios on a cluster and score the operator's conclusions
     aisre version    print the version
 """
@@ -82,6 +83,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             external_operator=args.external_operator,
             timeout=args.timeout,
             keep_namespaces=args.keep_namespaces,
+            remediate=args.remediate,
         )
     )
 
@@ -127,6 +129,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_approve(args: argparse.Namespace) -> int:
+    import kubernetes
+
+    from aisre.remediation.approve import approve
+
+    kind, _, name = args.object.partition("/")
+    if kind.lower() not in ("incident", "incidents", "inc") or not name:
+        print(f"aisre approve: expected incident/NAME, got {args.object!r}", file=sys.stderr)
+        return 2
+    namespace = args.namespace or kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)[1]["context"].get(
+        "namespace", "default")
+    try:
+        user = approve(args.kubeconfig, namespace, name, args.action_id, args.comment or "")
+    except kubernetes.client.ApiException as error:
+        print(f"aisre approve: refused ({error.status}): {error.body or error.reason}", file=sys.stderr)
+        return 1
+    print(f"incident/{name} action {args.action_id} approved by {user}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisre", description="An SRE inside the cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="detect (default): the operator's detection raises the Incident and starts the Investigation; "
         "investigate: the runner creates an Investigation per scenario",
     )
+    bench.add_argument("--remediate", choices=["off", "auto"], default="off",
+                       help="auto: let the operator remediate each scenario's Incident under a permissive auto policy "
+                       "(detect mode: the policy is there before the fault; investigate mode: the runner opens the "
+                       "Incident); adds action, action_result and cleared to each result")
     bench.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable: any of them)")
     bench.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting the local one")
     bench.add_argument("--external-operator", action="store_true", help="an operator already runs; do not start one in-process")
@@ -172,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
     report.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
     report.set_defaults(func=_cmd_report)
+
+    approve = sub.add_parser("approve", help="approve a recommended action of an Incident (as the current user)")
+    approve.add_argument("object", help="incident/NAME")
+    approve.add_argument("action_id", help="the action's id, from the Incident's remediation journal")
+    approve.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
+    approve.add_argument("--comment", help="why it is approved")
+    approve.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
+    approve.set_defaults(func=_cmd_approve)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(__version__) or 0)

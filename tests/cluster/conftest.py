@@ -93,7 +93,18 @@ def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
 
 
 # Detection tests and `aisre bench` runs start operators of their own for these.
-OWN_OPERATOR_NAMESPACES = "!aisre-det-*,!bench-*"
+OWN_PREFIX = "aisre-own-"
+OWN_OPERATOR_NAMESPACES = f"!{OWN_PREFIX}*,!bench-*"
+
+
+@pytest.fixture
+def own_namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
+    """A namespace the session operator leaves alone: for tests that run an operator (or
+    the remediation engine) of their own there, so two never handle the same objects."""
+    name = f"{OWN_PREFIX}{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,7 @@ import json
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,12 @@ THRESHOLDS = dataclasses.replace(Thresholds.compressed(), resolve_after=4.0)
 
 
 @pytest.fixture
-def det_ns(kubectl: Kubectl, crds: None) -> Iterator[str]:
-    name = f"aisre-det-{uuid.uuid4().hex[:8]}"
-    kubectl("create", "namespace", name)
+def det_ns(kubectl: Kubectl, own_namespace: str) -> str:
+    name = own_namespace
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "am-token", "namespace": name},
               "data": {"token": base64.b64encode(TOKEN.encode()).decode()}}
     kubectl("apply", "-f", "-", input=json.dumps(secret))
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+    return name
 
 
 def _operator(kubeconfig: Path, namespace: str, port: int | None = None) -> OperatorThread:

@@ -133,6 +133,14 @@ class JournalEntry(KubeModel):
     finished_at: dt.datetime | None = Field(None, description="When execution and verification ended.")
     result: ActionResult = Field(ActionResult.PENDING, description="Outcome of execution and verification.")
     detail: str = Field("", max_length=2048, description="Dry-run diff, verification result or error.")
+    marker: str | None = Field(
+        None, max_length=512,
+        description="Value of the aisre.dev/remediation annotation sent with the change (or the deleted pod's uid); "
+        "after a restart it tells whether a Running action reached the API server, so it is never run twice.",
+    )
+    undo: str | None = Field(
+        None, max_length=4096, description="What reverts the action (JSON), recorded before it runs; empty when it cannot be reverted.",
+    )
 
 
 class IncidentStatus(ObservedStatus):

@@ -28,6 +28,7 @@ POLL_S = 0.1
 @dataclass
 class DetectOutcome:
     incidents: list[str] = field(default_factory=list)
+    first: tuple[str, str] | None = None  # namespace and name of the first Incident
     ranked: list[Hypothesis] = field(default_factory=list)
     concluded: str | None = None
     detect_s: float | None = None
@@ -87,6 +88,7 @@ def detect(kube: Kube, namespace: str, operator_namespace: str, fault_done: floa
         # (For a false positive too: what its Investigation says goes into the report.)
         deadline = time.monotonic() + timeout
         home, name = incident["metadata"]["namespace"], incident["metadata"]["name"]
+        out.first = (home, name)
         seen_at: float | None = None
         root_at: float | None = None
         status: dict[str, Any] = {}

@@ -17,9 +17,9 @@ from typing import TextIO
 
 from kubernetes.client.exceptions import ApiException
 
-from aisre.bench import cluster, kwok, report
+from aisre.bench import cluster, kwok, remediate, report
 from aisre.bench.interrupts import handle_signals, shielded
-from aisre.bench.detect import detect
+from aisre.bench.detect import DetectOutcome, detect
 from aisre.bench.investigate import investigate
 from aisre.bench.kube import Kube, Stream, api_error
 from aisre.bench.loader import LoadedScenario, LoadError, filter_by_tags, load_dir
@@ -42,6 +42,7 @@ class Options:
     external_operator: bool = False
     timeout: float = 60.0
     keep_namespaces: bool = False
+    remediate: str = "off"  # off | auto (bench/remediate.py)
 
 
 def _log(message: str, err: TextIO) -> None:
@@ -134,9 +135,10 @@ def _wait_namespaces_gone(kube: Kube, run_id: str, err: TextIO) -> None:
     _log(f"namespaces still terminating after {NAMESPACE_GONE_S:g} s: {sorted(remaining)}", err)
 
 
-def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextIO, mode: str = "investigate") -> Result:
+def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextIO, mode: str = "investigate",
+         remediate_mode: str = "off") -> Result:
     """One scenario: set up, fault, then detect (wait for the operator's Incident and its
-    Investigation) or investigate (create an Investigation), clean up, score."""
+    Investigation) or investigate (create an Investigation), remediate if asked, clean up, score."""
     started = time.monotonic()
     try:
         run = ScenarioRun(context, item)
@@ -147,6 +149,9 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
     try:
         with run:
             run.setup()
+            baseline = remediate.snapshot(context.kube, run.namespace) if remediate_mode == "auto" else {}
+            if remediate_mode == "auto" and mode == "detect":
+                remediate.apply_policy(context.kube, run.namespace)
             run.fault()
             result.expected, result.also_acceptable = run.expected, run.also_acceptable
             if mode == "detect":
@@ -159,6 +164,11 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
             errors.extend(run.problems + run.runtime.errors)  # the simulation ran on meanwhile
             if outcome.error:
                 errors.append(outcome.error)
+            if remediate_mode == "auto":
+                detected = outcome.first if isinstance(outcome, DetectOutcome) else None
+                if mode == "investigate" or detected is not None:
+                    result.remediation = remediate.remediate(  # type: ignore[attr-defined]
+                        context.kube, run, baseline, timeout + 60, detected)
     except ScenarioError as error:
         errors.extend(run.problems)
         errors.append(str(error))
@@ -189,7 +199,7 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
                     if isinstance(item, LoadError):
                         results.append(_unplayable(item, item.error))
                     else:
-                        results.append(play(context, item, options.timeout, err, options.mode))
+                        results.append(play(context, item, options.timeout, err, options.mode, options.remediate))
                     r = results[-1]
                     _log(f"{number}/{len(items)} {r.name}: " + ("ok" if r.top1 else "wrong")
                          + (f" ({r.error})" if r.error else "") + f" in {r.timings.get('total_s', 0):.1f} s", err)
@@ -203,6 +213,10 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         results, mode=options.mode,
         extra={"timeout_s": options.timeout, "duration_s": round(time.monotonic() - started, 3), "interrupted": interrupted},
     )
+    if options.remediate == "auto":
+        summary["remediation"] = remediate.summarize(results)
+        for row, r in zip(summary["results"], results, strict=True):
+            row.update(getattr(r, "remediation", None) or {"action": None, "action_result": None, "cleared": False})
     report.write_json(summary, options.json_out)
     print(report.table(summary), file=out)
     _log(f"report written to {options.json_out}", err)

@@ -1,0 +1,76 @@
+"""Kopf handlers for remediation: every change of an Incident (its status, when detection
+names the root cause; its spec, when an approval is added) runs the remediator for it.
+
+A watch-event handler rather than a field-change handler: Kopf's diff base ignores
+``status``, and the remediator is idempotent (it decides from the journal, not from the
+event), so seeing an event twice costs one read. Kopf serialises events per object, so
+one Incident is never remediated by two handlers of this process at once; across
+processes the journal claim (resourceVersion precondition) keeps actions exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from aisre.api.meta import GROUP, VERSION
+from aisre.kube.reader import connect
+from aisre.operator.metrics import REMEDIATIONS
+from aisre.remediation.executor import Remediator, needs_remediation, waits_for_time
+
+
+def _count(action: str, decision: str, result: str) -> None:
+    REMEDIATIONS.labels(action, decision, result).inc()
+
+
+@kopf.on.startup()
+async def open_remediator(memo: kopf.Memo, **_: Any) -> None:
+    config = memo.config
+    client = connect(config.kubeconfig)
+    executor = connect(config.kubeconfig)
+    if config.executor_user:
+        executor.headers["Impersonate-User"] = config.executor_user
+    memo.remediator = Remediator(client, executor, instance=config.instance, on_result=_count,
+                                 max_verify_seconds=config.max_verify_seconds)
+
+
+@kopf.on.cleanup()
+async def close_remediator(memo: kopf.Memo, **_: Any) -> None:
+    for task in (memo.get("retries") or {}).values():
+        task.cancel()
+    remediator = getattr(memo, "remediator", None)
+    if remediator is not None:
+        await remediator.client.aclose()
+        await remediator.executor.aclose()
+
+
+@kopf.on.event(GROUP, VERSION, "incidents")
+async def on_incident(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if event.get("type") == "DELETED" or not needs_remediation(dict(body)):
+        return
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    await memo.remediator.remediate(namespace, name)
+    if waits_for_time(dict(body)):
+        _retry_later(memo, namespace, name)
+
+
+RETRY_SECONDS = 60.0
+
+
+def _retry_later(memo: kopf.Memo, namespace: str, name: str) -> None:
+    """Refusals that only time lifts (rate limit, concurrency, cooldown, window) produce no
+    event when they lapse: decide the Incident again in a minute. In memory on purpose — a
+    Kopf timer would put a finalizer on every Incident; after a restart the initial listing
+    decides every Incident again anyway."""
+    tasks: dict[tuple[str, str], asyncio.Task[None]] = memo.setdefault("retries", {})
+    if (namespace, name) in tasks and not tasks[(namespace, name)].done():
+        return
+
+    async def later() -> None:
+        await asyncio.sleep(RETRY_SECONDS)
+        await memo.remediator.remediate(namespace, name)
+
+    tasks[(namespace, name)] = asyncio.create_task(later())
+

@@ -1,0 +1,42 @@
+"""The action catalog: one module per action type, each with preconditions (inside
+``plan``), dry run and execute (``base.apply``), ``verify``, ``revert`` and ``applied``
+(did an interrupted change reach the API server?). Nothing else can be executed: actions
+come from an Investigation's typed recommendations, never from manifests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aisre.api.taxonomy import ActionType
+from aisre.remediation.actions import cordon, delete_pod, rollback, rollout_restart, scale, set_resources
+
+
+@dataclass(frozen=True)
+class ActionModule:
+    kinds: set[str]
+    plan: Any
+    revert: Any
+    applied: Any
+    verify: Any
+    context: Any = None  # async (client, action, target) -> dict, for plans that need more than the target
+    marker_from_target: Any = None  # the marker is the target's own (deletePod: its uid)
+
+
+def _module(mod: Any, **overrides: Any) -> ActionModule:
+    fields = {"kinds": mod.KINDS, "plan": getattr(mod, "plan", None), "revert": mod.revert, "applied": mod.applied,
+              "verify": mod.verify, "context": getattr(mod, "context", None),
+              "marker_from_target": getattr(mod, "marker_for", None)}
+    fields.update(overrides)
+    return ActionModule(**fields)
+
+
+CATALOG: dict[ActionType, ActionModule] = {
+    ActionType.DELETE_POD: _module(delete_pod),
+    ActionType.ROLLOUT_RESTART: _module(rollout_restart),
+    ActionType.SCALE: _module(scale),
+    ActionType.ROLLBACK: _module(rollback),
+    ActionType.SET_RESOURCES: _module(set_resources),
+    ActionType.CORDON_NODE: _module(cordon, plan=cordon.plan_for(True)),
+    ActionType.UNCORDON_NODE: _module(cordon, plan=cordon.plan_for(False)),
+}

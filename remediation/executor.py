@@ -1,0 +1,363 @@
+"""Remediating one Incident: decide every recommended action with the policy chain,
+journal it, execute it as the executor identity, verify it, revert it when verification
+fails, and journal the result.
+
+Exactly once, nothing unrecorded: an action is *claimed* by writing its journal entry with
+``result: Running`` (and the marker the change will carry) into the Incident's status under
+the Incident's resourceVersion, so two writers can never both claim it. Only then is the
+change sent. After a crash, a Running entry is never executed again: the target is looked
+at instead (``applied``: is the marker there, is the pod gone), and the entry is finished
+from what is found — verified when the change is there, Failed (Interrupted) when it is not.
+
+Talks to: the API server through two httpx clients (the operator's own for reads and the
+journal, the executor's impersonated one for changes); Events on the Incident and the
+target. Metrics go through the ``on_result`` callback (the operator owns the counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from aisre.api.incident import ActionResult, Decision, IncidentState, JournalEntry
+from aisre.api.investigation import RecommendedAction
+from aisre.api.meta import API_VERSION
+from aisre.api.remediation_policy import RemediationPolicySpec, Verification
+from aisre.errors import AisreError
+from aisre.remediation import inputs, kubeapi
+from aisre.remediation.actions import CATALOG
+from aisre.remediation.actions.base import Plan, PreconditionFailed, apply, diff
+from aisre.remediation.policy import DecisionInput, Verdict, decide, parse_duration, pick_policy
+
+# Test-only hooks: seconds to pause after the claim / after the change, so a test can kill
+# the operator process at exactly that point. Unset in production.
+PAUSE_AFTER_CLAIM = "AISRE_TEST_PAUSE_AFTER_CLAIM"
+PAUSE_AFTER_EXECUTE = "AISRE_TEST_PAUSE_AFTER_EXECUTE"
+
+FINAL_RESULTS = {ActionResult.SUCCEEDED.value, ActionResult.FAILED.value, ActionResult.REVERTED.value}
+JOURNAL_LIMIT = 32
+
+
+def rfc3339(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def needs_remediation(body: dict[str, Any]) -> bool:
+    """Cheap pre-check on a watch event: detection has named a root cause and linked the
+    Investigation whose recommendations are to be decided."""
+    status = body.get("status") or {}
+    return bool(status.get("investigationRef") and status.get("rootCause"))
+
+
+# Refusals that time alone can lift: worth deciding again later without any new event.
+TIME_BOUND_REASONS = ("RateLimited", "TooManyConcurrent", "Cooldown", "OutsideWindow")
+
+
+def waits_for_time(body: dict[str, Any]) -> bool:
+    """An Incident with an action refused only for now (rate, concurrency, cooldown, window)."""
+    entries = (body.get("status") or {}).get("remediations") or []
+    return needs_remediation(body) and any(
+        e.get("decision") == Decision.DENIED.value and str(e.get("reason", "")).startswith(TIME_BOUND_REASONS)
+        for e in entries)
+
+
+def is_settled(entry: JournalEntry) -> bool:
+    """An entry that will never be decided again: executed (any final result) or dry-run."""
+    return entry.decision in (Decision.EXECUTE.value, Decision.DRY_RUN.value) and entry.result in (
+        FINAL_RESULTS | {ActionResult.SKIPPED.value})
+
+
+@dataclass
+class Remediator:
+    client: httpx.AsyncClient  # the operator's identity: reads, the journal, Events
+    executor: httpx.AsyncClient  # the executor's identity: the changes
+    instance: str = "aisre"
+    on_result: Callable[[str, str, str], None] | None = None  # (action, decision, result)
+    max_verify_seconds: float | None = None
+
+    # ------------------------------------------------------------------ journal
+
+    def _incident_path(self, namespace: str, name: str) -> str:
+        return f"/apis/{API_VERSION}/namespaces/{namespace}/incidents/{name}"
+
+    async def _write(self, namespace: str, name: str, entry: JournalEntry, *, claim: bool = False,
+                     state: str | None = None) -> bool:
+        """Put ``entry`` into the journal. A claim succeeds only if nobody claimed the id since
+        it was read (resourceVersion precondition); other writes retry on conflicts."""
+        for _ in range(8):
+            incident = await kubeapi.get(self.client, self._incident_path(namespace, name))
+            status = incident.get("status") or {}
+            journal = list(status.get("remediations") or [])
+            index = next((i for i, e in enumerate(journal) if e.get("id") == entry.id), None)
+            if claim and index is not None:
+                current = JournalEntry.model_validate(journal[index])
+                if current.result == ActionResult.RUNNING.value or is_settled(current):
+                    return False  # claimed by someone else meanwhile
+            if index is None:
+                journal.append(entry.to_kube())
+            else:
+                journal[index] = entry.to_kube()
+            journal = journal[-JOURNAL_LIMIT:]
+            patch: dict[str, Any] = {"metadata": {"resourceVersion": incident["metadata"]["resourceVersion"]},
+                                     "status": {"remediations": journal}}
+            if state and (state == IncidentState.REMEDIATING.value or status.get("state") == IncidentState.REMEDIATING.value):
+                patch["status"]["state"] = state
+            try:
+                await kubeapi.request(self.client, "PATCH", self._incident_path(namespace, name) + "/status",
+                                      body=patch, content_type=kubeapi.MERGE_PATCH)
+                return True
+            except kubeapi.Conflict:
+                if claim:
+                    continue  # re-read: the id may still be free
+        raise kubeapi.Conflict(f"journal of {namespace}/{name}: too many conflicts")
+
+    async def _event(self, incident: dict[str, Any], entry: JournalEntry, type_: str, reason: str, message: str) -> None:
+        meta = incident["metadata"]
+        involved = {"apiVersion": API_VERSION, "kind": "Incident", "name": meta["name"],
+                    "namespace": meta["namespace"], "uid": meta.get("uid")}
+        await kubeapi.post_event(self.client, involved, type_, reason, message, self.instance)
+        t = entry.target
+        target = {"kind": t.kind, "name": t.name, "namespace": t.namespace or meta["namespace"]}
+        if t.kind == "Node":
+            target["namespace"] = meta["namespace"]  # Events about nodes live with the Incident
+        await kubeapi.post_event(self.client, target, type_, reason, f"incident {meta['name']}: {message}", self.instance)
+
+    async def _policy_status(self, policy: str | None, entry: JournalEntry, executed_last_hour: int | None = None) -> None:
+        if not policy:
+            return
+        namespace, _, name = policy.partition("/")
+        path = f"/apis/{API_VERSION}/namespaces/{namespace}/remediationpolicies/{name}/status"
+        try:
+            current = await kubeapi.get(self.client, path)
+            total = int((current.get("status") or {}).get("decisionsTotal") or 0) + 1
+            body: dict[str, Any] = {"status": {"decisionsTotal": total, "lastAction": {
+                "id": entry.id, "type": entry.type, "target": entry.target.to_kube(), "decision": entry.decision,
+                "at": rfc3339(entry.decided_at or inputs.now())}}}
+            if executed_last_hour is not None:
+                body["status"]["executedLastHour"] = executed_last_hour
+            await kubeapi.request(self.client, "PATCH", path, body=body, content_type=kubeapi.MERGE_PATCH)
+        except AisreError:
+            pass  # display only
+
+    def _count(self, entry: JournalEntry) -> None:
+        if self.on_result:
+            self.on_result(*(getattr(v, "value", v) for v in (entry.type, entry.decision, entry.result)))
+
+    # ------------------------------------------------------------------ the loop
+
+    async def remediate(self, namespace: str, name: str) -> None:
+        incident = await kubeapi.get_or_none(self.client, self._incident_path(namespace, name))
+        if incident is None or not needs_remediation(incident):
+            return
+        ref = incident["status"]["investigationRef"]["name"]
+        investigation = await kubeapi.get_or_none(self.client, f"/apis/{API_VERSION}/namespaces/{namespace}/investigations/{ref}")
+        if investigation is None:
+            return
+        actions = []
+        for raw in (investigation.get("status") or {}).get("recommendedActions") or []:
+            try:
+                action = RecommendedAction.model_validate(raw)
+            except ValidationError:
+                continue
+            if action.target.kind != "Node" and not action.target.namespace:
+                action = action.model_copy(update={"target": action.target.model_copy(update={"namespace": namespace})})
+            actions.append(action)
+        for action in actions:
+            await self._one(namespace, name, action)
+
+    async def _one(self, namespace: str, name: str, action: RecommendedAction) -> None:
+        incident = await kubeapi.get(self.client, self._incident_path(namespace, name))
+        journal = {e["id"]: e for e in (incident.get("status") or {}).get("remediations") or []}
+        existing = JournalEntry.model_validate(journal[action.id]) if action.id in journal else None
+        if existing and existing.result == ActionResult.RUNNING.value:
+            await self._recover(incident, action, existing)
+            return
+        if existing and is_settled(existing):
+            return
+        approvals = {a.get("actionId"): a.get("approvedBy") for a in (incident.get("spec") or {}).get("approvals") or []}
+        state, target = await inputs.target_state(self.client, action)
+        chosen = pick_policy(await inputs.policies(self.client, namespace), action, namespace, state)
+        history = await inputs.history(self.client)
+        now = inputs.now()
+        verdict = decide(DecisionInput(action, namespace, chosen[0] if chosen else None, chosen[1] if chosen else None,
+                                       state, now, history, approvals))
+        entry = JournalEntry(id=action.id, type=action.type, target=action.target, decision=verdict.decision,
+                             reason=verdict.text[:1024], policy=chosen[0] if chosen else None,
+                             approved_by=verdict.approved_by, decided_at=now, result=ActionResult.SKIPPED)
+        if verdict.decision in (Decision.EXECUTE.value, Decision.DRY_RUN.value) and target is not None:
+            plan, context, error = await self._plan(action, target, incident, now)
+            if error is not None:
+                entry = entry.model_copy(update={"decision": Decision.DENIED, "reason": error[:1024]})
+            elif verdict.decision == Decision.DRY_RUN.value:
+                await self._dry_run(incident, entry, plan, target)
+                return
+            else:
+                policy = chosen[1] if chosen else None
+                await self._execute(incident, entry, action, plan, policy, sum(
+                    1 for h in history if h.policy == entry.policy and now - h.started_at < dt.timedelta(hours=1)))
+                return
+        if verdict.decision == Decision.AWAITING_APPROVAL.value:
+            entry = entry.model_copy(update={"result": ActionResult.PENDING})
+        if existing and existing.decision == entry.decision and existing.reason.split(":")[0] == entry.reason.split(":")[0]:
+            return  # nothing new to say (and no write, so no event storm)
+        await self._write(namespace, name, entry)
+        self._count(entry)
+        await self._policy_status(entry.policy, entry)
+        kind = "Warning" if entry.decision == Decision.DENIED.value else "Normal"
+        await self._event(incident, entry, kind, f"Remediation{entry.decision}", f"{entry.type} {_target_text(entry)}: {entry.reason}")
+
+    async def _plan(self, action: RecommendedAction, target: dict[str, Any], incident: dict[str, Any],
+                    now: dt.datetime) -> tuple[Plan | None, Any, str | None]:
+        module = CATALOG[action.type]
+        meta = incident["metadata"]
+        marker = (module.marker_from_target(target) if module.marker_from_target
+                  else f"{meta['namespace']}/{meta['name']}/{action.id}/{rfc3339(now)}")
+        try:
+            context = await module.context(self.client, action, target) if module.context else None
+            return module.plan(target, action, marker, context), context, None
+        except PreconditionFailed as error:
+            return None, None, f"PreconditionFailed: {error}"
+        except AisreError as error:
+            return None, None, f"{error.reason}: {error}"
+
+    def _marker(self, plan: Plan) -> str | None:
+        if plan.method == "DELETE":
+            return str(plan.extra.get("uid"))
+        for op in plan.body if isinstance(plan.body, list) else []:
+            if op.get("path") == "/metadata/annotations":
+                return op["value"].get("aisre.dev/remediation")
+        return None
+
+    async def _dry_run(self, incident: dict[str, Any], entry: JournalEntry, plan: Plan | None, target: dict[str, Any]) -> None:
+        assert plan is not None
+        try:
+            after = await apply(self.executor, plan, dry_run=True)
+            lines = diff(target, after) if plan.method == "PATCH" else [f"delete {plan.summary}"]
+            detail = "server-side dry run (dryRun=All) accepted:\n" + "\n".join(lines)
+            result = ActionResult.SUCCEEDED
+        except AisreError as error:
+            detail, result = f"{error.reason}: dry run refused: {error}", ActionResult.FAILED
+        entry = entry.model_copy(update={"result": result, "detail": detail[:2048], "finished_at": inputs.now()})
+        meta = incident["metadata"]
+        await self._write(meta["namespace"], meta["name"], entry)
+        self._count(entry)
+        await self._policy_status(entry.policy, entry)
+        await self._event(incident, entry, "Normal", "RemediationDryRun", f"{entry.type} {_target_text(entry)}: {result.value}")
+
+    async def _execute(self, incident: dict[str, Any], entry: JournalEntry, action: RecommendedAction,
+                       plan: Plan | None, policy: RemediationPolicySpec | None, executed: int) -> None:
+        assert plan is not None
+        meta = incident["metadata"]
+        started = inputs.now()
+        entry = entry.model_copy(update={"result": ActionResult.RUNNING, "started_at": started, "marker": self._marker(plan),
+                                         "undo": json.dumps(plan.undo) if plan.undo is not None else None,
+                                         "detail": plan.summary[:2048]})
+        if not await self._write(meta["namespace"], meta["name"], entry, claim=True, state=IncidentState.REMEDIATING.value):
+            return  # someone else holds it; their journal entry is the record
+        await self._policy_status(entry.policy, entry, executed + 1)
+        await self._event(incident, entry, "Normal", "RemediationStarted",
+                          f"{entry.type} {_target_text(entry)} ({entry.reason}): {plan.summary}")
+        await _pause(PAUSE_AFTER_CLAIM)
+        try:
+            await apply(self.executor, plan, dry_run=False)
+        except AisreError as error:
+            reason = error.reason
+            detail = f"{reason}: {error}"
+            if isinstance(error, kubeapi.ExecutorForbidden):
+                detail = (f"ExecutorForbidden: the executor identity may not do this ({error}); "
+                          f"the chart does not enable {entry.type}")
+            await self._finish(incident, entry, ActionResult.FAILED, detail)
+            return
+        await _pause(PAUSE_AFTER_EXECUTE)
+        await self._verify_and_finish(incident, entry, action, plan, policy)
+
+    async def _verify_and_finish(self, incident: dict[str, Any], entry: JournalEntry, action: RecommendedAction,
+                                 plan: Plan, policy: RemediationPolicySpec | None) -> None:
+        verification = (policy.verification if policy else None) or Verification()
+        timeout = parse_duration(verification.timeout).total_seconds()
+        if self.max_verify_seconds is not None:
+            timeout = min(timeout, self.max_verify_seconds)
+        module = CATALOG[action.type]
+        try:
+            ok, how = await module.verify(self.client, action, plan, timeout)
+        except AisreError as error:
+            ok, how = False, f"{error.reason}: {error}"
+        if ok:
+            await self._finish(incident, entry, ActionResult.SUCCEEDED, f"{plan.summary}; verified: {how}")
+            return
+        if not verification.revert_on_failure or not entry.undo:
+            why = "revertOnFailure is off" if not verification.revert_on_failure else "the action cannot be reverted"
+            await self._finish(incident, entry, ActionResult.FAILED, f"VerificationFailed: {how}; not reverted ({why})")
+            return
+        try:
+            t = action.target
+            target = await kubeapi.get(self.client, kubeapi.object_path(t.kind, t.namespace, t.name))
+            target.setdefault("kind", t.kind)
+            context = await module.context(self.client, action, target) if module.context else None
+            undo_plan = module.revert(target, json.loads(entry.undo), f"{entry.marker}/revert", context)
+            await apply(self.executor, undo_plan, dry_run=False)
+        except AisreError as error:
+            await self._finish(incident, entry, ActionResult.FAILED, f"VerificationFailed: {how}; revert failed: {error}")
+            return
+        await self._finish(incident, entry, ActionResult.REVERTED, f"VerificationFailed: {how}; reverted: {undo_plan.summary}")
+
+    async def _finish(self, incident: dict[str, Any], entry: JournalEntry, result: ActionResult, detail: str) -> None:
+        meta = incident["metadata"]
+        entry = entry.model_copy(update={"result": result, "detail": detail[:2048], "finished_at": inputs.now()})
+        await self._write(meta["namespace"], meta["name"], entry, state=IncidentState.IDENTIFIED.value)
+        self._count(entry)
+        type_ = "Normal" if result == ActionResult.SUCCEEDED else "Warning"
+        await self._event(incident, entry, type_, f"Remediation{result.value}", f"{entry.type} {_target_text(entry)}: {detail[:400]}")
+
+    async def _recover(self, incident: dict[str, Any], action: RecommendedAction, entry: JournalEntry) -> None:
+        """A Running entry found on (re)start: never execute again; finish it from what the
+        cluster shows."""
+        module = CATALOG[action.type]
+        t = action.target
+        target = await kubeapi.get_or_none(self.client, kubeapi.object_path(t.kind, t.namespace, t.name))
+        entry = entry.model_copy(update={"marker": entry.marker or recorded_marker(incident, entry)})
+        if not module.applied(target, entry.marker):
+            await self._finish(incident, entry, ActionResult.FAILED,
+                               "Interrupted: the operator stopped before the change reached the API server; not retried")
+            return
+        plan = Plan("PATCH", "", None, extra={"uid": entry.marker, "unschedulable": action.type == "cordonNode"},
+                    summary=f"{entry.detail} (resumed after a restart)")
+        namespace = incident["metadata"]["namespace"]
+        chosen = pick_policy(await inputs.policies(self.client, namespace), action, namespace,
+                             (await inputs.target_state(self.client, action))[0])
+        await self._verify_and_finish(incident, entry, action, plan, chosen[1] if chosen else None)
+
+
+def recorded_marker(incident: dict[str, Any], entry: JournalEntry) -> str | None:
+    """The marker of a Running entry rebuilt from its other fields, for an API server whose
+    CRD is older than the ``marker`` field (it prunes it): a patch's marker is made of the
+    Incident, the action id and decidedAt; a deleted pod's uid is in the claim's detail."""
+    if entry.type == "deletePod":
+        found = re.search(r"\(uid ([0-9a-f-]+)\)", entry.detail)
+        return found.group(1) if found else None
+    if entry.decided_at is None:
+        return None
+    meta = incident["metadata"]
+    return f"{meta['namespace']}/{meta['name']}/{entry.id}/{rfc3339(entry.decided_at)}"
+
+
+def _target_text(entry: JournalEntry) -> str:
+    return f"{entry.target.kind}/{entry.target.name}"
+
+
+async def _pause(variable: str) -> None:
+    seconds = float(os.environ.get(variable) or 0)
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+
+
+__all__ = ["Remediator", "needs_remediation", "Verdict"]

@@ -1,0 +1,127 @@
+"""Gathering what the policy chain decides on: the policies in scope, the actions already
+taken (from every Incident's journal, for rate limits, concurrency and cooldowns) and the
+target's state (labels, replica counts, the container's limits). Reads only; the chain in
+``aisre.remediation.policy`` stays pure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from aisre.api.conditions import ACCEPTED
+from aisre.api.incident import ActionResult, Decision, JournalEntry
+from aisre.api.investigation import RecommendedAction
+from aisre.api.meta import API_VERSION
+from aisre.api.remediation_policy import RemediationPolicySpec
+from aisre.api.taxonomy import ActionType
+from aisre.remediation import kubeapi
+from aisre.remediation.policy import PastAction, TargetState, parse_quantity, target_key
+
+
+def _accepted(obj: dict[str, Any]) -> bool:
+    """A policy the operator marked not Accepted governs nothing (deny by default); one
+    not yet looked at is parsed here with the same model."""
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == ACCEPTED:
+            return condition.get("status") == "True"
+    return True
+
+
+async def policies(client: httpx.AsyncClient, namespace: str) -> list[tuple[str, RemediationPolicySpec]]:
+    listing = await kubeapi.get(client, f"/apis/{API_VERSION}/namespaces/{namespace}/remediationpolicies")
+    found = []
+    for obj in listing.get("items") or []:
+        if not _accepted(obj):
+            continue
+        try:
+            spec = RemediationPolicySpec.model_validate(obj.get("spec") or {})
+        except ValidationError:
+            continue
+        found.append((f"{namespace}/{obj['metadata']['name']}", spec))
+    return found
+
+
+def past_actions(incidents: list[dict[str, Any]]) -> list[PastAction]:
+    """Every executed (or running) action in these Incidents' journals."""
+    past = []
+    for incident in incidents:
+        for raw in (incident.get("status") or {}).get("remediations") or []:
+            try:
+                entry = JournalEntry.model_validate(raw)
+            except ValidationError:
+                continue
+            if entry.decision != Decision.EXECUTE.value or entry.started_at is None:
+                continue
+            t = entry.target
+            past.append(PastAction(entry.policy, target_key(t.kind, t.namespace, t.name), entry.started_at,
+                                   running=entry.result == ActionResult.RUNNING.value))
+    return past
+
+
+async def history(client: httpx.AsyncClient) -> list[PastAction]:
+    listing = await kubeapi.get(client, f"/apis/{API_VERSION}/incidents")
+    return past_actions(listing.get("items") or [])
+
+
+def _counts(obj: dict[str, Any]) -> tuple[int | None, int | None]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    kind = obj.get("kind")
+    if kind == "DaemonSet":
+        return status.get("desiredNumberScheduled"), status.get("numberAvailable", 0)
+    if kind in ("Deployment",):
+        return spec.get("replicas", 1), status.get("availableReplicas", 0)
+    if kind in ("StatefulSet", "ReplicaSet"):
+        return spec.get("replicas", 1), status.get("readyReplicas", 0)
+    return None, None
+
+
+def _node_ready(node: dict[str, Any]) -> bool:
+    if (node.get("spec") or {}).get("unschedulable"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
+def _limit_bytes(obj: dict[str, Any], action: RecommendedAction) -> int | None:
+    if action.type != ActionType.SET_RESOURCES.value:
+        return None
+    containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    name = (action.parameters or {}).get("container")
+    chosen = next((c for c in containers if c.get("name") == name), None) if name else (
+        containers[0] if len(containers) == 1 else None)
+    memory = ((chosen or {}).get("resources") or {}).get("limits", {}).get("memory") if chosen else None
+    return parse_quantity(memory) if memory else None
+
+
+async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> tuple[TargetState, dict[str, Any] | None]:
+    t = action.target
+    try:
+        obj = await kubeapi.get_or_none(client, kubeapi.object_path(t.kind, t.namespace, t.name))
+    except kubeapi.NeedsUserError:
+        return TargetState(exists=False), None
+    if obj is None:
+        return TargetState(exists=False), None
+    obj.setdefault("kind", t.kind)
+    metadata = obj.get("metadata") or {}
+    replicas, ready = _counts(obj)
+    if t.kind == "Pod":
+        owner = next((r for r in metadata.get("ownerReferences") or [] if r.get("controller")), None)
+        if owner and owner.get("kind") in ("ReplicaSet", "StatefulSet", "DaemonSet"):
+            parent = await kubeapi.get_or_none(client, kubeapi.object_path(owner["kind"], t.namespace, owner["name"]))
+            if parent:
+                parent.setdefault("kind", owner["kind"])
+                replicas, ready = _counts(parent)
+    if t.kind == "Node":
+        nodes = (await kubeapi.get(client, "/api/v1/nodes")).get("items") or []
+        replicas, ready = len(nodes), sum(1 for n in nodes if _node_ready(n))
+    state = TargetState(exists=True, labels=metadata.get("labels") or {}, annotations=metadata.get("annotations") or {},
+                        replicas=replicas, ready=ready, memory_limit_bytes=_limit_bytes(obj, action))
+    return state, obj
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)

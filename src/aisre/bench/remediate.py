@@ -1,0 +1,199 @@
+"""``aisre bench --remediate auto``: after a scenario's Investigation concludes, let the
+operator remediate under a permissive ``auto`` policy and score what happened.
+
+As detection would, the runner opens an Incident for the scenario namespace linked to
+the bench Investigation (status ``investigationRef``, ``rootCause``, ``state:
+Identified``); the in-process operator's remediation handler does the rest. Each result
+gets:
+
+- ``action``: the first action the policy chain let execute (type and ``Kind/name``
+  target), else the first one decided, else null;
+- ``action_result``: its journal result (Succeeded / Failed / Reverted), or its decision
+  when it was not executed;
+- ``cleared``: whether the simulated fault is gone afterwards. The runner stops simulating
+  a fault once the object it was injected through is restored: every workload a fault
+  step patched or applied has its baseline pod template back (a rollback does that). Then
+  the namespace's workloads must become available. A fault injected only through pods
+  (runtime steps with no workload change) or nodes is never restored by an action, so it
+  stays simulated and is not cleared. Once restored, the simulation stops: its Stages are
+  deleted and the pods it wrote are replaced (a real kubelet would report them healthy).
+
+The bench policy never governs Nodes: the cluster's nodes are shared, so node actions are
+refused (OutOfScope) here.
+
+The executor runs with the operator's identity here (the bench does not install the
+chart's executor RBAC).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from kubernetes.client import AppsV1Api
+from kubernetes.client.exceptions import ApiException
+
+from aisre.api.meta import GROUP, VERSION
+from aisre.api.taxonomy import ActionType
+from aisre.bench.investigate import INVESTIGATION
+from aisre.bench.kube import Kube
+from aisre.bench.scenario_run import ScenarioRun, manifests
+from aisre.bench.workloads import WORKLOAD_KINDS, wait_available
+
+INCIDENT = "bench"
+POLICY = "bench-auto"
+CLEARED_TIMEOUT_S = 30.0
+FINAL = {"Succeeded", "Failed", "Reverted", "Skipped", "Pending"}
+
+PERMISSIVE_POLICY: dict[str, Any] = {
+    # Never Node: the bench cluster's nodes are shared (other runs, other engineers); a
+    # cordon there would be a real outage of the cluster, not of the scenario.
+    "targets": {"kinds": ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod"]},
+    "actions": [{"type": t.value, "mode": "auto"} for t in ActionType],
+    "bounds": {"scale": {"minReplicas": 0, "maxReplicas": 20}, "resources": {"maxMemoryIncreasePercent": 100}},
+    "limits": {"actionsPerHour": 100, "maxConcurrent": 10, "cooldown": "1s", "minHealthyPercent": 0},
+    "verification": {"timeout": "30s", "revertOnFailure": True},
+    "allowGitOpsManaged": True,
+}
+
+_LISTS = {"Deployment": "list_namespaced_deployment", "StatefulSet": "list_namespaced_stateful_set",
+          "DaemonSet": "list_namespaced_daemon_set"}
+
+
+def _template(obj: dict[str, Any]) -> dict[str, Any]:
+    """A pod template as compared for "restored": without what a restart or the controller adds."""
+    template = copy.deepcopy((obj.get("spec") or {}).get("template") or {})
+    metadata = template.get("metadata") or {}
+    (metadata.get("annotations") or {}).pop("kubectl.kubernetes.io/restartedAt", None)
+    (metadata.get("labels") or {}).pop("pod-template-hash", None)
+    if not metadata.get("annotations"):
+        metadata.pop("annotations", None)
+    return template
+
+
+def snapshot(kube: Kube, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The baseline pod templates of the namespace's workloads (taken after setup)."""
+    apps = AppsV1Api(kube.api)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, lister in _LISTS.items():
+        for obj in Kube.raw(getattr(apps, lister), namespace)["items"]:
+            found[(kind, obj["metadata"]["name"])] = _template(obj)
+    return found
+
+
+def injected_through(run: ScenarioRun) -> set[tuple[str, str]]:
+    """The workloads the fault steps changed (patched or applied)."""
+    touched: set[tuple[str, str]] = set()
+    for step in run.scenario.fault:
+        if step.patch is not None and step.patch.target.kind in WORKLOAD_KINDS:
+            touched.add((step.patch.target.kind, step.patch.target.name))
+        if step.apply is not None:
+            touched.update((m.get("kind"), (m.get("metadata") or {}).get("name")) for m in manifests(step.apply)
+                           if m.get("kind") in WORKLOAD_KINDS)
+    return touched
+
+
+def apply_policy(kube: Kube, namespace: str) -> None:
+    """The permissive policy; in detect mode it is there before the fault, as a real one would be."""
+    kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "remediationpolicies", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "RemediationPolicy", "metadata": {"name": POLICY},
+        "spec": PERMISSIVE_POLICY})
+
+
+def _open_incident(kube: Kube, namespace: str, investigation: dict[str, Any]) -> bool:
+    root = (investigation.get("status") or {}).get("rootCause")
+    if not root:
+        return False
+    resource = root.get("resource") or {"kind": "Namespace", "name": namespace}
+    apply_policy(kube, namespace)
+    kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident", "metadata": {"name": INCIDENT},
+        "spec": {"title": f"bench: {root.get('category')}", "source": "detection", "resource": resource,
+                 "investigate": False}})
+    kube.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "incidents", INCIDENT, {
+        "status": {"state": "Identified", "investigationRef": {"name": INVESTIGATION}, "rootCause": root}})
+    return True
+
+
+def _journal(kube: Kube, namespace: str, incident: str) -> list[dict[str, Any]]:
+    obj = kube.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", incident)
+    return (obj.get("status") or {}).get("remediations") or []
+
+
+def _wait_journal(kube: Kube, namespace: str, ids: set[str], timeout: float, incident: str = INCIDENT) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    entries: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        entries = _journal(kube, namespace, incident)
+        done = {e["id"] for e in entries if e.get("result") in FINAL}
+        if ids <= done:
+            return entries
+        time.sleep(0.5)  # the journal has no watchable field of its own; bounded by the deadline
+    return entries
+
+
+def chosen(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    executed = [e for e in entries if e.get("decision") == "Execute"]
+    return (executed or entries or [None])[0]
+
+
+def remediate(kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict[str, Any]], timeout: float,
+              detected: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Open the Incident (investigate mode) or take the one detection opened (``detected``:
+    its namespace and name), wait for the journal, judge whether the fault cleared."""
+    namespace = run.namespace
+    out: dict[str, Any] = {"action": None, "action_result": None, "cleared": False}
+    try:
+        if detected is None:
+            investigation = kube.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", INVESTIGATION)
+            if not _open_incident(kube, namespace, investigation):
+                return out
+            home, incident = namespace, INCIDENT
+        else:
+            home, incident = detected
+            obj = kube.custom.get_namespaced_custom_object(GROUP, VERSION, home, "incidents", incident)
+            ref = ((obj.get("status") or {}).get("investigationRef") or {}).get("name") or incident
+            investigation = kube.custom.get_namespaced_custom_object(GROUP, VERSION, home, "investigations", ref)
+        ids = {a["id"] for a in (investigation.get("status") or {}).get("recommendedActions") or []}
+        entries = _wait_journal(kube, home, ids, timeout, incident) if ids else []
+    except ApiException as error:
+        out["remediation_error"] = f"{error.status} {error.reason}"
+        return out
+    entry = chosen(entries)
+    if entry is None:
+        return out
+    target = entry.get("target") or {}
+    out["action"] = {"type": entry.get("type"), "target": f"{target.get('kind')}/{target.get('name')}"}
+    out["action_result"] = entry.get("result") if entry.get("decision") == "Execute" else entry.get("decision")
+    out["action_detail"] = (entry.get("detail") or entry.get("reason") or "")[:300]
+    if out["action_result"] != "Succeeded":
+        return out
+    touched = injected_through(run)
+    if run.scenario.runtime_steps() or any(s.node for s in run.scenario.fault):
+        now = snapshot(kube, namespace)
+        if not touched or any(now.get(key) != baseline.get(key) for key in touched):
+            return out  # still injected: the simulation goes on
+        # Restored: stop simulating. The Stages go (KWOK's defaults return) and the pods the
+        # simulation wrote are replaced, as a kubelet would report them healthy again.
+        run.runtime.cleanup()
+        for step in run.scenario.runtime_steps():
+            selector = ",".join(f"{k}={v}" for k, v in sorted(step[1].selector.items()))
+            kube.core.delete_collection_namespaced_pod(namespace, label_selector=selector)
+    not_ready = wait_available(kube, namespace, set(WORKLOAD_KINDS), CLEARED_TIMEOUT_S)
+    out["cleared"] = not not_ready
+    return out
+
+
+def summarize(results: list[Any]) -> dict[str, Any]:
+    """The remediation figures of a run (results carry ``remediation`` dicts)."""
+    rows = [(r, getattr(r, "remediation", None) or {}) for r in results]
+    faulty = [(r, m) for r, m in rows if r.incident]
+    return {
+        "scenarios_with_fault": len(faulty),
+        "actions_executed": sum(1 for _, m in rows if m.get("action_result") in ("Succeeded", "Failed", "Reverted")),
+        "actions_succeeded": sum(1 for _, m in rows if m.get("action_result") == "Succeeded"),
+        "actions_reverted": sum(1 for _, m in rows if m.get("action_result") == "Reverted"),
+        "cleared": sum(1 for _, m in faulty if m.get("cleared")),
+        "actions_on_no_fault": sum(1 for r, m in rows if not r.incident and m.get("action_result") in ("Succeeded", "Failed", "Reverted")),
+    }

@@ -1,0 +1,108 @@
+"""Helpers for the remediation cluster tests: the chart's remediation templates installed
+with `helm template | kubectl apply`, detection simulated (an Incident, an Investigation
+with typed recommendations, the Incident's status linked to it), policies, and a
+Remediator on two identities."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from aisre.api import GROUP, VERSION
+
+REPO = Path(__file__).resolve().parents[2]
+HELM = REPO / ".tools" / "bin" / "helm"
+RELEASE_NS = "aisre-system"
+EXECUTOR = f"system:serviceaccount:{RELEASE_NS}:aisre-executor"
+
+
+def install_chart(kubectl, release: str = "aisre", *sets: str) -> None:
+    if kubectl("get", "namespace", RELEASE_NS, check=False).returncode != 0:
+        kubectl("create", "namespace", RELEASE_NS, check=False)
+    rendered = subprocess.run([str(HELM), "template", release, str(REPO / "charts" / "aisre"), "-n", RELEASE_NS,
+                               *[arg for s in sets for arg in ("--set", s)]],
+                              capture_output=True, text=True, check=True).stdout
+    kubectl("apply", "-f", "-", input=rendered)
+
+
+def apply(kubectl, namespace: str, obj: dict[str, Any]) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
+
+
+def policy(kubectl, namespace: str, name: str = "p", **spec: Any) -> None:
+    spec.setdefault("verification", {"timeout": "30s", "revertOnFailure": True})
+    spec.setdefault("limits", {"actionsPerHour": 100, "maxConcurrent": 5, "cooldown": "1s", "minHealthyPercent": 0})
+    apply(kubectl, namespace, {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RemediationPolicy",
+                               "metadata": {"name": name}, "spec": spec})
+
+
+def detected(kubectl, namespace: str, name: str, resource: dict[str, Any], actions: list[dict[str, Any]]) -> None:
+    """What detection does: an Incident and its Investigation, then the Incident's status
+    linked to the Investigation with a root cause. The recommendations are written into the
+    Investigation's status directly (no operator runs the Investigation here)."""
+    apply(kubectl, namespace, {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Investigation", "metadata": {"name": name},
+                               "spec": {"target": {"kind": resource["kind"], "name": resource["name"]}}})
+    # Other operators may share this cluster and investigate it: let them finish first
+    # (a concluded Investigation is never investigated again), then write the actions.
+    started = time.monotonic()
+    while time.monotonic() - started < 5:
+        state = (get(kubectl, "investigation", name, namespace).get("status") or {}).get("state")
+        if state in ("Completed", "Failed"):
+            break
+        time.sleep(0.2)
+    kubectl("patch", "investigation", name, "-n", namespace, "--subresource=status", "--type=merge", "-p",
+            json.dumps({"status": {"state": "Completed", "recommendedActions": actions}}))
+    apply(kubectl, namespace, {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident", "metadata": {"name": name},
+                               "spec": {"title": "test", "resource": resource, "investigate": False}})
+    kubectl("patch", "incident", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", json.dumps(
+        {"status": {"state": "Identified", "investigationRef": {"name": name},
+                    "rootCause": {"category": "BadImage", "resource": resource, "summary": "test", "confidence": 0.9}}}))
+
+
+def action(id_: str, type_: str, kind: str, name: str, **parameters: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": id_, "type": type_, "target": {"kind": kind, "name": name}, "reason": "test"}
+    if parameters:
+        out["parameters"] = parameters
+    return out
+
+
+def journal(kubectl, namespace: str, name: str) -> dict[str, dict[str, Any]]:
+    obj = json.loads(kubectl("get", "incident", name, "-n", namespace, "-o", "json").stdout)
+    return {e["id"]: e for e in (obj.get("status") or {}).get("remediations") or []}
+
+
+def get(kubectl, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    args = ["get", kind, name, "-o", "json"] + (["-n", namespace] if namespace else [])
+    return json.loads(kubectl(*args).stdout)
+
+
+def wait(predicate, timeout: float = 60.0, what: str = "condition") -> Any:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def available(kubectl, namespace: str, name: str, replicas: int) -> bool:
+    d = get(kubectl, "deployment", name, namespace)
+    s = d.get("status") or {}
+    return (s.get("observedGeneration", 0) >= d["metadata"]["generation"] and s.get("availableReplicas", 0) == replicas
+            and s.get("updatedReplicas", 0) == replicas and s.get("replicas", 0) == replicas)
+
+
+def reapply_crds(kubectl) -> None:
+    """The cluster is shared with branches whose CRDs may lack the journal's newer fields
+    (marker, undo), which the API server would prune; put this branch's CRDs back."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+
+
+def grant_approver(kubectl, namespace: str, user: str = "aisre-dev") -> None:
+    """What an approver needs besides being named in the policy: RBAC to patch Incidents."""
+    kubectl("create", "role", "incident-approver", "--verb=get,list,patch,update", "--resource=incidents.aisre.dev", "-n", namespace)
+    kubectl("create", "rolebinding", "incident-approver", "--role=incident-approver", f"--user={user}", "-n", namespace)
