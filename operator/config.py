@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from aisre.llm.settings import LLMConfig
+
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
@@ -24,6 +26,7 @@ class OperatorConfig:
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "aisre-dev"))
+    llm: LLMConfig = field(default_factory=LLMConfig)  # no API key: the LLM is never used
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -37,4 +40,5 @@ class OperatorConfig:
             log_level=env.get("AISRE_LOG_LEVEL", cls.log_level).upper(),
             log_format=env.get("AISRE_LOG_FORMAT", cls.log_format),
             instance=env.get("HOSTNAME", "aisre-dev"),
+            llm=LLMConfig.from_env(env),
         )

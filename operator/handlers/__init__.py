@@ -18,6 +18,7 @@ from aisre.api.meta import GROUP, VERSION, KubeModel
 from aisre.api.remediation_policy import RemediationPolicy
 from aisre.kube.reader import connect
 from aisre.operator.acceptance import accept
+from aisre.operator.llm_step import LLMService
 from aisre.operator.login import connection_info
 from aisre.operator.run_investigation import already_done
 from aisre.operator.run_investigation import run as run_investigation
@@ -62,12 +63,15 @@ for _model in (Incident, Investigation, RemediationPolicy):
 @kopf.on.startup()
 async def open_clients(memo: kopf.Memo, **_: Any) -> None:
     memo.kube = connect(memo.config.kubeconfig)
+    memo.llm = LLMService.from_config(memo.config.llm)
 
 
 @kopf.on.cleanup()
 async def close_clients(memo: kopf.Memo, **_: Any) -> None:
     if getattr(memo, "kube", None) is not None:
         await memo.kube.aclose()
+    if getattr(memo, "llm", None) is not None:
+        await memo.llm.close()
 
 
 # Registered after the acceptance handlers, so a new Investigation is accepted first.
@@ -77,4 +81,4 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
 async def on_investigation(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     if already_done(body):
         return
-    await run_investigation(body, patch, memo.kube)
+    await run_investigation(body, patch, memo.kube, getattr(memo, "llm", None))

@@ -1,0 +1,38 @@
+"""Fixtures for the LLM tests: the fake Messages API server and configs pointing at it.
+
+No test here touches the network beyond loopback: the real ``anthropic`` client talks
+to ``fake_anthropic.FakeAnthropic`` on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fake_anthropic import FakeAnthropic  # noqa: E402
+
+from aisre.llm.settings import LLMConfig  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK also reads ANTHROPIC_* from the environment: the tests use only what they pass."""
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+def llm_config(fake: FakeAnthropic) -> LLMConfig:
+    return LLMConfig(api_key="sk-ant-test-not-a-real-key-000000", base_url=fake.url, timeout_seconds=2.0,
+                     max_retries=2, default_enabled=True)
