@@ -22,6 +22,7 @@ from aisre.api.investigation import InvestigationSpec
 from aisre.api.taxonomy import RootCauseCategory as C
 from aisre.llm import DailyBudget, LLMClient, LLMConfig, LLMError, Spend
 from aisre.llm.narrator import narrate
+from aisre.llm.prompts import reads_like_instructions
 from aisre.llm.planner import AgentCall, run_planner
 from aisre.llm.validate import Discarded, LLMHypothesis, known_resources, validate
 from aisre.ranking.rank import RankedHypothesis
@@ -142,7 +143,8 @@ async def _run(client: LLMClient, config: LLMConfig, spec: InvestigationSpec, st
         pool = findings + planned.new_findings
         ranked_resources = [h.resource for h in hypotheses if h.resource]
         step.accepted, step.discarded = validate(planned.raw_hypotheses, {f.id for f in pool},
-                                                 known_resources(pool, ranked_resources))
+                                                 known_resources(pool, ranked_resources),
+                                                 {f.id for f in pool if reads_like_instructions(f)})
         step.notes.append(f"planner: {planned.note}; {len(step.accepted)} hypotheses accepted, "
                           f"{len(step.discarded)} discarded")
         views = sorted(views + [hypothesis_view(h) for h in new_hypotheses(step.accepted, hypotheses)],

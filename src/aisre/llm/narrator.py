@@ -4,7 +4,6 @@ it is redacted again on the way back in case the model echoed something."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aisre.api.evidence import Finding
@@ -22,7 +21,7 @@ async def narrate(client: LLMClient, spend: Spend, *, findings: list[Finding], h
     ordered = [f for f in findings if f.id in cited] + [f for f in findings if f.id not in cited]
     content = ("Summarise this investigation.\n" + prompts.question_block(question)
                + prompts.hypotheses_block(hypotheses) + "\n<actions>\n"
-               + json.dumps(redact([{k: a.get(k) for k in ("id", "type", "target", "reason")} for a in actions]))
+               + prompts.quoted(redact([{k: a.get(k) for k in ("id", "type", "target", "reason")} for a in actions]))
                + "\n</actions>\n" + prompts.evidence_block(ordered[:40]))
     response = await client.create(spend, system=prompts.system(prompts.NARRATOR_SYSTEM),
                                    messages=[{"role": "user", "content": content}], max_tokens=600)

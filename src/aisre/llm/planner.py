@@ -8,7 +8,6 @@ The answer is returned raw; ``aisre.llm.validate`` decides what of it counts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from aisre.api.evidence import Finding
 from aisre.llm import prompts
 from aisre.llm.client import LLMClient
 from aisre.llm.cost import Spend
+from aisre.llm.redact import redact
 
 AgentCall = Callable[[int], Awaitable[list[Finding]]]  # look-back in minutes -> findings
 FINAL_TOOL = "submit_hypotheses"
@@ -49,7 +49,7 @@ async def _tool_result(use: Any, pool: dict[str, Finding], agents: dict[str, Age
         text = prompts.evidence_block([pool[i] for i in ids if i in pool], detail=True)
         unknown = [i for i in ids if i not in pool]
         if unknown:
-            text += f"\nunknown ids: {json.dumps(prompts.redact(unknown))}"
+            text += f"\nunknown ids: {prompts.quoted(redact(unknown))}"
     elif use.name == "run_agent" and args.get("agent") in agents:
         minutes = int(args.get("lookback_minutes") or DEFAULT_LOOKBACK_MINUTES)
         try:

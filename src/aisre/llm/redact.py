@@ -27,7 +27,7 @@ RULES: list[tuple[str, re.Pattern[str], str]] = [
     ("bearer", re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1\2"),
     ("url-credentials", re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s:/@]+:[^\s@/]+@"), r"\1"),
     ("aws-key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b"), ""),
-    ("gcp-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), ""),
+    ("gcp-key", re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"), ""),
     ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"), ""),
     ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), ""),
     ("api-key", re.compile(r"\b(?:sk|rk|pk)[-_](?:ant-|live_|test_|proj-)?[A-Za-z0-9_-]{20,}"), ""),

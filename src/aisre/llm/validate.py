@@ -42,8 +42,10 @@ def _text(value: Any, limit: int) -> str:
     return redact_text(str(value if value is not None else ""))[:limit]
 
 
-def validate(raw: Any, known_ids: set[str], known_resources: set[str]) -> tuple[list[LLMHypothesis], list[Discarded]]:
-    """Split the model's ``submit_hypotheses`` argument into accepted and discarded."""
+def validate(raw: Any, known_ids: set[str], known_resources: set[str],
+             suspect_ids: frozenset[str] | set[str] = frozenset()) -> tuple[list[LLMHypothesis], list[Discarded]]:
+    """Split the model's ``submit_hypotheses`` argument into accepted and discarded.
+    ``suspect_ids``: evidence whose text reads like instructions; citing only those is not support."""
     accepted: list[LLMHypothesis] = []
     discarded: list[Discarded] = []
     if not isinstance(raw, list):
@@ -66,6 +68,8 @@ def validate(raw: Any, known_ids: set[str], known_resources: set[str]) -> tuple[
         if reason is None and (missing or not ids):
             reason = f"cites evidence ids that do not exist: {', '.join(missing)[:200]}" if missing \
                 else "cites no evidence"
+        if reason is None and not set(ids) - set(suspect_ids):
+            reason = "cites only evidence whose text reads like instructions"
         if reason is not None:
             discarded.append(Discarded(category, resource, reason))
             continue
