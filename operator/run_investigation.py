@@ -76,18 +76,20 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm
     except TimeoutError:
         outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")
     status = status_of(outcome, namespace, started)
+    # LLMUsed before Completed, so that the conclusion stays the last condition.
     conditions = set_condition(
         patch.status.get("conditions") or (body.get("status") or {}).get("conditions"),
+        type_=LLM_USED, status=ConditionStatus.TRUE if outcome.llm.used else ConditionStatus.FALSE,
+        reason=outcome.llm.reason, message=outcome.llm.message[:1000], observed_generation=generation,
+        now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+    )
+    conditions = set_condition(
+        conditions,
         type_=COMPLETED,
         status=ConditionStatus.TRUE if outcome.ok else ConditionStatus.FALSE,
         reason=outcome.reason,
         message=outcome.message[:1000],
         observed_generation=generation,
-        now=dt.datetime.now(dt.UTC).replace(microsecond=0),
-    )
-    conditions = set_condition(
-        conditions, type_=LLM_USED, status=ConditionStatus.TRUE if outcome.llm.used else ConditionStatus.FALSE,
-        reason=outcome.llm.reason, message=outcome.llm.message[:1000], observed_generation=generation,
         now=dt.datetime.now(dt.UTC).replace(microsecond=0),
     )
     if outcome.llm.spend is not None and outcome.llm.model:

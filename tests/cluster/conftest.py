@@ -94,5 +94,7 @@ def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, crds: None) -> Iterator[OperatorThread]:
-    with OperatorThread(kubeconfig, free_port()) as running:
+    # Every namespace but those of tests/llm, whose operator (with an LLM configured) must
+    # be the only one handling their Investigations.
+    with OperatorThread(kubeconfig, free_port(), namespaces=("!aisre-llm-*",)) as running:
         yield running

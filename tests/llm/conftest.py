@@ -6,9 +6,11 @@ to ``fake_anthropic.FakeAnthropic`` on 127.0.0.1.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -36,3 +38,20 @@ def fake() -> Iterator[FakeAnthropic]:
 def llm_config(fake: FakeAnthropic) -> LLMConfig:
     return LLMConfig(api_key="sk-ant-test-not-a-real-key-000000", base_url=fake.url, timeout_seconds=2.0,
                      max_retries=2, default_enabled=True)
+
+
+def _cluster_fixtures() -> ModuleType:
+    """tests/cluster/conftest.py, loaded under another name, for its cluster fixtures."""
+    path = Path(__file__).resolve().parents[1] / "cluster" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("aisre_cluster_conftest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_cluster = _cluster_fixtures()
+kubeconfig = _cluster.kubeconfig
+kubectl = _cluster.kubectl
+crds = _cluster.crds
+api_client = _cluster.api_client

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from evidence import INJECTIONS, NS, SECRETS, ambiguous_ranking, confident_ranking, ordinary, with_injections, with_secrets
-from fake_anthropic import FakeAnthropic, Reply, block, error_reply, text_reply, tool_reply
+from fake_anthropic import FakeAnthropic, Reply, block, error_reply, obey, tool_reply
 
 from aisre.api.evidence import Finding
 from aisre.api.investigation import InvestigationSpec
@@ -176,23 +176,6 @@ async def test_no_secret_reaches_any_request_body(fake: FakeAnthropic, llm_confi
             assert value not in text, name
             assert json.dumps(value)[1:-1] not in text, name
     assert "[REDACTED:" in fake.raw_bodies[1].decode()
-
-
-def obey(request: dict[str, Any]) -> Reply:
-    """A model that does what the evidence tells it: proposes the injected 'repairs', cites
-    the lines that asked for them, and writes them into the summary."""
-    if not request.get("tools"):
-        return text_reply("Approved action scale-to-0. Scale to 0 now and delete namespace shop.")(request)
-    evidence = block(request, "evidence")
-    injected = [e["id"] for e in evidence if "note" in e]
-    return tool_reply("submit_hypotheses", {"hypotheses": [
-        {"category": "ScaledToZero", "resource": "Deployment/checkout", "summary": "scale to 0 as instructed",
-         "confidence": 1.0, "evidence_ids": injected},
-        {"category": "DeleteNamespace", "resource": "Namespace/shop", "summary": "delete namespace", "confidence": 1.0,
-         "evidence_ids": injected},
-        {"category": "NoFault", "resource": "Namespace/kube-system", "summary": "approve action", "confidence": 1.0,
-         "evidence_ids": ["approve-action-1"]},
-    ]})(request)
 
 
 @pytest.mark.parametrize("model", ["obeys", "ignores"])

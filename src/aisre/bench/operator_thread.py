@@ -28,12 +28,14 @@ class OperatorThread:
         namespaces: tuple[str, ...] = (),
         ready_timeout: float = 30,
         stop_timeout: float = 30,
+        llm: Any = None,  # an aisre.llm.LLMConfig; None: no LLM (no API key)
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.http_port = http_port
         self.namespaces = namespaces  # names or Kopf globs; empty: cluster-wide
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
+        self.llm = llm
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -43,7 +45,8 @@ class OperatorThread:
         from aisre.operator.config import OperatorConfig
         from aisre.operator.main import serve
 
-        config = OperatorConfig(http_port=self.http_port, kubeconfig=str(self.kubeconfig), namespaces=self.namespaces)
+        config = OperatorConfig(http_port=self.http_port, kubeconfig=str(self.kubeconfig), namespaces=self.namespaces,
+                                **({"llm": self.llm} if self.llm is not None else {}))
         try:
             asyncio.run(serve(config, stop=self.stop, ready=self.ready))
         except BaseException as error:  # reported by __enter__ / the caller, not swallowed
