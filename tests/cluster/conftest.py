@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import kubernetes
@@ -84,12 +85,18 @@ def api_client(kubeconfig: Path) -> kubernetes.client.ApiClient:
     return kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
 
 
-@pytest.fixture
-def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
-    name = f"aisre-test-{uuid.uuid4().hex[:8]}"
+@contextmanager
+def temporary_namespace(kubectl: Kubectl, prefix: str) -> Iterator[str]:
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
+    with temporary_namespace(kubectl, "aisre-test-") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,10 @@ kubeconfig = _cluster.kubeconfig
 kubectl = _cluster.kubectl
 crds = _cluster.crds
 api_client = _cluster.api_client
+
+
+@pytest.fixture
+def llm_namespace(kubectl: Any, crds: None) -> Iterator[str]:
+    """A namespace only the LLM-configured operator of these tests watches (aisre-llm-*)."""
+    with _cluster.temporary_namespace(kubectl, "aisre-llm-") as name:
+        yield name
