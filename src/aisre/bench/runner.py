@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from aisre.bench import cluster, kwok, report
 from aisre.bench.interrupts import handle_signals, shielded
+from aisre.bench.llm import llm_config, llm_report
 from aisre.bench.investigate import investigate
 from aisre.bench.kube import Kube, Stream, api_error
 from aisre.bench.loader import LoadedScenario, LoadError, filter_by_tags, load_dir
@@ -41,6 +42,8 @@ class Options:
     external_operator: bool = False
     timeout: float = 60.0
     keep_namespaces: bool = False
+    llm_url: str | None = None  # a Messages API (the tests' scripted fake) for the in-process operator
+    llm_json: Path | None = None
 
 
 def _log(message: str, err: TextIO) -> None:
@@ -78,7 +81,8 @@ def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
         cluster.install_crds(kube)
         context.kwok_problem = cluster.kwok_available(kube)
         if not options.external_operator:
-            stack.enter_context(OperatorThread(kubeconfig, free_port(), namespaces=(context.namespace_pattern,)))
+            stack.enter_context(OperatorThread(kubeconfig, free_port(), namespaces=(context.namespace_pattern,),
+                                               llm=llm_config(options.llm_url) if options.llm_url else None))
             _log(f"operator running in-process for namespaces {context.namespace_pattern}", err)
         try:
             yield context
@@ -121,6 +125,7 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
             result.expected, result.also_acceptable = run.expected, run.also_acceptable
             outcome = investigate(context.kube, run.namespace, timeout)
             result.ranked, result.concluded, result.investigate_s = outcome.ranked, outcome.concluded, outcome.investigate_s
+            result.llm = outcome.llm
             errors.extend(run.problems + run.runtime.errors)  # the simulation ran on meanwhile
             if outcome.error:
                 errors.append(outcome.error)
@@ -172,6 +177,8 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         extra={"timeout_s": options.timeout, "duration_s": round(time.monotonic() - started, 3), "interrupted": interrupted},
     )
     report.write_json(summary, options.json_out)
+    if options.llm_url:
+        report.write_json(llm_report(results, options.llm_url), options.llm_json or options.json_out.with_name("llm.json"))
     print(report.table(summary), file=out)
     _log(f"report written to {options.json_out}", err)
     return 130 if interrupted else 0

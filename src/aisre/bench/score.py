@@ -62,6 +62,7 @@ class Result:
     investigate_s: float | None = None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # setup_s, fault_s, ... (diagnostics)
+    llm: dict[str, Any] | None = None  # the LLM's calls, tokens and cost (bench --llm-url)
 
     @property
     def latency_s(self) -> float | None:
@@ -102,6 +103,7 @@ class Result:
             "investigate_s": _round(self.investigate_s),
             "error": self.error,
             "timings": {k: _round(v) for k, v in self.timings.items()},
+            **({"llm": self.llm} if self.llm is not None else {}),
         }
 
 
