@@ -4,6 +4,10 @@ concurrently (each under its own deadline), rank hypotheses, and build the statu
 An agent that fails or times out costs the investigation that agent's evidence, never
 the investigation. A target that does not exist or may not be read ends the
 investigation with a condition that says so — no retries.
+
+After the ranking, the optional LLM step (``llm_step``) may plan an ambiguous case and
+narrate; it never changes the recommended actions, which come from the catalog for the
+best deterministic hypothesis.
 """
 
 from __future__ import annotations
@@ -148,7 +152,8 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
                               agents=_agent_calls(context, [p.name for p in planned]), spent_today=spent_today,
                               seconds_left=spec.deadline_seconds - (time.monotonic() - clock) - 0.5, today=now.date())
     findings = findings + step.new_findings
-    timeline.append({"time": _now(), "event": "LLM", "message": f"{step.reason}: {step.message}"})
+    if step.spend is not None:  # the LLM was tried (otherwise the LLMUsed condition alone says why not)
+        timeline.append({"time": _now(), "event": "LLM", "message": f"{step.reason}: {step.message}"})
     truncated = [t for r in results for t in r.truncated] + list(reader.truncated)
     return Outcome(True, "RootCauseFound" if hypotheses and hypotheses[0].category != C.NO_FAULT else "NoFaultFound",
                    hypotheses[0].summary if hypotheses else "no hypotheses", target=scope.description
