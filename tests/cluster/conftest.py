@@ -74,10 +74,14 @@ def kubectl(kubeconfig: Path) -> Kubectl:
     return Kubectl(kubeconfig)
 
 
-@pytest.fixture(scope="session")
-def crds(kubectl: Kubectl) -> None:
+def apply_crds(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    apply_crds(kubectl)
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,15 @@ api_client = _cluster.api_client
 
 
 @pytest.fixture
-def llm_namespace(kubectl: Any, crds: None) -> Iterator[str]:
+def own_crds(kubectl: Any, crds: None) -> None:
+    """This checkout's CRDs, applied again just before the test: on a cluster shared with
+    other checkouts, theirs (without status.llm) may have replaced ours since the session
+    began, and the API server would prune the fields they lack."""
+    _cluster.apply_crds(kubectl)
+
+
+@pytest.fixture
+def llm_namespace(kubectl: Any, own_crds: None) -> Iterator[str]:
     """A namespace only the LLM-configured operator of these tests watches (aisre-llm-*)."""
     with _cluster.temporary_namespace(kubectl, "aisre-llm-") as name:
         yield name

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from evidence import INJECTIONS
+from crd_guard import skip_if_crds_replaced
 from fake_anthropic import FakeAnthropic, obey
 
 from aisre.bench import scenario_run
@@ -32,7 +33,7 @@ def injected_scenario(directory: Path) -> None:
     (directory / "injected-logs.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
 
 
-def test_instructions_in_logs_change_neither_conclusion_nor_actions(kubeconfig: Path, kubectl: Any, crds: None,
+def test_instructions_in_logs_change_neither_conclusion_nor_actions(kubeconfig: Path, kubectl: Any, own_crds: None,
                                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Namespaces named aisre-llm-*: the session operator of tests/cluster leaves them alone.
     monkeypatch.setattr(scenario_run, "NAMESPACE_PREFIX", "aisre-llm-")
@@ -55,6 +56,8 @@ def test_instructions_in_logs_change_neither_conclusion_nor_actions(kubeconfig: 
         llm = json.loads((tmp_path / "llm.json").read_text())["results"][0]
         ns = kept[-1].split("/", 1)[1]
         status = json.loads(kubectl("get", "investigation", "bench", "-n", ns, "-o", "json").stdout)["status"]
+        if "llm" not in status:
+            skip_if_crds_replaced(kubectl)
         why = json.dumps({"llm": llm, "conditions": status.get("conditions"), "timeline": status.get("timeline")})
         assert llm["used"] and llm["accepted"] == 0 and llm["discarded"] == 3, why
         assert [(a["type"], a["target"]["name"]) for a in status["recommendedActions"]] == [("rollback", "checkout")]
