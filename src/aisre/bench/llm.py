@@ -26,18 +26,26 @@ def llm_config(url: str) -> LLMConfig:
 
 
 def llm_report(results: Sequence[Result], url: str) -> dict[str, Any]:
-    rows = [{"scenario": r.name, **(r.llm or {}), "top1": r.top1, "error": r.error} for r in results]
-    costed = [r for r in rows if r.get("calls")]
+    return summarize([{"scenario": r.name, **(r.llm or {}), "top1": r.top1, "error": r.error} for r in results], url)
+
+
+def summarize(rows: list[dict[str, Any]], url: str) -> dict[str, Any]:
+    """Totals and means over the investigations that used the LLM (the LLMUsed condition)."""
+    used = [r for r in rows if r.get("used")]
     total_usd = sum(float(r.get("usd") or 0.0) for r in rows)
+
+    def mean(key: str) -> float:
+        return sum(float(r.get(key) or 0) for r in used) / len(used) if used else 0.0
+
     return {
         "llm_url": url,
         "model": llm_config(url).model,
         "note": NOT_MEASURED,
         "investigations": len(rows),
-        "llm_used": sum(1 for r in rows if r.get("used")),
+        "llm_used": len(used),
         "total_usd": round(total_usd, 6),
-        "mean_usd_per_investigation": round(total_usd / len(costed), 6) if costed else 0.0,
-        "mean_input_tokens": round(sum(r.get("inputTokens", 0) for r in costed) / len(costed)) if costed else 0,
-        "mean_output_tokens": round(sum(r.get("outputTokens", 0) for r in costed) / len(costed)) if costed else 0,
+        "mean_usd_per_investigation": round(mean("usd"), 6),
+        "mean_input_tokens": round(mean("inputTokens")),
+        "mean_output_tokens": round(mean("outputTokens")),
         "results": rows,
     }
