@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from aisre.operator.detection.thresholds import Thresholds
+from aisre.llm.settings import LLMConfig
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -40,6 +41,7 @@ class OperatorConfig:
     # Upper bound on an action's verification wait (the policy's timeout applies below it).
     max_verify_seconds: float | None = field(
         default_factory=lambda: float(os.environ["AISRE_MAX_VERIFY_SECONDS"]) if os.environ.get("AISRE_MAX_VERIFY_SECONDS") else None)
+    llm: LLMConfig = field(default_factory=LLMConfig)  # no API key: the LLM is never used
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -59,4 +61,5 @@ class OperatorConfig:
             thresholds=Thresholds.from_env(env),
             alertmanager_token_file=env.get("AISRE_ALERTMANAGER_TOKEN_FILE") or None,
             alertmanager_token_secret=env.get("AISRE_ALERTMANAGER_TOKEN_SECRET") or None,
+            llm=LLMConfig.from_env(env),
         )

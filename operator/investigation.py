@@ -4,11 +4,16 @@ concurrently (each under its own deadline), rank hypotheses, and build the statu
 An agent that fails or times out costs the investigation that agent's evidence, never
 the investigation. A target that does not exist or may not be read ends the
 investigation with a condition that says so — no retries.
+
+After the ranking, the optional LLM step (``llm_step``) may plan an ambiguous case and
+narrate; it never changes the recommended actions, which come from the catalog for the
+best deterministic hypothesis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -19,14 +24,17 @@ from typing import Any
 from aisre.agents import changes, events, logs, topology, workloads
 from aisre.agents.base import AgentContext
 from aisre.api.evidence import AgentResult, Finding
-from aisre.api.investigation import AgentStatus, InvestigationSpec
+from aisre.api.investigation import AgentStatus, HypothesisSource, InvestigationSpec
 from aisre.api.taxonomy import AgentName
 from aisre.api.taxonomy import RootCauseCategory as C
 from aisre.kube.reader import ClusterReader, KubeAccessError
 from aisre.kube.scope import Scope, TargetNotFound, resolve_scope
+from aisre.llm.planner import AgentCall
+from aisre.llm.validate import LLMHypothesis
+from aisre.operator.llm_step import LLMService, LLMStep, new_hypotheses, run_llm_step
 from aisre.operator.planner import plan
 from aisre.operator.recommend import recommend
-from aisre.ranking.rank import RankedHypothesis, rank
+from aisre.ranking.rank import MAX_HYPOTHESES, RankedHypothesis, rank
 
 AGENTS: dict[AgentName, Callable[[AgentContext], Awaitable[AgentResult]]] = {
     AgentName.WORKLOADS: workloads.gather,
@@ -52,6 +60,7 @@ class Outcome:
     agents: list[AgentResult] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
+    llm: LLMStep = field(default_factory=LLMStep)
 
 
 def _now() -> dt.datetime:
@@ -89,8 +98,30 @@ async def run_agent(name: AgentName, context: AgentContext, deadline: float) -> 
     return result
 
 
-async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader) -> Outcome:
+def _agent_calls(context: AgentContext, names: list[AgentName]) -> dict[str, AgentCall]:
+    """The agents as read-only tools for the LLM planner: the same agent, a longer look-back."""
+
+    def call(name: AgentName) -> AgentCall:
+        async def gather(minutes: int) -> list[Finding]:
+            wider = dataclasses.replace(context, window_start=context.now - dt.timedelta(minutes=minutes))
+            return (await run_agent(name, wider, deadline=10.0)).findings
+        return gather
+
+    return {name.value: call(name) for name in names}
+
+
+def actions_of(hypotheses: list[RankedHypothesis], findings: list[Finding], namespace: str) -> list[dict[str, Any]]:
+    """Typed actions from the catalog for the best deterministic hypothesis (never an LLM one)."""
+    if not hypotheses:
+        return []
+    top = hypotheses[0]
+    return [a.to_kube() for a in recommend(top.category, top.resource, namespace, findings, list(top.evidence_ids))]
+
+
+async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader, *,
+                      llm: LLMService | None = None, spent_today: float = 0.0) -> Outcome:
     now = _now()
+    clock = time.monotonic()
     timeline = [{"time": now, "event": "Started", "message": "resolving the target"}]
     target = spec.target
     try:
@@ -116,11 +147,18 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
                      "message": f"{len(findings)} findings from {sum(1 for r in results if r.status == AgentStatus.SUCCESS)} agents"})
     hypotheses = rank(findings, namespace)
     timeline.append({"time": _now(), "event": "Ranked", "message": f"{len(hypotheses)} hypotheses"})
+    step = await run_llm_step(llm, spec, namespace, hypotheses=hypotheses, findings=findings,
+                              actions=actions_of(hypotheses, findings, namespace),
+                              agents=_agent_calls(context, [p.name for p in planned]), spent_today=spent_today,
+                              seconds_left=spec.deadline_seconds - (time.monotonic() - clock) - 0.5, today=now.date())
+    findings = findings + step.new_findings
+    if step.spend is not None:  # the LLM was tried (otherwise the LLMUsed condition alone says why not)
+        timeline.append({"time": _now(), "event": "LLM", "message": f"{step.reason}: {step.message}"})
     truncated = [t for r in results for t in r.truncated] + list(reader.truncated)
     return Outcome(True, "RootCauseFound" if hypotheses and hypotheses[0].category != C.NO_FAULT else "NoFaultFound",
                    hypotheses[0].summary if hypotheses else "no hypotheses", target=scope.description
                    if scope.target_ref is None else scope.target_ref, hypotheses=hypotheses, findings=findings,
-                   agents=results, timeline=timeline, truncated=truncated)
+                   agents=results, timeline=timeline, truncated=truncated, llm=step)
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -168,7 +206,11 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
     status: dict[str, Any] = {"startedAt": rfc3339(started), "completedAt": rfc3339(finished)}
     if outcome.target:
         status["target"] = outcome.target
-    cited = [i for h in outcome.hypotheses[:3] for i in h.evidence_ids]
+    llm_new = new_hypotheses(outcome.llm.accepted, outcome.hypotheses)
+    merged: list[tuple[RankedHypothesis | LLMHypothesis, HypothesisSource]] = sorted(
+        [(h, HypothesisSource.RANKING) for h in outcome.hypotheses] + [(h, HypothesisSource.LLM) for h in llm_new],
+        key=lambda pair: -pair[0].confidence)[:MAX_HYPOTHESES]
+    cited = [i for h, _ in merged[:3] for i in h.evidence_ids]
     by_id = {f.id: f for f in outcome.findings}
     ordered = [by_id[i] for i in dict.fromkeys(cited) if i in by_id]
     cited_ids = set(cited)
@@ -184,17 +226,16 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
     ]
     kept_ids = {e["id"] for e in status["evidence"]}
     status["hypotheses"] = []
-    for h in outcome.hypotheses:
+    for h, source in merged:
         resource = _resource(h.resource, namespace)
         status["hypotheses"].append(
             {"category": h.category.value, **({"resource": resource} if resource else {}), "summary": h.summary[:1000],
-             "confidence": h.confidence, "evidenceIds": [i for i in h.evidence_ids if i in kept_ids][:16]})
-    if outcome.hypotheses:
+             "confidence": h.confidence, "evidenceIds": [i for i in h.evidence_ids if i in kept_ids][:16],
+             **({"source": source.value} if llm_new else {})})
+    if merged:
         top = status["hypotheses"][0]
-        status["rootCause"] = {k: v for k, v in top.items() if k != "evidenceIds"}
-        top_h = outcome.hypotheses[0]
-        actions = recommend(top_h.category, top_h.resource, namespace, outcome.findings, list(top_h.evidence_ids))
-        status["recommendedActions"] = [a.to_kube() for a in actions]
+        status["rootCause"] = {k: v for k, v in top.items() if k not in ("evidenceIds", "source")}
+        status["recommendedActions"] = actions_of(outcome.hypotheses, outcome.findings, namespace)
     status["agents"] = [
         {"name": r.agent, "status": r.status.value if hasattr(r.status, "value") else r.status,
          "latencySeconds": round(r.latency_seconds, 4), "costUsd": r.cost_usd, "findings": len(r.findings),
@@ -206,7 +247,16 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
          "message": e["message"][:1000]}
         for e in outcome.timeline
     ] + [{"time": rfc3339(finished), "event": "Completed" if outcome.ok else "Failed", "message": outcome.message[:1000]}]
-    status["cost"] = {"llmInputTokens": 0, "llmOutputTokens": 0, "usd": 0.0}
+    spend = outcome.llm.spend
+    status["cost"] = {"llmInputTokens": spend.input_tokens if spend else 0,
+                      "llmOutputTokens": spend.output_tokens if spend else 0, "usd": round(spend.usd, 6) if spend else 0.0}
+    if spend is not None:
+        step = outcome.llm
+        status["llm"] = _drop_none({
+            "model": step.model, "calls": spend.calls, "plannerSteps": step.planner_steps, "narrative": step.narrative,
+            "accepted": len(step.accepted),
+            "discarded": [{"category": d.category, "resource": d.resource, "reason": d.reason[:512]}
+                          for d in step.discarded[:10]] or None})
     if truncated:
         status["truncated"] = [t[:256] for t in truncated[:16]]
     return status

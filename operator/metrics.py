@@ -20,6 +20,16 @@ INVESTIGATIONS = Counter(
     "Investigations concluded, by condition reason (RootCauseFound, NoFaultFound, TargetNotFound, ...).",
     ["reason"],
 )
+LLM_TOKENS = Counter(
+    "aisre_llm_tokens_total",
+    "LLM tokens used, from the API's usage fields, by direction (input includes cache reads and writes).",
+    ["model", "direction"],
+)
+LLM_COST = Counter(
+    "aisre_llm_cost_usd_total",
+    "LLM cost in US dollars, from usage and the configured price table.",
+    ["model"],
+)
 INVESTIGATION_SECONDS = Histogram(
     "aisre_investigation_duration_seconds",
     "Wall time from start to conclusion of an investigation.",

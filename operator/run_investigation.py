@@ -19,8 +19,10 @@ from aisre.api.investigation import Investigation, InvestigationState
 from aisre.api.meta import GROUP, VERSION, ConditionStatus
 from aisre.kube.reader import ClusterReader
 from aisre.operator.incidents import mirror_root_cause
+from aisre.llm.cost import spent_today
 from aisre.operator.investigation import Outcome, investigate, rfc3339, status_of
-from aisre.operator.metrics import INVESTIGATION_SECONDS, INVESTIGATIONS
+from aisre.operator.llm_step import LLM_USED, LLMService
+from aisre.operator.metrics import INVESTIGATION_SECONDS, INVESTIGATIONS, LLM_COST, LLM_TOKENS
 
 COMPLETED = "Completed"
 FINISHED_STATES = {InvestigationState.COMPLETED.value, InvestigationState.FAILED.value}
@@ -40,7 +42,21 @@ async def _mark_running(client: httpx.AsyncClient, namespace: str, name: str, st
         pass  # progress display only; the result is written through Kopf's patch
 
 
-async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient) -> None:
+async def _spent_today(client: httpx.AsyncClient, namespace: str, name: str, llm: LLMService | None) -> float:
+    """USD the namespace's other Investigations recorded today; the whole budget when unknown."""
+    if llm is None or llm.client is None:
+        return 0.0
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations"
+    try:
+        response = await client.get(path)
+        response.raise_for_status()
+        items = response.json().get("items") or []
+    except (httpx.HTTPError, ValueError):
+        return llm.config.daily_budget_usd  # cannot tell what was spent: spend nothing
+    return spent_today(items, dt.datetime.now(dt.UTC).date(), exclude=name)
+
+
+async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None = None) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     generation = body["metadata"].get("generation")
     try:
@@ -54,13 +70,22 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient) -> 
     kopf.event(body, type="Normal", reason="InvestigationStarted", message=f"investigating {spec.target.kind or 'selector'} "
               f"{spec.target.name or ''} with a {spec.deadline_seconds} s deadline".replace("  ", " "))
     reader = ClusterReader(client)
+    spent = await _spent_today(client, namespace, name, llm)
     try:
-        outcome = await asyncio.wait_for(investigate(spec, namespace, reader), timeout=spec.deadline_seconds)
+        outcome = await asyncio.wait_for(investigate(spec, namespace, reader, llm=llm, spent_today=spent),
+                                         timeout=spec.deadline_seconds)
     except TimeoutError:
         outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")
     status = status_of(outcome, namespace, started)
+    # LLMUsed before Completed, so that the conclusion stays the last condition.
     conditions = set_condition(
         patch.status.get("conditions") or (body.get("status") or {}).get("conditions"),
+        type_=LLM_USED, status=ConditionStatus.TRUE if outcome.llm.used else ConditionStatus.FALSE,
+        reason=outcome.llm.reason, message=outcome.llm.message[:1000], observed_generation=generation,
+        now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+    )
+    conditions = set_condition(
+        conditions,
         type_=COMPLETED,
         status=ConditionStatus.TRUE if outcome.ok else ConditionStatus.FALSE,
         reason=outcome.reason,
@@ -68,6 +93,10 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient) -> 
         observed_generation=generation,
         now=dt.datetime.now(dt.UTC).replace(microsecond=0),
     )
+    if outcome.llm.spend is not None and outcome.llm.model:
+        LLM_TOKENS.labels(outcome.llm.model, "input").inc(outcome.llm.spend.input_tokens)
+        LLM_TOKENS.labels(outcome.llm.model, "output").inc(outcome.llm.spend.output_tokens)
+        LLM_COST.labels(outcome.llm.model).inc(outcome.llm.spend.usd)
     status.update(
         conditions=conditions,
         observedGeneration=generation,

@@ -21,6 +21,7 @@ from aisre.operator.webhook_token import webhook_token
 from aisre.operator.acceptance import accept
 from aisre.operator.detection.service import DetectionService
 from aisre.operator.incidents import reinvestigate, start_investigation
+from aisre.operator.llm_step import LLMService
 from aisre.operator.login import connection_info
 from aisre.operator.run_investigation import already_done
 from aisre.operator.run_investigation import run as run_investigation
@@ -66,6 +67,7 @@ for _model in (Incident, Investigation, RemediationPolicy):
 @kopf.on.startup()
 async def open_clients(memo: kopf.Memo, **_: Any) -> None:
     memo.kube = connect(memo.config.kubeconfig)
+    memo.llm = LLMService.from_config(memo.config.llm)
 
 
 @kopf.on.startup()
@@ -86,6 +88,8 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
         await memo.detection.stop()
     if getattr(memo, "kube", None) is not None:
         await memo.kube.aclose()
+    if getattr(memo, "llm", None) is not None:
+        await memo.llm.close()
 
 
 # After acceptance: an Incident starts the Investigation it owns (once).
@@ -107,4 +111,4 @@ async def on_incident_grown(body: kopf.Body, old: Any, new: Any, patch: kopf.Pat
 async def on_investigation(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     if already_done(body):
         return
-    await run_investigation(body, patch, memo.kube)
+    await run_investigation(body, patch, memo.kube, getattr(memo, "llm", None))

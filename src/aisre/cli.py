@@ -84,6 +84,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             keep_namespaces=args.keep_namespaces,
             remediate=args.remediate,
+            llm_url=args.llm_url,
+            llm_json=args.llm_json,
         )
     )
 
@@ -191,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each Investigation to conclude (default 60)")
     bench.add_argument("--keep-namespaces", action="store_true", help="keep each scenario's namespace (and its simulated pods) for inspection")
     bench.add_argument("--log-level", default="WARNING", help="log level of the in-process operator (default WARNING)")
+    bench.add_argument("--llm-url", help="turn the LLM on for the in-process operator, against the Messages API at this "
+                       "URL (the scripted fake: python tests/llm/fake_anthropic.py); accuracy of a real model is not measured")
+    bench.add_argument("--llm-json", type=Path, help="where to write LLM tokens and cost per investigation "
+                       "(default: llm.json beside --json)")
     bench.set_defaults(func=_cmd_bench)
 
     report = sub.add_parser("report", help="print a Markdown report: investigation/NAME, or incident/NAME (post-incident)")

@@ -38,6 +38,10 @@ def render_investigation(obj: dict[str, Any]) -> str:
         conditions = {c["type"]: c for c in status.get("conditions") or []}
         done = conditions.get("Completed")
         lines += ["", f"No root cause yet{': ' + done['reason'] + ' — ' + done['message'] if done else '.'}"]
+    llm = status.get("llm") or {}
+    if llm.get("narrative"):
+        # Written by the LLM from the redacted evidence; for reading only, never acted on.
+        lines += ["", "## Summary (written by the LLM)", "", f"> {_cell(llm['narrative'])}"]
     hypotheses = status.get("hypotheses") or []
     if hypotheses:
         lines += ["", "## Hypotheses", "", "| # | Category | Resource | Confidence | Evidence | Summary |", "|---|---|---|---|---|---|"]
@@ -66,6 +70,13 @@ def render_investigation(obj: dict[str, Any]) -> str:
     if timeline:
         lines += ["", "## Timeline", ""]
         lines += [f"- {entry['time']} **{entry['event']}** {entry.get('message', '')}" for entry in timeline]
+    cost = status.get("cost") or {}
+    if llm or cost.get("usd"):
+        discarded = llm.get("discarded") or []
+        lines += ["", "## LLM", "", f"- model {llm.get('model', '—')}, {llm.get('calls', 0)} calls, "
+                  f"{cost.get('llmInputTokens', 0)} input and {cost.get('llmOutputTokens', 0)} output tokens, "
+                  f"${cost.get('usd', 0):.4f}"]
+        lines += [f"- discarded {d.get('category') or '?'} {d.get('resource') or ''}: {_cell(d['reason'])}" for d in discarded]
     if status.get("truncated"):
         lines += ["", "## Cut to keep the status small", ""] + [f"- {t}" for t in status["truncated"]]
     return "\n".join(lines) + "\n"

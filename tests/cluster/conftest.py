@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import kubernetes
@@ -73,10 +74,14 @@ def kubectl(kubeconfig: Path) -> Kubectl:
     return Kubectl(kubeconfig)
 
 
-@pytest.fixture(scope="session")
-def crds(kubectl: Kubectl) -> None:
+def apply_crds(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    apply_crds(kubectl)
 
 
 @pytest.fixture(scope="session")
@@ -84,32 +89,36 @@ def api_client(kubeconfig: Path) -> kubernetes.client.ApiClient:
     return kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
 
 
-@pytest.fixture
-def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
-    name = f"aisre-test-{uuid.uuid4().hex[:8]}"
+@contextmanager
+def temporary_namespace(kubectl: Kubectl, prefix: str) -> Iterator[str]:
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-# Detection tests and `aisre bench` runs start operators of their own for these.
+@pytest.fixture
+def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
+    with temporary_namespace(kubectl, "aisre-test-") as name:
+        yield name
+
+
+# Tests that run an operator (or the remediation engine) of their own, tests/llm, and
+# `aisre bench` runs use these; the session operator leaves them alone.
 OWN_PREFIX = "aisre-own-"
-OWN_OPERATOR_NAMESPACES = f"!{OWN_PREFIX}*,!bench-*"
+OWN_OPERATOR_NAMESPACES = f"!{OWN_PREFIX}*,!aisre-llm-*,!bench-*"
 
 
 @pytest.fixture
 def own_namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
-    """A namespace the session operator leaves alone: for tests that run an operator (or
-    the remediation engine) of their own there, so two never handle the same objects."""
-    name = f"{OWN_PREFIX}{uuid.uuid4().hex[:8]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+    """A namespace the session operator leaves alone, so two operators never handle the same objects."""
+    with temporary_namespace(kubectl, OWN_PREFIX) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, crds: None) -> Iterator[OperatorThread]:
     """The operator for Investigation tests: detection off (tests count their own objects),
-    and away from the namespaces where detection tests and bench runs have their own."""
+    and away from the namespaces where other tests and bench runs have operators of their own."""
     with OperatorThread(kubeconfig, free_port(), namespaces=(OWN_OPERATOR_NAMESPACES,), detection=False) as running:
         yield running

@@ -23,10 +23,12 @@ def deployment(name: str, replicas: int = 2, cpu: str = "100m") -> dict[str, Any
     }
 
 
-def investigate_and_wait(api_client, namespace: str, name: str, target: dict[str, Any], timeout: float = 20.0) -> dict[str, Any]:
+def investigate_and_wait(api_client, namespace: str, name: str, target: dict[str, Any], timeout: float = 20.0,
+                         **spec: Any) -> dict[str, Any]:
     api = kubernetes.client.CustomObjectsApi(api_client)
     api.create_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Investigation", "metadata": {"name": name}, "spec": {"target": target}})
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Investigation", "metadata": {"name": name},
+        "spec": {"target": target, **spec}})
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", name)

@@ -122,9 +122,17 @@ class RootCause(KubeModel):
     confidence: Confidence = Field(..., description="Calibrated confidence, 0 to 1.")
 
 
+class HypothesisSource(str, Enum):
+    RANKING = "ranking"
+    LLM = "llm"
+
+
 class Hypothesis(RootCause):
     """A candidate root cause, with the evidence that supports it."""
 
+    source: HypothesisSource | None = Field(
+        None, description="Who proposed it: the deterministic ranking, or the LLM planner (validated, uncalibrated)."
+    )
     evidence_ids: list[EvidenceId] = Field(
         default_factory=list, max_length=32, description="Ids of the evidence items that support it."
     )
@@ -186,6 +194,30 @@ class CostSummary(KubeModel):
     usd: float = Field(0.0, ge=0.0, description="Total cost in US dollars.")
 
 
+class DiscardedHypothesis(KubeModel):
+    """An LLM hypothesis that did not count, and why (not in the taxonomy, unknown resource,
+    evidence ids that do not exist)."""
+
+    category: str = Field("", max_length=64, description="The category the LLM gave, as given.")
+    resource: str = Field("", max_length=256, description="The resource the LLM named, as given.")
+    reason: str = Field(..., max_length=512, description="Why it was discarded.")
+
+
+class LLMReport(KubeModel):
+    """What the optional LLM did in this Investigation (see the LLMUsed condition for whether)."""
+
+    model: str | None = Field(None, max_length=128, description="The model used.")
+    calls: int = Field(0, ge=0, description="Messages API calls made.")
+    planner_steps: int = Field(0, ge=0, description="Tool-use steps of the planner (0: it did not run).")
+    narrative: str | None = Field(
+        None, max_length=2048, description="The LLM-written summary, for people; never acted on."
+    )
+    accepted: int = Field(0, ge=0, description="LLM hypotheses that passed validation.")
+    discarded: list[DiscardedHypothesis] | None = Field(
+        None, max_length=10, description="LLM hypotheses that were discarded, with the reason."
+    )
+
+
 class InvestigationStatus(ObservedStatus):
     """What aisre found. Written by the operator only."""
 
@@ -203,6 +235,7 @@ class InvestigationStatus(ObservedStatus):
         None, max_length=10, description="Typed repairs, for the RemediationPolicy to decide on."
     )
     cost: CostSummary | None = Field(None, description="Tokens and money spent.")
+    llm: LLMReport | None = Field(None, description="What the optional LLM planner and narrator did.")
     truncated: list[Annotated[str, Field(max_length=256)]] | None = Field(
         None, max_length=16, description="What was cut to keep the status small, and how much."
     )

@@ -29,6 +29,7 @@ POLL_S = 0.1
 class DetectOutcome:
     incidents: list[str] = field(default_factory=list)
     first: tuple[str, str] | None = None  # namespace and name of the first Incident
+    llm: dict[str, Any] | None = None  # what the LLM did and cost, when it was configured
     ranked: list[Hypothesis] = field(default_factory=list)
     concluded: str | None = None
     detect_s: float | None = None
@@ -113,6 +114,7 @@ def detect(kube: Kube, namespace: str, operator_namespace: str, fault_done: floa
         took = status.get("durationSeconds")
         result = outcome_of(status, float(took) if isinstance(took, int | float) else (root_at or 0.0) - (seen_at or 0.0))
         out.ranked, out.concluded, out.investigate_s, out.error = result.ranked, result.concluded, result.investigate_s, result.error
+        out.llm = result.llm
         # Correlation is judged once the root cause is known: every Incident about this namespace.
         out.incidents = [i["metadata"]["name"] for i in _incidents(kube, homes, namespace)]
     except ApiException as error:

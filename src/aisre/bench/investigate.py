@@ -30,6 +30,18 @@ class Outcome:
     concluded: str | None = None  # rootCause.category of a concluded investigation
     investigate_s: float | None = None  # created -> root cause in status
     error: str | None = None
+    llm: dict[str, Any] | None = None  # what the LLM did and cost, when it was configured
+
+
+def llm_of(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The LLM's part of a concluded status: the LLMUsed condition, calls, tokens, cost."""
+    used = next((c for c in status.get("conditions") or [] if c.get("type") == "LLMUsed"), {})
+    cost = status.get("cost") or {}
+    report = status.get("llm") or {}
+    return {"used": used.get("status") == "True", "reason": used.get("reason"), "calls": report.get("calls", 0),
+            "plannerSteps": report.get("plannerSteps", 0), "accepted": report.get("accepted", 0),
+            "discarded": len(report.get("discarded") or []), "inputTokens": cost.get("llmInputTokens", 0),
+            "outputTokens": cost.get("llmOutputTokens", 0), "usd": cost.get("usd", 0.0)}
 
 
 def _resource(ref: Mapping[str, Any] | None) -> str | None:
@@ -68,7 +80,7 @@ def _failure(status: Mapping[str, Any]) -> str:
 
 def outcome_of(status: Mapping[str, Any], root_cause_s: float | None) -> Outcome:
     """What a concluded Investigation's status says (pure)."""
-    out = Outcome(ranked=ranked(status), investigate_s=root_cause_s)
+    out = Outcome(ranked=ranked(status), investigate_s=root_cause_s, llm=llm_of(status))
     if status.get("state") == "Failed":
         out.error = f"investigation failed: {_failure(status)}"
         return out

@@ -46,7 +46,7 @@ class OperatorThread:
         from aisre.operator.main import serve
 
         config = OperatorConfig(http_port=self.http_port, kubeconfig=str(self.kubeconfig), namespaces=self.namespaces,
-                                **self.config)
+                                **{k: v for k, v in self.config.items() if v is not None})
         try:
             asyncio.run(serve(config, stop=self.stop, ready=self.ready))
         except BaseException as error:  # reported by __enter__ / the caller, not swallowed

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from aisre.bench import cluster, kwok, remediate, report
 from aisre.bench.interrupts import handle_signals, shielded
 from aisre.bench.detect import DetectOutcome, detect
+from aisre.bench.llm import llm_config, llm_report
 from aisre.bench.investigate import investigate
 from aisre.bench.kube import Kube, Stream, api_error
 from aisre.bench.loader import LoadedScenario, LoadError, filter_by_tags, load_dir
@@ -43,6 +44,8 @@ class Options:
     timeout: float = 60.0
     keep_namespaces: bool = False
     remediate: str = "off"  # off | auto (bench/remediate.py)
+    llm_url: str | None = None  # a Messages API (the tests' scripted fake) for the in-process operator
+    llm_json: Path | None = None
 
 
 def _log(message: str, err: TextIO) -> None:
@@ -86,7 +89,8 @@ def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
             detection = options.mode == "detect"
             stack.enter_context(OperatorThread(
                 kubeconfig, free_port(), namespaces=(context.namespace_pattern,), detection=detection,
-                operator_namespace=context.operator_namespace, thresholds=Thresholds.compressed()))
+                operator_namespace=context.operator_namespace, thresholds=Thresholds.compressed(),
+                llm=llm_config(options.llm_url) if options.llm_url else None))
             _log(f"operator running in-process for namespaces {context.namespace_pattern}"
                  f"{' with detection' if detection else ''}", err)
         try:
@@ -161,6 +165,7 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
             else:
                 outcome = investigate(context.kube, run.namespace, timeout)
             result.ranked, result.concluded, result.investigate_s = outcome.ranked, outcome.concluded, outcome.investigate_s
+            result.llm = outcome.llm
             errors.extend(run.problems + run.runtime.errors)  # the simulation ran on meanwhile
             if outcome.error:
                 errors.append(outcome.error)
@@ -218,6 +223,8 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         for row, r in zip(summary["results"], results, strict=True):
             row.update(getattr(r, "remediation", None) or {"action": None, "action_result": None, "cleared": False})
     report.write_json(summary, options.json_out)
+    if options.llm_url:
+        report.write_json(llm_report(results, options.llm_url), options.llm_json or options.json_out.with_name("llm.json"))
     print(report.table(summary), file=out)
     _log(f"report written to {options.json_out}", err)
     return 130 if interrupted else 0

@@ -63,6 +63,7 @@ class Result:
     error: str | None = None
     incidents: list[str] | None = None  # detect mode: the Incidents raised about the scenario
     timings: dict[str, float] = field(default_factory=dict)  # setup_s, fault_s, ... (diagnostics)
+    llm: dict[str, Any] | None = None  # the LLM's calls, tokens and cost (bench --llm-url)
 
     @property
     def latency_s(self) -> float | None:
@@ -107,6 +108,7 @@ class Result:
             "error": self.error,
             **({"incidents": self.incidents} if self.incidents is not None else {}),
             "timings": {k: _round(v) for k, v in self.timings.items()},
+            **({"llm": self.llm} if self.llm is not None else {}),
         }
 
 
