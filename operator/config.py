@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from aisre.agents.base import PrometheusSettings
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -24,6 +27,7 @@ class OperatorConfig:
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "aisre-dev"))
+    prometheus: PrometheusSettings | None = None  # None: the metrics agent is not planned
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -37,4 +41,22 @@ class OperatorConfig:
             log_level=env.get("AISRE_LOG_LEVEL", cls.log_level).upper(),
             log_format=env.get("AISRE_LOG_FORMAT", cls.log_format),
             instance=env.get("HOSTNAME", "aisre-dev"),
+            prometheus=prometheus_from_env(env),
         )
+
+
+def prometheus_from_env(env: dict[str, str]) -> PrometheusSettings | None:
+    """AISRE_PROMETHEUS_URL (unset: no metrics agent); auth by AISRE_PROMETHEUS_BEARER_TOKEN_FILE
+    (e.g. a projected ServiceAccount token) or AISRE_PROMETHEUS_USERNAME / _PASSWORD;
+    AISRE_PROMETHEUS_INSECURE_SKIP_VERIFY=true; AISRE_PROMETHEUS_TIMEOUT seconds per query."""
+    url = (env.get("AISRE_PROMETHEUS_URL") or "").strip()
+    if not url:
+        return None
+    token_file = env.get("AISRE_PROMETHEUS_BEARER_TOKEN_FILE")
+    token = Path(token_file).read_text().strip() if token_file else None
+    return PrometheusSettings(
+        url=url.rstrip("/"), bearer_token=token, username=env.get("AISRE_PROMETHEUS_USERNAME") or None,
+        password=env.get("AISRE_PROMETHEUS_PASSWORD") or None,
+        verify_tls=env.get("AISRE_PROMETHEUS_INSECURE_SKIP_VERIFY", "").lower() not in ("1", "true", "yes"),
+        query_timeout_s=float(env.get("AISRE_PROMETHEUS_TIMEOUT", "5")),
+    )

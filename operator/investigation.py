@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aisre.agents import changes, events, logs, topology, workloads
-from aisre.agents.base import AgentContext
+from aisre.agents import changes, events, logs, metrics, topology, workloads
+from aisre.agents.base import AgentContext, PrometheusSettings
 from aisre.api.evidence import AgentResult, Finding
 from aisre.api.investigation import AgentStatus, InvestigationSpec
 from aisre.api.taxonomy import AgentName
@@ -34,6 +34,7 @@ AGENTS: dict[AgentName, Callable[[AgentContext], Awaitable[AgentResult]]] = {
     AgentName.LOGS: logs.gather,
     AgentName.CHANGES: changes.gather,
     AgentName.TOPOLOGY: topology.gather,
+    AgentName.METRICS: metrics.gather,
 }
 MAX_EVIDENCE = 60
 MAX_DATA_CHARS = 1500
@@ -89,7 +90,8 @@ async def run_agent(name: AgentName, context: AgentContext, deadline: float) -> 
     return result
 
 
-async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader) -> Outcome:
+async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader,
+                      prometheus: PrometheusSettings | None = None) -> Outcome:
     now = _now()
     timeline = [{"time": now, "event": "Started", "message": "resolving the target"}]
     target = spec.target
@@ -104,8 +106,9 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
         reason = "Forbidden" if error.status == 403 else "ClusterUnreachable"
         return Outcome(False, reason, f"cannot read the target: {error}", timeline=timeline)
 
-    planned, skipped = plan([a for a in spec.agents or []], scope)
-    context = AgentContext(reader=reader, scope=scope, window_start=_window_start(spec, now), now=now)
+    planned, skipped = plan([a for a in spec.agents or []], scope, metrics=prometheus is not None)
+    context = AgentContext(reader=reader, scope=scope, window_start=_window_start(spec, now), now=now,
+                           prometheus=prometheus)
     deadline = max(1.0, spec.deadline_seconds * 0.8)
     timeline.append({"time": _now(), "event": "Planned", "message": ", ".join(p.name.value for p in planned)
                      + (f"; skipped {', '.join(f'{k.value} ({v})' for k, v in skipped.items())}" if skipped else "")})

@@ -14,6 +14,7 @@ import httpx
 import kopf
 from pydantic import ValidationError
 
+from aisre.agents.base import PrometheusSettings
 from aisre.api.conditions import set_condition
 from aisre.api.investigation import Investigation, InvestigationState
 from aisre.api.meta import GROUP, VERSION, ConditionStatus
@@ -39,7 +40,8 @@ async def _mark_running(client: httpx.AsyncClient, namespace: str, name: str, st
         pass  # progress display only; the result is written through Kopf's patch
 
 
-async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient) -> None:
+async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient,
+              prometheus: PrometheusSettings | None = None) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     generation = body["metadata"].get("generation")
     try:
@@ -54,7 +56,7 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient) -> 
               f"{spec.target.name or ''} with a {spec.deadline_seconds} s deadline".replace("  ", " "))
     reader = ClusterReader(client)
     try:
-        outcome = await asyncio.wait_for(investigate(spec, namespace, reader), timeout=spec.deadline_seconds)
+        outcome = await asyncio.wait_for(investigate(spec, namespace, reader, prometheus), timeout=spec.deadline_seconds)
     except TimeoutError:
         outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")
     status = status_of(outcome, namespace, started)

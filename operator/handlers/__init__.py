@@ -77,4 +77,4 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
 async def on_investigation(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     if already_done(body):
         return
-    await run_investigation(body, patch, memo.kube)
+    await run_investigation(body, patch, memo.kube, memo.config.prometheus)

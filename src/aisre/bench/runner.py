@@ -17,7 +17,7 @@ from typing import TextIO
 
 from kubernetes.client.exceptions import ApiException
 
-from aisre.bench import cluster, kwok, report
+from aisre.bench import cluster, kwok, metrics, report
 from aisre.bench.interrupts import handle_signals, shielded
 from aisre.bench.investigate import investigate
 from aisre.bench.kube import Kube, Stream, api_error
@@ -41,6 +41,7 @@ class Options:
     external_operator: bool = False
     timeout: float = 60.0
     keep_namespaces: bool = False
+    prometheus_url: str | None = None  # None: started by hack/prometheus.sh if a scenario has metrics steps
 
 
 def _log(message: str, err: TextIO) -> None:
@@ -56,7 +57,7 @@ def _unplayable(item: LoadedScenario | LoadError, error: str) -> Result:
 
 
 @contextmanager
-def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
+def session(options: Options, err: TextIO, items: list[LoadedScenario | LoadError] | tuple = ()) -> Iterator[BenchContext]:
     """The cluster, its CRDs and the operator, for the whole run; afterwards the operator is
     stopped and the run waits (bounded) until its namespaces are gone."""
     if options.kubeconfig is not None:
@@ -69,7 +70,8 @@ def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
         kubeconfig = cluster.bring_up_local(checkout)
         state_dir = cluster.local_cluster_dir(checkout)
     kube = Kube(str(kubeconfig))
-    context = BenchContext(kube, cluster.run_id(), state_dir, keep_namespaces=options.keep_namespaces)
+    context = BenchContext(kube, cluster.run_id(), state_dir, keep_namespaces=options.keep_namespaces,
+                           prometheus_url=prometheus_for(options, items, err))
     with ExitStack() as stack:
         stack.callback(kube.close)
         leftovers = cluster.sweep_dead_runs(kube, context.log_root) + recover(kube, context.journal_dir, cluster.run_alive)
@@ -78,7 +80,8 @@ def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
         cluster.install_crds(kube)
         context.kwok_problem = cluster.kwok_available(kube)
         if not options.external_operator:
-            stack.enter_context(OperatorThread(kubeconfig, free_port(), namespaces=(context.namespace_pattern,)))
+            stack.enter_context(OperatorThread(kubeconfig, free_port(), namespaces=(context.namespace_pattern,),
+                                               prometheus_url=context.prometheus_url))
             _log(f"operator running in-process for namespaces {context.namespace_pattern}", err)
         try:
             yield context
@@ -88,6 +91,23 @@ def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
                 if not options.keep_namespaces:
                     _wait_namespaces_gone(kube, context.run_id, err)
                 stack.close()
+
+
+def prometheus_for(options: Options, items: list[LoadedScenario | LoadError] | tuple, err: TextIO) -> str | None:
+    """The Prometheus of this run: the one given, else the local one when a scenario needs it."""
+    if options.prometheus_url:
+        return options.prometheus_url
+    if not any(isinstance(i, LoadedScenario) and metrics.has_metrics(i.scenario) for i in items):
+        return None
+    checkout = cluster.find_checkout()
+    if checkout is None:
+        raise cluster.ClusterError("scenarios have metrics steps: pass --prometheus-url (no hack/prometheus.sh here)")
+    try:
+        url = metrics.bring_up_prometheus(checkout)
+    except metrics.RemoteWriteError as error:
+        raise cluster.ClusterError(str(error)) from error
+    _log(f"Prometheus for metrics steps at {url}", err)
+    return url
 
 
 def _wait_namespaces_gone(kube: Kube, run_id: str, err: TextIO) -> None:
@@ -152,7 +172,7 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
     else:
         with handle_signals():
             try:
-                with session(options, err) as context:
+                with session(options, err, items) as context:
                     for number, item in enumerate(items, 1):
                         if isinstance(item, LoadError):
                             results.append(_unplayable(item, item.error))
