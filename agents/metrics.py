@@ -77,6 +77,10 @@ def queries(namespace: str) -> list[Query]:
 class QueryFailed(Exception):
     """One query could not be answered (unreachable, timed out, HTTP or PromQL error)."""
 
+    def __init__(self, reason: str, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable  # timed out or no connection (not a bad query)
+
 
 def _client(settings: PrometheusSettings) -> Any:
     # Imported here: the client pulls in requests, matplotlib-free but not light.
@@ -91,11 +95,23 @@ def _client(settings: PrometheusSettings) -> Any:
                              timeout=settings.query_timeout_s)
 
 
-def _run_query(client: Any, query: Query, start: dt.datetime, end: dt.datetime, step: int) -> list[dict[str, Any]]:
+def _failure(error: Exception, timeout: float) -> QueryFailed:
+    """A short reason a person can act on, instead of urllib3's nested retry message."""
+    text = str(error)
+    if "timed out" in text.lower() or "Timeout" in type(error).__name__:
+        return QueryFailed(f"no answer within {timeout:g} s (timed out)", unreachable=True)
+    refused = re.search(r"(Connection refused|Name or service not known|No route to host|Connection reset)", text)
+    if refused:
+        return QueryFailed(f"cannot connect ({type(error).__name__}: {refused.group(1)})", unreachable=True)
+    return QueryFailed(f"{type(error).__name__}: {text[:200]}")
+
+
+def _run_query(client: Any, query: Query, start: dt.datetime, end: dt.datetime, step: int,
+               timeout: float) -> list[dict[str, Any]]:
     try:
         return list(client.custom_query_range(query.promql, start_time=start, end_time=end, step=str(step)))
     except Exception as error:  # requests / client errors: all mean "no answer"
-        raise QueryFailed(f"{type(error).__name__}: {str(error)[:200]}") from error
+        raise _failure(error, timeout) from error
 
 
 @dataclass
@@ -113,6 +129,7 @@ class Fetched:
     series: list[SeriesData] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     cut: list[str] = field(default_factory=list)
+    unreachable: str = ""  # why the remaining queries were not sent
 
 
 async def fetch(settings: PrometheusSettings, namespace: str, start: dt.datetime, end: dt.datetime) -> Fetched:
@@ -124,14 +141,20 @@ async def fetch(settings: PrometheusSettings, namespace: str, start: dt.datetime
 
     async def one(query: Query) -> None:
         async with gate:
+            if out.unreachable:  # one query timed out or could not connect: the rest would too
+                out.failures[query.metric] = f"skipped: {out.unreachable}"
+                return
             try:
-                raw = await asyncio.wait_for(asyncio.to_thread(_run_query, client, query, start, end, step),
+                raw = await asyncio.wait_for(asyncio.to_thread(_run_query, client, query, start, end, step,
+                                                               settings.query_timeout_s),
                                              timeout=settings.query_timeout_s + 0.5)
             except TimeoutError:
-                out.failures[query.metric] = f"no answer within {settings.query_timeout_s:g} s"
+                out.failures[query.metric] = out.unreachable = f"no answer within {settings.query_timeout_s:g} s"
                 return
             except QueryFailed as error:
                 out.failures[query.metric] = str(error)
+                if error.unreachable:
+                    out.unreachable = str(error)
                 return
         if len(raw) > MAX_SERIES:
             out.cut.append(f"metrics: {query.metric}: kept {MAX_SERIES} of {len(raw)} series")
