@@ -31,6 +31,8 @@ REL_SCALE_FLOOR = 0.05  # the baseline's spread is taken as at least 5 % of its 
 ABS_SCALE_FLOOR = 1e-9
 Z_THRESHOLD = 4.0
 MIN_SEGMENT = 4
+REGIME_STRENGTH = 3.0  # a change point this many pooled standard deviations wide is a new regime
+REGIME_RELATIVE = 0.1
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,47 @@ def onset(times: Sequence[float], values: Sequence[float], base: Baseline, *, up
     return None
 
 
+def current(times: Sequence[float], values: Sequence[float], recent_s: float = 300.0,
+            cp: ChangePoint | None = None) -> float:
+    """The level now: the median of the recent window or — when the series changed regime
+    inside it — of the new regime alone, so a fault that began two minutes ago is not
+    diluted by what came before it."""
+    cp = cp if cp is not None else change_point(values)
+    since = times[-1] - recent_s
+    # Only a clear shift counts as a new regime; the best split of pure noise is not one.
+    clear = cp is not None and cp.strength >= REGIME_STRENGTH \
+        and abs(cp.after - cp.before) >= REGIME_RELATIVE * max(abs(cp.before), ABS_SCALE_FLOOR)
+    if clear and times[cp.index] > since:
+        since = times[cp.index]
+    tail = [v for t, v in zip(times, values, strict=True) if t >= since]
+    return statistics.median(tail or values[-MIN_SEGMENT:])
+
+
+def sustained_growth(times: Sequence[float], values: Sequence[float], *, recent_s: float = 300.0,
+                     min_rise: float = 0.15, min_r2: float = 0.8) -> Trend | None:
+    """A climb that explains the series and has not stopped: a straight-line fit (over the
+    whole window, or its later half or three quarters, when the climb began inside it)
+    with r² ≥ ``min_r2``, a fitted rise of at least ``min_rise`` of the fitted start, and a
+    recent slope that keeps at least half of it. Needs no flat baseline: a leak that was
+    already under way when the window began is still a leak."""
+    n = len(values)
+    for start in (0, n // 4, n // 2):
+        t, v = times[start:], values[start:]
+        if len(v) < 2 * MIN_SEGMENT:
+            break
+        fit = trend(t, v)
+        if fit is None or fit.slope <= 0 or fit.r2 < min_r2:
+            continue
+        fitted_start = sum(v) / len(v) - fit.slope * (sum(t) / len(t) - t[0])
+        if fitted_start <= 0 or fit.rise < min_rise * fitted_start:
+            continue
+        recent_t = [x for x in t if x >= t[-1] - recent_s]
+        recent = trend(recent_t, v[len(v) - len(recent_t):]) if len(recent_t) >= MIN_SEGMENT else None
+        if recent is not None and recent.slope >= 0.5 * fit.slope:
+            return fit
+    return None
+
+
 @dataclass(frozen=True)
 class Anomaly:
     """How a series departs from its baseline, if it does."""
@@ -143,9 +186,8 @@ def assess(times: Sequence[float], values: Sequence[float], *, recent_s: float =
     if n < 2 * MIN_SEGMENT:
         return None
     end = times[-1]
-    recent_vals = [v for t, v in zip(times, values, strict=True) if t >= end - recent_s] or list(values[-MIN_SEGMENT:])
-    recent = statistics.median(recent_vals)
     cp = change_point(values)
+    recent = current(times, values, recent_s, cp)
     cut = max(MIN_SEGMENT, int(n * baseline_share))
     if cp is not None and MIN_SEGMENT <= cp.index < cut:
         cut = cp.index

@@ -56,7 +56,9 @@ class Query:
 def queries(namespace: str) -> list[Query]:
     """The standard series (cAdvisor, kube-state-metrics, HTTP RED) for one namespace."""
     ns = f'namespace="{namespace}"'
-    cont = f'{ns}, container!="", container!="POD"'
+    # Not `container!=""`: a series written without the label is still the pod's; the
+    # pod-level cgroup (container="") is dropped later where per-container series exist.
+    cont = f'{ns}, container!="POD"'
     return [
         Query("memory", f"max by (pod, container) (container_memory_working_set_bytes{{{cont}}})"),
         Query("cpu", f"sum by (pod, container) (rate(container_cpu_usage_seconds_total{{{cont}}}[{RATE_WINDOW}]))"),
@@ -223,6 +225,10 @@ class Observer:
         self.by: dict[str, dict[tuple[str, str], SeriesData]] = {}
         for s in fetched.series:
             self.by.setdefault(s.metric, {})[(s.pod, s.container)] = s
+        for per_metric in self.by.values():  # cAdvisor's pod-level cgroup repeats its containers' sum
+            with_containers = {pod for pod, container in per_metric if container}
+            for key in [k for k in per_metric if not k[1] and k[0] in with_containers]:
+                del per_metric[key]
         self.mapped = 0
 
     def owner_of(self, pod: str) -> dict[str, Any] | None:
@@ -266,25 +272,26 @@ class Observer:
         return anomaly.assess(s.times, s.values, recent_s=RECENT_S, **kw)
 
     def _recent(self, s: SeriesData) -> float:
-        end = s.times[-1]
-        return statistics.median([v for t, v in zip(s.times, s.values, strict=True) if t >= end - RECENT_S])
+        return anomaly.current(s.times, s.values, RECENT_S)
 
     def _memory(self, s: SeriesData) -> None:
         a = self._assess(s)
         limit = self._limit("memory", s)
         recent = self._recent(s)
         ratio = recent / limit if limit else None
-        if a is not None and a.kind == "trend" and a.trend and a.trend.slope > 0 and a.z > 0:
-            to_limit = (limit - s.values[-1]) / a.trend.slope if limit and a.trend.slope > 0 else None
-            self.note("MemoryGrowing", s, f"working set climbs steadily ({a.trend.slope * 60:.4g} bytes/min, r² "
-                      f"{a.trend.r2:.2f}) from {a.baseline.median:.4g} to {recent:.4g} bytes", method="slope",
-                      slope_per_s=a.trend.slope, r2=round(a.trend.r2, 3), baseline=a.baseline.median, recent=recent,
-                      z=round(a.z, 2), limit=limit, ratio=round(ratio, 3) if ratio else None,
-                      seconds_to_limit=round(to_limit) if to_limit is not None else None, onset=a.onset)
+        growth = anomaly.sustained_growth(s.times, s.values, recent_s=RECENT_S)
+        if growth is not None:
+            to_limit = (limit - s.values[-1]) / growth.slope if limit else None
+            began = a.onset if a is not None and a.kind != "none" else s.times[0]
+            self.note("MemoryGrowing", s, f"working set climbs steadily ({growth.slope * 60:.4g} bytes/min, r² "
+                      f"{growth.r2:.2f}, +{growth.rise:.4g} bytes in the window) to {recent:.4g} bytes", method="slope",
+                      slope_per_s=growth.slope, r2=round(growth.r2, 3), rise=growth.rise, recent=recent,
+                      z=round(a.z, 2) if a else None, limit=limit, ratio=round(ratio, 3) if ratio else None,
+                      seconds_to_limit=round(to_limit) if to_limit is not None else None, onset=began)
         if ratio is not None and ratio >= MEMORY_NEAR_LIMIT:
             self.note("MemoryNearLimit", s, f"working set {recent:.4g} bytes is {ratio:.0%} of the {limit:.4g} byte limit",
                       method="usage_vs_limit", ratio=round(ratio, 3), limit=limit, recent=recent,
-                      growing=bool(a and a.kind == "trend" and a.z > 0),
+                      growing=growth is not None,
                       onset=a.onset if a and a.kind != "none" else None)
 
     def _cpu(self, s: SeriesData) -> None:

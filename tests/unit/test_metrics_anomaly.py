@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from aisre.agents.anomaly import assess, baseline, change_point, onset, trend
+from aisre.agents.anomaly import assess, baseline, change_point, current, onset, sustained_growth, trend
 
 STEP = 15.0
 
@@ -74,3 +74,24 @@ def test_onset_orders_two_series() -> None:
 
 def test_too_short_a_series_is_no_answer() -> None:
     assert assess([0.0, 15.0, 30.0], [1.0, 2.0, 3.0]) is None
+
+
+def test_the_level_now_is_the_new_regime_not_a_diluted_window() -> None:
+    # Stepped up 2 minutes ago: the last 5 minutes' median would still be the old level.
+    times, values = series(lambda t: 1.0 if t < 152 * STEP else 3.0, noise=0.02, seed=10)
+    assert abs(current(times, values, 300.0) - 3.0) < 0.1
+    # Pure noise: the best split is not a regime; the window's median stands.
+    times, values = series(lambda t: 0.4, noise=0.03, seed=11)
+    assert abs(current(times, values, 300.0) - 0.4) < 0.02
+
+
+def test_sustained_growth_needs_no_flat_baseline_and_must_still_climb() -> None:
+    times, climbing = series(lambda t: 6e8 + t * 5e4, noise=5e6, seed=12)  # under way before the window
+    fit = sustained_growth(times, climbing)
+    assert fit is not None and fit.slope > 0
+    _, levelled = series(lambda t: 3.5e8 + min(t, 120 * STEP) * 1e5, noise=2e6, seed=13)
+    assert sustained_growth(times, levelled) is None
+    _, noisy = series(lambda t: 4e8, noise=2e7, seed=14)
+    assert sustained_growth(times, noisy) is None
+    _, small = series(lambda t: 4e8 + t * 1e3, noise=1e5, seed=15)  # +1 % in the window: not a leak
+    assert sustained_growth(times, small) is None
