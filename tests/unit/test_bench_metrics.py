@@ -128,3 +128,17 @@ def test_remote_write_payload_decodes_to_the_series() -> None:
     samples_ = [dict(_fields(b)) for num, b in first if num == 2]
     assert samples_[0] == {1: 0.0, 2: 1_699_998_200_000} and samples_[-1][2] == 1_700_000_000_000
     assert len(payload) > 65536  # more than one literal chunk was needed and decoded
+
+
+def test_every_metrics_step_in_the_repository_validates() -> None:
+    import yaml
+
+    from tests.helpers import REPO
+
+    seen = 0
+    for path in sorted((REPO / "scenarios").glob("*.yaml")) + sorted((REPO / "tests/scenarios-metrics-heldout").glob("*.yaml")):
+        for step in yaml.safe_load(path.read_text()).get("fault") or []:
+            if "metrics" in step:
+                assert parse_step(step["metrics"]), path
+                seen += 1
+    assert seen >= 19

@@ -231,3 +231,25 @@ def test_quantities_and_spec_limits() -> None:
     _, objs = deployment("w", {"memory": "1Gi", "cpu": "2"}, pods=1)
     assert metrics.spec_limits(o for o in objs if o["kind"] == "Pod") == {
         ("w-7f-0", "w", "memory"): 2**30, ("w-7f-0", "w", "cpu"): 2.0}
+
+
+def test_prometheus_settings_from_the_environment(tmp_path) -> None:
+    from aisre.operator.config import OperatorConfig
+
+    assert OperatorConfig.from_env({}).prometheus is None  # no URL: no metrics agent
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    settings = OperatorConfig.from_env({"AISRE_PROMETHEUS_URL": "https://prom.monitoring.svc:9090/",
+                                        "AISRE_PROMETHEUS_BEARER_TOKEN_FILE": str(token),
+                                        "AISRE_PROMETHEUS_INSECURE_SKIP_VERIFY": "true",
+                                        "AISRE_PROMETHEUS_TIMEOUT": "2.5"}).prometheus
+    assert settings is not None and settings.url == "https://prom.monitoring.svc:9090"
+    assert settings.bearer_token == "s3cret" and not settings.verify_tls and settings.query_timeout_s == 2.5
+    assert "s3cret" not in repr(settings)  # the token never reaches a log line
+
+
+def test_auth_is_passed_to_the_client() -> None:
+    bearer = metrics._client(PrometheusSettings(url="http://p:9090", bearer_token="abc"))
+    assert bearer.headers == {"Authorization": "Bearer abc"}
+    basic = metrics._client(PrometheusSettings(url="http://p:9090", username="u", password="p", verify_tls=False))
+    assert basic.auth == ("u", "p") and basic._session.verify is False
