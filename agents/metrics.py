@@ -53,9 +53,20 @@ class Query:
     by_container: bool = True
 
 
+# HTTP request counters and latency histograms under the names the common instrumentations
+# use: the Prometheus client convention, Micrometer (Spring Boot), OpenTelemetry semconv.
+REQUESTS = "http_requests_total|http_server_requests_seconds_count|http_server_request_duration_seconds_count"
+LATENCY_BUCKETS = "http_request_duration_seconds_bucket|http_server_requests_seconds_bucket" \
+    "|http_server_request_duration_seconds_bucket"
+STATUS_LABELS = ("code", "status", "http_response_status_code")
+
+
 def queries(namespace: str) -> list[Query]:
     """The standard series (cAdvisor, kube-state-metrics, HTTP RED) for one namespace."""
     ns = f'namespace="{namespace}"'
+    requests = f'{{__name__=~"{REQUESTS}", {ns}}}'
+    errors = " or ".join(f'sum by (pod) (rate({{__name__=~"{REQUESTS}", {ns}, {label}=~"5.."}}[{RATE_WINDOW}]))'
+                         for label in STATUS_LABELS)
     # Not `container!=""`: a series written without the label is still the pod's; the
     # pod-level cgroup (container="") is dropped later where per-container series exist.
     cont = f'{ns}, container!="POD"'
@@ -67,10 +78,9 @@ def queries(namespace: str) -> list[Query]:
         Query("memory_limit", f'max by (pod, container) (kube_pod_container_resource_limits{{{ns}, resource="memory"}})'),
         Query("cpu_limit", f'max by (pod, container) (kube_pod_container_resource_limits{{{ns}, resource="cpu"}})'),
         Query("restarts", f"max by (pod, container) (kube_pod_container_status_restarts_total{{{ns}}})"),
-        Query("requests", f"sum by (pod) (rate(http_requests_total{{{ns}}}[{RATE_WINDOW}]))", by_container=False),
-        Query("error_ratio", f'sum by (pod) (rate(http_requests_total{{{ns}, code=~"5.."}}[{RATE_WINDOW}]))'
-                             f" / sum by (pod) (rate(http_requests_total{{{ns}}}[{RATE_WINDOW}]))", by_container=False),
-        Query("latency", f"histogram_quantile(0.99, sum by (pod, le) (rate(http_request_duration_seconds_bucket{{{ns}}}"
+        Query("requests", f"sum by (pod) (rate({requests}[{RATE_WINDOW}]))", by_container=False),
+        Query("error_ratio", f"({errors}) / sum by (pod) (rate({requests}[{RATE_WINDOW}]))", by_container=False),
+        Query("latency", f'histogram_quantile(0.99, sum by (pod, le) (rate({{__name__=~"{LATENCY_BUCKETS}", {ns}}}'
                          f'[{RATE_WINDOW}]))) or max by (pod) (http_request_duration_seconds{{{ns}, quantile="0.99"}})',
                          by_container=False),
     ]

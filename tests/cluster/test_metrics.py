@@ -65,6 +65,20 @@ async def test_series_in_the_past_are_written_and_found(prometheus: str) -> None
     assert {("CPUSaturation", "Deployment/api"), ("MemoryLeak", "Deployment/api")} <= top3
 
 
+async def test_micrometer_names_and_status_label_are_read(prometheus: str) -> None:
+    namespace = f"micrometer-{uuid.uuid4().hex[:8]}"
+    scope = _scope(namespace, "shop", {})
+    write_step(prometheus, [
+        {"series": "http_server_requests_seconds_count", "labels": {"status": "200", "uri": "/cart"},
+         "selector": {"app": "shop"}, "shape": {"kind": "constant", "value": 20}},
+        {"series": "http_server_requests_seconds_count", "labels": {"status": "500", "uri": "/cart"},
+         "selector": {"app": "shop"}, "shape": {"kind": "step", "start": 0.01, "end": 4, "at": "-4m"}},
+    ], namespace, scope.pods, time.time())
+    result = await metrics.gather(_context(scope, prometheus))
+    errors = [f for f in result.findings if f.kind == "ErrorRateHigh"]
+    assert errors and 0.1 < errors[0].data["recent"] < 0.2, result
+
+
 async def test_a_namespace_without_series_is_no_data(prometheus: str) -> None:
     scope = _scope(f"empty-{uuid.uuid4().hex[:8]}", "web", {})
     result = await metrics.gather(_context(scope, prometheus))
