@@ -522,9 +522,10 @@ def red_anomalies(ix: EvidenceIndex) -> Iterable[Candidate]:
             continue
         errors = ix.of(owner, "ErrorRateHigh")
         change = ix.template_change(owner)
-        if errors and "image" in ix.changed_fields(owner):
-            yield Candidate(C.APPLICATION_ERROR, owner, 0.88, f"{owner}'s error rate rose after the rollout of a new "
-                            "image", _ids(errors, [change], ix.of(owner, "LatencyHigh")), "red_anomalies")
+        if "image" in ix.changed_fields(owner):  # the new code is slower or fails more
+            yield Candidate(C.APPLICATION_ERROR, owner, 0.88 if errors else 0.8, f"{owner}'s "
+                            + ("error rate" if errors else "latency") + " rose after the rollout of a new image",
+                            _ids(errors, [change], ix.of(owner, "LatencyHigh")), "red_anomalies")
         elif not ix.of(owner, "CPUSaturated", "CPUThrottled"):
             yield Candidate(C.APPLICATION_ERROR, owner, 0.5 if errors else 0.4, f"{owner}'s "
                             + ("error rate" if errors else "latency") + " rose with no change or dependency to explain it",
