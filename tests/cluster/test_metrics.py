@@ -90,3 +90,56 @@ async def test_a_bad_query_is_reported_not_raised(prometheus: str, monkeypatch) 
     monkeypatch.setattr(metrics, "queries", lambda ns: [metrics.Query("memory", "sum(rate(x[5m]")])
     result = await metrics.gather(_context(scope, prometheus))
     assert result.status == AgentStatus.ERROR and "400" in result.message
+
+
+def _hanging_prometheus() -> tuple[str, object]:
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:  # accepts and never answers
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}", server
+
+
+async def test_investigation_completes_whatever_prometheus_does(kubeconfig, namespace: str, kubectl, prometheus: str) -> None:
+    import json
+
+    from aisre.api import InvestigationSpec
+    from aisre.kube.reader import ClusterReader, connect
+    from aisre.operator.investigation import investigate
+    from conftest_helpers import deployment
+
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(deployment("web")))
+    kubectl("rollout", "status", "-n", namespace, "deployment/web", "--timeout=30s")
+    hanging, server = _hanging_prometheus()
+    spec = InvestigationSpec.model_validate({"target": {"selector": {}}})
+    client = connect(str(kubeconfig))
+    try:
+        outcomes = {}
+        for label, url in (("real", prometheus), ("hanging", hanging), ("down", "http://127.0.0.1:9")):
+            started = time.monotonic()
+            outcome = await investigate(spec, namespace, ClusterReader(client), PrometheusSettings(url=url, query_timeout_s=1.0))
+            outcomes[label] = (outcome, time.monotonic() - started)
+    finally:
+        await client.aclose()
+        server.close()
+    for label, (outcome, elapsed) in outcomes.items():
+        assert outcome.ok and outcome.hypotheses[0].category.value == "NoFault", label
+        agent = next(a for a in outcome.agents if a.agent == "metrics")
+        if label == "real":
+            assert agent.status == AgentStatus.NO_DATA  # a namespace without series: no finding
+        else:
+            assert agent.status == AgentStatus.ERROR and elapsed < 5.0, (label, elapsed)
+            assert ("no answer within 1 s" if label == "hanging" else "cannot connect") in agent.message
