@@ -252,17 +252,17 @@ class Observer:
                 return workload
         return None
 
-    def note(self, kind: str, series: SeriesData, summary: str, **data: Any) -> None:
+    def note(self, kind: str, series: SeriesData, summary: str, *, onset: float | None = None, **data: Any) -> None:
+        """One finding per (owner, container, kind): the first pod that shows it speaks for its owner."""
         owner = self.owner_of(series.pod)
         if owner is None:
             return
         owner_ref = ref(owner)
-        self.out.add(kind, f"{summary} ({owner_ref}{', container ' + series.container if series.container else ''},"
-                     f" pod {series.pod})", key=(owner_ref, series.container, kind),
-                     resource=resource_of(owner), time=dt.datetime.fromtimestamp(data["onset"], dt.UTC)
-                     if data.get("onset") else None, owner=owner_ref, pod=series.pod, container=series.container,
-                     query=series.query, window=self.window, values=_tail(series.values),
-                     onset_at=_iso(data.pop("onset", None)), **data)
+        where = f"{owner_ref}{', container ' + series.container if series.container else ''}, pod {series.pod}"
+        self.out.add(kind, f"{summary} ({where})", key=(owner_ref, series.container, kind), resource=resource_of(owner),
+                     time=dt.datetime.fromtimestamp(onset, dt.UTC) if onset else None, owner=owner_ref, pod=series.pod,
+                     container=series.container, query=series.query, window=self.window, values=_tail(series.values),
+                     onset_at=_iso(onset), **data)
 
     def _limit(self, metric: str, s: SeriesData) -> float | None:
         resource = "memory" if metric == "memory" else "cpu"
