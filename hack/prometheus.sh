@@ -33,7 +33,14 @@ install() {
   local dest="$CACHE/prometheus-${PKG_VERSION}" work
   work="$(mktemp -d)"
   log "downloading Debian's prometheus=$PKG_VERSION"
-  (cd "$work" && apt-get download -q "prometheus=$PKG_VERSION" >&2 || apt-get download -q prometheus >&2)
+  fetch() { (cd "$work" && { apt-get download -q "prometheus=$PKG_VERSION" >&2 || apt-get download -q prometheus >&2; }); }
+  if ! fetch; then
+    command -v apt-get >/dev/null || { log "no apt-get: set AISRE_PROMETHEUS_BINARY to a prometheus binary"; exit 1; }
+    # A fresh container has no package lists yet; only root may fetch them.
+    [[ "$(id -u)" == 0 ]] || { log "apt-get download failed; run 'apt-get update' (as root) or set AISRE_PROMETHEUS_BINARY"; exit 1; }
+    apt-get update -q >&2
+    fetch
+  fi
   rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
   dpkg-deb -x "$work"/prometheus_*.deb "$dest.tmp"
   rm -rf "$dest" && mv "$dest.tmp" "$dest"
