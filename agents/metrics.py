@@ -304,9 +304,14 @@ class Observer:
                       growing=growth is not None,
                       onset=a.onset if a and a.kind != "none" else None)
 
+    def _batch(self, s: SeriesData) -> bool:
+        # A Job using all the CPU it is given is doing its work; nobody waits on its latency.
+        owner = self.owner_of(s.pod)
+        return owner is not None and owner.get("kind") in ("Job", "CronJob")
+
     def _cpu(self, s: SeriesData) -> None:
         limit = self._limit("cpu", s)
-        if not limit:
+        if not limit or self._batch(s):
             return
         recent = self._recent(s)
         ratio = recent / limit
@@ -318,7 +323,7 @@ class Observer:
 
     def _throttling(self, s: SeriesData) -> None:
         recent = self._recent(s)
-        if recent >= THROTTLED:
+        if recent >= THROTTLED and not self._batch(s):
             a = self._assess(s)
             self.note("CPUThrottled", s, f"{recent:.0%} of CPU periods are throttled", method="throttling_ratio",
                       ratio=round(recent, 3), onset=a.onset if a and a.kind != "none" else None)

@@ -129,6 +129,17 @@ async def test_cpu_at_its_limit_is_saturation(prometheus) -> None:
     assert rank(result.findings, "ns")[0].category.value == "CPUSaturation"
 
 
+async def test_a_batch_job_at_its_cpu_limit_is_working_not_saturated(prometheus) -> None:
+    job = {"kind": "Job", "metadata": {"name": "report", "namespace": "ns", "uid": "j1"}, "spec": {}}
+    pod = {"kind": "Pod", "metadata": {"name": "report-x1", "namespace": "ns", "labels": {},
+                                       "ownerReferences": [{"uid": "j1", "controller": True}]},
+           "spec": {"containers": [{"name": "report", "resources": {"limits": {"cpu": "1"}}}]}}
+    url = prometheus(answering({"container_cpu_usage_seconds_total": [
+        matrix({"pod": "report-x1", "container": "report"}, lambda t: 0.99)]}))
+    result = await metrics.gather(context(url, (job, [pod])))
+    assert result.status == AgentStatus.SUCCESS and result.findings == []
+
+
 async def test_latency_seen_first_at_the_dependency_points_at_it(prometheus) -> None:
     front, front_objs = deployment("front")
     back, back_objs = deployment("back")
