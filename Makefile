@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help tools venv install crds cluster-up cluster-down demo test test-unit clean
+.PHONY: help tools venv install crds cluster-up cluster-down demo test test-unit clean prometheus prometheus-down
 
 help:
 	@echo "make demo          local cluster + CRDs + operator + examples, then kubectl get aisre -A"
@@ -16,6 +16,7 @@ help:
 	@echo "make crds          regenerate crds/ and charts/aisre/crds/ from the models"
 	@echo "make bench         play the fault scenarios (SCENARIOS=scenarios) in detect and investigate mode into bench/results/"
 	@echo "make bench-detection  detection throughput (one core) and memory/latency from 500 to 5,000 pods"
+	@echo "make prometheus    Debian's Prometheus on loopback for the metrics agent (tests and bench start it themselves)"
 
 tools:
 	bash hack/tools.sh
@@ -43,6 +44,14 @@ cluster-up: tools
 
 cluster-down:
 	bash hack/cluster-down.sh
+
+# The metrics agent's Prometheus (docs/metrics.md). The cluster tests' session fixture and
+# `aisre bench` (for scenarios with metrics steps) start it themselves; this is for by hand.
+prometheus:
+	bash hack/prometheus.sh start
+
+prometheus-down:
+	bash hack/prometheus.sh stop
 
 demo: tools install
 	bash hack/demo.sh

@@ -31,6 +31,19 @@ class Bounds:
     findings_per_agent: int = 120
 
 
+@dataclass(frozen=True)
+class PrometheusSettings:
+    """Where the metrics agent reads series: the URL, optional auth, and a per-query timeout
+    (the operator's config fills this from AISRE_PROMETHEUS_*; None there: no metrics agent)."""
+
+    url: str
+    bearer_token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    verify_tls: bool = True
+    query_timeout_s: float = 5.0
+
+
 @dataclass
 class AgentContext:
     reader: ClusterReader
@@ -38,6 +51,7 @@ class AgentContext:
     window_start: dt.datetime
     now: dt.datetime
     bounds: Bounds = field(default_factory=Bounds)
+    prometheus: PrometheusSettings | None = None
 
 
 def parse_time(value: str | None) -> dt.datetime | None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from aisre.agents.base import PrometheusSettings
 
 from aisre.operator.detection.thresholds import Thresholds
 from aisre.llm.settings import LLMConfig
@@ -42,6 +45,7 @@ class OperatorConfig:
     max_verify_seconds: float | None = field(
         default_factory=lambda: float(os.environ["AISRE_MAX_VERIFY_SECONDS"]) if os.environ.get("AISRE_MAX_VERIFY_SECONDS") else None)
     llm: LLMConfig = field(default_factory=LLMConfig)  # no API key: the LLM is never used
+    prometheus: PrometheusSettings | None = None  # None: the metrics agent is not planned
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -62,4 +66,22 @@ class OperatorConfig:
             alertmanager_token_file=env.get("AISRE_ALERTMANAGER_TOKEN_FILE") or None,
             alertmanager_token_secret=env.get("AISRE_ALERTMANAGER_TOKEN_SECRET") or None,
             llm=LLMConfig.from_env(env),
+            prometheus=prometheus_from_env(env),
         )
+
+
+def prometheus_from_env(env: dict[str, str]) -> PrometheusSettings | None:
+    """AISRE_PROMETHEUS_URL (unset: no metrics agent); auth by AISRE_PROMETHEUS_BEARER_TOKEN_FILE
+    (e.g. a projected ServiceAccount token) or AISRE_PROMETHEUS_USERNAME / _PASSWORD;
+    AISRE_PROMETHEUS_INSECURE_SKIP_VERIFY=true; AISRE_PROMETHEUS_TIMEOUT seconds per query."""
+    url = (env.get("AISRE_PROMETHEUS_URL") or "").strip()
+    if not url:
+        return None
+    token_file = env.get("AISRE_PROMETHEUS_BEARER_TOKEN_FILE")
+    token = Path(token_file).read_text().strip() if token_file else None
+    return PrometheusSettings(
+        url=url.rstrip("/"), bearer_token=token, username=env.get("AISRE_PROMETHEUS_USERNAME") or None,
+        password=env.get("AISRE_PROMETHEUS_PASSWORD") or None,
+        verify_tls=env.get("AISRE_PROMETHEUS_INSECURE_SKIP_VERIFY", "").lower() not in ("1", "true", "yes"),
+        query_timeout_s=float(env.get("AISRE_PROMETHEUS_TIMEOUT", "5")),
+    )

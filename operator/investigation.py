@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aisre.agents import changes, events, logs, topology, workloads
-from aisre.agents.base import AgentContext
+from aisre.agents import changes, events, logs, metrics, topology, workloads
+from aisre.agents.base import AgentContext, PrometheusSettings
 from aisre.api.evidence import AgentResult, Finding
 from aisre.api.investigation import AgentStatus, HypothesisSource, InvestigationSpec
 from aisre.api.taxonomy import AgentName
@@ -42,6 +42,7 @@ AGENTS: dict[AgentName, Callable[[AgentContext], Awaitable[AgentResult]]] = {
     AgentName.LOGS: logs.gather,
     AgentName.CHANGES: changes.gather,
     AgentName.TOPOLOGY: topology.gather,
+    AgentName.METRICS: metrics.gather,
 }
 MAX_EVIDENCE = 60
 MAX_DATA_CHARS = 1500
@@ -118,7 +119,8 @@ def actions_of(hypotheses: list[RankedHypothesis], findings: list[Finding], name
     return [a.to_kube() for a in recommend(top.category, top.resource, namespace, findings, list(top.evidence_ids))]
 
 
-async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader, *,
+async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader,
+                      prometheus: PrometheusSettings | None = None, *,
                       llm: LLMService | None = None, spent_today: float = 0.0) -> Outcome:
     now = _now()
     clock = time.monotonic()
@@ -135,8 +137,9 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
         reason = "Forbidden" if error.status == 403 else "ClusterUnreachable"
         return Outcome(False, reason, f"cannot read the target: {error}", timeline=timeline)
 
-    planned, skipped = plan([a for a in spec.agents or []], scope)
-    context = AgentContext(reader=reader, scope=scope, window_start=_window_start(spec, now), now=now)
+    planned, skipped = plan([a for a in spec.agents or []], scope, metrics=prometheus is not None)
+    context = AgentContext(reader=reader, scope=scope, window_start=_window_start(spec, now), now=now,
+                           prometheus=prometheus)
     deadline = max(1.0, spec.deadline_seconds * 0.8)
     timeline.append({"time": _now(), "event": "Planned", "message": ", ".join(p.name.value for p in planned)
                      + (f"; skipped {', '.join(f'{k.value} ({v})' for k, v in skipped.items())}" if skipped else "")})

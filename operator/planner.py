@@ -13,7 +13,7 @@ from aisre.api.taxonomy import AgentName
 from aisre.kube.scope import Scope
 
 DEFAULT_AGENTS = (AgentName.WORKLOADS, AgentName.EVENTS, AgentName.LOGS, AgentName.CHANGES, AgentName.TOPOLOGY)
-NOT_AVAILABLE = {AgentName.METRICS: "the metrics agent is not available in this version"}
+NO_PROMETHEUS = "no Prometheus configured (AISRE_PROMETHEUS_URL)"
 
 
 @dataclass(frozen=True)
@@ -32,22 +32,24 @@ def _any_started(scope: Scope) -> bool:
     return False
 
 
-def plan(requested: list[str] | None, scope: Scope) -> tuple[list[PlannedAgent], dict[AgentName, str]]:
-    """The agents to run, and those left out with the reason why."""
+def plan(requested: list[str] | None, scope: Scope, *, metrics: bool = False) -> tuple[list[PlannedAgent], dict[AgentName, str]]:
+    """The agents to run, and those left out with the reason why. ``metrics``: a Prometheus
+    is configured, so the metrics agent can run (it is in the default plan only then)."""
     skipped: dict[AgentName, str] = {}
+    unavailable = {} if metrics else {AgentName.METRICS: NO_PROMETHEUS}
     if requested:
         chosen = [AgentName(name) for name in requested]
         why = "requested in spec.agents"
     else:
-        chosen = list(DEFAULT_AGENTS)
+        chosen = list(DEFAULT_AGENTS) + ([AgentName.METRICS] if metrics else [])
         why = "default plan"
         if not _any_started(scope):
             chosen.remove(AgentName.LOGS)
             skipped[AgentName.LOGS] = "no container in scope has started, so there are no logs"
     planned = []
     for name in chosen:
-        if name in NOT_AVAILABLE:
-            skipped[name] = NOT_AVAILABLE[name]
+        if name in unavailable:
+            skipped[name] = unavailable[name]
         else:
             planned.append(PlannedAgent(name, why))
     return planned, skipped

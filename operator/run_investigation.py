@@ -14,6 +14,7 @@ import httpx
 import kopf
 from pydantic import ValidationError
 
+from aisre.agents.base import PrometheusSettings
 from aisre.api.conditions import set_condition
 from aisre.api.investigation import Investigation, InvestigationState
 from aisre.api.meta import GROUP, VERSION, ConditionStatus
@@ -56,7 +57,8 @@ async def _spent_today(client: httpx.AsyncClient, namespace: str, name: str, llm
     return spent_today(items, dt.datetime.now(dt.UTC).date(), exclude=name)
 
 
-async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None = None) -> None:
+async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None = None,
+              prometheus: PrometheusSettings | None = None) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     generation = body["metadata"].get("generation")
     try:
@@ -72,7 +74,7 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm
     reader = ClusterReader(client)
     spent = await _spent_today(client, namespace, name, llm)
     try:
-        outcome = await asyncio.wait_for(investigate(spec, namespace, reader, llm=llm, spent_today=spent),
+        outcome = await asyncio.wait_for(investigate(spec, namespace, reader, prometheus, llm=llm, spent_today=spent),
                                          timeout=spec.deadline_seconds)
     except TimeoutError:
         outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")

@@ -111,4 +111,4 @@ async def on_incident_grown(body: kopf.Body, old: Any, new: Any, patch: kopf.Pat
 async def on_investigation(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     if already_done(body):
         return
-    await run_investigation(body, patch, memo.kube, getattr(memo, "llm", None))
+    await run_investigation(body, patch, memo.kube, getattr(memo, "llm", None), memo.config.prometheus)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             remediate=args.remediate,
             llm_url=args.llm_url,
             llm_json=args.llm_json,
+            prometheus_url=args.prometheus_url,
         )
     )
 
@@ -192,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--external-operator", action="store_true", help="an operator already runs; do not start one in-process")
     bench.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each Investigation to conclude (default 60)")
     bench.add_argument("--keep-namespaces", action="store_true", help="keep each scenario's namespace (and its simulated pods) for inspection")
+    bench.add_argument("--prometheus-url", default=os.environ.get("AISRE_PROMETHEUS_URL") or None,
+                       help="Prometheus for metrics steps and the metrics agent (default $AISRE_PROMETHEUS_URL; "
+                       "unset: hack/prometheus.sh starts one when a scenario has metrics steps)")
     bench.add_argument("--log-level", default="WARNING", help="log level of the in-process operator (default WARNING)")
     bench.add_argument("--llm-url", help="turn the LLM on for the in-process operator, against the Messages API at this "
                        "URL (the scripted fake: python tests/llm/fake_anthropic.py); accuracy of a real model is not measured")

@@ -117,8 +117,21 @@ def own_namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(kubeconfig: Path, crds: None) -> Iterator[OperatorThread]:
+def prometheus() -> str:
+    """The loopback Prometheus of hack/prometheus.sh (Debian's package; started if needed),
+    or the one named by AISRE_TEST_PROMETHEUS_URL."""
+    named = os.environ.get("AISRE_TEST_PROMETHEUS_URL")
+    if named:
+        return named
+    done = subprocess.run(["bash", str(REPO / "hack" / "prometheus.sh"), "start"], check=True, timeout=300,
+                          capture_output=True, text=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig: Path, crds: None, prometheus: str) -> Iterator[OperatorThread]:
     """The operator for Investigation tests: detection off (tests count their own objects),
     and away from the namespaces where other tests and bench runs have operators of their own."""
-    with OperatorThread(kubeconfig, free_port(), namespaces=(OWN_OPERATOR_NAMESPACES,), detection=False) as running:
+    with OperatorThread(kubeconfig, free_port(), namespaces=(OWN_OPERATOR_NAMESPACES,), detection=False,
+                        prometheus_url=prometheus) as running:
         yield running

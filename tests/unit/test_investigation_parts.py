@@ -39,7 +39,7 @@ def test_label_selector_semantics() -> None:
     assert not labels_match(None, labels)
 
 
-def test_plan_drops_logs_when_nothing_started_and_reports_metrics_unavailable() -> None:
+def test_plan_drops_logs_when_nothing_started_and_plans_metrics_only_with_prometheus() -> None:
     pending = Scope(namespace="ns", description="namespace", pods=[{"status": {"phase": "Pending"}}])
     planned, skipped = plan(None, pending)
     assert AgentName.LOGS not in {p.name for p in planned} and AgentName.LOGS in skipped
@@ -47,7 +47,11 @@ def test_plan_drops_logs_when_nothing_started_and_reports_metrics_unavailable() 
                     pods=[{"status": {"containerStatuses": [{"state": {"running": {}}}]}}])
     planned, skipped = plan(["workloads", "metrics"], running)
     assert [p.name for p in planned] == [AgentName.WORKLOADS]
-    assert "not available" in skipped[AgentName.METRICS]
+    assert "no Prometheus configured" in skipped[AgentName.METRICS]
+    planned, skipped = plan(None, running)
+    assert AgentName.METRICS not in {p.name for p in planned}
+    planned, skipped = plan(None, running, metrics=True)
+    assert AgentName.METRICS in {p.name for p in planned} and AgentName.METRICS not in skipped
 
 
 def test_recommendations_come_from_the_catalog() -> None:

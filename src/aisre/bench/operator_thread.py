@@ -28,8 +28,10 @@ class OperatorThread:
         namespaces: tuple[str, ...] = (),
         ready_timeout: float = 30,
         stop_timeout: float = 30,
+        prometheus_url: str | None = None,
         **config: Any,
     ) -> None:
+        self.prometheus_url = prometheus_url  # None: no metrics agent
         self.kubeconfig = Path(kubeconfig)
         self.http_port = http_port
         self.namespaces = namespaces  # names or Kopf globs; empty: cluster-wide
@@ -42,11 +44,12 @@ class OperatorThread:
         self.thread = threading.Thread(target=self._run, name="aisre-operator", daemon=True)
 
     def _run(self) -> None:
-        from aisre.operator.config import OperatorConfig
+        from aisre.operator.config import OperatorConfig, prometheus_from_env
         from aisre.operator.main import serve
 
+        prometheus = prometheus_from_env({"AISRE_PROMETHEUS_URL": self.prometheus_url or ""})
         config = OperatorConfig(http_port=self.http_port, kubeconfig=str(self.kubeconfig), namespaces=self.namespaces,
-                                **{k: v for k, v in self.config.items() if v is not None})
+                                prometheus=prometheus, **{k: v for k, v in self.config.items() if v is not None})
         try:
             asyncio.run(serve(config, stop=self.stop, ready=self.ready))
         except BaseException as error:  # reported by __enter__ / the caller, not swallowed

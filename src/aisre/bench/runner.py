@@ -17,7 +17,7 @@ from typing import TextIO
 
 from kubernetes.client.exceptions import ApiException
 
-from aisre.bench import cluster, kwok, remediate, report
+from aisre.bench import cluster, kwok, metrics, remediate, report
 from aisre.bench.interrupts import handle_signals, shielded
 from aisre.bench.detect import DetectOutcome, detect
 from aisre.bench.llm import llm_config, llm_report
@@ -46,6 +46,7 @@ class Options:
     remediate: str = "off"  # off | auto (bench/remediate.py)
     llm_url: str | None = None  # a Messages API (the tests' scripted fake) for the in-process operator
     llm_json: Path | None = None
+    prometheus_url: str | None = None  # None: started by hack/prometheus.sh if a scenario has metrics steps
 
 
 def _log(message: str, err: TextIO) -> None:
@@ -61,7 +62,7 @@ def _unplayable(item: LoadedScenario | LoadError, error: str) -> Result:
 
 
 @contextmanager
-def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
+def session(options: Options, err: TextIO, items: list[LoadedScenario | LoadError] | tuple = ()) -> Iterator[BenchContext]:
     """The cluster, its CRDs and the operator, for the whole run; afterwards the operator is
     stopped and the run waits (bounded) until its namespaces are gone."""
     if options.kubeconfig is not None:
@@ -74,7 +75,8 @@ def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
         kubeconfig = cluster.bring_up_local(checkout)
         state_dir = cluster.local_cluster_dir(checkout)
     kube = Kube(str(kubeconfig))
-    context = BenchContext(kube, cluster.run_id(), state_dir, keep_namespaces=options.keep_namespaces)
+    context = BenchContext(kube, cluster.run_id(), state_dir, keep_namespaces=options.keep_namespaces,
+                           prometheus_url=prometheus_for(options, items, err))
     with ExitStack() as stack:
         stack.callback(kube.close)
         leftovers = cluster.sweep_dead_runs(kube, context.log_root) + recover(kube, context.journal_dir, cluster.run_alive)
@@ -90,7 +92,8 @@ def session(options: Options, err: TextIO) -> Iterator[BenchContext]:
             stack.enter_context(OperatorThread(
                 kubeconfig, free_port(), namespaces=(context.namespace_pattern,), detection=detection,
                 operator_namespace=context.operator_namespace, thresholds=Thresholds.compressed(),
-                llm=llm_config(options.llm_url) if options.llm_url else None))
+                llm=llm_config(options.llm_url) if options.llm_url else None,
+                prometheus_url=context.prometheus_url))
             _log(f"operator running in-process for namespaces {context.namespace_pattern}"
                  f"{' with detection' if detection else ''}", err)
         try:
@@ -122,6 +125,23 @@ def _delete_namespace(kube: Kube, name: str) -> None:
     except ApiException as error:
         if error.status != 404:
             raise
+
+
+def prometheus_for(options: Options, items: list[LoadedScenario | LoadError] | tuple, err: TextIO) -> str | None:
+    """The Prometheus of this run: the one given, else the local one when a scenario needs it."""
+    if options.prometheus_url:
+        return options.prometheus_url
+    if not any(isinstance(i, LoadedScenario) and metrics.has_metrics(i.scenario) for i in items):
+        return None
+    checkout = cluster.find_checkout()
+    if checkout is None:
+        raise cluster.ClusterError("scenarios have metrics steps: pass --prometheus-url (no hack/prometheus.sh here)")
+    try:
+        url = metrics.bring_up_prometheus(checkout)
+    except metrics.RemoteWriteError as error:
+        raise cluster.ClusterError(str(error)) from error
+    _log(f"Prometheus for metrics steps at {url}", err)
+    return url
 
 
 def _wait_namespaces_gone(kube: Kube, run_id: str, err: TextIO) -> None:
@@ -199,7 +219,7 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
     started = time.monotonic()
     with handle_signals():
         try:
-            with session(options, err) as context:
+            with session(options, err, items) as context:
                 for number, item in enumerate(items, 1):
                     if isinstance(item, LoadError):
                         results.append(_unplayable(item, item.error))

@@ -199,7 +199,7 @@ class FaultStep(_Model):
     delete: ObjectRef | None = None
     runtime: RuntimeStep | None = None
     node: NodeStep | None = None
-    # Series for Prometheus; not supported by the runner yet (reported as an error).
+    # Series for Prometheus, validated and played by aisre.bench.metrics (docs/metrics.md).
     metrics: list[dict[str, Any]] | None = None
     wait: Seconds | None = None
 

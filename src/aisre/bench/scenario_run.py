@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from aisre.bench import kwok
+from aisre.bench import kwok, metrics
 from aisre.bench.interrupts import shielded
 from aisre.bench.kube import BenchKubeError, Kube, ObjectKey, Stream, api_error
 from aisre.bench.loader import LoadedScenario
@@ -100,6 +100,7 @@ class BenchContext:
     keep_namespaces: bool = False
     token: str = field(default_factory=run_token)  # the namespaces' suffix
     operator_namespace: str = "aisre-system"  # the operator's own (node-level Incidents)
+    prometheus_url: str | None = None  # where metrics steps are written (and the agent reads)
 
     @property
     def namespace_pattern(self) -> str:
@@ -252,7 +253,9 @@ class ScenarioRun:
                 nodes = choose_nodes(step.node, self.kube.pods(self.namespace), all_nodes)
                 self.nodes.apply(index, step.node, nodes)
             elif step.metrics is not None:
-                self.problems.append("unsupported: metrics step")
+                written = metrics.write_step(self.context.prometheus_url, step.metrics, self.namespace,
+                                             self.kube.pods(self.namespace), time.time())
+                self.timings["metrics_samples"] = self.timings.get("metrics_samples", 0) + written
             elif step.wait is not None:
                 time.sleep(step.wait)  # the scenario asks for time to pass, nothing to watch
         except (BenchKubeError, ScenarioError, ValueError, RuntimeError) as error:

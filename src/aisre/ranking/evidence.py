@@ -12,6 +12,8 @@ IMPACT_KINDS = {
     "ContainerWaiting", "ContainerNotReady", "PodUnschedulable", "PodEvicted", "PodFailed",
     "WorkloadUnavailable", "WorkloadScaledToZero", "ReplicaFailure", "RolloutStalled", "JobFailed",
     "InitContainerRunning",
+    # The metrics agent's findings hold only while the anomaly lasts (its recent window).
+    "CPUSaturated", "CPUThrottled", "MemoryNearLimit", "MemoryGrowing", "ErrorRateHigh", "LatencyHigh",
 }
 
 

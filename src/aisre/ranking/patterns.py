@@ -447,3 +447,86 @@ def network_policies(ix: EvidenceIndex) -> Iterable[Candidate]:
             yield Candidate(C.NETWORK_POLICY_BLOCK, finding.data["policy"], 0.85,
                             f"{finding.data['policy']} cuts {', '.join(sorted(set(hurting))[:3])} off from "
                             f"{', '.join(sorted({b['server'] for b in blocked})[:3])}", _ids([finding]), "network_policies")
+
+
+# --- metric-only faults (the metrics agent's findings) ---------------------------------------
+ONSET_TOLERANCE_S = 60.0  # anomalies this close together started "at the same time"
+
+
+def _onset(findings: Iterable[Finding]) -> float | None:
+    times = [f.time.timestamp() for f in findings if f.time is not None]
+    return min(times) if times else None
+
+
+@pattern
+def cpu_saturation(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for owner in sorted({f.data["owner"] for f in ix.kind("CPUSaturated", "CPUThrottled")}):
+        saturated, throttled = ix.of(owner, "CPUSaturated"), ix.of(owner, "CPUThrottled")
+        follow = ix.of(owner, "LatencyHigh", "ErrorRateHigh")
+        score = (0.86 if saturated and throttled else 0.82) + (0.04 if follow else 0.0)
+        yield Candidate(C.CPU_SATURATION, owner, score, f"{owner} runs at its CPU limit"
+                        + (" and is throttled" if throttled else "") + ("; latency/errors follow" if follow else ""),
+                        _ids(saturated, throttled, follow), "cpu_saturation")
+
+
+@pattern
+def memory_metrics(ix: EvidenceIndex) -> Iterable[Candidate]:
+    for owner in sorted({f.data["owner"] for f in ix.kind("MemoryGrowing", "MemoryNearLimit")}):
+        growing, near = ix.of(owner, "MemoryGrowing"), ix.of(owner, "MemoryNearLimit")
+        oom = [f for f in ix.of(owner, "ContainerTerminated") if f.data.get("reason") == "OOMKilled"]
+        resized = bool(ix.changed_fields(owner) & {"resources"})
+        if growing and not resized:
+            yield Candidate(C.MEMORY_LEAK, owner, 0.88 + (0.04 if near or oom else 0.0),
+                            f"{owner}'s working set climbs steadily without a change"
+                            + (" and is near its limit" if near else ""), _ids(growing, near, oom), "memory_metrics")
+            if near:
+                yield Candidate(C.MEMORY_LIMIT_TOO_LOW, owner, 0.6, f"{owner}'s working set is near its memory limit",
+                                _ids(near), "memory_metrics")
+        elif near:
+            yield Candidate(C.MEMORY_LIMIT_TOO_LOW, owner, 0.86 + (0.04 if resized or oom else 0.0),
+                            f"{owner}'s working set sits at its memory limit"
+                            + (" since the rollout changed resources" if resized else ""),
+                            _ids(near, oom, [ix.template_change(owner)] if resized else []), "memory_metrics")
+            yield Candidate(C.MEMORY_LEAK, owner, 0.4, f"{owner}'s memory may be growing", _ids(near), "memory_metrics")
+
+
+def _callees(ix: EvidenceIndex, owner: str) -> list[tuple[str, str]]:
+    """(workload, Service) pairs the owner depends on, through the Services it names."""
+    routes = ix.edges("routesTo")
+    return [(server, service) for src, service, _ in ix.edges("dependsOn") if src == owner
+            for svc, server, _ in routes if svc == service and server != owner]
+
+
+@pattern
+def red_anomalies(ix: EvidenceIndex) -> Iterable[Candidate]:
+    """Error-rate and latency rises: at the dependency where they started first, after a
+    rollout of the workload's own code, or (weakly) in the workload itself."""
+    red = ("ErrorRateHigh", "LatencyHigh")
+    anomalous = {f.data["owner"] for f in ix.kind(*red, "CPUSaturated", "MemoryNearLimit", "MemoryGrowing")}
+    for owner in sorted({f.data["owner"] for f in ix.kind(*red)}):
+        own = ix.of(owner, *red)
+        began = _onset(own)
+        origins = []
+        for server, service in _callees(ix, owner):
+            if server not in anomalous:
+                continue
+            server_began = _onset(ix.of(server, *red, "CPUSaturated", "MemoryNearLimit", "MemoryGrowing"))
+            if began is None or server_began is None or server_began <= began + ONSET_TOLERANCE_S:
+                origins.append((server, service, ix.of(server)))
+        for server, service, evidence in origins:
+            yield Candidate(C.DEPENDENCY_FAILURE, server, 0.86, f"{owner}'s errors/latency follow {server} (behind "
+                            f"{service}), whose own anomaly started first", _ids(own, [f for f in evidence if f.kind in
+                            red + ("CPUSaturated", "MemoryNearLimit", "MemoryGrowing")]), "red_anomalies")
+            yield Candidate(C.DEPENDENCY_FAILURE, service, 0.6, f"{service}'s backend degrades {owner}", _ids(own), "red_anomalies")
+        if origins:
+            continue
+        errors = ix.of(owner, "ErrorRateHigh")
+        change = ix.template_change(owner)
+        if "image" in ix.changed_fields(owner):  # the new code is slower or fails more
+            yield Candidate(C.APPLICATION_ERROR, owner, 0.88 if errors else 0.8, f"{owner}'s "
+                            + ("error rate" if errors else "latency") + " rose after the rollout of a new image",
+                            _ids(errors, [change], ix.of(owner, "LatencyHigh")), "red_anomalies")
+        elif not ix.of(owner, "CPUSaturated", "CPUThrottled"):
+            yield Candidate(C.APPLICATION_ERROR, owner, 0.5 if errors else 0.4, f"{owner}'s "
+                            + ("error rate" if errors else "latency") + " rose with no change or dependency to explain it",
+                            _ids(own), "red_anomalies")
