@@ -15,8 +15,11 @@ from aisre.api.meta import ResourceRef
 from aisre.api.taxonomy import ActionType
 from aisre.api.taxonomy import RootCauseCategory as C
 
+# A rollout that introduced the fault is undone; for requests or placement no node can
+# satisfy, that is the rollout that asked for them.
 ROLLBACK_CATEGORIES = {C.BAD_IMAGE, C.APPLICATION_ERROR, C.BAD_COMMAND, C.IMAGE_ARCH_MISMATCH,
-                       C.LIVENESS_PROBE_FAILURE, C.READINESS_PROBE_FAILURE, C.BAD_CONFIG_CHANGE, C.MEMORY_LIMIT_TOO_LOW}
+                       C.LIVENESS_PROBE_FAILURE, C.READINESS_PROBE_FAILURE, C.BAD_CONFIG_CHANGE, C.MEMORY_LIMIT_TOO_LOW,
+                       C.INSUFFICIENT_RESOURCES, C.SCHEDULING_CONSTRAINT}
 ROLLOUT_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 
 

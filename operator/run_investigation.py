@@ -108,6 +108,11 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm
     patch.status.update(status)
     if spec.incident_ref is not None:
         try:
+            # The result first (Kopf writes the same patch again when the handler returns):
+            # whoever the Incident's new root cause wakes (remediation) reads the
+            # recommendations from this Investigation at once.
+            await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations/{name}/status",
+                               json={"status": status}, headers={"Content-Type": "application/merge-patch+json"})
             await mirror_root_cause(client, namespace, spec.incident_ref.name, name, status)
         except httpx.HTTPError:
             pass  # the Incident shows the link on the next resume; the Investigation holds the result
