@@ -136,6 +136,7 @@ class Detector:
         self.tracked: dict[str, Tracked] = {}  # by fingerprint
         self.opened_at: dict[str, deque[dt.datetime]] = {}  # per namespace, for storm control
         self.signals_seen = 0
+        self.node_seen: dict[str, dt.datetime] = {}  # nodes with trouble, last seen when
         self.muted: dict[str, dt.datetime] = {}  # namespaces where Incidents cannot be written, until when
 
     # --- input ---------------------------------------------------------------------------
@@ -213,8 +214,15 @@ class Detector:
         return due + list(self.alerts.values())
 
     def decide(self, now: dt.datetime) -> list[Operation]:
-        self.index.unwell_nodes = {s.object.name for signals in self.active.values() for s in signals
-                                   if s.source == SignalSource.NODE}
+        # A node counts as unwell while it shows trouble and a little after (3 × settle): a
+        # node status that flickers between two reports must not split one Incident in two.
+        for signals in self.active.values():
+            for s in signals:
+                if s.source == SignalSource.NODE:
+                    self.node_seen[s.object.name] = now
+        linger = 3 * self.th.settle
+        self.node_seen = {n: t for n, t in self.node_seen.items() if (now - t).total_seconds() <= linger}
+        self.index.unwell_nodes = set(self.node_seen)
         groups: dict[Root, list[Signal]] = {}
         for signal in self.due_signals(now):
             groups.setdefault(root_of(signal, self.index), []).append(signal)

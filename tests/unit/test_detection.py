@@ -319,12 +319,29 @@ def test_a_node_that_recovered_no_longer_absorbs_what_happens_on_it(world) -> No
     pipeline.handle("Node", "MODIFIED", node("node-a"))  # restored
     pipeline.handle("Pod", "MODIFIED", pod("web-0", "web"))
     decide(detector, 2)
-    # Later, an unrelated crash loop of a pod on the same node is the app's own incident.
+    # Later (past the short linger), an unrelated crash loop of a pod on the same node is the app's own incident.
     pipeline.handle("Pod", "ADDED", pod("db-0", "db", waiting="CrashLoopBackOff", restarts=5))
-    decide(detector, 3)
-    ops = decide(detector, 4.5)
+    decide(detector, 5)
+    ops = decide(detector, 6.5)
     assert [o.tracked.root.display for o in ops if isinstance(o, Open)] == ["Deployment/db"]
     assert any(isinstance(o, Resolve) and o.tracked is opened.tracked for o in decide(detector, 13))
+
+
+def test_a_node_status_that_flickers_does_not_split_the_incident(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Node", "MODIFIED", node("node-a", ready="False", since=at(-60)))
+    pipeline.handle("Pod", "ADDED", pod("db-0", "db", ready=False, ready_since=at(-300)))
+    decide(detector, 0)
+    [opened] = decide(detector, 1.5)
+    pipeline.handle("Node", "MODIFIED", node("node-a"))  # one report says Ready...
+    web = pod("web-0", "web", ready=False, ready_since=at(-300))
+    web["spec"]["nodeName"] = "node-b"  # a client of db elsewhere
+    pipeline.handle("Pod", "ADDED", web)
+    ops = decide(detector, 2)
+    pipeline.handle("Node", "MODIFIED", node("node-a", ready="False", since=at(-60)))  # ...the next does not
+    ops += decide(detector, 3.5)
+    assert not [o for o in ops if isinstance(o, Open)]
+    assert "shop/Deployment/web" in opened.tracked.members
 
 
 def test_an_incident_investigates_its_namespace_or_its_node_and_again_when_it_grows() -> None:
