@@ -22,6 +22,7 @@ from aisre.operator.detection.detector import Detector, Open, Operation, Resolve
 from aisre.operator.detection.pipeline import Pipeline
 from aisre.operator.detection.thresholds import Thresholds
 from aisre.operator.detection.watch import WatchSpec, watch_forever
+from aisre.operator.investigation import rfc3339
 from aisre.operator.metrics import INCIDENTS
 from aisre.report import render_incident
 
@@ -195,4 +196,4 @@ class DetectionService:
         if ref:
             got = await self.client.get(f"{base}/investigations/{ref}")
             investigation = got.json() if got.status_code == 200 else None
-        return render_incident(incident, investigation, resolved_at=store.rfc3339(now))
+        return render_incident(incident, investigation, resolved_at=rfc3339(now))

@@ -16,21 +16,19 @@ from typing import Any
 import httpx
 import structlog
 
+from aisre.agents.base import parse_time
 from aisre.api.incident import IncidentSource
 from aisre.api.meta import GROUP, VERSION, ResourceRef
 from aisre.api.taxonomy import Severity
 from aisre.operator.detection.correlate import Root
 from aisre.operator.detection.detector import ReasonCount, Tracked
+from aisre.operator.investigation import rfc3339
 
 log = structlog.get_logger("aisre.detection")
 
 FINGERPRINT_LABEL = f"{GROUP}/fingerprint"
 KEYS_ANNOTATION = f"{GROUP}/signal-keys"
 ROOT_ANNOTATION = f"{GROUP}/root"
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _path(namespace: str, name: str | None = None, status: bool = False) -> str:
@@ -109,10 +107,7 @@ async def resolve(client: httpx.AsyncClient, t: Tracked, now: dt.datetime, repor
 
 
 def _parse(value: str | None) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat((value or "").replace("Z", "+00:00"))
-    except ValueError:
-        return dt.datetime.now(dt.UTC)
+    return parse_time(value) or dt.datetime.now(dt.UTC)
 
 
 def tracked_from(incident: dict[str, Any], now: dt.datetime) -> Tracked | None:
