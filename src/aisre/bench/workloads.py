@@ -74,7 +74,24 @@ def wait_available(kube: Kube, namespace: str, kinds: set[str], timeout: float) 
             if listed and all(available(o) for o in seen.values()):
                 stream.stop()
                 break
-        not_ready = [describe(o) for o in seen.values() if not available(o)]
-        if not_ready:
-            return not_ready
+        if not all(available(o) for o in seen.values()):
+            # The watch's view can lag; a fresh list is the authority before failing.
+            listed_now = Kube.raw(lists[kind], namespace=namespace)["items"]
+            not_ready = [describe({**o, "kind": kind}) for o in listed_now if not available({**o, "kind": kind})]
+            if not_ready:
+                return not_ready + unready_pods(kube, namespace)
     return []
+
+
+def unready_pods(kube: Kube, namespace: str, limit: int = 3) -> list[str]:
+    """Why pods are not ready (phase, node, the False conditions' reasons), for the error
+    that says a baseline never became healthy."""
+    out = []
+    for pod in kube.pods(namespace):
+        status = pod.get("status") or {}
+        false = [f"{c['type']}={c.get('reason') or 'False'}" for c in status.get("conditions") or []
+                 if c.get("status") != "True"]
+        if false or status.get("phase") != "Running":
+            node = (pod.get("spec") or {}).get("nodeName") or "-"
+            out.append(f"pod/{pod['metadata']['name']} {status.get('phase')} on {node} {' '.join(false)}".rstrip())
+    return out[:limit]
