@@ -175,6 +175,7 @@ class RuntimeSimulator:
             except ApiException as error:
                 if error.status != 404:
                     problems.append(f"delete Stage {name}: {api_error(error)}")
+        self._stages = []  # gone: a kept namespace has no Stages left to mark
         shutil.rmtree(self.log_dir, ignore_errors=True)
         return problems
 
