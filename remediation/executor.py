@@ -22,8 +22,8 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import httpx
 from pydantic import ValidationError
@@ -76,6 +76,16 @@ def is_settled(entry: JournalEntry) -> bool:
         FINAL_RESULTS | {ActionResult.SKIPPED.value})
 
 
+class Claimed(NamedTuple):
+    """An action journaled as Running by this operator: what carrying it out needs."""
+
+    incident: dict[str, Any]
+    entry: JournalEntry
+    action: RecommendedAction
+    plan: Plan
+    policy: RemediationPolicySpec | None
+
+
 @dataclass
 class Remediator:
     client: httpx.AsyncClient  # the operator's identity: reads, the journal, Events
@@ -83,6 +93,10 @@ class Remediator:
     instance: str = "aisre"
     on_result: Callable[[str, str, str], None] | None = None  # (action, decision, result)
     max_verify_seconds: float | None = None
+    # Deciding reads every journal (rate, concurrency, cooldown) and the claim writes one:
+    # one decision at a time, so two Incidents handled at once cannot both see room for one
+    # more action. The change itself and its verification run outside it.
+    _deciding: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     # ------------------------------------------------------------------ journal
 
@@ -175,14 +189,22 @@ class Remediator:
             await self._one(namespace, name, action)
 
     async def _one(self, namespace: str, name: str, action: RecommendedAction) -> None:
+        async with self._deciding:
+            claimed = await self._decide(namespace, name, action)
+        if claimed is not None:
+            await self._run(claimed)
+
+    async def _decide(self, namespace: str, name: str, action: RecommendedAction) -> Claimed | None:
+        """Decides one action and journals the decision; for an execution, claims it and
+        returns what ``_run`` needs."""
         incident = await kubeapi.get(self.client, self._incident_path(namespace, name))
         journal = {e["id"]: e for e in (incident.get("status") or {}).get("remediations") or []}
         existing = JournalEntry.model_validate(journal[action.id]) if action.id in journal else None
         if existing and existing.result == ActionResult.RUNNING.value:
             await self._recover(incident, action, existing)
-            return
+            return None
         if existing and is_settled(existing):
-            return
+            return None
         approvals = {a.get("actionId"): a.get("approvedBy") for a in (incident.get("spec") or {}).get("approvals") or []}
         state, target = await inputs.target_state(self.client, action)
         chosen = pick_policy(await inputs.policies(self.client, namespace), action, namespace, state)
@@ -199,21 +221,22 @@ class Remediator:
                 entry = entry.model_copy(update={"decision": Decision.DENIED, "reason": error[:1024]})
             elif verdict.decision == Decision.DRY_RUN.value:
                 await self._dry_run(incident, entry, plan, target)
-                return
+                return None
             else:
                 policy = chosen[1] if chosen else None
-                await self._execute(incident, entry, action, plan, policy, sum(
+                claimed = await self._claim(incident, entry, plan, sum(
                     1 for h in history if h.policy == entry.policy and now - h.started_at < dt.timedelta(hours=1)))
-                return
+                return None if claimed is None or plan is None else Claimed(incident, claimed, action, plan, policy)
         if verdict.decision == Decision.AWAITING_APPROVAL.value:
             entry = entry.model_copy(update={"result": ActionResult.PENDING})
         if existing and existing.decision == entry.decision and existing.reason.split(":")[0] == entry.reason.split(":")[0]:
-            return  # nothing new to say (and no write, so no event storm)
+            return None  # nothing new to say (and no write, so no event storm)
         await self._write(namespace, name, entry)
         self._count(entry)
         await self._policy_status(entry.policy, entry)
         kind = "Warning" if entry.decision == Decision.DENIED.value else "Normal"
         await self._event(incident, entry, kind, f"Remediation{entry.decision}", f"{entry.type} {_target_text(entry)}: {entry.reason}")
+        return None
 
     async def _plan(self, action: RecommendedAction, target: dict[str, Any], incident: dict[str, Any],
                     now: dt.datetime) -> tuple[Plan | None, Any, str | None]:
@@ -253,8 +276,9 @@ class Remediator:
         await self._policy_status(entry.policy, entry)
         await self._event(incident, entry, "Normal", "RemediationDryRun", f"{entry.type} {_target_text(entry)}: {result.value}")
 
-    async def _execute(self, incident: dict[str, Any], entry: JournalEntry, action: RecommendedAction,
-                       plan: Plan | None, policy: RemediationPolicySpec | None, executed: int) -> None:
+    async def _claim(self, incident: dict[str, Any], entry: JournalEntry, plan: Plan | None,
+                     executed: int) -> JournalEntry | None:
+        """Journals the action as Running; None when another writer holds it."""
         assert plan is not None
         meta = incident["metadata"]
         started = inputs.now()
@@ -262,10 +286,15 @@ class Remediator:
                                          "undo": json.dumps(plan.undo) if plan.undo is not None else None,
                                          "detail": plan.summary[:2048]})
         if not await self._write(meta["namespace"], meta["name"], entry, claim=True, state=IncidentState.REMEDIATING.value):
-            return  # someone else holds it; their journal entry is the record
+            return None  # someone else holds it; their journal entry is the record
         await self._policy_status(entry.policy, entry, executed + 1)
         await self._event(incident, entry, "Normal", "RemediationStarted",
                           f"{entry.type} {_target_text(entry)} ({entry.reason}): {plan.summary}")
+        return entry
+
+    async def _run(self, claimed: Claimed) -> None:
+        """The claimed change, its verification and its result."""
+        incident, entry, action, plan, policy = claimed
         await _pause(PAUSE_AFTER_CLAIM)
         try:
             await apply(self.executor, plan, dry_run=False)

@@ -6,6 +6,7 @@ wiring and the crash test are in test_remediation_operator.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -175,6 +176,26 @@ async def test_verification_failure_reverts(kubectl, namespace, remediator) -> N
     entry = journal(kubectl, namespace, "inc")["scale-1"]
     assert entry["result"] == "Reverted" and "VerificationFailed" in entry["detail"], entry
     assert get(kubectl, "deployment", "web", namespace)["spec"]["replicas"] == 1
+
+
+async def test_two_incidents_at_once_respect_max_concurrent(kubectl, namespace, remediator, monkeypatch) -> None:
+    """Two Incidents remediated at the same moment under a policy allowing one action at a
+    time: one executes, the other is refused TooManyConcurrent (decisions are serialised
+    with the claim, so both cannot see room for one more)."""
+    healthy_deployment(kubectl, namespace, "web")
+    healthy_deployment(kubectl, namespace, "api")
+    policy(kubectl, namespace, actions=AUTO,
+           limits={"actionsPerHour": 100, "maxConcurrent": 1, "cooldown": "1s", "minHealthyPercent": 0})
+    detected(kubectl, namespace, "inc-web", {"kind": "Deployment", "name": "web"},
+             [action("restart-web", "rolloutRestart", "Deployment", "web")])
+    detected(kubectl, namespace, "inc-api", {"kind": "Deployment", "name": "api"},
+             [action("restart-api", "rolloutRestart", "Deployment", "api")])
+    monkeypatch.setenv("AISRE_TEST_PAUSE_AFTER_CLAIM", "2")  # the first stays Running a while
+    await asyncio.gather(remediator.remediate(namespace, "inc-web"), remediator.remediate(namespace, "inc-api"))
+    entries = [journal(kubectl, namespace, "inc-web")["restart-web"], journal(kubectl, namespace, "inc-api")["restart-api"]]
+    decisions = sorted((e["decision"], e["reason"].split(":")[0]) for e in entries)
+    assert decisions == [("Denied", "TooManyConcurrent"), ("Execute", decisions[1][1])], entries
+    assert [e["result"] for e in entries if e["decision"] == "Execute"] == ["Succeeded"], entries
 
 
 async def test_refusals_are_recorded(kubectl, namespace, remediator) -> None:
