@@ -93,11 +93,11 @@ _TARGETS = (
 )
 TARGET_KINDS: dict[str, TargetKind] = {}
 for _aliases, _target in _TARGETS:
-    group = _target.api_version.rpartition("/")[0]
+    _group = _target.api_version.rpartition("/")[0]
     for _alias in _aliases:
         TARGET_KINDS[_alias] = _target
-        if group:
-            TARGET_KINDS[f"{_alias}.{group}"] = _target
+        if _group:
+            TARGET_KINDS[f"{_alias}.{_group}"] = _target
     TARGET_KINDS[_target.kind.lower()] = _target
 
 
@@ -216,7 +216,7 @@ def wait_investigation(cluster: Cluster, namespace: str, name: str, timeout: flo
             for event in watch.stream(cluster.custom.list_namespaced_custom_object, GROUP, VERSION, namespace,
                                       "investigations", field_selector=f"metadata.name={name}",
                                       resource_version=obj["metadata"]["resourceVersion"],
-                                      timeout_seconds=max(1, int(left))):
+                                      timeout_seconds=max(1, int(left)), _request_timeout=left + 10):
                 if event["type"] in ("ADDED", "MODIFIED"):
                     obj = event["object"]
                     if state_of(obj) in TERMINAL_STATES:

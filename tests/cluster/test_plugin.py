@@ -123,3 +123,7 @@ def test_approve_records_the_current_user(kubectl, kubeconfig, ns) -> None:
     approvals = json.loads(kubectl("get", "incident", "inc", "-n", ns, "-o", "json").stdout)["spec"]["approvals"]
     assert [(a["actionId"], a["comment"]) for a in approvals] == [("scale-1", "ok")]
     assert out.stdout.strip() == f"incident.aisre.dev/inc action scale-1 approved by {approvals[0]['approvedBy']}"
+    # explain follows an Incident to its Investigation; this one was told not to start any.
+    out = via_kubectl("explain", "incident/inc", "-n", ns, kubeconfig=kubeconfig)
+    assert out.returncode == 1
+    assert out.stderr.strip() == 'Error from server (NotFound): incident "inc" has no Investigation yet'
