@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help tools venv install crds cluster-up cluster-down demo test test-unit clean prometheus prometheus-down
+.PHONY: help tools venv install crds docs cluster-up cluster-down demo test test-unit clean prometheus prometheus-down
 
 help:
 	@echo "make demo          local cluster + CRDs + operator + examples, then kubectl get aisre -A"
@@ -14,6 +14,7 @@ help:
 	@echo "make tools         build the pinned control-plane binaries (cached in ~/.cache/aisre/tools)"
 	@echo "make cluster-up    start the local cluster (.cluster/kubeconfig); make cluster-down removes it"
 	@echo "make crds          regenerate crds/ and charts/aisre/crds/ from the models"
+	@echo "make docs          regenerate docs/crd-reference.md from the models"
 	@echo "make bench         play the fault scenarios (SCENARIOS=scenarios) in detect and investigate mode into bench/results/"
 	@echo "make bench-detection  detection throughput (one core) and memory/latency from 500 to 5,000 pods"
 	@echo "make prometheus    Debian's Prometheus on loopback for the metrics agent (tests and bench start it themselves)"
@@ -38,6 +39,9 @@ install: venv
 
 crds: install
 	$(BIN)/aisre crds -o crds -o charts/aisre/crds
+
+docs: install
+	$(BIN)/aisre docs -o docs/crd-reference.md
 
 cluster-up: tools
 	bash hack/cluster-up.sh

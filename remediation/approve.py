@@ -31,9 +31,10 @@ def approval_patch(action_id: str, user: str, comment: str = "") -> dict[str, An
     return entry
 
 
-def approve(kubeconfig: str | None, namespace: str, incident: str, action_id: str, comment: str = "") -> str:
-    """Append the approval; returns the approver's name. Raises ApiException when refused."""
-    api_client = kubernetes.config.new_client_from_config(config_file=kubeconfig)
+def approve(api_client: kubernetes.client.ApiClient, namespace: str, incident: str, action_id: str,
+            comment: str = "") -> str:
+    """Append the approval as the client's user; returns the approver's name. Raises
+    ApiException when refused."""
     user = whoami(api_client)
     api = kubernetes.client.CustomObjectsApi(api_client)
     current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", incident)

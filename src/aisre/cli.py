@@ -2,6 +2,7 @@
 
     aisre run        start the operator against the current kubeconfig
     aisre crds       write the CRDs generated from the models (or --check for drift)
+    aisre docs       write the CRD reference generated from the models (or --check for drift)
     aisre report     print a Markdown report of an Investigation or an Incident
     aisre approve    approve a recommended action of an Incident, as the current user
     aisre bench      run fault scenarios on a cluster and score the operator's conclusions
@@ -43,27 +44,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_or_check(files: dict[Path, str], check: bool, command: str) -> int:
+    """Write generated files that changed; with ``check``, only say which are stale."""
+    stale: list[str] = []
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.read_text() == text:
+            continue
+        if check:
+            stale.append(str(path))
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print(f"generated files differ from the models (run `{command}`):", *stale, sep="\n  ", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_crds(args: argparse.Namespace) -> int:
     from aisre.api.crd import render_crds
 
     rendered = render_crds()
-    stale: list[str] = []
-    for out_dir in args.output_dir or [Path("crds")]:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in rendered.items():
-            path = out_dir / name
-            current = path.read_text() if path.exists() else None
-            if current == text:
-                continue
-            if args.check:
-                stale.append(str(path))
-            else:
-                path.write_text(text)
-                print(f"wrote {path}")
-    if stale:
-        print("CRDs differ from the models (run `aisre crds`):", *stale, sep="\n  ", file=sys.stderr)
-        return 1
-    return 0
+    files = {out_dir / name: text for out_dir in args.output_dir or [Path("crds")] for name, text in rendered.items()}
+    return _write_or_check(files, args.check, "aisre crds")
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from aisre.api.docs import render_crd_reference
+
+    return _write_or_check({args.output: render_crd_reference()}, args.check, "make docs")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -95,57 +105,38 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import kubernetes
 
-    from aisre.api.meta import GROUP, VERSION
-    from aisre.report import render_incident, render_investigation
+    from aisre import console
 
-    kind, _, name = args.object.partition("/")
-    plurals = {"investigation": "investigations", "investigations": "investigations", "inv": "investigations",
-               "incident": "incidents", "incidents": "incidents", "inc": "incidents"}
-    if kind.lower() not in plurals or not name:
-        print(f"aisre report: expected investigation/NAME or incident/NAME, got {args.object!r}", file=sys.stderr)
-        return 2
-    client = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
-    namespace = args.namespace or kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)[1]["context"].get(
-        "namespace", "default")
-    api = kubernetes.client.CustomObjectsApi(client)
-    plural = plurals[kind.lower()]
     try:
-        obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        plural, name = console.aisre_ref(args.object)
+    except console.UsageError as error:
+        print(f"aisre report: {error}", file=sys.stderr)
+        return 2
+    cluster = console.connect(args.kubeconfig)
+    namespace = args.namespace or cluster.namespace
+    try:
+        _, text = console.report(cluster, namespace, plural, name)
     except kubernetes.client.ApiException as error:
         print(f"aisre report: {args.object} in {namespace}: {error.reason} ({error.status})", file=sys.stderr)
         return 1
-    if plural == "investigations":
-        print(render_investigation(obj), end="")
-        return 0
-    # A resolved Incident keeps its post-incident report; an open one is rendered as it stands.
-    status = obj.get("status") or {}
-    if status.get("report"):
-        print(status["report"], end="")
-        return 0
-    investigation = None
-    ref = (status.get("investigationRef") or {}).get("name")
-    if ref:
-        try:
-            investigation = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", ref)
-        except kubernetes.client.ApiException:
-            investigation = None
-    print(render_incident(obj, investigation), end="")
+    print(text, end="")
     return 0
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
     import kubernetes
 
+    from aisre import console
     from aisre.remediation.approve import approve
 
-    kind, _, name = args.object.partition("/")
-    if kind.lower() not in ("incident", "incidents", "inc") or not name:
-        print(f"aisre approve: expected incident/NAME, got {args.object!r}", file=sys.stderr)
-        return 2
-    namespace = args.namespace or kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)[1]["context"].get(
-        "namespace", "default")
     try:
-        user = approve(args.kubeconfig, namespace, name, args.action_id, args.comment or "")
+        _, name = console.aisre_ref(args.object, ("incidents",))
+    except console.UsageError as error:
+        print(f"aisre approve: {error}", file=sys.stderr)
+        return 2
+    cluster = console.connect(args.kubeconfig)
+    try:
+        user = approve(cluster.api_client, args.namespace or cluster.namespace, name, args.action_id, args.comment or "")
     except kubernetes.client.ApiException as error:
         print(f"aisre approve: refused ({error.status}): {error.body or error.reason}", file=sys.stderr)
         return 1
@@ -170,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("-o", "--output-dir", type=Path, action="append", help="directory (repeatable; default crds/)")
     crds.add_argument("--check", action="store_true", help="fail if the files differ instead of writing")
     crds.set_defaults(func=_cmd_crds)
+
+    docs = sub.add_parser("docs", help="generate the CRD reference (docs/crd-reference.md) from the models")
+    docs.add_argument("-o", "--output", type=Path, default=Path("docs/crd-reference.md"),
+                      help="where to write it (default docs/crd-reference.md)")
+    docs.add_argument("--check", action="store_true", help="fail if the file differs instead of writing")
+    docs.set_defaults(func=_cmd_docs)
 
     bench = sub.add_parser(
         "bench",

@@ -137,3 +137,46 @@ def render_incident(incident: dict[str, Any], investigation: dict[str, Any] | No
         lines += ["", "## Timeline", ""]
         lines += [f"- {entry['time']} **{entry['event']}** {entry.get('message', '')}" for entry in timeline]
     return "\n".join(lines) + "\n"
+
+
+def explanation(obj: dict[str, Any]) -> dict[str, Any]:
+    """The ranked hypotheses of an Investigation, each with the evidence it cites (id,
+    agent, kind, summary), as data: what ``kubectl aisre explain -o json|yaml`` prints."""
+    meta, status = obj.get("metadata", {}), obj.get("status") or {}
+    evidence = {e["id"]: e for e in status.get("evidence") or []}
+    hypotheses = []
+    for rank, h in enumerate(status.get("hypotheses") or [], 1):
+        cited = []
+        for evidence_id in h.get("evidenceIds") or []:
+            item = evidence.get(evidence_id)
+            # An id whose item was cut from the status (status.truncated) is still listed.
+            cited.append({"id": evidence_id, "agent": item["agent"], "kind": item["kind"], "summary": item["summary"]}
+                         if item else {"id": evidence_id, "agent": None, "kind": None, "summary": None})
+        hypotheses.append({"rank": rank, "category": h["category"], "resource": h.get("resource"),
+                           "confidence": h.get("confidence", 0), "source": h.get("source") or "ranking",
+                           "summary": h.get("summary", ""), "evidence": cited})
+    return {"investigation": meta.get("name"), "namespace": meta.get("namespace"),
+            "state": status.get("state", "Pending"), "target": status.get("target") or _resource((obj.get("spec") or {}).get("target")),
+            "rootCause": status.get("rootCause"), "hypotheses": hypotheses}
+
+
+def render_explanation(data: dict[str, Any]) -> str:
+    """``explanation`` as text for a terminal: the hypotheses best first, the evidence under each."""
+    lines = [f"Investigation {data['namespace']}/{data['investigation']}: {data['state']}, target {data['target']}"]
+    root = data.get("rootCause")
+    if root:
+        lines.append(f"Root cause: {root['category']} on {_resource(root.get('resource'))} "
+                     f"(confidence {root.get('confidence', 0):.2f})")
+    if not data["hypotheses"]:
+        lines.append("No hypotheses yet." if data["state"] in ("Pending", "Running") else "No hypotheses.")
+    for h in data["hypotheses"]:
+        lines += ["", f"{h['rank']}. {h['category']} on {_resource(h.get('resource'))}  "
+                  f"confidence {h['confidence']:.2f}  ({h['source']})"]
+        if h["summary"]:
+            lines.append(f"   {h['summary']}")
+        if not h["evidence"]:
+            lines.append("   evidence: none cited")
+        for e in h["evidence"]:
+            detail = f"{e['agent']:<10} {e['kind']}: {e['summary']}" if e["agent"] else "(cut from the status)"
+            lines.append(f"   - {e['id']:<14} {detail}")
+    return "\n".join(lines) + "\n"
