@@ -47,7 +47,7 @@ def describe_target(target: InvestigationTarget) -> str:
 def describe_actions(spec: RemediationPolicySpec) -> str:
     if not spec.actions:
         return "none"
-    return ",".join(f"{rule.type}={rule.mode}" for rule in spec.actions)
+    return ",".join(f"{rule.type}={rule.mode or spec.mode}" for rule in spec.actions)
 
 
 def _investigation_state(conditions: list[dict[str, Any]], current: str | None) -> str:

@@ -93,6 +93,7 @@ class Remediator:
     instance: str = "aisre"
     on_result: Callable[[str, str, str], None] | None = None  # (action, decision, result)
     max_verify_seconds: float | None = None
+    operator_namespace: str | None = None  # its policies may govern other namespaces (targets.namespaces)
     # Deciding reads every journal (rate, concurrency, cooldown) and the claim writes one:
     # one decision at a time, so two Incidents handled at once cannot both see room for one
     # more action. The change itself and its verification run outside it.
@@ -207,7 +208,7 @@ class Remediator:
             return None
         approvals = {a.get("actionId"): a.get("approvedBy") for a in (incident.get("spec") or {}).get("approvals") or []}
         state, target = await inputs.target_state(self.client, action)
-        chosen = pick_policy(await inputs.policies(self.client, namespace), action, namespace, state)
+        chosen = pick_policy(await inputs.policies(self.client, namespace, self.operator_namespace), action, namespace, state)
         history = await inputs.history(self.client)
         now = inputs.now()
         verdict = decide(DecisionInput(action, namespace, chosen[0] if chosen else None, chosen[1] if chosen else None,
@@ -361,7 +362,7 @@ class Remediator:
         plan = Plan("PATCH", "", None, extra={"uid": entry.marker, "unschedulable": action.type == "cordonNode"},
                     summary=f"{entry.detail} (resumed after a restart)")
         namespace = incident["metadata"]["namespace"]
-        chosen = pick_policy(await inputs.policies(self.client, namespace), action, namespace,
+        chosen = pick_policy(await inputs.policies(self.client, namespace, self.operator_namespace), action, namespace,
                              (await inputs.target_state(self.client, action))[0])
         await self._verify_and_finish(incident, entry, action, plan, chosen[1] if chosen else None)
 

@@ -31,7 +31,19 @@ def _accepted(obj: dict[str, Any]) -> bool:
     return True
 
 
-async def policies(client: httpx.AsyncClient, namespace: str) -> list[tuple[str, RemediationPolicySpec]]:
+async def policies(client: httpx.AsyncClient, namespace: str,
+                   operator_namespace: str | None = None) -> list[tuple[str, RemediationPolicySpec]]:
+    """The policies that may govern a target in ``namespace``: the namespace's own, and
+    those in the operator's namespace whose ``targets.namespaces`` name it (a central
+    team's policy for many namespaces). Other namespaces' policies never reach here."""
+    found = await _accepted_policies(client, namespace)
+    if operator_namespace and operator_namespace != namespace:
+        found += [(name, spec) for name, spec in await _accepted_policies(client, operator_namespace)
+                  if spec.targets and spec.targets.namespaces and namespace in spec.targets.namespaces]
+    return found
+
+
+async def _accepted_policies(client: httpx.AsyncClient, namespace: str) -> list[tuple[str, RemediationPolicySpec]]:
     listing = await kubeapi.get(client, f"/apis/{API_VERSION}/namespaces/{namespace}/remediationpolicies")
     found = []
     for obj in listing.get("items") or []:

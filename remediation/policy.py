@@ -125,10 +125,11 @@ def target_key(kind: str, namespace: str | None, name: str) -> str:
 
 
 def mode_of(policy: RemediationPolicySpec, action: ActionType | str) -> RemediationMode | None:
-    """The mode for an action: its rule's, else None (not listed: denied)."""
+    """The mode for a listed action: its rule's, else the policy's; None when the action is
+    not listed (denied)."""
     for rule in policy.actions or []:
         if ActionType(rule.type) == ActionType(action):
-            return RemediationMode(rule.mode)
+            return RemediationMode(rule.mode or policy.mode)
     return None
 
 

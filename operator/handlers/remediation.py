@@ -33,7 +33,8 @@ async def open_remediator(memo: kopf.Memo, **_: Any) -> None:
     if config.executor_user:
         executor.headers["Impersonate-User"] = config.executor_user
     memo.remediator = Remediator(client, executor, instance=config.instance, on_result=_count,
-                                 max_verify_seconds=config.max_verify_seconds)
+                                 max_verify_seconds=config.max_verify_seconds,
+                                 operator_namespace=config.operator_namespace)
 
 
 @kopf.on.cleanup()

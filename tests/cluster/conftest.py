@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import kubernetes
@@ -25,6 +23,7 @@ from aisre.bench.operator_thread import OperatorThread, free_port
 REPO = Path(__file__).resolve().parents[2]
 # Test modules import conftest_helpers from this folder (tests run in importlib mode).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest_helpers import OWN_PREFIX, temporary_namespace  # noqa: E402  (after the path)
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"
 CLUSTER_DIR = Path(os.environ.get("AISRE_CLUSTER_DIR", REPO / ".cluster"))
 # kubectl writes a discovery cache even with --kubeconfig; keep it out of ~/.kube.
@@ -89,14 +88,6 @@ def api_client(kubeconfig: Path) -> kubernetes.client.ApiClient:
     return kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
 
 
-@contextmanager
-def temporary_namespace(kubectl: Kubectl, prefix: str) -> Iterator[str]:
-    name = f"{prefix}{uuid.uuid4().hex[:8]}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
 @pytest.fixture
 def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
     with temporary_namespace(kubectl, "aisre-test-") as name:
@@ -105,7 +96,6 @@ def namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
 
 # Tests that run an operator (or the remediation engine) of their own, tests/llm, and
 # `aisre bench` runs use these; the session operator leaves them alone.
-OWN_PREFIX = "aisre-own-"
 OWN_OPERATOR_NAMESPACES = f"!{OWN_PREFIX}*,!aisre-llm-*,!bench-*"
 
 

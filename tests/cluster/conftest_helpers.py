@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import kubernetes
@@ -48,3 +51,14 @@ def wait_pods(kubectl, namespace: str, selector: str, predicate, timeout: float 
     raise AssertionError(f"pods {selector} never reached the expected state")
 
 
+# Tests that run an operator (or the remediation engine) of their own, tests/llm, and
+# `aisre bench` runs use namespaces with this prefix; the session operator leaves them alone.
+OWN_PREFIX = "aisre-own-"
+
+
+@contextmanager
+def temporary_namespace(kubectl: Any, prefix: str) -> Iterator[str]:
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)

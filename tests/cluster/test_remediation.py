@@ -14,7 +14,7 @@ import pytest
 
 from aisre.kube.reader import connect
 from aisre.remediation.executor import Remediator
-from conftest_helpers import deployment
+from conftest_helpers import OWN_PREFIX, deployment, temporary_namespace
 from remediation_helpers import reapply_crds, grant_approver, EXECUTOR, action, apply, available, detected, get, install_chart, journal, policy, wait
 
 
@@ -196,6 +196,24 @@ async def test_two_incidents_at_once_respect_max_concurrent(kubectl, namespace, 
     decisions = sorted((e["decision"], e["reason"].split(":")[0]) for e in entries)
     assert decisions == [("Denied", "TooManyConcurrent"), ("Execute", decisions[1][1])], entries
     assert [e["result"] for e in entries if e["decision"] == "Execute"] == ["Succeeded"], entries
+
+
+async def test_a_policy_in_the_operators_namespace_governs_the_namespaces_it_names(kubectl, namespace, remediator) -> None:
+    """A central policy (operator's namespace, targets.namespaces) governs a team's namespace;
+    the same policy in any other namespace does not."""
+    healthy_deployment(kubectl, namespace)
+    detected(kubectl, namespace, "inc", {"kind": "Deployment", "name": "web"},
+             [action("scale-1", "scale", "Deployment", "web", replicas=3)])
+    with temporary_namespace(kubectl, OWN_PREFIX) as central, temporary_namespace(kubectl, OWN_PREFIX) as elsewhere:
+        policy(kubectl, elsewhere, targets={"namespaces": [namespace]}, actions=AUTO)
+        remediator.operator_namespace = central
+        await remediator.remediate(namespace, "inc")
+        assert journal(kubectl, namespace, "inc")["scale-1"]["reason"].startswith("NoMatchingPolicy")
+        policy(kubectl, central, targets={"namespaces": [namespace]}, actions=[{"type": "scale"}], mode="auto")
+        await remediator.remediate(namespace, "inc")
+        entry = journal(kubectl, namespace, "inc")["scale-1"]
+        assert (entry["decision"], entry["result"], entry["policy"]) == ("Execute", "Succeeded", f"{central}/p"), entry
+    assert get(kubectl, "deployment", "web", namespace)["spec"]["replicas"] == 3
 
 
 async def test_refusals_are_recorded(kubectl, namespace, remediator) -> None:

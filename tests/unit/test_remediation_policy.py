@@ -48,6 +48,13 @@ def test_auto_executes_within_everything() -> None:
     assert (v.decision, v.reason) == (Decision.EXECUTE, P.AUTO)
 
 
+def test_a_listed_action_without_a_mode_takes_the_policys() -> None:
+    assert run(s=spec(mode="suggest", actions=[{"type": "scale"}])).decision == Decision.SUGGESTED
+    assert run(s=spec(mode="auto", actions=[{"type": "scale"}])).decision == Decision.EXECUTE
+    assert run(s=spec(actions=[{"type": "scale"}])).decision == Decision.OBSERVED  # spec.mode defaults to observe
+    assert run(s=spec(mode="auto", actions=[{"type": "rollback"}])).reason == P.ACTION_NOT_ALLOWED
+
+
 @pytest.mark.parametrize("policy, kwargs, decision, reason", [
     (spec(targets={"namespaces": ["other"]}), {}, Decision.DENIED, P.OUT_OF_SCOPE),
     (spec(targets={"kinds": ["StatefulSet"]}), {}, Decision.DENIED, P.OUT_OF_SCOPE),

@@ -52,7 +52,8 @@ class ActionRule(KubeModel):
     """The mode for one action type."""
 
     type: ActionType = Field(..., description="The action from the catalog.")
-    mode: RemediationMode = Field(..., description="observe, suggest, dryRun, approve or auto.")
+    mode: RemediationMode | None = Field(
+        None, description="observe, suggest, dryRun, approve or auto; the policy's spec.mode when omitted.")
 
 
 class ScaleBounds(KubeModel):
@@ -154,7 +155,7 @@ class RemediationPolicySpec(KubeModel):
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
-                "!(self.mode == 'approve' || (has(self.actions) && self.actions.exists(a, a.mode == 'approve')))"
+                "!(self.mode == 'approve' || (has(self.actions) && self.actions.exists(a, has(a.mode) && a.mode == 'approve')))"
                 " || (has(self.approvers) && ((has(self.approvers.users) && size(self.approvers.users) > 0)"
                 " || (has(self.approvers.groups) && size(self.approvers.groups) > 0)))",
                 "approve mode needs at least one approver (approvers.users or approvers.groups)",
