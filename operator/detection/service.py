@@ -15,9 +15,11 @@ from typing import Any
 import httpx
 import structlog
 
+from aisre.agents.base import PrometheusSettings
 from aisre.api.meta import GROUP, VERSION
 from aisre.api.signal import Signal
-from aisre.operator.detection import store
+from aisre.kube.reader import ClusterReader
+from aisre.operator.detection import metric_watch, store
 from aisre.operator.detection.detector import Detector, Open, Operation, Resolve, Tracked, Update
 from aisre.operator.detection.pipeline import Pipeline
 from aisre.operator.detection.thresholds import Thresholds
@@ -76,8 +78,9 @@ def watch_specs(include: tuple[str, ...]) -> list[WatchSpec]:
 
 class DetectionService:
     def __init__(self, thresholds: Thresholds, operator_namespace: str, include: tuple[str, ...] = (),
-                 exclude: tuple[str, ...] = ()) -> None:
+                 exclude: tuple[str, ...] = (), prometheus: PrometheusSettings | None = None) -> None:
         self.th = thresholds
+        self.prometheus = prometheus  # None: metric-only faults reach detection only as alerts
         self.operator_namespace = operator_namespace
         self.include = include
         self.detector = Detector(thresholds, operator_namespace, write_interval=max(0.5, thresholds.tick * 2))
@@ -106,6 +109,8 @@ class DetectionService:
                       for spec, ev in zip(specs, events, strict=True)]
         self.tasks.append(asyncio.create_task(self._synced(events), name="detection-synced"))
         self.tasks.append(asyncio.create_task(self._loop(), name="detection-loop"))
+        if self.prometheus is not None:
+            self.tasks.append(asyncio.create_task(self._metrics_loop(), name="detection-metrics"))
 
     async def _synced(self, events: list[asyncio.Event]) -> None:
         await asyncio.gather(*(e.wait() for e in events))
@@ -144,6 +149,31 @@ class DetectionService:
             except Exception as error:
                 log.error("detection tick failed", error=f"{type(error).__name__}: {error}"[:500])
             await asyncio.sleep(self.th.tick)
+
+    async def _metrics_loop(self) -> None:
+        await self.synced.wait()
+        while True:
+            try:
+                await self.look_at_metrics()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.error("metric sweep failed", error=f"{type(error).__name__}: {error}"[:500])
+            await asyncio.sleep(self.th.metrics_interval)
+
+    async def look_at_metrics(self, now: dt.datetime | None = None) -> list[Signal]:
+        """One sweep over the namespaces with pods: their metric-borne signals, now current."""
+        assert self.client is not None and self.prometheus is not None
+        namespaces = {pod.namespace for pod in self.pipeline.index.pods.values()}
+        verdicts = await metric_watch.sweep(ClusterReader(self.client), self.prometheus, namespaces,
+                                            now or dt.datetime.now(dt.UTC), self.th.metrics_confidence)
+        found = []
+        for verdict in verdicts:
+            if verdict.answered:
+                self.detector.observe(f"metrics/{verdict.namespace}", [verdict.signal] if verdict.signal else [])
+            if verdict.signal is not None:
+                found.append(verdict.signal)
+        return found
 
     async def tick(self, now: dt.datetime | None = None) -> list[Operation]:
         now = now or dt.datetime.now(dt.UTC)

@@ -47,7 +47,7 @@ def ref_of(obj: Obj, kind: str) -> ResourceRef:
     return ResourceRef(kind=kind, name=meta.get("name", "?"), namespace=meta.get("namespace"))
 
 
-def _signal(source: SignalSource, reason: str, obj: Obj, kind: str, now: dt.datetime, *key: str,
+def make_signal(source: SignalSource, reason: str, obj: Obj, kind: str, now: dt.datetime, *key: str,
             severity: Severity = Severity.MEDIUM, owners: tuple[ResourceRef, ...] = (), node: str | None = None,
             since: dt.datetime | None = None, hold: float = 0.0, message: str = "", **detail: Any) -> Signal:
     meta = obj.get("metadata") or {}
@@ -68,7 +68,7 @@ def pod_signals(pod: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, th:
     out: list[Signal] = []
 
     def add(reason: str, *key: str, **kw: Any) -> None:
-        out.append(_signal(SignalSource.POD, reason, pod, "Pod", now, *key, owners=owners, node=node, **kw))
+        out.append(make_signal(SignalSource.POD, reason, pod, "Pod", now, *key, owners=owners, node=node, **kw))
 
     if status.get("reason") == "Evicted":
         add("Evicted", severity=Severity.HIGH, message=status.get("message", ""))
@@ -145,7 +145,7 @@ def event_signal(event: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, 
                            (event.get("metadata") or {}).get("namespace"), "uid": involved.get("uid")}}
     hold = 0.0 if reason in ("QuotaExceeded", "Evicted", "SystemOOM") else th.not_ready_grace
     first = parse_time(event.get("firstTimestamp")) or last
-    return _signal(SignalSource.EVENT, reason, target, involved.get("kind") or "Object", now, detail.get("quota", ""),
+    return make_signal(SignalSource.EVENT, reason, target, involved.get("kind") or "Object", now, detail.get("quota", ""),
                    severity=EVENT_REASONS[event.get("reason") or ""], owners=owners,
                    node=(event.get("source") or {}).get("host"), since=first, hold=hold, message=message, **detail)
 
@@ -158,10 +158,10 @@ def node_signals(node: Obj, now: dt.datetime, th: Thresholds) -> list[Signal]:
         since = parse_time(cond.get("lastTransitionTime")) or now
         if ctype == "Ready" and status in ("False", "Unknown"):
             reason = "NodeNotReady" if status == "False" else "NodeUnreachable"
-            out.append(_signal(SignalSource.NODE, reason, node, "Node", now, severity=Severity.CRITICAL, node=name,
+            out.append(make_signal(SignalSource.NODE, reason, node, "Node", now, severity=Severity.CRITICAL, node=name,
                                since=since, hold=th.node_grace, message=cond.get("message", ""), condition=ctype))
         elif ctype in PRESSURE_CONDITIONS and status == "True":
-            out.append(_signal(SignalSource.NODE, ctype, node, "Node", now, severity=Severity.HIGH, node=name,
+            out.append(make_signal(SignalSource.NODE, ctype, node, "Node", now, severity=Severity.HIGH, node=name,
                                since=since, message=cond.get("message", ""), condition=ctype))
     return out
 
@@ -173,11 +173,11 @@ def workload_signals(obj: Obj, kind: str, now: dt.datetime, th: Thresholds, *, s
     out: list[Signal] = []
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("status") == "False" and cond.get("reason") == "ProgressDeadlineExceeded":
-            out.append(_signal(SignalSource.WORKLOAD, "ProgressDeadlineExceeded", obj, kind, now, severity=Severity.HIGH,
+            out.append(make_signal(SignalSource.WORKLOAD, "ProgressDeadlineExceeded", obj, kind, now, severity=Severity.HIGH,
                                message=cond.get("message", "")))
     if kind in ("Deployment", "StatefulSet") and spec.get("replicas") == 0 and serves_traffic:
         generation = str((obj.get("metadata") or {}).get("generation", ""))
-        out.append(_signal(SignalSource.WORKLOAD, "ScaledToZero", obj, kind, now, generation, severity=Severity.HIGH,
+        out.append(make_signal(SignalSource.WORKLOAD, "ScaledToZero", obj, kind, now, generation, severity=Severity.HIGH,
                            message=f"{kind} has 0 replicas but a Service routes to its pods"))
     return out
 
@@ -185,7 +185,7 @@ def workload_signals(obj: Obj, kind: str, now: dt.datetime, th: Thresholds, *, s
 def job_signals(job: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime) -> list[Signal]:
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Failed" and cond.get("status") == "True":
-            return [_signal(SignalSource.JOB, "JobFailed", job, "Job", now, owners=owners, severity=Severity.MEDIUM,
+            return [make_signal(SignalSource.JOB, "JobFailed", job, "Job", now, owners=owners, severity=Severity.MEDIUM,
                             message=cond.get("message", ""), jobReason=cond.get("reason", ""))]
     return []
 
@@ -194,8 +194,8 @@ def pvc_signals(pvc: Obj, now: dt.datetime, th: Thresholds) -> list[Signal]:
     phase = (pvc.get("status") or {}).get("phase")
     if phase == "Pending":
         created = parse_time((pvc.get("metadata") or {}).get("creationTimestamp")) or now
-        return [_signal(SignalSource.PVC, "ClaimPending", pvc, "PersistentVolumeClaim", now, since=created,
+        return [make_signal(SignalSource.PVC, "ClaimPending", pvc, "PersistentVolumeClaim", now, since=created,
                         hold=th.pvc_grace)]
     if phase == "Lost":
-        return [_signal(SignalSource.PVC, "ClaimLost", pvc, "PersistentVolumeClaim", now, severity=Severity.HIGH)]
+        return [make_signal(SignalSource.PVC, "ClaimLost", pvc, "PersistentVolumeClaim", now, severity=Severity.HIGH)]
     return []

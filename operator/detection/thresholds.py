@@ -28,6 +28,8 @@ class Thresholds:
     resolve_after: float = 300.0  # an incident resolves when its signals have been clear this long
     storm_per_minute: int = 10  # new incidents per namespace per minute; the rest fold into one
     tick: float = 1.0  # how often the detector decides
+    metrics_interval: float = 60.0  # how often Prometheus series are looked at (when a Prometheus is configured)
+    metrics_confidence: float = 0.6  # a metric-borne cause must rank at least this sure to raise a signal
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Thresholds:
@@ -44,7 +46,8 @@ class Thresholds:
         """For the scenario benchmark and tests, whose faults compress minutes into seconds:
         grace times shrink accordingly; the counts (restarts) stay as they are."""
         return cls(image_pull_grace=2.0, pending_grace=2.0, not_ready_grace=2.0, init_grace=12.0, node_grace=1.0,
-                   pvc_grace=2.0, event_window=120.0, settle=1.0, resolve_after=10.0, tick=0.25)
+                   pvc_grace=2.0, event_window=120.0, settle=1.0, resolve_after=10.0, tick=0.25,
+                   metrics_interval=2.0)
 
     def as_env(self) -> dict[str, str]:
         return {f"AISRE_DETECT_{f.name.upper()}": str(getattr(self, f.name)) for f in dataclasses.fields(self)}

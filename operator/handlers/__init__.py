@@ -77,7 +77,7 @@ async def start_detection(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     if not config.detection:
         return
     memo.detection = DetectionService(config.thresholds, config.operator_namespace, config.namespaces,
-                                      config.exclude_namespaces)
+                                      config.exclude_namespaces, prometheus=config.prometheus)
     await memo.detection.start(memo.kube, connect(config.kubeconfig, max_connections=None))
     memo.webhook.detection = memo.detection
 

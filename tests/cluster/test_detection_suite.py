@@ -3,9 +3,9 @@ raise exactly one Incident about the scenario's namespace for a fault (one per r
 one per pod) and none for a NoFault scenario. Which root cause the Investigation names is
 the benchmark's business (bench/results/detect.json); this test guards correlation.
 
-Scenarios tagged ``metrics`` are left out: their faults show only in Prometheus series,
-which reach detection as Alertmanager alerts in a real cluster, and the scenario format
-has no alerts (detection does not poll Prometheus itself)."""
+Scenarios tagged ``metrics`` are in too: their faults show only in Prometheus series, which
+detection looks at itself (operator/detection/metric_watch.py; the bench starts the
+loopback Prometheus of hack/prometheus.sh for them)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,7 @@ def test_each_fault_raises_one_incident_and_no_fault_none(kubeconfig: Path, crds
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
     for path in sorted((REPO / "scenarios").glob("*.yaml")):
-        if "metrics" not in (yaml.safe_load(path.read_text()).get("tags") or []):
-            shutil.copy(path, scenarios / path.name)
+        shutil.copy(path, scenarios / path.name)
     report = _play(scenarios, kubeconfig, tmp_path / "detect.json")
     results = {r["name"]: r for r in report["results"]}
     # A baseline that never became healthy says nothing about detection (the shared

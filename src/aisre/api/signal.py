@@ -30,6 +30,7 @@ class SignalSource(str, Enum):
     JOB = "job"
     PVC = "pvc"
     ALERTMANAGER = "alertmanager"
+    METRICS = "metrics"  # detection's own look at Prometheus series
 
 
 def signal_key(*parts: str) -> str:

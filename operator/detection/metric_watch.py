@@ -1,0 +1,93 @@
+"""Faults that only metrics show (CPU saturation, a memory leak, memory at its limit, an
+error-rate or latency rise): no Kubernetes object changes, so detection asks Prometheus.
+
+Every ``metrics_interval`` seconds each watched namespace with pods is looked at the way
+an Investigation would look at it, with only the agents that read series and services
+(metrics, topology, changes): their findings are ranked by the same ranking, and a namespace whose
+best hypothesis is a metric-borne cause at or above ``metrics_confidence`` becomes one
+Signal on the resource that hypothesis names. The ranking already keeps noisy but normal
+series (a traffic peak, a high but flat heap) at NoFault, so no separate alert rules are
+needed. The Investigation the Incident starts then gathers everything else.
+
+A namespace whose sweep fails (Prometheus down) keeps its previous signals: an outage of
+the monitoring is not a recovery of the workload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from aisre.agents.base import AgentContext, PrometheusSettings
+from aisre.api.investigation import AgentStatus
+from aisre.api.signal import Severity, Signal, SignalSource
+from aisre.api.taxonomy import AgentName
+from aisre.api.taxonomy import RootCauseCategory as C
+from aisre.kube.reader import ClusterReader
+from aisre.kube.scope import TargetNotFound, resolve_scope
+from aisre.operator.detection.signals import make_signal
+from aisre.operator.investigation import run_agent
+from aisre.ranking.rank import rank
+
+log = structlog.get_logger("aisre.detection")
+
+METRIC_CAUSES = {C.CPU_SATURATION, C.MEMORY_LEAK, C.MEMORY_LIMIT_TOO_LOW, C.DEPENDENCY_FAILURE, C.APPLICATION_ERROR}
+AGENTS = (AgentName.METRICS, AgentName.TOPOLOGY, AgentName.CHANGES)  # changes: "after a rollout"
+LOOKBACK = dt.timedelta(hours=1)  # the baseline an Investigation compares with by default
+AGENT_DEADLINE_S = 10.0
+CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one namespace's series say: a signal, nothing (``None``), or no answer."""
+
+    namespace: str
+    signal: Signal | None
+    answered: bool
+
+
+async def look_at(reader: ClusterReader, prometheus: PrometheusSettings, namespace: str, now: dt.datetime,
+                  confidence: float) -> Verdict:
+    try:
+        scope = await resolve_scope(reader, namespace, selector={})
+    except TargetNotFound:
+        return Verdict(namespace, None, True)
+    if not scope.pods:
+        return Verdict(namespace, None, True)
+    context = AgentContext(reader=reader, scope=scope, window_start=now - LOOKBACK, now=now, prometheus=prometheus)
+    results = await asyncio.gather(*(run_agent(name, context, AGENT_DEADLINE_S) for name in AGENTS))
+    metrics = results[0]
+    if metrics.status == AgentStatus.ERROR:
+        return Verdict(namespace, None, False)
+    if metrics.status != AgentStatus.SUCCESS:
+        return Verdict(namespace, None, True)  # no series: nothing to say
+    hypotheses = rank([f for r in results for f in r.findings], namespace)
+    top = hypotheses[0] if hypotheses else None
+    if top is None or top.category not in METRIC_CAUSES or top.confidence < confidence or "/" not in top.resource:
+        return Verdict(namespace, None, True)
+    kind, name = top.resource.split("/", 1)
+    target = {"metadata": {"name": name, "namespace": namespace}}
+    signal = make_signal(SignalSource.METRICS, top.category.value, target, kind, now, severity=Severity.HIGH,
+                     message=top.summary, confidence=round(top.confidence, 2), evidence=list(top.evidence_ids[:8]))
+    return Verdict(namespace, signal, True)
+
+
+async def sweep(reader: ClusterReader, prometheus: PrometheusSettings, namespaces: Iterable[str], now: dt.datetime,
+                confidence: float) -> list[Verdict]:
+    """Every namespace looked at, at most ``CONCURRENCY`` at a time."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(namespace: str) -> Verdict:
+        async with gate:
+            try:
+                return await look_at(reader, prometheus, namespace, now, confidence)
+            except Exception as error:  # one namespace's trouble must not stop the sweep
+                log.warning("metric sweep failed", namespace=namespace, error=f"{type(error).__name__}: {error}"[:300])
+                return Verdict(namespace, None, False)
+
+    return list(await asyncio.gather(*(one(ns) for ns in sorted(set(namespaces)))))
