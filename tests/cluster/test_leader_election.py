@@ -18,6 +18,7 @@ import httpx
 from aisre.bench.operator_thread import OperatorThread, free_port
 from aisre.operator.detection.thresholds import Thresholds
 from aisre.operator.leader import LeaseSettings, microtime
+from aisre.operator.main import LeadershipLost
 from conftest import Kubectl
 from conftest_helpers import deployment
 from remediation_helpers import apply, available, get, journal, policy, wait
@@ -118,3 +119,19 @@ def test_two_replicas_one_leader_no_duplicates_and_failover(kubectl: Kubectl, ku
         assert revision == "3"  # 1 good, 2 bad, 3 the one rollback (a second would make it 4)
         replicas[standby].__exit__(None, None, None)
     assert _lease(kubectl, ns).get("holderIdentity") is None  # released on the way out
+
+
+def test_a_leader_that_loses_the_lease_stops_working(kubectl: Kubectl, kubeconfig: Path, own_namespace: str) -> None:
+    """Another holder in the Lease (a partition healed, a manual take-over): the leader
+    stops Kopf at once and ends with LeadershipLost (`aisre run` exits 1 and restarts)."""
+    ns = own_namespace
+    replica = OperatorThread(kubeconfig, free_port(), namespaces=(ns,), detection=False, operator_namespace=ns,
+                             peering_name=PEERING, instance="aisre-a", lease=LEASE)
+    with replica:
+        _until("leadership", lambda: _lease(kubectl, ns).get("holderIdentity") == "aisre-a", 10)
+        _until("Kopf to start", lambda: _probe(replica, "/readyz")[0] == 200 and _probe(replica, "/leaderz")[0] == 200)
+        kubectl("patch", "lease", LEASE_NAME, "-n", ns, "--type=merge", "-p", '{"spec":{"holderIdentity":"intruder"}}')
+        replica.thread.join(15)
+        assert not replica.thread.is_alive()
+        assert isinstance(replica.error, LeadershipLost), replica.error
+    assert _lease(kubectl, ns)["holderIdentity"] == "intruder"  # not released: it was not ours any more
