@@ -11,6 +11,7 @@ from pathlib import Path
 from aisre.agents.base import PrometheusSettings
 
 from aisre.operator.detection.thresholds import Thresholds
+from aisre.operator.leader import LeaseSettings
 from aisre.llm.settings import LLMConfig
 
 
@@ -26,7 +27,10 @@ class OperatorConfig:
     kubeconfig: str | None = None  # None: the default search, then in-cluster
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    peering_name: str | None = None  # None: standalone (a single replica)
+    peering_name: str | None = None  # None: standalone (a single replica, no leader election)
+    # With peering: the leader Lease in operator_namespace (None: "<peering name>-leader") and its timing.
+    leader_lease: str | None = None
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "aisre-dev"))
@@ -47,6 +51,10 @@ class OperatorConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)  # no API key: the LLM is never used
     prometheus: PrometheusSettings | None = None  # None: the metrics agent is not planned
 
+    @property
+    def lease_name(self) -> str:
+        return self.leader_lease or f"{self.peering_name or 'aisre'}-leader"
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
         env = dict(os.environ if env is None else env)
@@ -56,6 +64,8 @@ class OperatorConfig:
             http_host=env.get("AISRE_HTTP_HOST", cls.http_host),
             http_port=int(env.get("AISRE_HTTP_PORT", cls.http_port)),
             peering_name=env.get("AISRE_PEERING") or None,
+            leader_lease=env.get("AISRE_LEADER_LEASE") or None,
+            lease=LeaseSettings.from_env(env),
             log_level=env.get("AISRE_LOG_LEVEL", cls.log_level).upper(),
             log_format=env.get("AISRE_LOG_FORMAT", cls.log_format),
             instance=env.get("HOSTNAME", "aisre-dev"),

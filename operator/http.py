@@ -1,7 +1,9 @@
-"""The operator's HTTP server: /healthz (the event loop answers), /readyz (Kopf has
-started watching), /metrics (Prometheus), and POST /alertmanager (the webhook: a bearer
-token is required; a payload that is not Alertmanager's v4 is refused with 400 and the
-reason, and changes nothing).
+"""The operator's HTTP server: /healthz (the event loop answers), /readyz (ready for
+its part: the leader, or a single replica, once Kopf has started watching; a standby once
+it has read the leader Lease), /leaderz (200 only on the replica that leads), /metrics
+(Prometheus), and POST /alertmanager (the webhook: a bearer token is required; a payload
+that is not Alertmanager's v4 is refused with 400 and the reason, and changes nothing; a
+standby answers 503 with Retry-After, so Alertmanager's retry reaches the leader).
 
 It runs on aiohttp, the server library Kopf itself depends on, in the operator's loop.
 """
@@ -20,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import ValidationError
 
 from aisre.operator.detection.alertmanager import parse, signals_from
+from aisre.operator.leader import Role
 from aisre.operator.metrics import ALERTMANAGER_REQUESTS
 
 MAX_ALERT_BODY = 4 * 1024 * 1024
@@ -31,6 +34,7 @@ class Webhook:
 
     token: str | None = None
     detection: Any = None  # DetectionService
+    role: Role | None = None  # None: a single replica, always in charge
 
 
 def _answer(code: int, **body: Any) -> web.Response:
@@ -39,6 +43,10 @@ def _answer(code: int, **body: Any) -> web.Response:
 
 
 async def alertmanager(request: web.Request, hook: Webhook) -> web.Response:
+    if hook.role is not None and not hook.role.leads:
+        response = _answer(503, error=f"this replica is {hook.role.name}; the leader is {hook.role.holder or 'unknown'}")
+        response.headers["Retry-After"] = "5"
+        return response
     if not hook.token:
         return _answer(503, error="the webhook has no token configured (AISRE_ALERTMANAGER_TOKEN_FILE or _SECRET)")
     given = request.headers.get("Authorization", "")
@@ -61,15 +69,23 @@ async def alertmanager(request: web.Request, hook: Webhook) -> web.Response:
 
 
 def build_app(ready: asyncio.Event, hook: Webhook | None = None) -> web.Application:
+    """``ready``: Kopf has started (it only ever starts on the replica that leads)."""
     hook = hook or Webhook()
+    role = hook.role or Role()
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", "role": role.name})
 
     async def readyz(_: web.Request) -> web.Response:
-        if ready.is_set():
-            return web.json_response({"status": "ready"})
-        return web.json_response({"status": "starting"}, status=503)
+        # A standby is ready: it serves /metrics and stands by, and a rollout waits for it.
+        if role.ready(ready.is_set()):
+            return web.json_response({"status": "ready", "role": role.name, "leader": role.holder or None})
+        return web.json_response({"status": "starting" if role.name != "stepped-down" else "stopping",
+                                  "role": role.name}, status=503)
+
+    async def leaderz(_: web.Request) -> web.Response:
+        return web.json_response({"leader": role.leads, "role": role.name, "holder": role.holder or None},
+                                 status=200 if role.leads else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
@@ -78,6 +94,7 @@ def build_app(ready: asyncio.Event, hook: Webhook | None = None) -> web.Applicat
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/leaderz", leaderz)
     app.router.add_get("/metrics", metrics)
     async def webhook(request: web.Request) -> web.Response:
         return await alertmanager(request, hook)

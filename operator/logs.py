@@ -41,3 +41,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     # aiohttp's access log is noise for an operator; Kopf's own logs stay.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: the leader Lease alone is one GET every 2-5 s.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

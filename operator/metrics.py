@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HANDLER_CALLS = Counter(
     "aisre_handler_calls_total",
@@ -54,4 +54,9 @@ REMEDIATIONS = Counter(
     "aisre_remediations_total",
     "Remediation journal entries recorded, by action type, policy decision and result.",
     ["action", "decision", "result"],
+)
+LEADER = Gauge(
+    "aisre_leader",
+    "1 while this replica leads (holds the leader Lease and runs Kopf, detection and remediation; "
+    "always 1 without AISRE_PEERING), 0 while it stands by.",
 )

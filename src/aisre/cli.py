@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")
     run.add_argument("--http-host", help="address of the health/metrics server (default 127.0.0.1)")
     run.add_argument("--http-port", type=int, help="port of the health/metrics server (default 8080)")
-    run.add_argument("--peering", help="Kopf peering name for HA (default: standalone)")
+    run.add_argument("--peering", help="HA: replicas with this name elect a leader on the Lease <name>-leader, "
+                     "and only it does the work (default: standalone; docs/operations.md)")
     run.add_argument("--log-format", choices=["json", "console"])
     run.set_defaults(func=_cmd_run)
 
