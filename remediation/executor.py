@@ -36,7 +36,8 @@ from aisre.errors import AisreError
 from aisre.remediation import inputs, kubeapi
 from aisre.remediation.actions import CATALOG
 from aisre.remediation.actions.base import Plan, PreconditionFailed, apply, diff
-from aisre.remediation.policy import DecisionInput, Verdict, decide, parse_duration, pick_policy
+from aisre.remediation.policy import (CLUSTER_SCOPED_KINDS, DecisionInput, Verdict, decide, parse_duration, pick_policy,
+                                      target_key)
 
 # Test-only hooks: seconds to pause after the claim / after the change, so a test can kill
 # the operator process at exactly that point. Unset in production.
@@ -68,6 +69,15 @@ def waits_for_time(body: dict[str, Any]) -> bool:
     return needs_remediation(body) and any(
         e.get("decision") == Decision.DENIED.value and str(e.get("reason", "")).startswith(TIME_BOUND_REASONS)
         for e in entries)
+
+
+def incident_objects(incident: dict[str, Any]) -> frozenset[str]:
+    """What an Incident is about, as target keys: its resource and the affected objects."""
+    spec = incident.get("spec") or {}
+    home = (incident.get("metadata") or {}).get("namespace")
+    refs = [spec.get("resource") or {}, *(spec.get("affected") or [])]
+    return frozenset(target_key(r.get("kind", ""), None if r.get("kind") in CLUSTER_SCOPED_KINDS else (r.get("namespace") or home),
+                                r.get("name", "")) for r in refs if r.get("kind") and r.get("name"))
 
 
 def is_settled(entry: JournalEntry) -> bool:
@@ -212,7 +222,7 @@ class Remediator:
         history = await inputs.history(self.client)
         now = inputs.now()
         verdict = decide(DecisionInput(action, namespace, chosen[0] if chosen else None, chosen[1] if chosen else None,
-                                       state, now, history, approvals))
+                                       state, now, history, approvals, incident_objects(incident)))
         entry = JournalEntry(id=action.id, type=action.type, target=action.target, decision=verdict.decision,
                              reason=verdict.text[:1024], policy=chosen[0] if chosen else None,
                              approved_by=verdict.approved_by, decided_at=now, result=ActionResult.SKIPPED)

@@ -120,18 +120,23 @@ async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> 
     obj.setdefault("kind", t.kind)
     metadata = obj.get("metadata") or {}
     replicas, ready = _counts(obj)
+    owners: list[str] = []  # the controller chain, as target keys (a pod's ReplicaSet and Deployment)
     if t.kind == "Pod":
         owner = next((r for r in metadata.get("ownerReferences") or [] if r.get("controller")), None)
         if owner and owner.get("kind") in ("ReplicaSet", "StatefulSet", "DaemonSet"):
+            owners.append(target_key(owner["kind"], t.namespace, owner["name"]))
             parent = await kubeapi.get_or_none(client, kubeapi.object_path(owner["kind"], t.namespace, owner["name"]))
             if parent:
                 parent.setdefault("kind", owner["kind"])
                 replicas, ready = _counts(parent)
+                grand = next((r for r in (parent.get("metadata") or {}).get("ownerReferences") or [] if r.get("controller")), None)
+                if grand:
+                    owners.append(target_key(grand.get("kind", ""), t.namespace, grand.get("name", "")))
     if t.kind == "Node":
         nodes = (await kubeapi.get(client, "/api/v1/nodes")).get("items") or []
         replicas, ready = len(nodes), sum(1 for n in nodes if _node_ready(n))
     state = TargetState(exists=True, labels=metadata.get("labels") or {}, annotations=metadata.get("annotations") or {},
-                        replicas=replicas, ready=ready, memory_limit_bytes=_limit_bytes(obj, action))
+                        replicas=replicas, ready=ready, memory_limit_bytes=_limit_bytes(obj, action), owners=tuple(owners))
     return state, obj
 
 

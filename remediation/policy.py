@@ -55,6 +55,7 @@ AWAITING_APPROVAL = "AwaitingApproval"
 APPROVED = "Approved"
 NOT_AN_APPROVER = "NotAnApprover"
 AUTO = "ModeAuto"
+NOT_THIS_INCIDENT = "NotThisIncident"
 
 MODE_ORDER = [RemediationMode.OBSERVE, RemediationMode.SUGGEST, RemediationMode.DRY_RUN,
               RemediationMode.APPROVE, RemediationMode.AUTO]
@@ -91,6 +92,7 @@ class TargetState:
     ready: int | None = None  # healthy replicas now (schedulable Ready nodes for a Node)
     memory_limit_bytes: int | None = None  # of the container setResources would change
     cpu_limit_millis: int | None = None
+    owners: tuple[str, ...] = ()  # target keys of its controller chain (a pod's ReplicaSet, Deployment)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ class DecisionInput:
     now: dt.datetime
     history: Sequence[PastAction] = ()
     approvals: Mapping[str, str] = field(default_factory=dict)  # actionId → approvedBy
+    # The objects the Incident is about (its resource and the affected ones, as target_key);
+    # None: not known (every target is the Incident's).
+    incident_objects: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -363,8 +368,22 @@ def check_approval(i: DecisionInput) -> Verdict | None:
     return Verdict(Decision.EXECUTE, APPROVED, f"approved by {who}", approved_by=who)
 
 
+def check_incident_owns_target(i: DecisionInput) -> Verdict | None:
+    """An Incident changes only what it is about. Two Incidents in one namespace may be
+    investigated to the same most evident cause; the second must not repair the first's
+    object again (a second rollback would restore the bad revision). Suggested instead."""
+    if i.incident_objects is None:
+        return None
+    t = i.action.target
+    key = target_key(t.kind, None if t.kind in CLUSTER_SCOPED_KINDS else (t.namespace or i.namespace), t.name)
+    if key in i.incident_objects or any(owner in i.incident_objects for owner in i.target.owners):
+        return None
+    return Verdict(Decision.SUGGESTED, NOT_THIS_INCIDENT,
+                   f"{t.kind}/{t.name} is not what this Incident is about; only suggested here")
+
+
 CHAIN: tuple[Step, ...] = (
-    check_scope, check_action_allowed, check_mode, check_bounds, check_window, check_rate_limit,
+    check_scope, check_action_allowed, check_mode, check_incident_owns_target, check_bounds, check_window, check_rate_limit,
     check_cooldown, check_blast_radius, check_gitops, check_approval,
 )
 

@@ -48,6 +48,23 @@ def test_auto_executes_within_everything() -> None:
     assert (v.decision, v.reason) == (Decision.EXECUTE, P.AUTO)
 
 
+def test_an_incident_changes_only_what_it_is_about() -> None:
+    def with_objects(*keys: str):
+        a = action(replicas=3)
+        return decide(DecisionInput(a, "ns", "ns/p", spec(), TargetState(labels={"app": "web"}, replicas=2, ready=2), NOW,
+                                    incident_objects=frozenset(keys)))
+    assert with_objects("Deployment/ns/web").decision == Decision.EXECUTE
+    other = with_objects("Deployment/ns/api", "Pod/ns/api-1")
+    assert (other.decision, other.reason) == (Decision.SUGGESTED, P.NOT_THIS_INCIDENT)
+    assert with_objects("Deployment/other/web").reason == P.NOT_THIS_INCIDENT  # same name, another namespace
+    pod = action("deletePod", "Pod")
+    owned = TargetState(labels={}, replicas=2, ready=2, owners=("ReplicaSet/ns/web-5d4", "Deployment/ns/web"))
+    for target, decision in ((owned, Decision.EXECUTE), (TargetState(replicas=2, ready=2), Decision.SUGGESTED)):
+        v = decide(DecisionInput(pod, "ns", "ns/p", spec(actions=[{"type": "deletePod", "mode": "auto"}]), target, NOW,
+                                 incident_objects=frozenset({"Deployment/ns/web"})))
+        assert v.decision == decision, v
+
+
 def test_a_listed_action_without_a_mode_takes_the_policys() -> None:
     assert run(s=spec(mode="suggest", actions=[{"type": "scale"}])).decision == Decision.SUGGESTED
     assert run(s=spec(mode="auto", actions=[{"type": "scale"}])).decision == Decision.EXECUTE

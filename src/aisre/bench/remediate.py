@@ -106,11 +106,14 @@ def _open_incident(kube: Kube, namespace: str, investigation: dict[str, Any]) ->
     if not root:
         return False
     resource = root.get("resource") or {"kind": "Namespace", "name": namespace}
+    # Detection would name the failing workloads as affected; the namespace holds only this
+    # scenario, so its workloads are those (an Incident changes only what it is about).
+    affected = [{"kind": kind, "name": name} for kind, name in snapshot(kube, namespace)]
     apply_policy(kube, namespace)
     kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident", "metadata": {"name": INCIDENT},
         "spec": {"title": f"bench: {root.get('category')}", "source": "detection", "resource": resource,
-                 "investigate": False}})
+                 "affected": affected[:50], "investigate": False}})
     kube.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "incidents", INCIDENT, {
         "status": {"state": "Identified", "investigationRef": {"name": INVESTIGATION}, "rootCause": root}})
     return True
