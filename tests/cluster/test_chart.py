@@ -17,8 +17,12 @@ operator) leave aisre-own-* alone, so what happens there is this operator's doin
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -293,3 +297,61 @@ def test_every_option_validates_strictly_on_the_api_server(kubectl, release: Rel
                    input=yaml.safe_dump_all(objects), check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("(server dry run)") == len(objects), done.stdout
+
+
+def http(url: str, body: bytes | None = None, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_aisre_run_with_the_deployed_environment(kubectl, release: Release, tmp_path: Path) -> None:
+    """`aisre run` (the image's entrypoint) with the environment of the installed
+    Deployment, as the chart's ServiceAccount: the probes' endpoints answer, /metrics
+    serves the aisre_* metrics, and the Alertmanager webhook takes the mounted token.
+    Only what a pod would provide differently is replaced: the kubeconfig, the Secret's
+    file path, the port, and the watched namespace (a shared cluster)."""
+    rel = release
+    kubectl("create", "secret", "generic", "am-token", "-n", rel.name, "--from-literal=token=s3cret")
+    rel.helm("install", str(CHART), "--skip-crds", "--set", "alertmanager.tokenSecret.name=am-token", "--wait",
+             "--timeout=120s")
+    deployed = json.loads(kubectl("get", "deployment", rel.name, "-n", rel.name, "-o", "json").stdout)
+    main = deployed["spec"]["template"]["spec"]["containers"][0]
+    fields = {"metadata.namespace": rel.name, "metadata.name": "pod-0"}  # what the kubelet resolves
+    env = {e["name"]: fields[e["valueFrom"]["fieldRef"]["fieldPath"]] if "valueFrom" in e else e.get("value", "")
+           for e in main["env"]}
+    mount = next(m["mountPath"] for m in main["volumeMounts"] if m["name"] == "alertmanager-token")
+    assert env["AISRE_ALERTMANAGER_TOKEN_FILE"] == f"{mount}/token"
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    port = free_port()
+    env.update({"KUBECONFIG": str(token_kubeconfig(kubectl, rel.name, rel.name, tmp_path / "kubeconfig")),
+                "AISRE_NAMESPACES": rel.app, "AISRE_HTTP_PORT": str(port),
+                "AISRE_ALERTMANAGER_TOKEN_FILE": str(token_file)})
+    probe = {p: main[f"{p}Probe"]["httpGet"]["path"] for p in ("liveness", "readiness")}
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "operator.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "aisre.cli", "run"],
+                               env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env}, stdout=log, stderr=log)
+    try:
+        wait(lambda: http(base + probe["readiness"])[0] == 200 or process.poll() is not None, timeout=60,
+             what="readiness")
+        assert process.poll() is None, (tmp_path / "operator.log").read_text()[-2000:]
+        assert http(base + probe["liveness"])[0] == 200
+        code, metrics = http(base + "/metrics")
+        assert code == 200 and "aisre_handler_calls_total" in metrics
+        alert = json.dumps({"version": "4", "status": "firing", "receiver": "aisre", "groupKey": "{}:{}",
+                            "alerts": [{"status": "firing", "labels": {"alertname": "Test"}}]}).encode()
+        assert http(base + "/alertmanager", alert)[0] == 401
+        code, answer = http(base + "/alertmanager", alert, token="s3cret")
+        assert code == 200 and json.loads(answer)["accepted"] == 0, answer
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+    assert process.returncode == 0, (tmp_path / "operator.log").read_text()[-2000:]
