@@ -16,7 +16,7 @@ from typing import Any
 from aisre.api.evidence import AgentResult, Finding, finding_id
 from aisre.api.investigation import AgentStatus
 from aisre.api.meta import ResourceRef
-from aisre.kube.reader import ClusterReader
+from aisre.kube.reader import ClusterReader, KubeAccessError
 from aisre.kube.scope import Scope
 
 
@@ -52,6 +52,18 @@ class AgentContext:
     now: dt.datetime
     bounds: Bounds = field(default_factory=Bounds)
     prometheus: PrometheusSettings | None = None
+
+
+async def list_secrets(reader: ClusterReader, namespace: str) -> list[dict[str, Any]] | None:
+    """The namespace's Secrets (metadata only), or None when RBAC does not allow listing
+    them: the Helm chart grants no Secret access by default (RBAC cannot limit a list to
+    metadata), and the agents then skip what needs Secrets rather than fail."""
+    try:
+        return await reader.list("secrets", namespace)
+    except KubeAccessError as error:
+        if error.status == 403:
+            return None
+        raise
 
 
 def parse_time(value: str | None) -> dt.datetime | None:

@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from aisre.agents.base import AgentContext, Findings, parse_time, resource_of, template_references
+from aisre.agents.base import AgentContext, Findings, list_secrets, parse_time, resource_of, template_references
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
 from aisre.kube.scope import ref
@@ -131,8 +131,10 @@ async def observe_config(ctx: AgentContext, out: Findings) -> None:
             if secret.get("name"):
                 pull_users.setdefault(secret["name"], []).append(ref(workload))
                 users.setdefault(("Secret", secret["name"]), []).append(ref(workload))
-    for plural, kind in (("configmaps", "ConfigMap"), ("secrets", "Secret")):
-        for obj in await ctx.reader.list(plural, scope.namespace):
+    listed = {"ConfigMap": await ctx.reader.list("configmaps", scope.namespace),
+              "Secret": await list_secrets(ctx.reader, scope.namespace) or []}  # Secrets may not be listable
+    for kind, objects in listed.items():
+        for obj in objects:
             name = obj["metadata"]["name"]
             used_by = users.get((kind, name), [])
             if not used_by and not scope.whole_namespace:

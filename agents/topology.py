@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aisre.agents.base import AgentContext, Findings, mentions_host, resource_of, template_references
+from aisre.agents.base import AgentContext, Findings, list_secrets, mentions_host, resource_of, template_references
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
 from aisre.kube.scope import labels_match, ref
@@ -97,7 +97,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
     services = await reader.list("services", ns)
     pods = await reader.list("pods", ns)
     configmaps = await reader.list("configmaps", ns)
-    secrets = await reader.list("secrets", ns)
+    secrets = await list_secrets(reader, ns)  # None: not allowed to list them
     pvcs = await reader.list("persistentvolumeclaims", ns)
     policies = await reader.list("networkpolicies", ns)
     quotas = await reader.list("resourcequotas", ns)
@@ -177,7 +177,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
 
     # References that must exist.
     existing = {("ConfigMap", c["metadata"]["name"]) for c in configmaps}
-    existing |= {("Secret", s["metadata"]["name"]) for s in secrets}
+    existing |= {("Secret", s["metadata"]["name"]) for s in secrets or []}
     existing |= {("PersistentVolumeClaim", p["metadata"]["name"]) for p in pvcs}
     existing |= {("ServiceAccount", a["metadata"]["name"]) for a in accounts}
     for workload in owners:
@@ -203,7 +203,8 @@ async def gather(ctx: AgentContext) -> AgentResult:
             if not name:
                 continue
             edge(ref(workload), f"{kind}/{name}", "uses")
-            if (kind, name) not in existing and not optional and not (kind == "ServiceAccount" and name == "default"):
+            unknown = kind == "Secret" and secrets is None
+            if (kind, name) not in existing and not optional and not unknown and not (kind == "ServiceAccount" and name == "default"):
                 pull = kind == "Secret" and name in pull_secrets
                 out.add("MissingReference", f"{ref(workload)} references {'pull secret ' if pull else ''}{kind}/{name}, "
                         "which does not exist", key=(ref(workload), kind, name), resource=resource_of(workload),

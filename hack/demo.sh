@@ -28,7 +28,8 @@ kubectl get crd -l app.kubernetes.io/part-of=aisre
 
 step "the chart's approval policy (ValidatingAdmissionPolicy) and the executor's RBAC"
 kubectl create namespace aisre-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-helm template aisre charts/aisre -n aisre-system | kubectl apply -f - >/dev/null
+helm template aisre charts/aisre -n aisre-system \
+  --show-only templates/approvals-vap.yaml --show-only templates/executor-rbac.yaml | kubectl apply -f - >/dev/null
 kubectl get validatingadmissionpolicies
 
 step "the operator (aisre run: detection on, actions as the executor), logs in $CLUSTER_DIR/operator.log"

@@ -75,6 +75,8 @@ class OperatorConfig:
             thresholds=Thresholds.from_env(env),
             alertmanager_token_file=env.get("AISRE_ALERTMANAGER_TOKEN_FILE") or None,
             alertmanager_token_secret=env.get("AISRE_ALERTMANAGER_TOKEN_SECRET") or None,
+            executor_user=env.get("AISRE_EXECUTOR_USER") or None,
+            max_verify_seconds=float(env["AISRE_MAX_VERIFY_SECONDS"]) if env.get("AISRE_MAX_VERIFY_SECONDS") else None,
             llm=LLMConfig.from_env(env),
             prometheus=prometheus_from_env(env),
         )

@@ -22,8 +22,12 @@ EXECUTOR = f"system:serviceaccount:{RELEASE_NS}:aisre-executor"
 def install_chart(kubectl, release: str = "aisre", *sets: str) -> None:
     if kubectl("get", "namespace", RELEASE_NS, check=False).returncode != 0:
         kubectl("create", "namespace", RELEASE_NS, check=False)
+    # Only the remediation parts (the operator runs in-process here, not as the chart's Deployment).
+    only = ["--show-only", "templates/executor-rbac.yaml"]
+    if "remediation.approvals.enabled=false" not in sets:
+        only += ["--show-only", "templates/approvals-vap.yaml"]
     rendered = subprocess.run([str(HELM), "template", release, str(REPO / "charts" / "aisre"), "-n", RELEASE_NS,
-                               *[arg for s in sets for arg in ("--set", s)]],
+                               *only, *[arg for s in sets for arg in ("--set", s)]],
                               capture_output=True, text=True, check=True).stdout
     kubectl("apply", "-f", "-", input=rendered)
 

@@ -1,0 +1,309 @@
+"""The Helm chart renders what each values combination promises: `helm lint`, the
+operator Deployment and its environment (read back by the operator's own config), RBAC
+from values (scope, enabled actions, no Secret values), peering and the PDB with more
+than one replica, the optional ServiceMonitor and dashboard, and refusals by
+values.schema.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import aisre
+
+from aisre.api.taxonomy import ActionType
+from aisre.kube.resources import RESOURCES
+from aisre.operator import metrics as operator_metrics
+from aisre.operator.config import OperatorConfig
+from aisre.operator.detection.service import WATCHED
+from aisre.operator.detection.thresholds import Thresholds
+from chart_render import CHART, container, env_of, find, helm, one, render, rules_of
+
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+READ = {"get", "list", "watch"}
+
+
+def operator_rules(objects, kind: str = "ClusterRole", name: str = "aisre-operator", namespace: str | None = None):
+    return set(rules_of(one(objects, kind, name, namespace)))
+
+
+def test_helm_lint_is_clean() -> None:
+    for sets in ([], ["replicaCount=2", "serviceMonitor.enabled=true", "dashboard.enabled=true"],
+                 ["rbac.scope=namespace", "watch.namespaces={shop,pay}"]):
+        done = helm("lint", "--strict", str(CHART), *[a for s in sets for a in ("--set", s)])
+        assert "0 chart(s) failed" in done.stdout, done.stdout
+
+
+def test_defaults() -> None:
+    objects = render()
+    kinds = sorted({o["kind"] for o in objects})
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service",
+                     "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    assert not find(objects, "PodDisruptionBudget") and not find(objects, "ClusterKopfPeering")
+    # Every object is the release's (the uninstall test finds leftovers by these labels).
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == "aisre" and labels["app.kubernetes.io/name"] == "aisre", obj
+    deployment = one(objects, "Deployment", "aisre")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert pod["serviceAccountName"] == "aisre"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    main = container(objects)
+    assert main["image"] == "aisre:0.1.0" and "command" not in main  # the image's entrypoint: aisre run
+    security = main["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]} and security["runAsNonRoot"] is True
+    assert main["resources"]["requests"] and main["resources"]["limits"]
+    # Probes on the operator's health endpoints (operator/http.py), on the named port.
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert main["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    service = one(objects, "Service", "aisre")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert service["spec"]["selector"].items() <= pod_labels(deployment).items()
+    # A writable /tmp only: the root filesystem is read-only.
+    assert [m["mountPath"] for m in main["volumeMounts"]] == ["/tmp"]
+
+
+def pod_labels(deployment) -> dict[str, str]:
+    return deployment["spec"]["template"]["metadata"]["labels"]
+
+
+def test_the_operator_reads_the_rendered_environment(tmp_path) -> None:
+    """The env names are the operator's: its own config parses them into the values set."""
+    key = tmp_path / "api-key"
+    key.write_text("sk-test\n")
+    objects = render("llm.apiKeySecret.name=anthropic", "llm.model=claude-x", "llm.dailyBudgetUsd=2.5",
+                     "llm.defaultEnabled=true", "prometheus.url=http://prom.monitoring:9090",
+                     "prometheus.timeoutSeconds=3", "detection.enabled=false", "detection.thresholds.pendingGrace=45",
+                     "detection.thresholds.restarts=5", "watch.excludeNamespaces={kube-system,infra}",
+                     "remediation.maxVerifySeconds=90", "logLevel=DEBUG")
+    env = env_of(objects)
+    assert env["AISRE_LLM_API_KEY_FILE"] == "/etc/aisre/llm/api-key"
+    env["AISRE_LLM_API_KEY_FILE"] = str(key)  # where the test put the Secret's file
+    config = OperatorConfig.from_env(env)
+    assert config.http_host == "0.0.0.0" and config.http_port == 8080
+    assert config.namespaces == () and config.exclude_namespaces == ("kube-system", "infra")
+    assert config.operator_namespace == "aisre-system" and config.detection is False
+    assert config.executor_user == "system:serviceaccount:aisre-system:aisre-executor"
+    assert config.thresholds.pending_grace == 45 and config.thresholds.restarts == 5
+    assert config.llm.api_key == "sk-test" and config.llm.model == "claude-x" and config.llm.default_enabled
+    assert config.llm.daily_budget_usd == 2.5
+    assert config.prometheus is not None and config.prometheus.url == "http://prom.monitoring:9090"
+    assert config.prometheus.query_timeout_s == 3 and config.log_level == "DEBUG" and config.peering_name is None
+    assert config.max_verify_seconds == 90
+    # Every AISRE_* name the chart sets is one the code reads.
+    assert set(env) - known_env_names() == {"POD_NAMESPACE", "POD_ID"}  # read by config.py and by Kopf
+
+
+def known_env_names() -> set[str]:
+    """Every AISRE_* name the installed package mentions, and the thresholds' variables."""
+    root = Path(aisre.__file__).parent
+    text = "\n".join(p.read_text() for p in root.rglob("*.py"))
+    names = set(re.findall(r"AISRE_[A-Z_]+", text))
+    return names | {f"AISRE_DETECT_{f.name.upper()}" for f in dataclasses.fields(Thresholds)}
+
+
+def test_llm_key_is_a_mounted_secret_never_an_env_value() -> None:
+    objects = render("llm.apiKeySecret.name=anthropic", "llm.apiKeySecret.key=key")
+    main, pod = container(objects), one(objects, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "llm-api-key")
+    assert volume["secret"]["secretName"] == "anthropic" and volume["secret"]["items"] == [{"key": "key", "path": "api-key"}]
+    mount = next(m for m in main["volumeMounts"] if m["name"] == "llm-api-key")
+    assert mount["mountPath"] == "/etc/aisre/llm" and mount["readOnly"] is True
+    assert env_of(objects)["AISRE_LLM_API_KEY_FILE"] == "/etc/aisre/llm/api-key"
+    assert "ANTHROPIC_API_KEY" not in env_of(objects)
+    assert not any("secretKeyRef" in json.dumps(e) for e in main["env"])
+    assert "AISRE_LLM_API_KEY_FILE" not in env_of(render())  # no Secret named: no LLM
+
+
+def test_alertmanager_token_and_prometheus_auth() -> None:
+    objects = render("alertmanager.tokenSecret.name=am-token", "prometheus.url=https://prom:9090",
+                     "prometheus.basicAuth.username=aisre", "prometheus.basicAuth.passwordSecret.name=prom-auth",
+                     "prometheus.insecureSkipVerify=true")
+    env, main = env_of(objects), container(objects)
+    assert env["AISRE_ALERTMANAGER_TOKEN_FILE"] == "/etc/aisre/alertmanager/token"
+    assert any(m["mountPath"] == "/etc/aisre/alertmanager" for m in main["volumeMounts"])
+    password = next(e for e in main["env"] if e["name"] == "AISRE_PROMETHEUS_PASSWORD")
+    assert password["valueFrom"]["secretKeyRef"] == {"name": "prom-auth", "key": "password"}
+    config = OperatorConfig.from_env(env)
+    assert config.prometheus is not None and config.prometheus.username == "aisre" and not config.prometheus.verify_tls
+    assert "AISRE_PROMETHEUS_URL" not in env_of(render())  # no URL: no metrics agent
+
+
+def test_replicas_bring_peering_and_a_pdb() -> None:
+    objects = render("replicaCount=2")
+    env = env_of(objects)
+    assert env["AISRE_PEERING"] == "aisre" and "AISRE_PEERING_PRIORITY" not in env
+    assert OperatorConfig.from_env(env).peering_name == "aisre"
+    peering = one(objects, "ClusterKopfPeering", "aisre")
+    assert peering["apiVersion"] == "kopf.dev/v1"
+    pdb = one(objects, "PodDisruptionBudget", "aisre")
+    deployment = one(objects, "Deployment")
+    assert pdb["spec"]["maxUnavailable"] == 1 and pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels(deployment).items()
+    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert ("kopf.dev", "clusterkopfpeerings", "patch") in operator_rules(objects)
+    assert env_of(render("replicaCount=3", "peering.name=ha", "peering.priority=100"))["AISRE_PEERING_PRIORITY"] == "100"
+    # A namespaced operator peers through a KopfPeering in each namespace it serves.
+    namespaced = render("replicaCount=2", "rbac.scope=namespace", "watch.namespaces={shop,pay}")
+    assert sorted(p["metadata"]["namespace"] for p in find(namespaced, "KopfPeering", "aisre")) == ["pay", "shop"]
+    assert not find(namespaced, "ClusterKopfPeering")
+
+
+def test_crds_install_unless_skipped() -> None:
+    """crds/ holds aisre's CRDs and Kopf's peering CRDs, outside the templates (so Helm
+    installs them first, never deletes them, and `helm install --skip-crds` leaves them out)."""
+    def crds(*flags: str) -> set[str]:
+        out = helm("template", "aisre", str(CHART), *flags).stdout
+        return {d["metadata"]["name"] for d in yaml.safe_load_all(out) if d and d["kind"] == "CustomResourceDefinition"}
+    assert crds("--include-crds") == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev", "incidents.aisre.dev",
+                                      "investigations.aisre.dev", "remediationpolicies.aisre.dev"}
+    assert crds() == set()
+
+
+def test_peering_crds_ship_in_crds_dir() -> None:
+    names = {d["metadata"]["name"] for p in (CHART / "crds").glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d}
+    assert {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev", "incidents.aisre.dev",
+            "investigations.aisre.dev", "remediationpolicies.aisre.dev"} <= names
+
+
+def test_operator_rbac_is_read_only_outside_its_own_api() -> None:
+    objects = render()
+    rules = operator_rules(objects)
+    writes = {(g, r, v) for g, r, v in rules if v not in READ}
+    allowed_writes = {"aisre.dev", "kopf.dev", "", "events.k8s.io"}
+    assert {g for g, _, _ in writes} <= allowed_writes
+    assert {r for g, r, _ in writes if g in ("", "events.k8s.io")} == {"events"}
+    assert ("aisre.dev", "investigations/status", "patch") in rules and ("aisre.dev", "incidents", "create") in rules
+    assert not any(r == "secrets" for _, r, _ in rules), "no Secret access by default"
+    assert not any(v in ("impersonate", "*", "escalate", "bind") or r == "*" for _, r, v in rules)
+    # What the code reads, the role allows: detection's watches and the agents' reads.
+    for _kind, prefix, plural, _field in WATCHED:
+        group = prefix.split("/")[2] if prefix.startswith("/apis/") else ""
+        assert {(group, plural, "list"), (group, plural, "watch")} <= rules, plural
+    for plural, resource in RESOURCES.items():
+        if plural != "secrets":
+            assert (resource.group, plural, "list") in rules, plural
+    assert ("", "pods/log", "get") in rules
+    leases = set(rules_of(one(objects, "Role", "aisre-operator-leases", "aisre-system")))
+    assert ("coordination.k8s.io", "leases", "update") in leases
+    # listSecrets: list only (for metadata), never get or watch.
+    secret_rules = {v for _, r, v in operator_rules(render("rbac.listSecrets=true")) if r == "secrets"}
+    assert secret_rules == {"list"}
+
+
+def test_impersonation_only_of_the_executor() -> None:
+    objects = render()
+    impersonating = [o for o in objects if o["kind"] in ("Role", "ClusterRole")
+                     and any("impersonate" in r["verbs"] for r in o.get("rules") or [])]
+    assert [o["metadata"]["name"] for o in impersonating] == ["aisre-impersonate-executor"]
+    rule = impersonating[0]["rules"][0]
+    assert rule["resources"] == ["serviceaccounts"] and rule["resourceNames"] == ["aisre-executor"]
+    binding = one(objects, "RoleBinding", "aisre-impersonate-executor", "aisre-system")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "aisre", "namespace": "aisre-system"}]
+    executor = one(objects, "ServiceAccount", "aisre-executor")
+    assert executor["automountServiceAccountToken"] is False
+
+
+EXECUTOR_WRITES = {
+    "deletePod": {("", "pods", "delete")},
+    "rolloutRestart": {("apps", r, "patch") for r in ("deployments", "statefulsets", "daemonsets")},
+    "setResources": {("apps", r, "patch") for r in ("deployments", "statefulsets", "daemonsets")},
+    "scale": {("apps", "deployments", "patch"), ("apps", "statefulsets", "patch")},
+    "rollback": {("apps", "deployments", "patch")},
+    "cordonNode": {("", "nodes", "patch")},
+    "uncordonNode": {("", "nodes", "patch")},
+}
+
+
+@pytest.mark.parametrize("actions", [["scale"], ["rollback"], ["deletePod", "cordonNode"], ["rolloutRestart"], []],
+                         ids=lambda a: "+".join(a) or "none")
+def test_executor_gets_only_the_enabled_verbs(actions) -> None:
+    objects = render(json_sets=[f"remediation.executor.actions={json.dumps(actions)}"])
+    rules = set(rules_of(one(objects, "ClusterRole", "aisre-executor")))
+    writes = {rule for rule in rules if rule[2] not in READ}
+    assert writes == set().union(*[EXECUTOR_WRITES[a] for a in actions]), writes
+
+
+def test_namespace_scope_uses_roles() -> None:
+    objects = render("rbac.scope=namespace", "watch.namespaces={shop,pay}", namespace="ops")
+    env = env_of(objects, namespace="ops")
+    assert env["AISRE_NAMESPACES"] == "shop,pay"
+    assert OperatorConfig.from_env(env).namespaces == ("shop", "pay")
+    # Roles in each watched namespace and the release's; the only ClusterRoles are the
+    # small cluster reads and the impersonation right (bound by a RoleBinding).
+    assert sorted(o["metadata"]["namespace"] for o in find(objects, "Role", "aisre-operator")) == ["ops", "pay", "shop"]
+    assert sorted(o["metadata"]["namespace"] for o in find(objects, "Role", "aisre-executor")) == ["pay", "shop"]
+    assert sorted(o["metadata"]["name"] for o in find(objects, "ClusterRole")) == [
+        "aisre-impersonate-executor", "aisre-operator-cluster-reads"]
+    assert set(rules_of(one(objects, "ClusterRole", "aisre-operator-cluster-reads"))) == {
+        ("", "nodes", "get"), ("", "nodes", "list"), ("", "nodes", "watch"), ("storage.k8s.io", "storageclasses", "get"),
+        ("storage.k8s.io", "storageclasses", "list"), ("storage.k8s.io", "storageclasses", "watch"),
+        ("aisre.dev", "incidents", "list"), ("", "namespaces", "list"), ("", "namespaces", "watch"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch")}
+    assert [b["metadata"]["name"] for b in find(objects, "ClusterRoleBinding")] == ["aisre-operator-cluster-reads"]
+    # No node actions in a namespaced install, even though the default actions list them.
+    executor = set(rules_of(one(objects, "Role", "aisre-executor", "shop")))
+    assert not any(r == "nodes" for _, r, _ in executor) and ("apps", "deployments", "patch") in executor
+    # Default: the release's namespace.
+    assert env_of(render("rbac.scope=namespace", namespace="ops"), namespace="ops")["AISRE_NAMESPACES"] == "ops"
+
+
+def test_servicemonitor_and_dashboard() -> None:
+    assert not find(render(), "ServiceMonitor") and not find(render(), "ConfigMap")
+    objects = render("serviceMonitor.enabled=true", "serviceMonitor.labels.release=kps", "dashboard.enabled=true",
+                     "dashboard.namespace=monitoring")
+    monitor = one(objects, "ServiceMonitor", "aisre")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    service = one(objects, "Service", "aisre")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    dashboard = one(objects, "ConfigMap", "aisre-dashboard")
+    assert dashboard["metadata"]["namespace"] == "monitoring" and dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    board = json.loads(dashboard["data"]["aisre.json"])
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"aisre_[a-z_]+", e)}
+    exposed = {f"{m._name}_total" if m._type == "counter" else m._name
+               for m in vars(operator_metrics).values() if hasattr(m, "_type") and hasattr(m, "_name")}
+    assert used and used <= exposed, used - exposed
+    assert exposed <= used, f"metrics without a panel: {exposed - used}"
+
+
+def test_schema_knows_the_catalog_and_thresholds() -> None:
+    actions = SCHEMA["properties"]["remediation"]["properties"]["executor"]["properties"]["actions"]["items"]["enum"]
+    assert sorted(actions) == sorted(a.value for a in ActionType)
+    keys = SCHEMA["properties"]["detection"]["properties"]["thresholds"]["properties"]
+    snake = {re.sub(r"([A-Z])", r"_\1", k).lower() for k in keys}
+    assert snake == {f.name for f in dataclasses.fields(Thresholds)}
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("replicaCount=-1", "/replicaCount"),
+    ("replicaCount=two", "want integer"),
+    ("rbac.scope=cluster-wide", "value must be one of 'cluster', 'namespace'"),
+    ("remediation.executor.actions={scale,reboot}", "/remediation/executor/actions/1"),
+    ("llm.confidenceThreshold=1.5", "/llm/confidenceThreshold"),
+    ("llm.dailyBudgetUsd=-1", "/llm/dailyBudgetUsd"),
+    ("prometheus.url=prom:9090", "/prometheus/url"),
+    ("detection.thresholds.pendingGrce=30", "additional properties 'pendingGrce' not allowed"),
+    ("detection.enabled=maybe", "/detection/enabled"),
+    ("replicas=2", "additional properties 'replicas' not allowed"),
+    ("logFormat=xml", "/logFormat"),
+])
+def test_schema_refuses_wrong_values(value: str, message: str) -> None:
+    done = helm("template", "aisre", str(CHART), "--set", value, check=False)
+    assert done.returncode != 0 and "values don't meet the specifications of the schema" in done.stderr, done.stderr
+    assert message in done.stderr, done.stderr
+
+
+def test_a_pattern_is_refused_in_namespace_scope() -> None:
+    done = helm("template", "aisre", str(CHART), "--set", "rbac.scope=namespace", "--set", "watch.namespaces={shop-*}",
+                check=False)
+    assert done.returncode != 0 and "needs plain namespace names" in done.stderr, done.stderr
