@@ -20,35 +20,14 @@ import pytest
 # The in-process operator lives with the bench runner, which runs it the same way.
 from aisre.bench.operator_thread import OperatorThread, free_port
 
-REPO = Path(__file__).resolve().parents[2]
-# Test modules import conftest_helpers from this folder (tests run in importlib mode).
+# Test modules import conftest_helpers from this folder (tests run in importlib mode);
+# they import from it, never from "conftest" (tests/chart has a conftest module too).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest_helpers import OWN_PREFIX, temporary_namespace  # noqa: E402  (after the path)
-KUBECTL = REPO / ".tools" / "bin" / "kubectl"
+from conftest_helpers import KUBECTL, OWN_PREFIX, REPO, Kubectl, temporary_namespace  # noqa: E402,F401  (after the path)
+
 CLUSTER_DIR = Path(os.environ.get("AISRE_CLUSTER_DIR", REPO / ".cluster"))
 # kubectl writes a discovery cache even with --kubeconfig; keep it out of ~/.kube.
 os.environ.setdefault("KUBECACHEDIR", str(CLUSTER_DIR / "kube-cache"))
-
-
-class Kubectl:
-    """kubectl against the test cluster, as the admin or as the non-admin user."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        self.kubeconfig = kubeconfig
-
-    def __call__(
-        self, *args: str, input: str | None = None, check: bool = True, kubeconfig: Path | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(KUBECTL), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
-        return result
 
 
 @pytest.fixture(scope="session")

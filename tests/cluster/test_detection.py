@@ -20,7 +20,7 @@ import pytest
 
 from aisre.bench.operator_thread import OperatorThread, free_port
 from aisre.operator.detection.thresholds import Thresholds
-from conftest import Kubectl
+from conftest_helpers import Kubectl
 from conftest_helpers import deployment as _deployment
 
 TOKEN = "s3cret-webhook-token"

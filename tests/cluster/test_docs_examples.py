@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, temporary_namespace
+from conftest_helpers import REPO, temporary_namespace
 
 DOCS = [REPO / "docs" / "policy-cookbook.md", REPO / "docs" / "quickstart.md"]
 BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)

@@ -19,7 +19,7 @@ from aisre.bench.operator_thread import OperatorThread, free_port
 from aisre.operator.detection.thresholds import Thresholds
 from aisre.operator.leader import LeaseSettings, microtime
 from aisre.operator.main import LeadershipLost
-from conftest import Kubectl
+from conftest_helpers import Kubectl
 from conftest_helpers import deployment
 from remediation_helpers import apply, available, get, journal, policy, wait
 

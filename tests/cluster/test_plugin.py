@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import KUBECTL, REPO, temporary_namespace
+from conftest_helpers import KUBECTL, REPO, temporary_namespace
 from conftest_helpers import deployment, wait_pods
 
 BIN = REPO / ".venv" / "bin"

@@ -85,7 +85,7 @@ _chart_installed: list[bool] = []
 
 def install_chart_once(kubeconfig: Path) -> None:
     if not _chart_installed:
-        from conftest import Kubectl
+        from conftest_helpers import Kubectl
         install_chart(Kubectl(kubeconfig))
         _chart_installed.append(True)
 
