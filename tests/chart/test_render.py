@@ -1,8 +1,8 @@
 """The Helm chart renders what each values combination promises: `helm lint`, the
 operator Deployment and its environment (read back by the operator's own config), RBAC
-from values (scope, enabled actions, no Secret values), peering and the PDB with more
-than one replica, the optional ServiceMonitor and dashboard, and refusals by
-values.schema.json."""
+from values (scope, enabled actions, no Secret values), leader election on a Lease and
+the PDB with more than one replica (no Kopf peering anywhere), the optional ServiceMonitor
+and dashboard, and refusals by values.schema.json."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from aisre.operator import metrics as operator_metrics
 from aisre.operator.config import OperatorConfig
 from aisre.operator.detection.service import WATCHED
 from aisre.operator.detection.thresholds import Thresholds
+from aisre.operator.leader import LeaseSettings
 from chart_render import CHART, container, env_of, find, helm, one, render, rules_of
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
@@ -44,7 +45,8 @@ def test_defaults() -> None:
     kinds = sorted({o["kind"] for o in objects})
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service",
                      "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
-    assert not find(objects, "PodDisruptionBudget") and not find(objects, "ClusterKopfPeering")
+    assert not find(objects, "PodDisruptionBudget")
+    assert_no_kopf_peering(objects)
     # Every object is the release's (the uninstall test finds leftovers by these labels).
     for obj in objects:
         labels = obj["metadata"]["labels"]
@@ -99,7 +101,7 @@ def test_the_operator_reads_the_rendered_environment(tmp_path) -> None:
     assert config.prometheus.query_timeout_s == 3 and config.log_level == "DEBUG" and config.peering_name is None
     assert config.max_verify_seconds == 90
     # Every AISRE_* name the chart sets is one the code reads.
-    assert set(env) - known_env_names() == {"POD_NAMESPACE", "POD_ID"}  # read by config.py and by Kopf
+    assert set(env) - known_env_names() == {"POD_NAMESPACE"}  # read by config.py
 
 
 def known_env_names() -> set[str]:
@@ -137,47 +139,84 @@ def test_alertmanager_token_and_prometheus_auth() -> None:
     assert "AISRE_PROMETHEUS_URL" not in env_of(render())  # no URL: no metrics agent
 
 
-def test_replicas_bring_peering_and_a_pdb() -> None:
+def lease_rules(objects, namespace: str = "aisre-system") -> set:
+    return set(rules_of(one(objects, "Role", "aisre-operator-leases", namespace)))
+
+
+def assert_no_kopf_peering(objects) -> None:
+    """Leader election is a Lease: no kopf.dev objects, and no role grants anything of kopf.dev."""
+    assert not any(o["apiVersion"].startswith("kopf.dev/") for o in objects)
+    assert not any(g == "kopf.dev" for o in objects if o["kind"] in ("ClusterRole", "Role") for g, _, _ in rules_of(o))
+
+
+def test_replicas_bring_leader_election_and_a_pdb() -> None:
     objects = render("replicaCount=2")
     env = env_of(objects)
-    assert env["AISRE_PEERING"] == "aisre" and "AISRE_PEERING_PRIORITY" not in env
-    assert OperatorConfig.from_env(env).peering_name == "aisre"
-    peering = one(objects, "ClusterKopfPeering", "aisre")
-    assert peering["apiVersion"] == "kopf.dev/v1"
+    assert env["AISRE_PEERING"] == "aisre" and not any(n.startswith(("AISRE_LEADER_", "AISRE_PEERING_")) for n in env)
+    config = OperatorConfig.from_env(env)
+    assert config.peering_name == "aisre" and config.lease_name == "aisre-leader"
+    assert config.operator_namespace == "aisre-system" and config.lease == LeaseSettings()
+    # The Lease lives in the release's namespace: get, create, update there, nothing more, nowhere else.
+    assert lease_rules(objects) == {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+    assert one(objects, "RoleBinding", "aisre-operator-leases", "aisre-system")["subjects"] == [
+        {"kind": "ServiceAccount", "name": "aisre", "namespace": "aisre-system"}]
+    assert not any(r == "leases" for o in objects if o["kind"] in ("ClusterRole", "Role")
+                   and o["metadata"]["name"] != "aisre-operator-leases" for _, r, _ in rules_of(o))
+    assert_no_kopf_peering(objects)
     pdb = one(objects, "PodDisruptionBudget", "aisre")
     deployment = one(objects, "Deployment")
     assert pdb["spec"]["maxUnavailable"] == 1 and pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels(deployment).items()
     assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert ("kopf.dev", "clusterkopfpeerings", "patch") in operator_rules(objects)
-    assert env_of(render("replicaCount=3", "peering.name=ha", "peering.priority=100"))["AISRE_PEERING_PRIORITY"] == "100"
-    # A namespaced operator peers through a KopfPeering in each namespace it serves.
+    main = container(objects)
+    assert main["livenessProbe"]["httpGet"]["path"] == "/healthz" and main["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # The same with rbac.scope=namespace: the Lease Role is in the release's namespace only.
     namespaced = render("replicaCount=2", "rbac.scope=namespace", "watch.namespaces={shop,pay}")
-    assert sorted(p["metadata"]["namespace"] for p in find(namespaced, "KopfPeering", "aisre")) == ["pay", "shop"]
-    assert not find(namespaced, "ClusterKopfPeering")
+    assert lease_rules(namespaced) == lease_rules(objects)
+    assert [o["metadata"]["namespace"] for o in find(namespaced, "Role", "aisre-operator-leases")] == ["aisre-system"]
+    assert_no_kopf_peering(namespaced)
+    # One replica: no election, but the Role is there anyway (scaling up never waits for RBAC).
+    assert "AISRE_PEERING" not in env_of(render()) and lease_rules(render()) == lease_rules(objects)
+
+
+def test_leader_election_timing() -> None:
+    env = env_of(render("replicaCount=3", "peering.name=ha", "leaderElection.leaseSeconds=30",
+                        "leaderElection.renewSeconds=4", "leaderElection.renewDeadlineSeconds=20",
+                        "leaderElection.retrySeconds=1.5"))
+    config = OperatorConfig.from_env(env)
+    assert config.lease_name == "ha-leader"
+    assert config.lease == LeaseSettings(duration=30, renew=4, renew_deadline=20, retry=1.5)
+    # Without replicas there is no election to time.
+    assert not any(n.startswith("AISRE_LEADER_") for n in env_of(render("leaderElection.leaseSeconds=30")))
+    # The chart refuses what the operator would refuse at start-up, with the operator's defaults for the rest.
+    for bad in ("leaderElection.renewSeconds=12", "leaderElection.leaseSeconds=10", "leaderElection.retrySeconds=0.0"):
+        done = helm("template", "aisre", str(CHART), "--set", "replicaCount=2", "--set", bad, check=False)
+        assert done.returncode != 0 and "leaderElection" in done.stderr, bad
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    defaults = LeaseSettings()
+    for key, value in (("leaseSeconds", defaults.duration), ("renewSeconds", defaults.renew),
+                       ("renewDeadlineSeconds", defaults.renew_deadline), ("retrySeconds", defaults.retry)):
+        assert f"$le.{key} | default {value}" in helpers, key
 
 
 def test_crds_install_unless_skipped() -> None:
-    """crds/ holds aisre's CRDs and Kopf's peering CRDs, outside the templates (so Helm
-    installs them first, never deletes them, and `helm install --skip-crds` leaves them out)."""
+    """crds/ holds aisre's CRDs (and nothing of Kopf's: no peering), outside the templates
+    (so Helm installs them first, never deletes them, and `helm install --skip-crds`
+    leaves them out)."""
     def crds(*flags: str) -> set[str]:
         out = helm("template", "aisre", str(CHART), *flags).stdout
         return {d["metadata"]["name"] for d in yaml.safe_load_all(out) if d and d["kind"] == "CustomResourceDefinition"}
-    assert crds("--include-crds") == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev", "incidents.aisre.dev",
-                                      "investigations.aisre.dev", "remediationpolicies.aisre.dev"}
+    aisre_crds = {"incidents.aisre.dev", "investigations.aisre.dev", "remediationpolicies.aisre.dev"}
+    assert crds("--include-crds") == aisre_crds
     assert crds() == set()
-
-
-def test_peering_crds_ship_in_crds_dir() -> None:
     names = {d["metadata"]["name"] for p in (CHART / "crds").glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d}
-    assert {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev", "incidents.aisre.dev",
-            "investigations.aisre.dev", "remediationpolicies.aisre.dev"} <= names
+    assert names == aisre_crds
 
 
 def test_operator_rbac_is_read_only_outside_its_own_api() -> None:
     objects = render()
     rules = operator_rules(objects)
     writes = {(g, r, v) for g, r, v in rules if v not in READ}
-    allowed_writes = {"aisre.dev", "kopf.dev", "", "events.k8s.io"}
+    allowed_writes = {"aisre.dev", "", "events.k8s.io"}
     assert {g for g, _, _ in writes} <= allowed_writes
     assert {r for g, r, _ in writes if g in ("", "events.k8s.io")} == {"events"}
     assert ("aisre.dev", "investigations/status", "patch") in rules and ("aisre.dev", "incidents", "create") in rules
@@ -191,8 +230,6 @@ def test_operator_rbac_is_read_only_outside_its_own_api() -> None:
         if plural != "secrets":
             assert (resource.group, plural, "list") in rules, plural
     assert ("", "pods/log", "get") in rules
-    leases = set(rules_of(one(objects, "Role", "aisre-operator-leases", "aisre-system")))
-    assert ("coordination.k8s.io", "leases", "update") in leases
     # listSecrets: list only (for metadata), never get or watch.
     secret_rules = {v for _, r, v in operator_rules(render("rbac.listSecrets=true")) if r == "secrets"}
     assert secret_rules == {"list"}
@@ -296,6 +333,11 @@ def test_schema_knows_the_catalog_and_thresholds() -> None:
     ("detection.enabled=maybe", "/detection/enabled"),
     ("replicas=2", "additional properties 'replicas' not allowed"),
     ("logFormat=xml", "/logFormat"),
+    ("peering.priority=10", "additional properties 'priority' not allowed"),  # Kopf peering is gone
+    ("leaderElection.leaseSeconds=0", "/leaderElection/leaseSeconds"),
+    ("leaderElection.retrySeconds=soon", "/leaderElection/retrySeconds"),
+    ("leaderElection.leaderLease=x", "additional properties 'leaderLease' not allowed"),
+    ("detection.thresholds.metricsConfidence=1.5", "/detection/thresholds/metricsConfidence"),
 ])
 def test_schema_refuses_wrong_values(value: str, message: str) -> None:
     done = helm("template", "aisre", str(CHART), "--set", value, check=False)

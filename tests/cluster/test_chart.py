@@ -6,7 +6,9 @@ in-process here, configured from the rendered Deployment's environment and
 authenticated with a token of the chart's ServiceAccount (TokenRequest API): it completes
 an Investigation (the chart's RBAC is enough), and an action the values did not enable is
 refused by the API server (the RBAC is not more). Then `helm upgrade` changes what the
-executor may do, and `helm uninstall` leaves nothing of the release but the CRDs.
+executor may do, and `helm uninstall` leaves nothing of the release but aisre's CRDs.
+With more than one replica the operator elects a leader on a Lease in the release's
+namespace, with only the Role the chart gives it there (no Kopf peering, no kopf.dev CRDs).
 
 Each test has its own release (aisre-chart-<id>, in a namespace of that name) and removes
 it, its namespaces and its cluster-scoped objects afterwards. The watched namespace is
@@ -41,8 +43,7 @@ from remediation_helpers import action, apply, available, detected, journal, pol
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chart"))
 from chart_render import CHART, env_of, helm, render  # noqa: E402
 
-KEPT_CRDS = ["incidents.aisre.dev", "investigations.aisre.dev", "remediationpolicies.aisre.dev",
-             "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"]
+KEPT_CRDS = ["incidents.aisre.dev", "investigations.aisre.dev", "remediationpolicies.aisre.dev"]
 CLUSTER_KINDS = "clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings"
 
 
@@ -70,17 +71,12 @@ def release(kubectl, kubeconfig: Path, crds) -> Iterator[Release]:
     reapply_crds(kubectl)
     name = f"aisre-chart-{uuid.uuid4().hex[:8]}"
     app = f"aisre-own-chart-{name.removeprefix('aisre-chart-')}"  # conftest.OWN_PREFIX
-    had_peering_crds = kubectl("get", "crd", "clusterkopfpeerings.kopf.dev", check=False).returncode == 0
     for ns in (name, app):
         kubectl("create", "namespace", ns)
     yield Release(name, app, kubeconfig, [])
     helm("uninstall", name, "-n", name, f"--kubeconfig={kubeconfig}", check=False)
-    kubectl("delete", CLUSTER_KINDS + ",clusterkopfpeerings", "-l", f"app.kubernetes.io/instance={name}",
-            "--ignore-not-found", check=False)
+    kubectl("delete", CLUSTER_KINDS, "-l", f"app.kubernetes.io/instance={name}", "--ignore-not-found", check=False)
     kubectl("delete", "namespace", name, app, "--wait=false", check=False)
-    if not had_peering_crds:  # this test's install created Kopf's CRDs: leave the shared cluster as it was
-        kubectl("delete", "crd", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev", "--ignore-not-found",
-                "--wait=false", check=False)
 
 
 def token_kubeconfig(kubectl, namespace: str, account: str, path: Path) -> Path:
@@ -118,8 +114,7 @@ def leftovers(kubectl, rel: Release) -> list[str]:
     types = ",".join(kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split())
     labelled = kubectl("get", types, "-A", "-l", f"app.kubernetes.io/instance={rel.name}", "-o", "name", check=False)
     found = labelled.stdout.split()
-    kinds = CLUSTER_KINDS + (",clusterkopfpeerings" if "clusterkopfpeerings.kopf.dev" in types.split(",") else "")
-    named = kubectl("get", kinds, "-o", "name").stdout.split()
+    named = kubectl("get", CLUSTER_KINDS, "-o", "name").stdout.split()
     found += [n for n in named if rel.name in n]
     in_namespace = kubectl("get", "serviceaccounts,roles,rolebindings,services,deployments,poddisruptionbudgets,configmaps",
                            "-n", rel.name, "-o", "name").stdout.split()
@@ -175,6 +170,7 @@ def test_install_investigate_refuse_upgrade_uninstall(kubectl, api_client, relea
     assert not can(kubectl, rel.executor_user, "patch", "daemonsets.apps", rel.app)
     assert not can(kubectl, rel.executor_user, "delete", "pods", rel.app)
     assert not can(kubectl, rel.executor_user, "patch", "nodes")
+    assert_lease_rbac(kubectl, rel)
 
     # --- the operator as the chart's ServiceAccount: an Investigation completes...
     sa_kubeconfig = token_kubeconfig(kubectl, rel.name, rel.name, tmp_path / "operator-kubeconfig")
@@ -218,7 +214,7 @@ def test_install_investigate_refuse_upgrade_uninstall(kubectl, api_client, relea
     assert json.loads(rel.helm("status", "-o", "json"))["version"] == 2
     assert can(kubectl, rel.executor_user, "patch", "daemonsets.apps", rel.app)
     kubectl("get", "poddisruptionbudget", rel.name, "-n", rel.name)
-    kubectl("get", "clusterkopfpeering", rel.name)
+    assert_lease_rbac(kubectl, rel)
     env = {e["name"]: e.get("value") for e in json.loads(kubectl(
         "get", "deployment", rel.name, "-n", rel.name, "-o", "json").stdout)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["AISRE_PEERING"] == rel.name
@@ -230,6 +226,16 @@ def test_install_investigate_refuse_upgrade_uninstall(kubectl, api_client, relea
     for crd in KEPT_CRDS:
         kubectl("get", "crd", crd)
     assert time.monotonic() - started < 240
+
+
+def assert_lease_rbac(kubectl, rel: Release) -> None:
+    """Leader election's Lease: get, create, update in the release's namespace, and no more."""
+    for verb in ("get", "create", "update"):
+        assert can(kubectl, rel.operator_user, verb, "leases.coordination.k8s.io", rel.name), verb
+    for verb in ("delete", "list", "watch", "patch"):
+        assert not can(kubectl, rel.operator_user, verb, "leases.coordination.k8s.io", rel.name), verb
+    assert not can(kubectl, rel.operator_user, "update", "leases.coordination.k8s.io", rel.app)
+    assert not can(kubectl, rel.operator_user, "get", "leases.coordination.k8s.io", "kube-system")
 
 
 def pods_of(kubectl, namespace: str, app: str) -> list[str]:
@@ -258,6 +264,7 @@ def test_namespace_scoped_install(kubectl, api_client, release: Release, tmp_pat
     assert not can(kubectl, rel.executor_user, "patch", "nodes")  # no node actions in this scope
     assert can(kubectl, rel.executor_user, "patch", "deployments.apps", rel.app)
     assert not can(kubectl, rel.executor_user, "patch", "deployments.apps", "default")
+    assert_lease_rbac(kubectl, rel)  # the Lease is in the release's namespace in this scope too
 
     sa_kubeconfig = token_kubeconfig(kubectl, rel.name, rel.name, tmp_path / "operator-kubeconfig")
     apply(kubectl, rel.app, deployment("checkout", replicas=1, cpu="64"))
@@ -278,7 +285,9 @@ EVERY_OPTION = ["replicaCount=2", "dashboard.enabled=true", "llm.apiKeySecret.na
                 "prometheus.url=http://p:9090", "prometheus.basicAuth.username=u",
                 "prometheus.basicAuth.passwordSecret.name=pw", "image.pullSecrets={reg}", "nodeSelector.disk=ssd",
                 "podAnnotations.a=b", "podLabels.team=sre", "priorityClassName=system-cluster-critical",
-                "detection.thresholds.pendingGrace=30", "peering.priority=10", "rbac.listSecrets=true",
+                "detection.thresholds.pendingGrace=30", "peering.name=ha", "leaderElection.leaseSeconds=30",
+                "leaderElection.renewSeconds=4", "leaderElection.renewDeadlineSeconds=20",
+                "leaderElection.retrySeconds=1", "rbac.listSecrets=true",
                 "remediation.maxVerifySeconds=60", "llm.prices.m.input=1", "llm.prices.m.output=2"]
 
 
@@ -287,9 +296,6 @@ def test_every_option_validates_strictly_on_the_api_server(kubectl, release: Rel
     """The API server's strict field validation (server dry run: nothing is created) accepts
     every object the chart renders with every option on: no unknown or misplaced field."""
     rel = release
-    peering_crds = str(CHART / "crds" / "kopf.dev_peerings.yaml")  # as helm install would (the fixture removes them if new)
-    kubectl("apply", "--server-side", "-f", peering_crds)
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", peering_crds)
     objects = render(*EVERY_OPTION, f"rbac.scope={scope}", f"watch.namespaces={{{rel.app}}}", release=rel.name,
                      namespace=rel.name, json_sets=['extraEnv=[{"name": "X", "value": "1"}]',
                                                     'tolerations=[{"key": "k", "operator": "Exists"}]'])
@@ -312,14 +318,16 @@ def http(url: str, body: bytes | None = None, token: str | None = None) -> tuple
 
 def test_aisre_run_with_the_deployed_environment(kubectl, release: Release, tmp_path: Path) -> None:
     """`aisre run` (the image's entrypoint) with the environment of the installed
-    Deployment, as the chart's ServiceAccount: the probes' endpoints answer, /metrics
-    serves the aisre_* metrics, and the Alertmanager webhook takes the mounted token.
-    Only what a pod would provide differently is replaced: the kubeconfig, the Secret's
-    file path, the port, and the watched namespace (a shared cluster)."""
+    Deployment (two replicas: leader election), as the chart's ServiceAccount: it takes
+    the leader Lease in the release's namespace with the chart's Role alone, the probes'
+    endpoints answer, /metrics serves the aisre_* metrics, the Alertmanager webhook takes
+    the mounted token, and a clean stop releases the Lease. Only what a pod would provide
+    differently is replaced: the kubeconfig, the Secret's file path, the port, and the
+    watched namespace (a shared cluster)."""
     rel = release
     kubectl("create", "secret", "generic", "am-token", "-n", rel.name, "--from-literal=token=s3cret")
-    rel.helm("install", str(CHART), "--skip-crds", "--set", "alertmanager.tokenSecret.name=am-token", "--wait",
-             "--timeout=120s")
+    rel.helm("install", str(CHART), "--skip-crds", "--set", "alertmanager.tokenSecret.name=am-token",
+             "--set", "replicaCount=2", "--wait", "--timeout=120s")
     deployed = json.loads(kubectl("get", "deployment", rel.name, "-n", rel.name, "-o", "json").stdout)
     main = deployed["spec"]["template"]["spec"]["containers"][0]
     fields = {"metadata.namespace": rel.name, "metadata.name": "pod-0"}  # what the kubelet resolves
@@ -330,7 +338,8 @@ def test_aisre_run_with_the_deployed_environment(kubectl, release: Release, tmp_
     token_file = tmp_path / "token"
     token_file.write_text("s3cret\n")
     port = free_port()
-    env.update({"KUBECONFIG": str(token_kubeconfig(kubectl, rel.name, rel.name, tmp_path / "kubeconfig")),
+    assert env["AISRE_PEERING"] == rel.name and env["POD_NAMESPACE"] == rel.name
+    env.update({"HOSTNAME": "pod-0", "KUBECONFIG": str(token_kubeconfig(kubectl, rel.name, rel.name, tmp_path / "kubeconfig")),
                 "AISRE_NAMESPACES": rel.app, "AISRE_HTTP_PORT": str(port),
                 "AISRE_ALERTMANAGER_TOKEN_FILE": str(token_file)})
     probe = {p: main[f"{p}Probe"]["httpGet"]["path"] for p in ("liveness", "readiness")}
@@ -343,6 +352,8 @@ def test_aisre_run_with_the_deployed_environment(kubectl, release: Release, tmp_
              what="readiness")
         assert process.poll() is None, (tmp_path / "operator.log").read_text()[-2000:]
         assert http(base + probe["liveness"])[0] == 200
+        wait(lambda: http(base + "/leaderz")[0] == 200, timeout=30, what="leadership")
+        assert lease_holder(kubectl, rel) == "pod-0"
         code, metrics = http(base + "/metrics")
         assert code == 200 and "aisre_handler_calls_total" in metrics
         alert = json.dumps({"version": "4", "status": "firing", "receiver": "aisre", "groupKey": "{}:{}",
@@ -355,3 +366,9 @@ def test_aisre_run_with_the_deployed_environment(kubectl, release: Release, tmp_
         process.wait(timeout=30)
         log.close()
     assert process.returncode == 0, (tmp_path / "operator.log").read_text()[-2000:]
+    assert lease_holder(kubectl, rel) is None  # released on a clean stop: a standby takes over at once
+
+
+def lease_holder(kubectl, rel: Release) -> str | None:
+    lease = json.loads(kubectl("get", "lease", f"{rel.name}-leader", "-n", rel.name, "-o", "json").stdout)
+    return lease["spec"].get("holderIdentity")

@@ -40,9 +40,26 @@ app.kubernetes.io/component: operator
 {{- .Values.peering.name | default (include "aisre.fullname" .) -}}
 {{- end -}}
 
-{{- /* Peering is on with more than one replica (one operator acts, the others stand by). */ -}}
+{{- /* Leader election is on with more than one replica (one operator acts, the others
+stand by); the Lease is "<peering name>-leader" in the release's namespace. */ -}}
 {{- define "aisre.peering" -}}
 {{- if gt (int .Values.replicaCount) 1 }}true{{ end -}}
+{{- end -}}
+
+{{- /*
+leaderElection's timing, checked here as the operator checks it at start-up
+(LeaseSettings), so a bad combination fails `helm install` instead of crash-looping.
+Unset values are the operator's defaults (a chart test keeps these equal to them).
+*/ -}}
+{{- define "aisre.checkLeaderElection" -}}
+{{- $le := .Values.leaderElection -}}
+{{- $lease := $le.leaseSeconds | default 15.0 | float64 -}}
+{{- $renew := $le.renewSeconds | default 5.0 | float64 -}}
+{{- $deadline := $le.renewDeadlineSeconds | default 10.0 | float64 -}}
+{{- $retry := $le.retrySeconds | default 2.0 | float64 -}}
+{{- if not (and (lt 0.0 $renew) (le $renew $deadline) (lt $deadline $lease) (lt 0.0 $retry)) -}}
+{{- fail (printf "leaderElection: need 0 < renewSeconds (%v) <= renewDeadlineSeconds (%v) < leaseSeconds (%v) and retrySeconds (%v) > 0" $renew $deadline $lease $retry) -}}
+{{- end -}}
 {{- end -}}
 
 {{- /*
