@@ -58,6 +58,9 @@ def _timeline(status: dict[str, Any], event: str, message: str) -> list[dict[str
 async def _create(client: httpx.AsyncClient, manifest: dict[str, Any]) -> None:
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{manifest['metadata']['namespace']}/investigations"
     response = await client.post(path, json=manifest)
+    if response.status_code == 403 and "being terminated" in response.text:
+        # The namespace is going away with its Incident: nothing left to investigate.
+        raise kopf.PermanentError("the namespace is being deleted; no Investigation")
     if response.status_code not in (200, 201, 409):
         raise kopf.TemporaryError(f"cannot create the Investigation: {response.status_code} {response.text[:300]}", delay=5)
 

@@ -36,6 +36,7 @@ SETUP_TIMEOUT_S = 60.0
 # are rewritten anyway if KWOK's defaults got to them first).
 STAGE_SETTLE_S = 0.3
 RUNTIME_APPLY_S = 5.0  # a runtime step waits this long for a first pod to show it
+BASELINE_AGE_S = 1.5  # the least time between applying the baseline and the first fault step
 
 
 class ScenarioError(RuntimeError):
@@ -131,6 +132,7 @@ class ScenarioRun:
         self.scenario: Scenario = self.loaded.for_namespace(self.namespace)
         self.kube = self.context.kube
         self._created: list[ObjectKey] = []  # cluster-scoped objects to delete afterwards
+        self._setup_started = time.monotonic()
         self.runtime = RuntimeSimulator(
             self.kube, self.namespace, self.scenario.runtime_steps(), run_id=self.context.run_id,
             log_dir=self.context.log_root / self.namespace,
@@ -182,7 +184,7 @@ class ScenarioRun:
 
     # --- baseline ------------------------------------------------------------------------------
     def setup(self) -> None:
-        started = time.monotonic()
+        started = self._setup_started = time.monotonic()
         self._wait_for_service_account()
         kinds = set()
         for manifest in manifests(self.scenario.setup):
@@ -213,6 +215,10 @@ class ScenarioRun:
 
     # --- the fault -----------------------------------------------------------------------------
     def fault(self) -> None:
+        # A real baseline exists long before its fault; here setup can take under a second,
+        # and the API server's timestamps have one-second resolution: a change in the same
+        # second as the creation would look like no change at all.
+        time.sleep(max(0.0, BASELINE_AGE_S - (time.monotonic() - self._setup_started)))
         started = time.monotonic()
         pods = self.kube.pods(self.namespace)
         # Node expectations by podSelector name the nodes the pods run on now.
