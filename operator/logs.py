@@ -28,7 +28,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            # Kopf's per-object lines carry the object in `k8s_ref` (namespace, name, uid).
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(allow=("k8s_ref",))],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
