@@ -36,8 +36,7 @@ from aisre.errors import AisreError
 from aisre.remediation import inputs, kubeapi
 from aisre.remediation.actions import CATALOG
 from aisre.remediation.actions.base import Plan, PreconditionFailed, apply, diff
-from aisre.remediation.policy import (CLUSTER_SCOPED_KINDS, DecisionInput, Verdict, decide, parse_duration, pick_policy,
-                                      target_key)
+from aisre.remediation.policy import DecisionInput, Verdict, decide, parse_duration, pick_policy, target_key
 
 # Test-only hooks: seconds to pause after the claim / after the change, so a test can kill
 # the operator process at exactly that point. Unset in production.
@@ -76,8 +75,8 @@ def incident_objects(incident: dict[str, Any]) -> frozenset[str]:
     spec = incident.get("spec") or {}
     home = (incident.get("metadata") or {}).get("namespace")
     refs = [spec.get("resource") or {}, *(spec.get("affected") or [])]
-    return frozenset(target_key(r.get("kind", ""), None if r.get("kind") in CLUSTER_SCOPED_KINDS else (r.get("namespace") or home),
-                                r.get("name", "")) for r in refs if r.get("kind") and r.get("name"))
+    return frozenset(target_key(r["kind"], r.get("namespace") or home, r["name"]) for r in refs
+                     if r.get("kind") and r.get("name"))
 
 
 def is_settled(entry: JournalEntry) -> bool:

@@ -126,7 +126,8 @@ Step = Callable[[DecisionInput], Verdict | None]
 
 
 def target_key(kind: str, namespace: str | None, name: str) -> str:
-    return f"{kind}/{namespace or ''}/{name}"
+    """``Kind/namespace/name``; cluster-scoped kinds have no namespace, whatever was passed."""
+    return f"{kind}/{'' if kind in CLUSTER_SCOPED_KINDS else namespace or ''}/{name}"
 
 
 def mode_of(policy: RemediationPolicySpec, action: ActionType | str) -> RemediationMode | None:
@@ -375,7 +376,7 @@ def check_incident_owns_target(i: DecisionInput) -> Verdict | None:
     if i.incident_objects is None:
         return None
     t = i.action.target
-    key = target_key(t.kind, None if t.kind in CLUSTER_SCOPED_KINDS else (t.namespace or i.namespace), t.name)
+    key = target_key(t.kind, t.namespace or i.namespace, t.name)
     if key in i.incident_objects or any(owner in i.incident_objects for owner in i.target.owners):
         return None
     return Verdict(Decision.SUGGESTED, NOT_THIS_INCIDENT,

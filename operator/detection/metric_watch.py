@@ -3,7 +3,7 @@ error-rate or latency rise): no Kubernetes object changes, so detection asks Pro
 
 Every ``metrics_interval`` seconds each watched namespace with pods is looked at the way
 an Investigation would look at it, with only the agents that read series and services
-(metrics, topology, changes): their findings are ranked by the same ranking, and a namespace whose
+(metrics; then topology and changes where it found series): their findings are ranked by the same ranking, and a namespace whose
 best hypothesis is a metric-borne cause at or above ``metrics_confidence`` becomes one
 Signal on the resource that hypothesis names. The ranking already keeps noisy but normal
 series (a traffic peak, a high but flat heap) at NoFault, so no separate alert rules are
@@ -36,7 +36,9 @@ from aisre.ranking.rank import rank
 log = structlog.get_logger("aisre.detection")
 
 METRIC_CAUSES = {C.CPU_SATURATION, C.MEMORY_LEAK, C.MEMORY_LIMIT_TOO_LOW, C.DEPENDENCY_FAILURE, C.APPLICATION_ERROR}
-AGENTS = (AgentName.METRICS, AgentName.TOPOLOGY, AgentName.CHANGES)  # changes: "after a rollout"
+# Read only when the metrics agent found series: the dependency graph and the rollouts
+# ("after a rollout") the ranking needs to place what the series show.
+CONTEXT_AGENTS = (AgentName.TOPOLOGY, AgentName.CHANGES)
 LOOKBACK = dt.timedelta(hours=1)  # the baseline an Investigation compares with by default
 AGENT_DEADLINE_S = 10.0
 CONCURRENCY = 4
@@ -60,13 +62,13 @@ async def look_at(reader: ClusterReader, prometheus: PrometheusSettings, namespa
     if not scope.pods:
         return Verdict(namespace, None, True)
     context = AgentContext(reader=reader, scope=scope, window_start=now - LOOKBACK, now=now, prometheus=prometheus)
-    results = await asyncio.gather(*(run_agent(name, context, AGENT_DEADLINE_S) for name in AGENTS))
-    metrics = results[0]
+    metrics = await run_agent(AgentName.METRICS, context, AGENT_DEADLINE_S)
     if metrics.status == AgentStatus.ERROR:
         return Verdict(namespace, None, False)
     if metrics.status != AgentStatus.SUCCESS:
         return Verdict(namespace, None, True)  # no series: nothing to say
-    hypotheses = rank([f for r in results for f in r.findings], namespace)
+    others = await asyncio.gather(*(run_agent(name, context, AGENT_DEADLINE_S) for name in CONTEXT_AGENTS))
+    hypotheses = rank([f for r in (metrics, *others) for f in r.findings], namespace)
     top = hypotheses[0] if hypotheses else None
     if top is None or top.category not in METRIC_CAUSES or top.confidence < confidence or "/" not in top.resource:
         return Verdict(namespace, None, True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fnmatch
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -108,9 +109,11 @@ class DetectionService:
         self.tasks = [asyncio.create_task(watch_forever(watch_client, spec, self._handle, synced=ev), name=f"watch-{spec.kind}")
                       for spec, ev in zip(specs, events, strict=True)]
         self.tasks.append(asyncio.create_task(self._synced(events), name="detection-synced"))
-        self.tasks.append(asyncio.create_task(self._loop(), name="detection-loop"))
+        self.tasks.append(asyncio.create_task(self._every(self.th.tick, self.tick, "detection tick failed"),
+                                              name="detection-loop"))
         if self.prometheus is not None:
-            self.tasks.append(asyncio.create_task(self._metrics_loop(), name="detection-metrics"))
+            self.tasks.append(asyncio.create_task(
+                self._every(self.th.metrics_interval, self.look_at_metrics, "metric sweep failed"), name="detection-metrics"))
 
     async def _synced(self, events: list[asyncio.Event]) -> None:
         await asyncio.gather(*(e.wait() for e in events))
@@ -139,27 +142,18 @@ class DetectionService:
 
     # --- the decision loop ---------------------------------------------------------------
 
-    async def _loop(self) -> None:
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[Any]], failure: str) -> None:
+        """After the first full listing, ``step`` every ``seconds``; a failing step is logged
+        and tried again at the next turn."""
         await self.synced.wait()
         while True:
             try:
-                await self.tick()
+                await step()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.error("detection tick failed", error=f"{type(error).__name__}: {error}"[:500])
-            await asyncio.sleep(self.th.tick)
-
-    async def _metrics_loop(self) -> None:
-        await self.synced.wait()
-        while True:
-            try:
-                await self.look_at_metrics()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.error("metric sweep failed", error=f"{type(error).__name__}: {error}"[:500])
-            await asyncio.sleep(self.th.metrics_interval)
+                log.error(failure, error=f"{type(error).__name__}: {error}"[:500])
+            await asyncio.sleep(seconds)
 
     async def look_at_metrics(self, now: dt.datetime | None = None) -> list[Signal]:
         """One sweep over the namespaces with pods: their metric-borne signals, now current."""
