@@ -39,8 +39,10 @@ def recommend(category: C, resource: str, namespace: str, findings: list[Finding
     actions: list[RecommendedAction] = []
 
     def add(action: ActionType, reason: str, **parameters: Any) -> None:
+        # No nulls in the free-form map: the API server drops them, and status would differ from what was written.
+        given = {key: value for key, value in parameters.items() if value is not None}
         actions.append(RecommendedAction(id=_action_id(action, resource), type=action, target=target,
-                                         parameters=parameters or None, reason=reason, evidence_ids=cited[:8]))
+                                         parameters=given or None, reason=reason, evidence_ids=cited[:8]))
 
     if category == C.MEMORY_LIMIT_TOO_LOW and kind in ROLLOUT_KINDS:
         container = next((f.data.get("container") for f in findings

@@ -29,6 +29,7 @@ PATHS = {
     "StatefulSet": ("/apis/apps/v1", "statefulsets", True),
     "DaemonSet": ("/apis/apps/v1", "daemonsets", True),
     "ReplicaSet": ("/apis/apps/v1", "replicasets", True),
+    "ControllerRevision": ("/apis/apps/v1", "controllerrevisions", True),
     "Pod": ("/api/v1", "pods", True),
     "Node": ("/api/v1", "nodes", False),
 }

@@ -51,6 +51,7 @@ class Verdict:
     namespace: str
     signal: Signal | None
     answered: bool
+    why: str = ""  # what the series said, for the log when it changes
 
 
 async def look_at(reader: ClusterReader, prometheus: PrometheusSettings, namespace: str, now: dt.datetime,
@@ -58,25 +59,28 @@ async def look_at(reader: ClusterReader, prometheus: PrometheusSettings, namespa
     try:
         scope = await resolve_scope(reader, namespace, selector={})
     except TargetNotFound:
-        return Verdict(namespace, None, True)
+        return Verdict(namespace, None, True, "namespace gone")
     if not scope.pods:
-        return Verdict(namespace, None, True)
+        return Verdict(namespace, None, True, "no pods")
     context = AgentContext(reader=reader, scope=scope, window_start=now - LOOKBACK, now=now, prometheus=prometheus)
     metrics = await run_agent(AgentName.METRICS, context, AGENT_DEADLINE_S)
     if metrics.status == AgentStatus.ERROR:
-        return Verdict(namespace, None, False)
+        return Verdict(namespace, None, False, f"metrics failed: {metrics.message}")
     if metrics.status != AgentStatus.SUCCESS:
-        return Verdict(namespace, None, True)  # no series: nothing to say
+        return Verdict(namespace, None, True, f"metrics {metrics.status.value}: {metrics.message}")  # nothing to say
     others = await asyncio.gather(*(run_agent(name, context, AGENT_DEADLINE_S) for name in CONTEXT_AGENTS))
     hypotheses = rank([f for r in (metrics, *others) for f in r.findings], namespace)
     top = hypotheses[0] if hypotheses else None
-    if top is None or top.category not in METRIC_CAUSES or top.confidence < confidence or "/" not in top.resource:
-        return Verdict(namespace, None, True)
+    if top is None:
+        return Verdict(namespace, None, True, "no hypothesis")
+    seen = f"{top.category.value} {top.resource} {top.confidence:.2f}"
+    if top.category not in METRIC_CAUSES or top.confidence < confidence or "/" not in top.resource:
+        return Verdict(namespace, None, True, f"below the bar: {seen}")
     kind, name = top.resource.split("/", 1)
     target = {"metadata": {"name": name, "namespace": namespace}}
     signal = make_signal(SignalSource.METRICS, top.category.value, target, kind, now, severity=Severity.HIGH,
                      message=top.summary, confidence=round(top.confidence, 2), evidence=list(top.evidence_ids[:8]))
-    return Verdict(namespace, signal, True)
+    return Verdict(namespace, signal, True, seen)
 
 
 async def sweep(reader: ClusterReader, prometheus: PrometheusSettings, namespaces: Iterable[str], now: dt.datetime,
@@ -90,6 +94,6 @@ async def sweep(reader: ClusterReader, prometheus: PrometheusSettings, namespace
                 return await look_at(reader, prometheus, namespace, now, confidence)
             except Exception as error:  # one namespace's trouble must not stop the sweep
                 log.warning("metric sweep failed", namespace=namespace, error=f"{type(error).__name__}: {error}"[:300])
-                return Verdict(namespace, None, False)
+                return Verdict(namespace, None, False, f"sweep failed: {type(error).__name__}")
 
     return list(await asyncio.gather(*(one(ns) for ns in sorted(set(namespaces)))))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fnmatch
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -90,6 +91,7 @@ class DetectionService:
         self.watch_client: httpx.AsyncClient | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
+        self.metric_views: dict[str, str] = {}  # per namespace, what the last sweep saw
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -159,14 +161,22 @@ class DetectionService:
         """One sweep over the namespaces with pods: their metric-borne signals, now current."""
         assert self.client is not None and self.prometheus is not None
         namespaces = {pod.namespace for pod in self.pipeline.index.pods.values()}
+        began = time.monotonic()
         verdicts = await metric_watch.sweep(ClusterReader(self.client), self.prometheus, namespaces,
                                             now or dt.datetime.now(dt.UTC), self.th.metrics_confidence)
+        took = time.monotonic() - began
+        if took > self.th.metrics_interval:
+            log.warning("metric sweep slower than its interval", seconds=round(took, 2), namespaces=len(namespaces))
         found = []
         for verdict in verdicts:
+            if self.metric_views.get(verdict.namespace) != verdict.why:
+                log.info("metrics view changed", namespace=verdict.namespace, now=verdict.why[:300],
+                         signal=verdict.signal is not None)
             if verdict.answered:
                 self.detector.observe(f"metrics/{verdict.namespace}", [verdict.signal] if verdict.signal else [])
             if verdict.signal is not None:
                 found.append(verdict.signal)
+        self.metric_views = {v.namespace: v.why for v in verdicts}
         return found
 
     async def tick(self, now: dt.datetime | None = None) -> list[Operation]:
@@ -199,6 +209,10 @@ class DetectionService:
                 self.detector.drop(tracked, now)
                 return
             log.warning("incident write failed; retrying", incident=tracked.name, op=type(operation).__name__, error=detail)
+            self._retry(operation, tracked)
+        except Exception as error:  # not the server's answer (a bug, a bad value): still retried, never half-open
+            log.error("incident write failed; retrying", incident=tracked.name, op=type(operation).__name__,
+                      error=f"{type(error).__name__}: {error}"[:300])
             self._retry(operation, tracked)
 
     def _retry(self, operation: Operation, tracked: Tracked) -> None:

@@ -1,11 +1,16 @@
-"""rollback: what ``kubectl rollout undo`` does for a Deployment. The ReplicaSet with the
-highest revision below the current one holds the previous template; it is copied (without
-the pod-template-hash label the controller adds) into the Deployment. Reverting rolls
-forward again to the revision that was current."""
+"""rollback: what ``kubectl rollout undo`` does.
+
+A Deployment keeps its history in ReplicaSets (revision annotation); a StatefulSet or a
+DaemonSet in ControllerRevisions (``.revision``, the template in ``.data``). Either way
+the highest revision below the current one holds the previous template; it is copied into
+the workload (a ReplicaSet's without the pod-template-hash label the controller adds).
+Reverting rolls forward again to the revision that was current.
+"""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,20 +19,28 @@ from aisre.api.investigation import RecommendedAction
 from aisre.remediation import kubeapi
 from aisre.remediation.actions.base import Plan, PreconditionFailed, has_marker, marker_ops, meta, path_of, require_kind, rollout_verifier
 
-KINDS = {"Deployment"}
+KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 REVISION = "deployment.kubernetes.io/revision"
 
 
+@dataclass(frozen=True)
+class Revision:
+    number: int
+    name: str
+    template: dict[str, Any]
+
+
 async def context(client: httpx.AsyncClient, action: RecommendedAction, target: dict[str, Any]) -> dict[str, Any]:
-    """The Deployment's ReplicaSets (the pure plan picks among them)."""
-    listing = await kubeapi.get(client, kubeapi.collection("ReplicaSet", action.target.namespace))
+    """The workload's history objects (the pure plan picks among them)."""
+    history = "ReplicaSet" if action.target.kind == "Deployment" else "ControllerRevision"
+    listing = await kubeapi.get(client, kubeapi.collection(history, action.target.namespace))
     uid = meta(target).get("uid")
-    owned = [rs for rs in listing.get("items") or []
-             if any(ref.get("uid") == uid for ref in meta(rs).get("ownerReferences") or [])]
-    return {"replicaSets": owned}
+    owned = [item for item in listing.get("items") or []
+             if any(ref.get("uid") == uid for ref in meta(item).get("ownerReferences") or [])]
+    return {"replicaSets" if history == "ReplicaSet" else "controllerRevisions": owned}
 
 
-def _revision(obj: dict[str, Any]) -> int:
+def _annotated_revision(obj: dict[str, Any]) -> int:
     try:
         return int((meta(obj).get("annotations") or {}).get(REVISION, "0"))
     except ValueError:
@@ -41,33 +54,56 @@ def _template(rs: dict[str, Any]) -> dict[str, Any]:
     return template
 
 
-def _to_revision(target: dict[str, Any], replica_sets: list[dict[str, Any]], revision: int | None, marker: str) -> Plan:
-    current = _revision(target)
+def _revision_template(cr: dict[str, Any]) -> dict[str, Any]:
+    # The controller stores a patch that replaces the whole template.
+    template = copy.deepcopy(((cr.get("data") or {}).get("spec") or {}).get("template") or {})
+    template.pop("$patch", None)
+    return template
+
+
+def history(target: dict[str, Any], context: Any) -> tuple[int, list[Revision]]:
+    """The current revision number and every revision, from the context ``context()`` read."""
+    context = context or {}
+    if target.get("kind", "Deployment") == "Deployment":
+        revisions = [Revision(_annotated_revision(rs), meta(rs).get("name", ""), _template(rs))
+                     for rs in context.get("replicaSets") or []]
+        return _annotated_revision(target), revisions
+    revisions = [Revision(int(cr.get("revision") or 0), meta(cr).get("name", ""), _revision_template(cr))
+                 for cr in context.get("controllerRevisions") or []]
+    # A StatefulSet names its current revision; a DaemonSet's is the newest one.
+    named = (target.get("status") or {}).get("updateRevision")
+    current = next((r.number for r in revisions if r.name == named), max((r.number for r in revisions), default=0))
+    return current, revisions
+
+
+def _to_revision(target: dict[str, Any], context: Any, revision: int | None, marker: str) -> Plan:
+    kind = target.get("kind", "Deployment")
+    current, revisions = history(target, context)
     if revision is None:
-        older = [rs for rs in replica_sets if 0 < _revision(rs) < current]
+        older = [r for r in revisions if 0 < r.number < current]
         if not older:
-            raise PreconditionFailed(f"no ReplicaSet with a revision before {current}: nothing to roll back to")
-        source = max(older, key=_revision)
+            raise PreconditionFailed(f"no {kind} revision before {current}: nothing to roll back to")
+        source = max(older, key=lambda r: r.number)
     else:
-        matches = [rs for rs in replica_sets if _revision(rs) == revision]
-        if not matches:
-            raise PreconditionFailed(f"the ReplicaSet of revision {revision} is gone")
-        source = matches[0]
-    template = _template(source)
-    if template == (target.get("spec") or {}).get("template"):
-        raise PreconditionFailed(f"revision {_revision(source)} has the current template already")
-    ops = marker_ops(target, marker) + [{"op": "replace", "path": "/spec/template", "value": template}]
-    return Plan("PATCH", path_of(target, "Deployment"), ops, undo={"revision": current},
-                summary=f"template of revision {_revision(source)} ({meta(source).get('name')}), was revision {current}")
+        source = next((r for r in revisions if r.number == revision), None)
+        if source is None:
+            raise PreconditionFailed(f"revision {revision} of the {kind} is gone")
+    if not source.template:
+        raise PreconditionFailed(f"revision {source.number} ({source.name}) holds no pod template")
+    if source.template == (target.get("spec") or {}).get("template"):
+        raise PreconditionFailed(f"revision {source.number} has the current template already")
+    ops = marker_ops(target, marker) + [{"op": "replace", "path": "/spec/template", "value": source.template}]
+    return Plan("PATCH", path_of(target, kind), ops, undo={"revision": current},
+                summary=f"template of revision {source.number} ({source.name}), was revision {current}")
 
 
 def plan(target: dict[str, Any], action: RecommendedAction, marker: str, context: Any = None) -> Plan:
     require_kind(action.target.kind, KINDS, "rollback")
-    return _to_revision(target, (context or {}).get("replicaSets") or [], None, marker)
+    return _to_revision(target, context, None, marker)
 
 
 def revert(target: dict[str, Any], undo: dict[str, Any], marker: str, context: Any = None) -> Plan | None:
-    return _to_revision(target, (context or {}).get("replicaSets") or [], int(undo["revision"]), marker)
+    return _to_revision(target, context, int(undo["revision"]), marker)
 
 
 applied = has_marker

@@ -108,6 +108,31 @@ async def test_rollback_restores_previous_template(kubectl, namespace, remediato
     assert "was revision 2" in entry["detail"]
 
 
+def statefulset_rolled_out(kubectl, namespace: str, name: str, replicas: int) -> bool:
+    s = get(kubectl, "statefulset", name, namespace)
+    st = s.get("status") or {}
+    return (st.get("observedGeneration", 0) >= s["metadata"]["generation"] and st.get("readyReplicas", 0) == replicas
+            and st.get("updatedReplicas", 0) == replicas and st.get("currentRevision") == st.get("updateRevision"))
+
+
+async def test_rollback_of_a_statefulset_follows_its_controller_revisions(kubectl, namespace, remediator) -> None:
+    manifest = deployment("db", replicas=2)
+    manifest["kind"] = "StatefulSet"
+    manifest["spec"]["serviceName"] = "db"
+    apply(kubectl, namespace, manifest)
+    wait(lambda: statefulset_rolled_out(kubectl, namespace, "db", 2), what="statefulset ready")
+    kubectl("set", "image", "statefulset/db", "db=registry.local/db:v2-typo", "-n", namespace)
+    wait(lambda: statefulset_rolled_out(kubectl, namespace, "db", 2), timeout=90, what="rollout of v2")
+    policy(kubectl, namespace, actions=AUTO)
+    detected(kubectl, namespace, "inc", {"kind": "StatefulSet", "name": "db"}, [action("rollback-1", "rollback", "StatefulSet", "db")])
+    await remediator.remediate(namespace, "inc")
+    entry = journal(kubectl, namespace, "inc")["rollback-1"]
+    assert entry["result"] == "Succeeded", entry
+    s = get(kubectl, "statefulset", "db", namespace)
+    assert s["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/db:1.0"
+    assert "was revision 2" in entry["detail"] and "template of revision 1" in entry["detail"]
+
+
 async def test_set_resources_raises_the_limit(kubectl, namespace, remediator) -> None:
     healthy_deployment(kubectl, namespace)
     policy(kubectl, namespace, actions=AUTO, bounds={"resources": {"maxMemoryIncreasePercent": 50}})

@@ -372,3 +372,29 @@ def test_a_node_going_bad_later_does_not_swallow_an_apps_own_incident(world) -> 
     opened = [o.tracked for o in decide(detector, 3.5) if isinstance(o, Open)]
     assert [t.root.display for t in opened] == ["Node/node-a"]
     assert "shop/Deployment/db" in opened[0].members and "Node/node-a" not in {m.display() for m in app.tracked.members.values()}
+
+
+async def test_an_incident_whose_write_fails_unexpectedly_opens_again_next_tick(monkeypatch) -> None:
+    """A write that fails with something other than the server's answer must not leave the
+    detector believing the Incident exists (it would only ever send updates)."""
+    from aisre.operator.detection.service import DetectionService
+
+    service = DetectionService(TH, "aisre-system")
+    service.pipeline.clock = Clock()
+    service.client = object()  # type: ignore[assignment]  # store.create is replaced below
+    written: list[str | None] = []
+
+    async def create(client: Any, tracked: Any, now: dt.datetime) -> None:
+        written.append(tracked.name)
+        if len(written) == 1:
+            raise ValueError("a value the client could not send")
+
+    monkeypatch.setattr(store, "create", create)
+    service.pipeline.handle("Deployment", "ADDED", deployment("web"))
+    service.pipeline.handle("ReplicaSet", "ADDED", replicaset("web"))
+    service.pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    await service.tick(at(0.5))
+    first = await service.tick(at(1.5))
+    assert [type(op) for op in first] == [Open] and first[0].tracked.name is None  # back to a candidate
+    again = await service.tick(at(2.0))
+    assert [type(op) for op in again] == [Open] and len(written) == 2 and again[0].tracked.name

@@ -57,6 +57,35 @@ def test_rollback_needs_an_older_different_revision() -> None:
         CATALOG["rollback"].plan(same, act("rollback"), "m", {"replicaSets": [rs(1, "web:1")]})
 
 
+def revision(kind: str, number: int, image: str) -> dict:
+    """A ControllerRevision as the StatefulSet and DaemonSet controllers write it."""
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]},
+                "$patch": "replace"}
+    return {"metadata": {"name": f"web-{kind.lower()}-{number}", "ownerReferences": [{"uid": "d1", "controller": True}]},
+            "revision": number, "data": {"spec": {"template": template}}}
+
+
+@pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet"])
+def test_rollback_of_a_statefulset_or_daemonset_reads_controller_revisions(kind: str) -> None:
+    target = deploy(0, "web:3")
+    target["kind"] = kind
+    target["metadata"]["annotations"] = {}
+    history = [revision(kind, 1, "web:1"), revision(kind, 2, "web:2"), revision(kind, 3, "web:3")]
+    if kind == "StatefulSet":  # it names its current revision; a DaemonSet's is the newest
+        target["status"] = {"updateRevision": "web-statefulset-3", "currentRevision": "web-statefulset-2"}
+    plan = CATALOG["rollback"].plan(target, act("rollback", kind=kind), "m", {"controllerRevisions": history})
+    template = ops(plan)["/spec/template"]
+    assert template["spec"]["containers"][0]["image"] == "web:2" and "$patch" not in template
+    assert plan.undo == {"revision": 3} and plan.path.endswith(f"/{kind.lower()}s/web")
+    # The controller gives the reused template the next number; revert finds revision 3 by number.
+    rolled = deploy(0, "web:2")
+    rolled["kind"] = kind
+    back = rollback.revert(rolled, plan.undo, "m2", {"controllerRevisions": [history[0], history[2], revision(kind, 4, "web:2")]})
+    assert ops(back)["/spec/template"]["spec"]["containers"][0]["image"] == "web:3"
+    with pytest.raises(PreconditionFailed, match="nothing to roll back to"):
+        CATALOG["rollback"].plan(target, act("rollback", kind=kind), "m", {"controllerRevisions": history[:0]})
+
+
 def test_set_resources_raises_the_limit_by_a_percentage() -> None:
     plan = CATALOG["setResources"].plan(deploy(), act("setResources", memoryIncreasePercent=50), "m")
     assert ops(plan)["/spec/template/spec/containers/0/resources"]["limits"]["memory"] == "96Mi"
