@@ -42,7 +42,7 @@ SIGNALS = Counter(
 )
 INCIDENTS = Counter(
     "aisre_incidents_total",
-    "Incidents opened and resolved by detection.",
+    "Incidents opened and resolved by detection, and its writes the API server refused or that failed.",
     ["event"],
 )
 ALERTMANAGER_REQUESTS = Counter(

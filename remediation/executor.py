@@ -327,7 +327,9 @@ class Remediator:
             timeout = min(timeout, self.max_verify_seconds)
         module = CATALOG[action.type]
         try:
+            settled = await module.settle(self.executor, action, plan, timeout) if module.settle else ""
             ok, how = await module.verify(self.client, action, plan, timeout)
+            how = f"{settled}; {how}" if settled else how
         except AisreError as error:
             ok, how = False, f"{error.reason}: {error}"
         if ok:

@@ -206,13 +206,16 @@ class DetectionService:
             if status in (403, 404) and isinstance(operation, Open | Update):
                 # The namespace is being deleted (or we may not write there): nothing to keep.
                 log.warning("incident cannot be written; dropped", incident=tracked.name, status=status, error=detail)
+                INCIDENTS.labels("dropped").inc()
                 self.detector.drop(tracked, now)
                 return
             log.warning("incident write failed; retrying", incident=tracked.name, op=type(operation).__name__, error=detail)
+            INCIDENTS.labels("write_failed").inc()
             self._retry(operation, tracked)
         except Exception as error:  # not the server's answer (a bug, a bad value): still retried, never half-open
             log.error("incident write failed; retrying", incident=tracked.name, op=type(operation).__name__,
                       error=f"{type(error).__name__}: {error}"[:300])
+            INCIDENTS.labels("write_failed").inc()
             self._retry(operation, tracked)
 
     def _retry(self, operation: Operation, tracked: Tracked) -> None:

@@ -21,12 +21,13 @@ class ActionModule:
     verify: Any
     context: Any = None  # async (client, action, target) -> dict, for plans that need more than the target
     marker_from_target: Any = None  # the marker is the target's own (deletePod: its uid)
+    settle: Any = None  # async (executor, action, plan, timeout) -> str: what the change needs after it, before verify
 
 
 def _module(mod: Any, **overrides: Any) -> ActionModule:
     fields = {"kinds": mod.KINDS, "plan": getattr(mod, "plan", None), "revert": mod.revert, "applied": mod.applied,
               "verify": mod.verify, "context": getattr(mod, "context", None),
-              "marker_from_target": getattr(mod, "marker_for", None)}
+              "marker_from_target": getattr(mod, "marker_for", None), "settle": getattr(mod, "settle", None)}
     fields.update(overrides)
     return ActionModule(**fields)
 

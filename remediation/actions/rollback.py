@@ -5,6 +5,11 @@ DaemonSet in ControllerRevisions (``.revision``, the template in ``.data``). Eit
 the highest revision below the current one holds the previous template; it is copied into
 the workload (a ReplicaSet's without the pod-template-hash label the controller adds).
 Reverting rolls forward again to the revision that was current.
+
+A StatefulSet (OrderedReady) does not replace a pod that is not Ready, so a pod already
+broken by the bad revision would hold the rollback forever: as the Kubernetes docs'
+"forced rollback" says, those pods are deleted once the template is reverted (``settle``),
+and the controller recreates them from it. Healthy pods are left to the rollout.
 """
 
 from __future__ import annotations
@@ -104,6 +109,48 @@ def plan(target: dict[str, Any], action: RecommendedAction, marker: str, context
 
 def revert(target: dict[str, Any], undo: dict[str, Any], marker: str, context: Any = None) -> Plan | None:
     return _to_revision(target, context, int(undo["revision"]), marker)
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def stuck_pods(target: dict[str, Any], pods: list[dict[str, Any]]) -> list[str]:
+    """A StatefulSet's pods on another revision than its update revision and not Ready:
+    the controller waits for them forever, so they must go (pure)."""
+    update = (target.get("status") or {}).get("updateRevision")
+    if target.get("kind") != "StatefulSet" or not update:
+        return []
+    uid = meta(target).get("uid")
+    return sorted(meta(pod)["name"] for pod in pods
+                  if any(ref.get("uid") == uid for ref in meta(pod).get("ownerReferences") or [])
+                  and not meta(pod).get("deletionTimestamp")
+                  and (meta(pod).get("labels") or {}).get("controller-revision-hash") != update
+                  and not _ready(pod))
+
+
+def _observed(obj: dict[str, Any] | None) -> bool:
+    return bool(obj) and ((obj or {}).get("status") or {}).get("observedGeneration", 0) >= meta(obj or {}).get("generation", 0)
+
+
+async def settle(executor: httpx.AsyncClient, action: RecommendedAction, plan_: Plan, timeout: float) -> str:
+    """After the template is back (also when resumed after a restart): a StatefulSet's
+    stuck pods deleted, by the executor identity. Returns what was done, for the journal."""
+    t = action.target
+    if t.kind != "StatefulSet":
+        return ""
+    await kubeapi.wait_for(executor, t.kind, t.namespace, t.name, _observed, min(timeout, 10.0))
+    target = await kubeapi.get(executor, kubeapi.object_path(t.kind, t.namespace, t.name))
+    target.setdefault("kind", t.kind)
+    pods = (await kubeapi.get(executor, kubeapi.collection("Pod", t.namespace))).get("items") or []
+    names = stuck_pods(target, pods)
+    for name in names:
+        try:
+            await kubeapi.request(executor, "DELETE", kubeapi.object_path("Pod", t.namespace, name))
+        except kubeapi.NotFound:
+            pass  # gone already
+    return f"deleted {len(names)} pod(s) left unready on the bad revision: {', '.join(names)}" if names else ""
 
 
 applied = has_marker

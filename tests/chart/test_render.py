@@ -253,7 +253,7 @@ EXECUTOR_WRITES = {
     "rolloutRestart": {("apps", r, "patch") for r in ("deployments", "statefulsets", "daemonsets")},
     "setResources": {("apps", r, "patch") for r in ("deployments", "statefulsets", "daemonsets")},
     "scale": {("apps", "deployments", "patch"), ("apps", "statefulsets", "patch")},
-    "rollback": {("apps", r, "patch") for r in ("deployments", "statefulsets", "daemonsets")},
+    "rollback": {("apps", r, "patch") for r in ("deployments", "statefulsets", "daemonsets")} | {("", "pods", "delete")},
     "cordonNode": {("", "nodes", "patch")},
     "uncordonNode": {("", "nodes", "patch")},
 }

@@ -378,7 +378,9 @@ async def test_an_incident_whose_write_fails_unexpectedly_opens_again_next_tick(
     """A write that fails with something other than the server's answer must not leave the
     detector believing the Incident exists (it would only ever send updates)."""
     from aisre.operator.detection.service import DetectionService
+    from aisre.operator.metrics import INCIDENTS
 
+    failed_before = INCIDENTS.labels("write_failed")._value.get()
     service = DetectionService(TH, "aisre-system")
     service.pipeline.clock = Clock()
     service.client = object()  # type: ignore[assignment]  # store.create is replaced below
@@ -396,5 +398,6 @@ async def test_an_incident_whose_write_fails_unexpectedly_opens_again_next_tick(
     await service.tick(at(0.5))
     first = await service.tick(at(1.5))
     assert [type(op) for op in first] == [Open] and first[0].tracked.name is None  # back to a candidate
+    assert INCIDENTS.labels("write_failed")._value.get() == failed_before + 1
     again = await service.tick(at(2.0))
     assert [type(op) for op in again] == [Open] and len(written) == 2 and again[0].tracked.name

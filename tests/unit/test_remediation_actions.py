@@ -151,3 +151,20 @@ def test_journal_readers() -> None:
     body = {"status": {"investigationRef": {"name": "i"}, "rootCause": {"category": "BadImage"}, "remediations": entries}}
     assert waits_for_time(body)
     assert not waits_for_time({"status": {**body["status"], "remediations": entries[:1]}})
+
+
+def test_a_statefulsets_forced_rollback_deletes_only_its_unready_pods_on_another_revision() -> None:
+    target = {"kind": "StatefulSet", "metadata": {"name": "db", "uid": "d1"}, "status": {"updateRevision": "db-old"}}
+
+    def pod(name: str, revision: str, ready: bool, owner: str = "d1", deleting: bool = False) -> dict:
+        meta = {"name": name, "labels": {"controller-revision-hash": revision}, "ownerReferences": [{"uid": owner}]}
+        if deleting:
+            meta["deletionTimestamp"] = "2026-11-24T12:00:00Z"
+        return {"metadata": meta, "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+    pods = [pod("db-0", "db-old", True), pod("db-1", "db-old", False),  # reverted revision: the controller's business
+            pod("db-2", "db-bad", False), pod("db-3", "db-bad", True),  # stuck on the bad one / healthy, rolled normally
+            pod("db-4", "db-bad", False, deleting=True), pod("other-0", "db-bad", False, owner="x")]
+    assert rollback.stuck_pods(target, pods) == ["db-2"]
+    assert rollback.stuck_pods({**target, "kind": "Deployment"}, pods) == []
+    assert rollback.stuck_pods({**target, "status": {}}, pods) == []  # the controller has not said which revision
