@@ -96,7 +96,8 @@ class DetectionService:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self, client: httpx.AsyncClient, watch_client: httpx.AsyncClient) -> None:
-        """``client`` writes Incidents; ``watch_client`` (no connection cap) holds the watches."""
+        """``client`` writes Incidents and reads for the metric sweeps; ``watch_client`` (no
+        connection cap) holds the watches. Both are the service's from now on: ``stop`` closes them."""
         self.client = client
         self.watch_client = watch_client
         now = dt.datetime.now(dt.UTC)
@@ -127,8 +128,9 @@ class DetectionService:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
-        if self.watch_client is not None:
-            await self.watch_client.aclose()
+        for client in (self.client, self.watch_client):  # both were handed over at start
+            if client is not None:
+                await client.aclose()
 
     # --- input ---------------------------------------------------------------------------
 

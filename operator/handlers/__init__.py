@@ -78,7 +78,9 @@ async def start_detection(memo: kopf.Memo, logger: Any, **_: Any) -> None:
         return
     memo.detection = DetectionService(config.thresholds, config.operator_namespace, config.namespaces,
                                       config.exclude_namespaces, prometheus=config.prometheus)
-    await memo.detection.start(memo.kube, connect(config.kubeconfig, max_connections=None))
+    # Clients of its own: Incident writes and metric sweeps never wait behind the
+    # investigations' reads for a connection, nor they behind detection's.
+    await memo.detection.start(connect(config.kubeconfig), connect(config.kubeconfig, max_connections=None))
     memo.webhook.detection = memo.detection
 
 
