@@ -40,13 +40,19 @@ def play_injected(tmp_path: Path, kubeconfig: Path, kubectl: Any, **options: Any
     scenarios.mkdir()
     injected_scenario(scenarios)
     err = io.StringIO()
+
+    def injected_namespaces() -> set[str]:
+        return {n for n in kubectl("get", "ns", "-o", "name").stdout.split() if n.startswith("namespace/aisre-llm-injected")}
+
+    # Only this run's: another test's namespace may still be terminating.
+    before = injected_namespaces()
     with FakeAnthropic(responder=obey) as fake:
         run_options = Options(scenarios=scenarios, json_out=tmp_path / "report.json", kubeconfig=kubeconfig, timeout=40,
                               mode="investigate", keep_namespaces=True, llm_url=fake.url, **options)
         try:
             assert run(run_options, out=io.StringIO(), err=err) == 0, err.getvalue()
         finally:
-            kept = [n for n in kubectl("get", "ns", "-o", "name").stdout.split() if n.startswith("namespace/aisre-llm-injected")]
+            kept = sorted(injected_namespaces() - before)
         return kept, list(fake.raw_bodies)
 
 
