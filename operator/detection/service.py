@@ -202,21 +202,19 @@ class DetectionService:
             elif isinstance(operation, Resolve):
                 await store.resolve(self.client, tracked, now, await self._report(tracked, now))
                 INCIDENTS.labels("resolved").inc()
-        except httpx.HTTPError as error:
-            status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else 0
-            detail = error.response.text[:300] if isinstance(error, httpx.HTTPStatusError) else str(error)
+        except Exception as error:  # whatever failed, the Incident is retried, never left half-open
+            response = error.response if isinstance(error, httpx.HTTPStatusError) else None
+            status = response.status_code if response is not None else 0
+            detail = response.text[:300] if response is not None else f"{type(error).__name__}: {error}"[:300]
             if status in (403, 404) and isinstance(operation, Open | Update):
                 # The namespace is being deleted (or we may not write there): nothing to keep.
                 log.warning("incident cannot be written; dropped", incident=tracked.name, status=status, error=detail)
                 INCIDENTS.labels("dropped").inc()
                 self.detector.drop(tracked, now)
                 return
-            log.warning("incident write failed; retrying", incident=tracked.name, op=type(operation).__name__, error=detail)
-            INCIDENTS.labels("write_failed").inc()
-            self._retry(operation, tracked)
-        except Exception as error:  # not the server's answer (a bug, a bad value): still retried, never half-open
-            log.error("incident write failed; retrying", incident=tracked.name, op=type(operation).__name__,
-                      error=f"{type(error).__name__}: {error}"[:300])
+            # Not the server's or the network's answer (a bug, a bad value): worth an error.
+            report = log.warning if isinstance(error, httpx.HTTPError) else log.error
+            report("incident write failed; retrying", incident=tracked.name, op=type(operation).__name__, error=detail)
             INCIDENTS.labels("write_failed").inc()
             self._retry(operation, tracked)
 

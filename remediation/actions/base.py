@@ -90,12 +90,23 @@ def diff(before: Any, after: Any, path: str = "", out: list[str] | None = None, 
     return out
 
 
+def observed(obj: Mapping[str, Any] | None) -> bool:
+    """Its controller has seen the latest spec (status.observedGeneration caught up)."""
+    if not obj:
+        return False
+    return ((obj.get("status") or {}).get("observedGeneration") or 0) >= (meta(obj).get("generation") or 0)
+
+
+def owned_by(obj: Mapping[str, Any], uid: str | None) -> bool:
+    return any(ref.get("uid") == uid for ref in meta(obj).get("ownerReferences") or [])
+
+
 def rollout_done(obj: Mapping[str, Any] | None) -> bool:
     """A Deployment, StatefulSet or DaemonSet whose rollout completed with every replica available."""
     if not obj:
         return False
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    if (status.get("observedGeneration") or 0) < (meta(obj).get("generation") or 0):
+    if not observed(obj):
         return False
     kind = obj.get("kind")
     if kind == "DaemonSet":

@@ -22,7 +22,8 @@ import httpx
 
 from aisre.api.investigation import RecommendedAction
 from aisre.remediation import kubeapi
-from aisre.remediation.actions.base import Plan, PreconditionFailed, has_marker, marker_ops, meta, path_of, require_kind, rollout_verifier
+from aisre.remediation.actions.base import (Plan, PreconditionFailed, has_marker, marker_ops, meta, observed, owned_by, path_of,
+                                            require_kind, rollout_verifier)
 
 KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 REVISION = "deployment.kubernetes.io/revision"
@@ -40,8 +41,7 @@ async def context(client: httpx.AsyncClient, action: RecommendedAction, target: 
     history = "ReplicaSet" if action.target.kind == "Deployment" else "ControllerRevision"
     listing = await kubeapi.get(client, kubeapi.collection(history, action.target.namespace))
     uid = meta(target).get("uid")
-    owned = [item for item in listing.get("items") or []
-             if any(ref.get("uid") == uid for ref in meta(item).get("ownerReferences") or [])]
+    owned = [item for item in listing.get("items") or [] if owned_by(item, uid)]
     return {"replicaSets" if history == "ReplicaSet" else "controllerRevisions": owned}
 
 
@@ -124,14 +124,10 @@ def stuck_pods(target: dict[str, Any], pods: list[dict[str, Any]]) -> list[str]:
         return []
     uid = meta(target).get("uid")
     return sorted(meta(pod)["name"] for pod in pods
-                  if any(ref.get("uid") == uid for ref in meta(pod).get("ownerReferences") or [])
+                  if owned_by(pod, uid)
                   and not meta(pod).get("deletionTimestamp")
                   and (meta(pod).get("labels") or {}).get("controller-revision-hash") != update
                   and not _ready(pod))
-
-
-def _observed(obj: dict[str, Any] | None) -> bool:
-    return bool(obj) and ((obj or {}).get("status") or {}).get("observedGeneration", 0) >= meta(obj or {}).get("generation", 0)
 
 
 async def settle(executor: httpx.AsyncClient, action: RecommendedAction, plan_: Plan, timeout: float) -> str:
@@ -140,7 +136,7 @@ async def settle(executor: httpx.AsyncClient, action: RecommendedAction, plan_: 
     t = action.target
     if t.kind != "StatefulSet":
         return ""
-    await kubeapi.wait_for(executor, t.kind, t.namespace, t.name, _observed, min(timeout, 10.0))
+    await kubeapi.wait_for(executor, t.kind, t.namespace, t.name, observed, min(timeout, 10.0))
     target = await kubeapi.get(executor, kubeapi.object_path(t.kind, t.namespace, t.name))
     target.setdefault("kind", t.kind)
     pods = (await kubeapi.get(executor, kubeapi.collection("Pod", t.namespace))).get("items") or []
