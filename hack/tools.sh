@@ -39,7 +39,7 @@ link() {  # link NAME TARGET
 
 build_kubernetes() {  # builds every k8s command we need in one module graph
   local dir="$CACHE/kubernetes-$K8S_VERSION"
-  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
   local missing=()
   for c in "${cmds[@]}"; do [[ -x "$dir/$c" ]] || missing+=("$c"); done
   [[ ${#missing[@]} -eq 0 ]] && return 0
@@ -103,7 +103,7 @@ install_module_cmd() {  # install_module_cmd NAME VERSION PACKAGE [LDFLAGS]
 
 tool_path() {  # prints the cached path of NAME, building it when absent
   case "$1" in
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl)
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy)
       build_kubernetes; echo "$CACHE/kubernetes-$K8S_VERSION/$1" ;;
     etcd) build_etcd; echo "$CACHE/etcd-$ETCD_VERSION/etcd" ;;
     kwok|kwokctl)
@@ -119,7 +119,7 @@ tool_path() {  # prints the cached path of NAME, building it when absent
   esac
 }
 
-ALL=(etcd kwok kwokctl helm kube-apiserver kube-controller-manager kube-scheduler kubectl)
+ALL=(etcd kwok kwokctl helm kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 for name in "${@:-${ALL[@]}}"; do
   override="$(env_override "$name")"
   if [[ -n "$override" ]]; then link "$name" "$override"; continue; fi

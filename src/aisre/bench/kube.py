@@ -142,15 +142,21 @@ class Kube:
             raise BenchKubeError(f"apply {kind}/{name}: {error.summary()}") from error
         return ObjectKey(res.group_version, kind, name, target_ns), not existed
 
-    def patch(self, key: ObjectKey, patch: Any, patch_type: str) -> None:
+    def patch(self, key: ObjectKey, patch: Any, patch_type: str | None) -> None:
+        """Patch one object; ``patch_type`` None is what `kubectl patch` does: strategic
+        merge, except for custom resources, which refuse it (415) and get a JSON merge."""
         res = self.resource(key.kind, key.api_version)
-        try:
-            self.dynamic.patch(
-                res, body=patch, name=key.name, namespace=key.namespace,
-                content_type=_PATCH_TYPES[patch_type], field_manager=FIELD_MANAGER,
-            )
-        except kubernetes.dynamic.exceptions.DynamicApiError as error:
-            raise BenchKubeError(f"patch {key.display()}: {error.summary()}") from error
+        for content_type in [_PATCH_TYPES[patch_type]] if patch_type else [_PATCH_TYPES["strategic"], _PATCH_TYPES["merge"]]:
+            try:
+                self.dynamic.patch(
+                    res, body=patch, name=key.name, namespace=key.namespace,
+                    content_type=content_type, field_manager=FIELD_MANAGER,
+                )
+                return
+            except kubernetes.dynamic.exceptions.DynamicApiError as error:
+                if patch_type is None and error.status == 415:
+                    continue
+                raise BenchKubeError(f"patch {key.display()}: {error.summary()}") from error
 
     def delete(self, key: ObjectKey, *, missing_ok: bool = False) -> None:
         res = self.resource(key.kind, key.api_version)

@@ -6,8 +6,9 @@ keys are refused rather than ignored: a typo such as ``newPodOnly`` would otherw
 what a scenario simulates without anybody noticing.
 
 A few optional fields go beyond the contract and are documented in docs/scenarios.md:
-``patch.type`` (strategic or json patch instead of the default merge patch), ``count`` on a
-runtime event, and ``apiVersion`` on object references.
+``count`` on a runtime event and ``apiVersion`` on object references. ``patch.type`` is the
+contract's: unset, a patch has ``kubectl patch`` semantics (strategic merge for built-in
+kinds, JSON merge for custom resources).
 """
 
 from __future__ import annotations
@@ -95,9 +96,10 @@ class ObjectRef(_Model):
 class PatchStep(_Model):
     target: ObjectRef
     patch: dict[str, Any] | list[dict[str, Any]]
-    # The contract says merge patch (RFC 7386: lists are replaced whole); `strategic`
-    # merges lists of built-in kinds by key, `json` takes a JSON Patch list.
-    type: Literal["merge", "strategic", "json"] = "merge"
+    # Unset: `kubectl patch` semantics, strategic merge for built-in kinds (containers, env,
+    # ports merge by their key) and JSON merge (RFC 7386) for custom resources, which have
+    # no strategic-merge schema. `merge`, `strategic` or `json` (RFC 6902 list) override it.
+    type: Literal["merge", "strategic", "json"] | None = None
 
     @model_validator(mode="after")
     def _list_only_for_json_patch(self) -> PatchStep:
