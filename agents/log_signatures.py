@@ -10,30 +10,57 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from aisre.api.evidence import PEER_SIGNATURES
+
 # Ordered: the first matching signature names the line.
 SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     ("exec_format", re.compile(r"exec format error", re.I)),
     ("forbidden", re.compile(r"\bforbidden\b.*\bcannot\b|\bis forbidden\b|RBAC: access denied", re.I)),
+    # Configuration the program looked for and did not find: it names what is missing.
+    ("missing_setting", re.compile(
+        r"(environment variable|env var|setting|config(uration)? (key|value|option)|required (option|setting|variable|parameter|flag))"
+        r".{0,60}\b(not set|unset|missing|required|undefined|empty|not defined|not provided|must be (set|provided))"
+        r"|missing required (env|environment|config|configuration|setting|option|key|variable|parameter|flag)"
+        r"|(?-i:\b[A-Z][A-Z0-9]*(_[A-Z0-9]+)+\b).{0,30}\b(is not set|not set|must be set|is required|is missing|is empty|not defined)"
+        r"|(?-i:KeyError: '[A-Z][A-Z0-9]*(_[A-Z0-9]+)*')|Could not resolve placeholder|ImproperlyConfigured"
+        r"|(config(uration)?|settings|properties|credentials?) file\b.{0,100}\b(not found|does not exist|missing|no such file|could not be (found|read|opened))",
+        re.I)),
     ("dns_failure", re.compile(
         r"no such host|name or service not known|NXDOMAIN|could not resolve|temporary failure in name resolution"
-        r"|getaddrinfo (ENOTFOUND|EAI_AGAIN)|unknown host|UnknownHostException", re.I)),
-    ("connection_refused", re.compile(r"connection refused|ECONNREFUSED|actively refused|connect: connection reset", re.I)),
+        r"|getaddrinfo (ENOTFOUND|EAI_AGAIN)|unknown host|UnknownHostException|nodename nor servname", re.I)),
+    # A dependency that answers but refuses its clients: credentials, TLS, capacity, or none
+    # of its servers usable (the client reaches it; the dependency's side is wrong).
+    ("tls_failure", re.compile(
+        r"x509: |certificate (verify failed|has expired|is not valid|signed by unknown authority)|tls: (handshake|bad certificate|failed)"
+        r"|SSL(Handshake)?Exception|SSL routines|handshake failure|wrong version number|PKIX path building failed", re.I)),
+    ("too_many_connections", re.compile(
+        r"too many (connections|clients)|remaining connection slots are reserved|max(imum)? number of clients reached"
+        r"|connection limit (exceeded|reached)|max_connections|ERR max number of clients|Too many open connections", re.I)),
+    ("no_servers", re.compile(
+        r"no reachable servers|server selection (error|timeout|timed out)|No servers? available|all (nodes|hosts|servers|brokers) (failed|down|unavailable)"
+        r"|NoBrokersAvailable|no brokers? (available|found)|CLUSTERDOWN|Could not connect to any (servers|hosts)|NoHostAvailable"
+        r"|failed to connect to all addresses|no healthy upstream|upstream connect error|MasterNotFound|No master|not the leader"
+        r"|READONLY You can't write|LOADING Redis is loading", re.I)),
+    ("connection_refused", re.compile(
+        r"connection refused|ECONNREFUSED|actively refused|connect: connection reset|connection reset by peer|ECONNRESET", re.I)),
     ("timeout", re.compile(
         r"i/o timeout|timed out|deadline exceeded|ETIMEDOUT|connection timeout|context deadline|timeout (after|while|waiting)",
         re.I)),
     ("auth_failure", re.compile(
-        r"authentication failed|password authentication|access denied for user|invalid (credentials|password|token)"
-        r"|\b401\b|unauthori[sz]ed|auth(entication)? error|NOAUTH|WRONGPASS", re.I)),
+        r"authentication failed|password authentication|access denied for user|invalid (credentials|password|token|username or password)"
+        r"|\b401\b|unauthori[sz]ed|auth(entication)? error|NOAUTH|WRONGPASS|SASL authentication|not authorized|AuthenticationFailed"
+        r"|Login failed for user|bad (username|user name) or password", re.I)),
+    # A backend that answers with server errors (an HTTP 5xx from a named peer).
+    ("peer_error", re.compile(
+        r"\b(status(code)?|code|HTTP/\d(\.\d)?|response|returned|got)[ =:\"]*5\d\d\b|\b50[234] (Bad Gateway|Service Unavailable|Gateway Time-?out)\b"
+        r"|\bupstream (prematurely closed|timed out)", re.I)),
     ("oom", re.compile(r"OutOfMemoryError|out of memory|cannot allocate memory|JavaScript heap out of memory", re.I)),
     ("too_many_files", re.compile(r"too many open files|EMFILE", re.I)),
     ("permission_denied", re.compile(r"permission denied|EACCES|operation not permitted|read-only file system", re.I)),
     ("config_parse", re.compile(
         r"(yaml|json|toml|ini|config(uration)?)\b.*\b(parse|parsing|unmarshal|syntax|invalid|malformed)"
-        r"|(parse|parsing|unmarshal|syntax) error|invalid (config|configuration|value for)|unknown (field|key|option)"
+        r"|(parse|parsing|unmarshal|syntax) error|invalid (config|configuration|value for)|unknown (field|key|option|directive)"
         r"|failed to (load|read|parse) (config|configuration|settings)", re.I)),
-    ("missing_setting", re.compile(
-        r"(environment variable|env var|setting|config(uration)? (key|value)|required (option|setting|variable))"
-        r".{0,40}\b(not set|missing|required|undefined|empty)|missing required", re.I)),
     ("missing_file", re.compile(r"no such file or directory|FileNotFoundError|ENOENT|not found in \$PATH", re.I)),
     ("panic", re.compile(
         r"^panic:|goroutine \d+ \[running\]|Traceback \(most recent call last\)|Exception in thread"
@@ -61,13 +88,20 @@ QUOTED_HOST = re.compile(r"\bhost\s+\"(?P<host>[a-zA-Z0-9][a-zA-Z0-9.-]*)\"", re
 @dataclass(frozen=True)
 class LineSignature:
     signature: str
-    host: str | None = None
+    host: str | None = None  # the first DNS label: a Service's name in the namespace
     port: int | None = None
     detail: dict[str, str] | None = None
+    fqdn: str | None = None  # the whole name, for `pod-0.headless` or `svc.other-ns` forms
 
 
 def remote_of(line: str) -> tuple[str | None, int | None]:
     """The remote a line names: host:port first, then host "x", then a bare host."""
+    host, port, _ = remote_name(line)
+    return host, port
+
+
+def remote_name(line: str) -> tuple[str | None, int | None, str | None]:
+    """Like ``remote_of``, with the whole host name as the line wrote it."""
     found: list[tuple[int, str, int | None]] = []
     for match in HOST_PORT.finditer(line):
         host = match.group("host") or match.group("host2")
@@ -79,19 +113,26 @@ def remote_of(line: str) -> tuple[str | None, int | None]:
     for _, host, port in sorted(found, key=lambda item: item[0]):
         label = host.split(".")[0].lower()
         if label not in NOT_HOSTS:
-            return label, port
-    return None, None
+            return label, port, host.lower()
+    return None, None, None
+
+
+# A program that warns about a setting and carries on ("SENTRY_DSN is not set; error
+# reporting disabled") is not stopped by it: only an error-level line names the missing cause.
+WARNING_LEVEL = re.compile(r"\b(WARN|WARNING|UserWarning|DeprecationWarning|NOTICE)\b|level=warn|\"level\":\s*\"warn", re.I)
 
 
 def classify(line: str) -> LineSignature | None:
     for name, pattern in SIGNATURES:
+        if name == "missing_setting" and WARNING_LEVEL.search(line):
+            continue
         if pattern.search(line):
             detail = None
             if name == "forbidden":
                 match = RBAC_SUBJECT.search(line)
                 detail = {k: v for k, v in match.groupdict().items() if v is not None} if match else None
-            host, port = remote_of(line) if name in ("connection_refused", "timeout", "dns_failure", "auth_failure") else (None, None)
-            return LineSignature(name, host, port, detail)
+            host, port, fqdn = remote_name(line) if name in PEER_SIGNATURES else (None, None, None)
+            return LineSignature(name, host, port, detail, fqdn)
     return None
 
 

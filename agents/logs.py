@@ -27,6 +27,7 @@ from aisre.kube.scope import ref
 
 AGENT = "logs"
 SAMPLE_CHARS = 300
+TAIL_MIN_LINES = 3  # the tail is the last fifth of the lines read, at least this many
 
 
 def _miner() -> TemplateMiner:
@@ -112,18 +113,25 @@ async def gather(ctx: AgentContext) -> AgentResult:
         miner = _miner()
         signatures: dict[tuple[str, str | None, int | None], dict[str, Any]] = {}
         error_lines = 0
-        for line in text.splitlines()[-2000:]:
-            if not line.strip():
-                continue
+        lines = [line for line in text.splitlines()[-2000:] if line.strip()]
+        # The tail tells a fault that lasts from one that is over: errors that stopped
+        # (a retry that succeeded, a restart long ago) leave a clean tail behind.
+        tail_from = len(lines) - max(TAIL_MIN_LINES, len(lines) // 5)
+        recent_error_lines = 0
+        for index, line in enumerate(lines):
             miner.add_log_message(line[:2000])
             signature = classify(line)
+            recent = index >= tail_from
             if is_error(line):
                 error_lines += 1
+                recent_error_lines += recent
             if signature is None:
                 continue
             key = (signature.signature, signature.host, signature.port)
-            entry = signatures.setdefault(key, {"count": 0, "sample": line.strip()[:SAMPLE_CHARS], "detail": signature.detail})
+            entry = signatures.setdefault(key, {"count": 0, "recent": 0, "sample": line.strip()[:SAMPLE_CHARS],
+                                                "detail": signature.detail, "fqdn": signature.fqdn})
             entry["count"] += 1
+            entry["recent"] += recent
         errors += error_lines
         where = f"{'previous ' if previous else ''}log of {'init ' if init else ''}container {container}"
         for (name, host, port), entry in signatures.items():
@@ -134,8 +142,8 @@ async def gather(ctx: AgentContext) -> AgentResult:
                 key=(owner_ref, container, name, host or "", str(port or ""), str(previous)),
                 resource=resource_of(owner),
                 signature=name, host=host, port=port, container=container, init=init, previous=previous,
-                count=entry["count"], sample=entry["sample"], pod=pod["metadata"]["name"], owner=owner_ref,
-                detail=entry["detail"],
+                count=entry["count"], recent=entry["recent"], sample=entry["sample"], pod=pod["metadata"]["name"],
+                owner=owner_ref, detail=entry["detail"], fqdn=entry["fqdn"],
             )
         clusters = sorted(miner.drain.clusters, key=lambda c: -c.size)[:5]
         out.add(
@@ -144,7 +152,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
             key=(owner_ref, container, "templates", str(previous)),
             resource=resource_of(owner),
             container=container, init=init, previous=previous, error_lines=error_lines,
-            lines=sum(c.size for c in miner.drain.clusters), owner=owner_ref, pod=pod["metadata"]["name"],
+            recent_error_lines=recent_error_lines, lines=len(lines), owner=owner_ref, pod=pod["metadata"]["name"],
             templates=[{"template": c.get_template()[:200], "count": c.size} for c in clusters],
         )
     result = out.result(truncated=truncated)

@@ -22,6 +22,7 @@ from typing import Any
 from aisre.agents.base import AgentContext, Findings, list_secrets, mentions_host, resource_of, template_references
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
+from aisre.kube.reader import KubeAccessError
 from aisre.kube.scope import labels_match, ref
 
 AGENT = "topology"
@@ -83,6 +84,16 @@ def _policy_allows(policy: dict[str, Any], peer_labels: dict[str, str], directio
     return False
 
 
+async def _list_allowed(reader: Any, plural: str, namespace: str) -> list[dict[str, Any]]:
+    """A list the operator may not be allowed (an older chart's RBAC): empty then, not an error."""
+    try:
+        return await reader.list(plural, namespace)
+    except KubeAccessError as error:
+        if error.status in (403, 404):
+            return []
+        raise
+
+
 def _policy_types(policy: dict[str, Any]) -> list[str]:
     spec = policy.get("spec") or {}
     return spec.get("policyTypes") or (["Ingress"] + (["Egress"] if "egress" in spec else []))
@@ -104,6 +115,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
     accounts = await reader.list("serviceaccounts", ns)
     bindings = await reader.list("rolebindings", ns)
     roles = await reader.list("roles", ns)
+    ingresses = await _list_allowed(reader, "ingresses", ns)
     owners = _owners(ctx)
 
     def edge(src: str, dst: str, relation: str, **data: Any) -> None:
@@ -122,6 +134,10 @@ async def gather(ctx: AgentContext) -> AgentResult:
         spec = service.get("spec") or {}
         selector = spec.get("selector") or {}
         sref = ref(service)
+        # What exists and on which ports: ranking resolves the hosts logs name against it.
+        out.add("ServicePorts", f"{sref} serves {[p.get('port') for p in spec.get('ports') or []]}", key=(sref, "ports"),
+                service=sref, ports=[p.get("port") for p in spec.get("ports") or []],
+                port_names=[p.get("name") for p in spec.get("ports") or [] if p.get("name")])
         if not selector or spec.get("type") == "ExternalName":
             continue
         selected = [p for p in pods if labels_match({"matchLabels": selector}, p["metadata"].get("labels"))
@@ -174,6 +190,14 @@ async def gather(ctx: AgentContext) -> AgentResult:
             via = [key for key, value in pairs if mentions_host(key, value, sname, ns)]
             if via:
                 edge(ref(workload), ref(service), "dependsOn", via=via[:5])
+
+    # An Ingress routes outside users to its Services: they depend on them as clients do.
+    for ingress in ingresses:
+        spec = ingress.get("spec") or {}
+        backends = [spec.get("defaultBackend") or {}] + [
+            path.get("backend") or {} for rule in spec.get("rules") or [] for path in (rule.get("http") or {}).get("paths") or []]
+        for name in sorted({(b.get("service") or {}).get("name") for b in backends} - {None}):
+            edge(ref(ingress), f"Service/{name}", "dependsOn", via=["ingress"])
 
     # References that must exist.
     existing = {("ConfigMap", c["metadata"]["name"]) for c in configmaps}

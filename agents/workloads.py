@@ -33,6 +33,12 @@ def _container_states(pod: dict[str, Any]) -> list[tuple[bool, dict[str, Any]]]:
     ]
 
 
+def _within(time: str | None, ctx: AgentContext) -> bool:
+    """Whether a container's time falls in the investigation's window (a restart then is now)."""
+    when = parse_time(time)
+    return bool(when and when >= ctx.window_start)
+
+
 def observe_pods(ctx: AgentContext, out: Findings) -> None:
     groups: dict[tuple[str, ...], dict[str, Any]] = {}
     owners: dict[tuple[str, ...], Any] = {}
@@ -82,7 +88,7 @@ def observe_pods(ctx: AgentContext, out: Findings) -> None:
                      container=container, init=init, current=False, reason=last.get("reason", ""),
                      exit_code=last.get("exitCode"), message=last.get("message", ""), restarts=restarts,
                      finished_at=last.get("finishedAt", ""), running_now="running" in state,
-                     ready_now=bool(cs.get("ready")))
+                     ready_now=bool(cs.get("ready")), recent=_within(last.get("finishedAt"), ctx))
             if init and "running" in state and not deleting:
                 note("InitContainerRunning", container, container=container, init=True, restarts=restarts,
                      running_since=(state["running"] or {}).get("startedAt", ""))

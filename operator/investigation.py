@@ -203,6 +203,12 @@ def _resource(text: str, namespace: str) -> dict[str, Any] | None:
     return out
 
 
+def chain_of(hypothesis: RankedHypothesis, kept_ids: set[str]) -> list[dict[str, Any]]:
+    """The hypothesis's causal chain for status, citing only evidence that status keeps."""
+    return [{"ref": link.ref[:320], "evidenceIds": [i for i in link.evidence_ids if i in kept_ids][:8]}
+            for link in hypothesis.chain[:6]]
+
+
 def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[str, Any]:
     """The Investigation status (camelCase, bounded) for an outcome."""
     finished = _now()
@@ -213,11 +219,11 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
     merged: list[tuple[RankedHypothesis | LLMHypothesis, HypothesisSource]] = sorted(
         [(h, HypothesisSource.RANKING) for h in outcome.hypotheses] + [(h, HypothesisSource.LLM) for h in llm_new],
         key=lambda pair: -pair[0].confidence)[:MAX_HYPOTHESES]
-    cited = [i for h, _ in merged[:3] for i in h.evidence_ids]
+    cited = [i for h, _ in merged[:3] for i in [*h.evidence_ids, *(e for link in getattr(h, "chain", ()) for e in link.evidence_ids)]]
     by_id = {f.id: f for f in outcome.findings}
     ordered = [by_id[i] for i in dict.fromkeys(cited) if i in by_id]
     cited_ids = set(cited)
-    ordered += [f for f in outcome.findings if f.id not in cited_ids and f.kind not in ("Edge", "ConfigPresent", "WorkloadHealthy", "Role", "RoleBinding", "ServiceAccountAccess")]
+    ordered += [f for f in outcome.findings if f.id not in cited_ids and f.kind not in ("Edge", "ServicePorts", "ConfigPresent", "WorkloadHealthy", "Role", "RoleBinding", "ServiceAccountAccess")]
     truncated = list(outcome.truncated)
     if len(ordered) > MAX_EVIDENCE:
         truncated.append(f"evidence: kept {MAX_EVIDENCE} of {len(ordered)} items (cited first)")
@@ -234,10 +240,12 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
         status["hypotheses"].append(
             {"category": h.category.value, **({"resource": resource} if resource else {}), "summary": h.summary[:1000],
              "confidence": h.confidence, "evidenceIds": [i for i in h.evidence_ids if i in kept_ids][:16],
+             **({"chain": chain_of(h, kept_ids)} if getattr(h, "chain", ()) else {}),
+             **({"score": h.score} if isinstance(h, RankedHypothesis) else {}),
              **({"source": source.value} if llm_new else {})})
     if merged:
         top = status["hypotheses"][0]
-        status["rootCause"] = {k: v for k, v in top.items() if k not in ("evidenceIds", "source")}
+        status["rootCause"] = {k: v for k, v in top.items() if k not in ("evidenceIds", "source", "chain", "score")}
         status["recommendedActions"] = actions_of(outcome.hypotheses, outcome.findings, namespace)
     status["agents"] = [
         {"name": r.agent, "status": r.status.value if hasattr(r.status, "value") else r.status,

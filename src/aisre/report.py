@@ -19,6 +19,17 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def chain_lines(chain: list[dict[str, Any]]) -> list[str]:
+    """The causal chain under the root cause: each link, and the evidence ids that tie it."""
+    if not chain:
+        return []
+    out = ["", "How it leads there:", ""]
+    for step, link in enumerate(chain, 1):
+        ids = ", ".join(link.get("evidenceIds") or []) or "—"
+        out.append(f"{step}. `{link.get('ref', '?')}` (evidence: {ids})")
+    return out
+
+
 def render_investigation(obj: dict[str, Any]) -> str:
     meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status") or {}
     lines = [f"# Investigation {meta.get('namespace')}/{meta.get('name')}", ""]
@@ -34,6 +45,7 @@ def render_investigation(obj: dict[str, Any]) -> str:
     if root:
         lines += ["", f"**{root['category']}** on `{_resource(root.get('resource'))}` "
                   f"(confidence {root.get('confidence', 0):.2f})", "", root.get("summary", "")]
+        lines += chain_lines((status.get("hypotheses") or [{}])[0].get("chain") or [])
     else:
         conditions = {c["type"]: c for c in status.get("conditions") or []}
         done = conditions.get("Completed")

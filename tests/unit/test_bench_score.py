@@ -121,6 +121,17 @@ def test_summary_metrics() -> None:
     assert summarize([])["top1"] is None and summarize(results[:3])["false_positive_rate"] is None
 
 
+def test_the_held_out_part_is_scored_apart() -> None:
+    right, wrong = _result([_h("BadImage", "Deployment/web", 0.9)]), _result([_h("X", "a/b", 0.9)])
+    wrong.tags = ("logs", "heldout")
+    assert report.build([right], mode="investigate").get("parts") is None
+    built = report.build([right, wrong], mode="investigate")
+    assert built["top1"] == 0.5
+    assert built["parts"]["tuning"]["top1"] == 1.0 and built["parts"]["heldout"]["top1"] == 0.0
+    assert [r.get("heldout", False) for r in built["results"]] == [False, True]
+    assert "heldout: scenarios 1" in report.table(built)
+
+
 def test_report_json_has_the_contract_keys(tmp_path: Path) -> None:
     results = [
         _result([_h("BadImage", "Deployment/web", 0.94)], investigate_s=0.7),

@@ -26,12 +26,32 @@ from aisre.agents.log_signatures import classify, is_error, remote_of
         ("Traceback (most recent call last):", "panic", None, None),
         ("yaml: line 4: mapping values are not allowed in this context (while parsing config)", "config_parse", None, None),
         ("java.lang.OutOfMemoryError: Java heap space", "oom", None, None),
+        ("pymongo.errors.ServerSelectionTimeoutError: orders-mongo-0.orders-mongo:27017: No servers available", "no_servers",
+         "orders-mongo-0", 27017),
+        ("ERR max number of clients reached", "too_many_connections", None, None),
+        ('FATAL:  sorry, too many clients already', "too_many_connections", None, None),
+        ("x509: certificate signed by unknown authority (dial tcp ledger-pg:5432)", "tls_failure", "ledger-pg", 5432),
+        ("upstream request to http://pricing:8080/quote failed with status 503", "peer_error", "pricing", 8080),
+        ("level=fatal msg=\"required environment variable SMTP_HOST is not set\"", "missing_setting", None, None),
+        ("KeyError: 'STRIPE_API_KEY'", "missing_setting", None, None),
+        ("Could not resolve placeholder 'payments.gateway.url' in value \"${payments.gateway.url}\"", "missing_setting", None, None),
+        ("config file /etc/relay/relay.yaml not found", "missing_setting", None, None),
+        ("KeyError: 'items'", "panic", None, None),
+        ("/app/settings.py:22: UserWarning: SENTRY_DSN is not set; error reporting disabled", None, None, None),
     ],
 )
-def test_signatures(line: str, signature: str, host: str | None, port: int | None) -> None:
+def test_signatures(line: str, signature: str | None, host: str | None, port: int | None) -> None:
     found = classify(line)
+    if signature is None:
+        assert found is None
+        return
     assert found is not None and found.signature == signature
     assert (found.host, found.port) == (host, port)
+
+
+def test_the_whole_host_is_kept() -> None:
+    found = classify("pymongo.errors.ServerSelectionTimeoutError: orders-mongo-0.orders-mongo:27017: No servers available")
+    assert found is not None and found.fqdn == "orders-mongo-0.orders-mongo"
 
 
 def test_rbac_detail() -> None:

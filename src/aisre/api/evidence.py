@@ -18,6 +18,13 @@ from aisre.api.investigation import AgentStatus
 from aisre.api.meta import ResourceRef
 
 
+# The log signatures (``aisre.agents.log_signatures``) that say the peer a line names
+# cannot be reached, or answers and refuses the client; ranking follows both to the peer.
+NETWORK_SIGNATURES = ("connection_refused", "timeout", "dns_failure")
+REFUSAL_SIGNATURES = ("auth_failure", "tls_failure", "too_many_connections", "no_servers", "peer_error")
+PEER_SIGNATURES = NETWORK_SIGNATURES + REFUSAL_SIGNATURES
+
+
 def finding_id(agent: str, kind: str, *parts: str) -> str:
     """A stable, short id from structured fields: the same observation gets the same id."""
     digest = hashlib.sha1("\x1f".join((agent, kind, *parts)).encode()).hexdigest()[:10]

@@ -127,6 +127,15 @@ class HypothesisSource(str, Enum):
     LLM = "llm"
 
 
+class ChainLink(KubeModel):
+    """One step from the workload that hurts to the root cause, and the evidence for it."""
+
+    ref: str = Field(..., max_length=320, description="The object of this step, Kind/name (client, Service, workload, change).")
+    evidence_ids: list[EvidenceId] = Field(
+        default_factory=list, max_length=8, description="Ids of the evidence that ties this step to the one before."
+    )
+
+
 class Hypothesis(RootCause):
     """A candidate root cause, with the evidence that supports it."""
 
@@ -135,6 +144,13 @@ class Hypothesis(RootCause):
     )
     evidence_ids: list[EvidenceId] = Field(
         default_factory=list, max_length=32, description="Ids of the evidence items that support it."
+    )
+    score: Confidence | None = Field(
+        None, description="The ranking's evidence strength before calibration (what the calibration map is fitted on)."
+    )
+    chain: list[ChainLink] = Field(
+        default_factory=list, max_length=6,
+        description="The causal chain that leads to it: client → Service → workload → change, each with its evidence.",
     )
 
 

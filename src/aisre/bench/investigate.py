@@ -54,7 +54,8 @@ def ranked(status: Mapping[str, Any]) -> list[Hypothesis]:
     """The ranked hypotheses; the root cause alone when there are none."""
     items = status.get("hypotheses") or ([status["rootCause"]] if status.get("rootCause") else [])
     return [
-        Hypothesis(str(h.get("category")), _resource(h.get("resource")), _confidence(h.get("confidence")))
+        Hypothesis(str(h.get("category")), _resource(h.get("resource")), _confidence(h.get("confidence")),
+                   _confidence(h.get("score")))
         for h in items
         if h.get("category")
     ]

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aisre.bench.score import Result, summarize
+from aisre.bench.score import Result, parts, summarize
 
 
 def build(results: Sequence[Result], *, mode: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    report: dict[str, Any] = {**summarize(results), "mode": mode}
+    report: dict[str, Any] = {**summarize(results), "mode": mode, **parts(results)}
     report.update(extra or {})
     report["results"] = [r.to_json() for r in results]
     return report
@@ -62,4 +62,9 @@ def table(report: dict[str, Any]) -> str:
         f"latency p50 {_fmt(report['latency_p50_s'], '{:.2f}s')} p95 {_fmt(report['latency_p95_s'], '{:.2f}s')}  "
         f"errors {report['errors']}"
     )
+    for name, part in (report.get("parts") or {}).items():
+        if part:
+            lines.append(f"  {name}: scenarios {part['scenarios']}  top1 {_fmt(part['top1'], '{:.3f}')}  "
+                         f"top3 {_fmt(part['top3'], '{:.3f}')}  false positives {_fmt(part['false_positive_rate'], '{:.3f}')}  "
+                         f"ece {_fmt(part['ece'], '{:.3f}')}")
     return "\n".join(lines)

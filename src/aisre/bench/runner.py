@@ -58,7 +58,7 @@ def _unplayable(item: LoadedScenario | LoadError, error: str) -> Result:
     if isinstance(item, LoadError):
         return Result(item.name, True, Cause("?", ()), error=item.error)
     expected, also = expected_causes(item.scenario, [])
-    return Result(item.name, item.scenario.expect.incident, expected, also, error=error)
+    return Result(item.name, item.scenario.expect.incident, expected, also, error=error, tags=tuple(item.scenario.tags))
 
 
 @contextmanager
@@ -168,7 +168,7 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
         run = ScenarioRun(context, item)
     except ValueError as error:  # the scenario does not validate with its namespace filled in
         return _unplayable(item, f"invalid scenario: {error}")
-    result = Result(item.name, run.scenario.expect.incident, run.expected, run.also_acceptable)
+    result = Result(item.name, run.scenario.expect.incident, run.expected, run.also_acceptable, tags=tuple(run.scenario.tags))
     errors: list[str] = []
     try:
         with run:

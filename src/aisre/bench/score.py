@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NO_FAULT = "NoFault"
+HELDOUT_TAG = "heldout"  # scenarios never used to tune the ranking (SCENARIOS: tags are free)
 ECE_BINS = 10
 
 
@@ -43,9 +44,11 @@ class Hypothesis:
     category: str
     resource: str | None  # Kind/name
     confidence: float | None
+    score: float | None = None  # before calibration, when the Investigation reports it
 
     def to_json(self) -> dict[str, Any]:
-        return {"category": self.category, "resource": self.resource, "confidence": self.confidence}
+        return {"category": self.category, "resource": self.resource, "confidence": self.confidence,
+                **({"score": self.score} if self.score is not None else {})}
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Result:
     incidents: list[str] | None = None  # detect mode: the Incidents raised about the scenario
     timings: dict[str, float] = field(default_factory=dict)  # setup_s, fault_s, ... (diagnostics)
     llm: dict[str, Any] | None = None  # the LLM's calls, tokens and cost (bench --llm-url)
+    tags: tuple[str, ...] = ()  # the scenario's tags; `heldout` marks the held-out part
 
     @property
     def latency_s(self) -> float | None:
@@ -106,6 +110,7 @@ class Result:
             "detect_s": _round(self.detect_s),
             "investigate_s": _round(self.investigate_s),
             "error": self.error,
+            **({"heldout": True} if HELDOUT_TAG in self.tags else {}),
             **({"incidents": self.incidents} if self.incidents is not None else {}),
             "timings": {k: _round(v) for k, v in self.timings.items()},
             **({"llm": self.llm} if self.llm is not None else {}),
@@ -181,3 +186,13 @@ def summarize(results: Sequence[Result]) -> dict[str, Any]:
                                          / max(1, sum(1 for r in results if r.incident)))}
            if any(r.incidents is not None for r in results) else {}),
     }
+
+
+def parts(results: Sequence[Result]) -> dict[str, Any]:
+    """The tuning part and the held-out part scored apart (empty when nothing is held out),
+    so a figure on scenarios the ranking was tuned on is never mistaken for one it was not."""
+    heldout = [r for r in results if HELDOUT_TAG in r.tags]
+    if not heldout:
+        return {}
+    tuning = [r for r in results if HELDOUT_TAG not in r.tags]
+    return {"parts": {"tuning": summarize(tuning) if tuning else None, "heldout": summarize(heldout)}}

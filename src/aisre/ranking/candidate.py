@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 from aisre.api.taxonomy import RootCauseCategory
 
 
+@dataclass(frozen=True)
+class Link:
+    """One step of the chain from the workload that hurts to the root: an object and the
+    evidence that ties it to the step before."""
+
+    ref: str
+    evidence_ids: list[str] = field(default_factory=list)
+
+
 @dataclass
 class Candidate:
     category: RootCauseCategory
@@ -15,6 +24,7 @@ class Candidate:
     summary: str
     evidence_ids: list[str] = field(default_factory=list)
     pattern: str = ""
+    chain: list[Link] = field(default_factory=list)  # client → Service → workload → change
 
     @property
     def key(self) -> tuple[str, str]:

@@ -1,24 +1,51 @@
 """The causal graph: follow a failure from the workload that shows it to its origin.
 
 The graph (networkx) holds the topology agent's edges (owner chain, Service → workload,
-workload → Service it depends on, → config, → node) plus the dependencies the logs
-reveal (a client failing to reach ``db:5432`` depends on Service ``db``). For each
-client whose logs say it cannot reach a dependency, the origin is looked for along those
-edges: the Service routes nowhere (selector), to the wrong port, the dependency is
-scaled to zero, a NetworkPolicy cuts the client off, or the dependency itself is down.
-The client's own symptoms are then demoted, since they follow from the dependency.
+workload → Service it depends on, named in env or config, Ingress → Service, → config,
+→ node) plus the dependencies the logs reveal (a client failing to reach ``db:5432``
+depends on Service ``db``). Two kinds of failure are followed to the peer:
+
+- the peer cannot be reached (refused, timed out, not resolved): the Service routes
+  nowhere (selector), to the wrong port, the dependency is scaled to zero, a
+  NetworkPolicy cuts the client off, or the dependency itself is down;
+- the peer answers and refuses (credentials, TLS, no capacity, none of its servers
+  usable, 5xx): the root is on the peer's side — the change that broke it (its
+  ConfigMap or Secret, its rollout), or the peer itself — unless the client changed.
+
+A line that names no host (``password authentication failed for user "app"``) is
+matched to the dependencies the client's env and config name, by the protocol the line
+speaks. The client's own symptoms are then demoted, since they follow from the
+dependency, and every candidate carries the chain of links that leads to it.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import networkx as nx
 
+from aisre.api.evidence import NETWORK_SIGNATURES, PEER_SIGNATURES, REFUSAL_SIGNATURES, Finding
 from aisre.api.taxonomy import RootCauseCategory as C
-from aisre.ranking.candidate import Candidate
+from aisre.ranking.candidate import Candidate, Link
 from aisre.ranking.evidence import EvidenceIndex
 
-NETWORK_SIGNATURES = ("connection_refused", "timeout", "dns_failure")
 MAX_NODES = 5000
+CLIENT_DEMOTION = 0.5
+
+# What a host-less line's wording says about the peer it talks to: words in the Service's
+# name or in the env keys that name it, and the protocol's well-known ports.
+PROTOCOL_HINTS: list[tuple[re.Pattern[str], tuple[str, ...], tuple[int, ...]]] = [
+    (re.compile(r"postgres|psql|\bpq:|pg_hba|SQLSTATE|FATAL:\s+(password|role|database|no pg_hba)", re.I),
+     ("postgres", "pg", "psql", "database", "db", "sql"), (5432,)),
+    (re.compile(r"mysql|mariadb|access denied for user", re.I), ("mysql", "mariadb", "database", "db", "sql"), (3306,)),
+    (re.compile(r"redis|NOAUTH|WRONGPASS|READONLY|LOADING", re.I), ("redis", "cache", "session"), (6379,)),
+    (re.compile(r"mongo", re.I), ("mongo",), (27017,)),
+    (re.compile(r"kafka|broker|SASL", re.I), ("kafka", "broker"), (9092, 9093)),
+    (re.compile(r"amqp|rabbit", re.I), ("rabbit", "amqp", "mq"), (5672,)),
+    (re.compile(r"elasticsearch|opensearch", re.I), ("elastic", "opensearch", "search"), (9200,)),
+    (re.compile(r"memcache", re.I), ("memcache", "cache"), (11211,)),
+]
 
 
 def build_graph(ix: EvidenceIndex) -> nx.DiGraph:
@@ -28,77 +55,198 @@ def build_graph(ix: EvidenceIndex) -> nx.DiGraph:
             break
         graph.add_edge(finding.data["src"], finding.data["dst"], relation=finding.data["relation"], evidence=finding.id)
     for finding in ix.kind("LogSignature"):
-        host = finding.data.get("host")
-        if finding.data.get("signature") in NETWORK_SIGNATURES + ("auth_failure",) and host:
-            graph.add_edge(finding.data["owner"], f"Service/{host}", relation="dependsOn", evidence=finding.id, seen_in="logs")
+        service = resolve_service(ix, finding)
+        if finding.data.get("signature") in PEER_SIGNATURES and service:
+            graph.add_edge(finding.data["owner"], service, relation="dependsOn", evidence=finding.id, seen_in="logs")
     return graph
+
+
+def known_services(ix: EvidenceIndex) -> dict[str, list]:
+    """The Services that exist in scope, with their ports."""
+    return {f.data["service"]: list(f.data.get("ports") or []) for f in ix.kind("ServicePorts")}
+
+
+def resolve_service(ix: EvidenceIndex, finding: Finding) -> str | None:
+    """The Service a log line's host names: the first of its DNS labels that is a Service
+    in scope (``orders-db``, ``mongo-0.mongo-headless``), else its first label."""
+    host = finding.data.get("host")
+    if not host:
+        return None
+    services = known_services(ix)
+    labels = (finding.data.get("fqdn") or host).split(".")
+    for label in labels[:2]:
+        if f"Service/{label}" in services:
+            return f"Service/{label}"
+    return f"Service/{host}"
+
+
+def _dependencies(graph: nx.DiGraph, client: str) -> list[tuple[str, str]]:
+    """(Service, edge evidence id) the client depends on by env, config or an Ingress."""
+    return [(dst, data.get("evidence", "")) for _, dst, data in graph.out_edges(client, data=True)
+            if data.get("relation") == "dependsOn" and data.get("seen_in") != "logs"]
+
+
+def peer_by_protocol(ix: EvidenceIndex, graph: nx.DiGraph, finding: Finding) -> tuple[str, list[str]] | None:
+    """For a line that names no host: the one dependency of the client its wording fits."""
+    deps = _dependencies(graph, finding.data["owner"])
+    if len(deps) == 1:
+        return deps[0][0], [deps[0][1]]
+    sample = finding.data.get("sample", "")
+    ports = known_services(ix)
+    via = {f.data["dst"]: " ".join(f.data.get("via") or []) for f in ix.kind("Edge")
+           if f.data.get("src") == finding.data["owner"] and f.data.get("relation") == "dependsOn"}
+    for pattern, words, wellknown in PROTOCOL_HINTS:
+        if not pattern.search(sample):
+            continue
+        fits = [(service, eid) for service, eid in deps
+                if set(ports.get(service, [])) & set(wellknown)
+                or any(w in service.split("/", 1)[1].lower() or w in via.get(service, "").lower() for w in words)]
+        if len(fits) == 1:
+            return fits[0][0], [fits[0][1]]
+    return None
 
 
 def _backing(graph: nx.DiGraph, service: str) -> list[str]:
     return [dst for _, dst, data in graph.out_edges(service, data=True) if data.get("relation") == "routesTo"]
 
 
+def _own_change(ix: EvidenceIndex, owner: str) -> list[Finding]:
+    """What changed on the workload's side: its configuration, or its rollout's env."""
+    changed = [c for c in ix.kind("ConfigChanged") if owner in (c.data.get("used_by") or [])]
+    change = ix.template_change(owner)
+    if change is not None and ix.changed_fields(owner) & {"env", "envFrom"}:
+        changed.append(change)
+    return changed
+
+
+@dataclass
+class _Origins:
+    candidates: list[Candidate]
+    demote: dict[str, float]
+
+    def add(self, category: C, resource: str, score: float, summary: str, ids: list[str], chain: list[Link]) -> None:
+        self.candidates.append(Candidate(category, resource, score, summary, list(dict.fromkeys(i for i in ids if i)),
+                                         "dependency", chain=chain))
+
+    def demote_client(self, ix: EvidenceIndex, client: str, factor: float = CLIENT_DEMOTION) -> None:
+        # A client whose own config changed is a suspect itself, not only a victim.
+        if not _own_change(ix, client):
+            self.demote[client] = min(self.demote.get(client, 1.0), factor)
+
+
+def _unreachable(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Finding, service: str,
+                 link: list[Link]) -> None:
+    """The client cannot reach the peer: find what is broken on the way."""
+    client, signature, ids = finding.data["owner"], finding.data.get("signature"), [finding.id]
+    host = service.split("/", 1)[1]
+    services = known_services(ix)
+    if service not in services and not _backing(graph, service) and not ix.of_service(service):
+        # The name resolves to nothing we can see: the Service is gone (or never existed).
+        out.add(C.DEPENDENCY_FAILURE, service, 0.72 if signature == "dns_failure" else 0.5,
+                f"{client} cannot reach {host}: no Service {host} exists", ids, link)
+        out.demote_client(ix, client, 0.6)
+        return
+    selector = [f for f in ix.of_service(service) if f.kind == "ServiceSelectorMatchesNothing"]
+    ports = [f for f in ix.of_service(service) if f.kind == "ServicePortMismatch"]
+    if selector:
+        out.add(C.SERVICE_SELECTOR_MISMATCH, service, 0.93, f"{service} selects no pods, so {client} cannot reach it",
+                ids + [selector[0].id], link + [Link(service, [selector[0].id])])
+        out.demote_client(ix, client)
+        return
+    if ports:
+        out.add(C.SERVICE_PORT_MISMATCH, service, 0.93, f"{service} targets a port its pods do not expose, so {client} "
+                "cannot reach it", ids + [ports[0].id], link + [Link(service, [ports[0].id])])
+        out.demote_client(ix, client)
+        return
+    for server in _backing(graph, service):
+        chain = link + [Link(service, [graph.edges[service, server].get("evidence", "")])]
+        policies = [f for f in ix.kind("NetworkPolicyBlocks")
+                    if any(b["client"] == client and b["server"] == server for b in f.data.get("blocked") or [])]
+        if policies:
+            out.add(C.NETWORK_POLICY_BLOCK, policies[0].data["policy"], 0.92,
+                    f"{policies[0].data['policy']} blocks {client} from reaching {server}", ids + [policies[0].id],
+                    chain + [Link(server, []), Link(policies[0].data["policy"], [policies[0].id])])
+            out.demote_client(ix, client)
+            continue
+        zero = ix.of(server, "WorkloadScaledToZero")
+        if zero:
+            out.add(C.SCALED_TO_ZERO, server, 0.9, f"{server}, which {client} needs, is scaled to zero",
+                    ids + [zero[0].id], chain + [Link(server, [zero[0].id])])
+            out.add(C.DEPENDENCY_FAILURE, server, 0.7, f"{client} fails because {server} is down", ids + [zero[0].id],
+                    chain + [Link(server, [zero[0].id])])
+            out.demote_client(ix, client)
+            continue
+        if ix.impacted(server):
+            evidence = [f.id for f in ix.of(server) if f.kind in ("WorkloadUnavailable", "ContainerWaiting", "ContainerNotReady")][:3]
+            out.add(C.DEPENDENCY_FAILURE, server, 0.86, f"{client} fails because its dependency {server} (behind {service}) "
+                    "is down", ids + evidence, chain + [Link(server, evidence)])
+            out.add(C.DEPENDENCY_FAILURE, service, 0.6, f"{service} has no healthy backend for {client}", ids + evidence, chain)
+            out.demote_client(ix, client)
+        else:
+            out.add(C.DEPENDENCY_FAILURE, server, 0.45, f"{client} reports failures reaching {server}", ids,
+                    chain + [Link(server, [])])
+
+
+def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Finding, service: str, link: list[Link]) -> None:
+    """The peer answers and refuses the client: the origin is on the peer's side."""
+    client, ids = finding.data["owner"], [finding.id]
+    what = {"auth_failure": "rejects its credentials", "tls_failure": "fails the TLS handshake",
+            "too_many_connections": "refuses more connections", "no_servers": "has no usable server",
+            "peer_error": "answers with server errors"}[finding.data["signature"]]
+    servers = _backing(graph, service)
+    if not servers:
+        out.add(C.DEPENDENCY_FAILURE, service, 0.55, f"{service}, which {client} uses, {what}", ids, link)
+        out.demote_client(ix, client, 0.7)
+        return
+    client_changed = bool(_own_change(ix, client))
+    # The client's own change is as likely a cause as the peer: keep the peer below it.
+    weight = 0.85 if client_changed else 1.0
+    for server in servers:
+        chain = link + [Link(service, [graph.edges[service, server].get("evidence", "")])]
+        configs = [c for c in ix.kind("ConfigChanged") if server in (c.data.get("used_by") or [])]
+        rollout = ix.template_change(server)
+        server_evidence = [f.id for f in ix.of(server) if f.kind in ("WorkloadUnavailable", "ContainerWaiting",
+                                                                   "ContainerNotReady", "LogSignature")][:3]
+        for config in configs:
+            obj = f"{config.data['config_kind']}/{config.data['name']}"
+            out.add(C.BAD_CONFIG_CHANGE, obj, 0.9 * weight, f"{obj} changed and {server}, which {client} uses, now {what}", ids + [config.id], chain + [Link(server, server_evidence), Link(obj, [config.id])])
+        if rollout is not None:
+            fields = ix.changed_fields(server)
+            out.add(C.DEPENDENCY_FAILURE, server, (0.88 if not configs else 0.8) * weight,
+                    f"{server} {what} since its rollout changed {', '.join(sorted(fields)[:4]) or 'its template'}; {client} fails",
+                    ids + [rollout.id] + server_evidence, chain + [Link(server, server_evidence + [rollout.id])])
+            if fields & {"env", "envFrom"}:
+                out.add(C.BAD_CONFIG_CHANGE, server, 0.8 * weight, f"{server}'s rollout changed its environment and it now {what}",
+                        ids + [rollout.id], chain + [Link(server, [rollout.id])])
+            if "image" in fields and finding.data["signature"] == "peer_error":
+                out.add(C.APPLICATION_ERROR, server, 0.84 * weight, f"the new version of {server} {what} to {client}",
+                        ids + [rollout.id] + server_evidence, chain + [Link(server, server_evidence + [rollout.id])])
+        score = 0.86 if ix.impacted(server) else 0.74
+        out.add(C.DEPENDENCY_FAILURE, server, score * weight, f"{server} (behind {service}) {what}; {client} fails",
+                ids + server_evidence, chain + [Link(server, server_evidence)])
+    out.demote_client(ix, client)
+
+
 def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Candidate], dict[str, float]]:
     """Candidates at the origin of dependency failures, and a demotion factor per client."""
-    candidates: list[Candidate] = []
-    demote: dict[str, float] = {}
-    existing_services = {f.data["service"] for f in ix.kind("ServiceSelectorMatchesNothing", "ServiceWithoutReadyEndpoints", "ServicePortMismatch")}
-    existing_services |= {n for n in graph.nodes if n.startswith("Service/") and graph.out_degree(n)}
+    out = _Origins([], {})
     for finding in ix.kind("LogSignature"):
         signature = finding.data.get("signature")
-        host = finding.data.get("host")
+        if signature not in PEER_SIGNATURES:
+            continue
         client = finding.data["owner"]
-        if signature not in NETWORK_SIGNATURES or not host:
+        service, via = resolve_service(ix, finding), [finding.id]
+        if service is None and signature in REFUSAL_SIGNATURES:
+            matched = peer_by_protocol(ix, graph, finding)
+            if matched:
+                service, via = matched[0], [finding.id, *matched[1]]
+        if service is None:
             continue
-        service = f"Service/{host}"
-        ids = [finding.id]
-        if service not in graph or (service not in existing_services and not _backing(graph, service)
-                                    and not any(f.data.get("service") == service for f in ix.kind("ServiceSelectorMatchesNothing"))):
-            # The name resolves to nothing we can see: the Service is gone (or never existed).
-            score = 0.72 if signature == "dns_failure" else 0.5
-            candidates.append(Candidate(C.DEPENDENCY_FAILURE, service, score,
-                                        f"{client} cannot reach {host}: no Service {host} exists", ids, "dependency"))
-            demote[client] = 0.6
-            continue
-        selector = [f for f in ix.kind("ServiceSelectorMatchesNothing") if f.data.get("service") == service]
-        ports = [f for f in ix.kind("ServicePortMismatch") if f.data.get("service") == service]
-        if selector:
-            candidates.append(Candidate(C.SERVICE_SELECTOR_MISMATCH, service, 0.93, f"{service} selects no pods, so "
-                                        f"{client} cannot reach it", ids + [selector[0].id], "dependency"))
-            demote[client] = 0.5
-            continue
-        if ports:
-            candidates.append(Candidate(C.SERVICE_PORT_MISMATCH, service, 0.93, f"{service} targets a port its pods do not "
-                                        f"expose, so {client} cannot reach it", ids + [ports[0].id], "dependency"))
-            demote[client] = 0.5
-            continue
-        for server in _backing(graph, service):
-            policies = [f for f in ix.kind("NetworkPolicyBlocks")
-                        if any(b["client"] == client and b["server"] == server for b in f.data.get("blocked") or [])]
-            if policies:
-                candidates.append(Candidate(C.NETWORK_POLICY_BLOCK, policies[0].data["policy"], 0.92,
-                                            f"{policies[0].data['policy']} blocks {client} from reaching {server}",
-                                            ids + [policies[0].id], "dependency"))
-                demote[client] = 0.5
-                continue
-            zero = ix.of(server, "WorkloadScaledToZero")
-            if zero:
-                candidates.append(Candidate(C.SCALED_TO_ZERO, server, 0.9, f"{server}, which {client} needs, is scaled to zero",
-                                            ids + [zero[0].id], "dependency"))
-                candidates.append(Candidate(C.DEPENDENCY_FAILURE, server, 0.7, f"{client} fails because {server} is down",
-                                            ids + [zero[0].id], "dependency"))
-                demote[client] = 0.5
-                continue
-            if ix.impacted(server):
-                evidence = [f.id for f in ix.of(server) if f.kind in ("WorkloadUnavailable", "ContainerWaiting", "ContainerNotReady")][:3]
-                candidates.append(Candidate(C.DEPENDENCY_FAILURE, server, 0.86, f"{client} fails because its dependency "
-                                            f"{server} (behind {service}) is down", ids + evidence, "dependency"))
-                candidates.append(Candidate(C.DEPENDENCY_FAILURE, service, 0.6, f"{service} has no healthy backend for {client}",
-                                            ids + evidence, "dependency"))
-                demote[client] = 0.5
-            else:
-                candidates.append(Candidate(C.DEPENDENCY_FAILURE, server, 0.45, f"{client} reports failures reaching {server}",
-                                            ids, "dependency"))
+        link = [Link(client, via)]
+        if signature in NETWORK_SIGNATURES or (signature == "no_servers" and not _backing(graph, service)):
+            _unreachable(ix, graph, out, finding, service, link)
+        else:
+            _refused(ix, graph, out, finding, service, link)
     # A Service with no ready endpoints that clients depend on by config, even without logs.
     for finding in ix.kind("ServiceWithoutReadyEndpoints"):
         service = finding.data["service"]
@@ -108,15 +256,22 @@ def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Ca
             zero = ix.of(server, "WorkloadScaledToZero")
             if not hurting or not ix.impacted(server):
                 continue
+            chain = [Link(hurting[0], []), Link(service, [finding.id])]
             if zero:
-                candidates.append(Candidate(C.SCALED_TO_ZERO, server, 0.9, f"{server} is scaled to zero; "
-                                            f"{', '.join(hurting[:3])} depend on it and fail", [finding.id, zero[0].id], "dependency"))
+                out.add(C.SCALED_TO_ZERO, server, 0.9, f"{server} is scaled to zero; {', '.join(hurting[:3])} depend on it "
+                        "and fail", [finding.id, zero[0].id], chain + [Link(server, [zero[0].id])])
             else:
-                candidates.append(Candidate(C.DEPENDENCY_FAILURE, server, 0.8, f"{service} has no ready endpoints; "
-                                            f"{', '.join(hurting[:3])} depend on it and fail", [finding.id], "dependency"))
+                out.add(C.DEPENDENCY_FAILURE, server, 0.8, f"{service} has no ready endpoints; {', '.join(hurting[:3])} "
+                        "depend on it and fail", [finding.id], chain + [Link(server, [])])
             for client in hurting:
-                demote[client] = min(demote.get(client, 1.0), 0.6)
-    return candidates, demote
+                out.demote_client(ix, client, 0.6)
+    return out.candidates, out.demote
+
+
+def dependents(graph: nx.DiGraph, service: str) -> list[str]:
+    """Who depends on a Service: workloads by env, config or logs, and Ingresses."""
+    return [src for src, _, data in graph.in_edges(service, data=True) if data.get("relation") == "dependsOn"] \
+        if service in graph else []
 
 
 def origins(ix: EvidenceIndex) -> tuple[list[Candidate], dict[str, float], nx.DiGraph]:

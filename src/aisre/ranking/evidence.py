@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
-from aisre.api.evidence import Finding
+import re
+
+from aisre.api.evidence import PEER_SIGNATURES, Finding
 
 # Finding kinds that say a workload is hurting right now (not a memory of the past).
 IMPACT_KINDS = {
@@ -17,6 +19,25 @@ IMPACT_KINDS = {
 }
 
 
+LIVENESS_KILL = re.compile(r"liveness probe|startup probe", re.I)
+# Below the crash-loop threshold, what still says a workload hurts now (within the window):
+RECENT_OOM_RESTARTS = 2  # OOM kills that brought the container back this many times
+LIVENESS_KILLS = 2  # the kubelet killing it for failed liveness probes this often
+PERSISTENT_PEER_ERRORS = 3  # log lines reporting a named peer unreachable or refusing, still in the tail
+
+
+PERSISTENT_ERROR_LINES = 3  # error lines in a current log, some of them in its tail, to count as ongoing
+PERSISTENT_ERROR_SHARE = 0.3
+
+
+def persistent_errors(finding: Finding) -> bool:
+    """A current log (``LogTemplates``) whose errors go on to its end and are a real share of it."""
+    data = finding.data
+    errors, lines = int(data.get("error_lines") or 0), int(data.get("lines") or 0)
+    return (finding.kind == "LogTemplates" and not data.get("previous") and errors >= PERSISTENT_ERROR_LINES
+            and int(data.get("recent_error_lines") or 0) >= 1 and lines > 0 and errors / lines >= PERSISTENT_ERROR_SHARE)
+
+
 class EvidenceIndex:
     def __init__(self, findings: Iterable[Finding], namespace: str) -> None:
         self.namespace = namespace
@@ -24,8 +45,11 @@ class EvidenceIndex:
         self.by_id = {f.id: f for f in self.all}
         self.by_kind: dict[str, list[Finding]] = defaultdict(list)
         self.by_owner: dict[str, list[Finding]] = defaultdict(list)
+        self.by_service: dict[str, list[Finding]] = defaultdict(list)
         for finding in self.all:
             self.by_kind[finding.kind].append(finding)
+            if finding.data.get("service") and finding.kind != "ServicePorts":
+                self.by_service[finding.data["service"]].append(finding)
             owner = finding.data.get("owner")
             if owner:
                 self.by_owner[owner].append(finding)
@@ -36,6 +60,10 @@ class EvidenceIndex:
 
     def of(self, owner: str, *kinds: str) -> list[Finding]:
         return [f for f in self.by_owner.get(owner, []) if not kinds or f.kind in kinds]
+
+    def of_service(self, service: str) -> list[Finding]:
+        """What the topology agent found wrong with a Service (selector, ports, endpoints)."""
+        return self.by_service.get(service, [])
 
     def impacted(self, owner: str) -> bool:
         """Whether the workload is hurting now: pods waiting, not ready, unschedulable,
@@ -49,10 +77,39 @@ class EvidenceIndex:
                 return True
             if finding.kind == "ContainerTerminated" and finding.data.get("current"):
                 return True
-        return False
+            if self.restarting_now(finding) or self.persistent_peer_errors(finding):
+                return True
+        return self.liveness_kills(owner) >= LIVENESS_KILLS
+
+    @staticmethod
+    def restarting_now(finding: Finding) -> bool:
+        """A container back up after recent OOM kills: each kill is an outage now."""
+        data = finding.data
+        oom = data.get("reason") == "OOMKilled" or data.get("exit_code") == 137
+        return (finding.kind == "ContainerTerminated" and not data.get("current") and bool(data.get("recent"))
+                and oom and int(data.get("restarts") or 0) >= RECENT_OOM_RESTARTS)
+
+    @staticmethod
+    def persistent_peer_errors(finding: Finding) -> bool:
+        """Errors to a named peer that go on to the end of the current log (not a past burst)."""
+        data = finding.data
+        return (finding.kind == "LogSignature" and not data.get("previous") and data.get("signature") in PEER_SIGNATURES
+                and bool(data.get("host")) and int(data.get("count") or 0) >= PERSISTENT_PEER_ERRORS
+                and int(data.get("recent") or 0) >= 1)
+
+    def liveness_kills(self, owner: str) -> int:
+        return sum(int(e.data.get("count") or 1) for e in self.of(owner, "Event")
+                   if e.data.get("reason") == "Killing" and LIVENESS_KILL.search(" ".join(e.data.get("messages") or [e.data.get("message", "")])))
 
     def impacted_owners(self) -> list[str]:
-        return sorted(owner for owner in self.by_owner if self.impacted(owner))
+        owners = {owner for owner in self.by_owner if self.impacted(owner)}
+        # An Ingress whose Service routes nowhere cuts its users off: that hurts now too.
+        owners |= {src for src, dst, _ in self.edges("dependsOn") if src.startswith("Ingress/") and self.routes_nowhere(dst)}
+        return sorted(owners)
+
+    def routes_nowhere(self, service: str) -> bool:
+        return any(f.kind in ("ServiceSelectorMatchesNothing", "ServicePortMismatch", "ServiceWithoutReadyEndpoints")
+                   for f in self.of_service(service))
 
     def edges(self, relation: str) -> list[tuple[str, str, dict]]:
         return [(f.data["src"], f.data["dst"], f.data) for f in self.kind("Edge") if f.data.get("relation") == relation]

@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from aisre.api.evidence import Finding
+from aisre.api.evidence import PEER_SIGNATURES, Finding
 from aisre.api.taxonomy import RootCauseCategory as C
 from aisre.ranking.candidate import Candidate
-from aisre.ranking.evidence import EvidenceIndex
+from aisre.ranking.evidence import EvidenceIndex, persistent_errors
 
 Pattern = Callable[[EvidenceIndex], Iterable[Candidate]]
 PATTERNS: list[Pattern] = []
@@ -168,6 +168,49 @@ def missing_config(ix: EvidenceIndex) -> Iterable[Candidate]:
             obj = f"{finding.data['ref_kind']}/{finding.data['name']}"
             yield Candidate(C.MISSING_CONFIG, owner, 0.8, f"{owner} references {obj}, which does not exist", _ids([finding]), "missing_config")
             yield Candidate(C.MISSING_CONFIG, obj, 0.78, f"{obj}, which {owner} needs, does not exist", _ids([finding]), "missing_config")
+
+
+@pattern
+def missing_config_in_logs(ix: EvidenceIndex) -> Iterable[Candidate]:
+    """A program that says what configuration it misses ("DATABASE_URL is not set", "config
+    file ... not found", ``KeyError: 'API_KEY'``): missing config, wherever it should come from."""
+    for owner in ix.impacted_owners():
+        said = _log_signatures(ix, owner, "missing_setting")
+        if not said:
+            continue
+        sample = said[0].data.get("sample", "")[:160]
+        keys = ix.of(owner, "MissingConfigKey")
+        changed = [c for c in ix.kind("ConfigChanged") if owner in (c.data.get("used_by") or [])]
+        touched = ix.changed_fields(owner) & {"env", "envFrom", "volumes", "volumeMounts"}
+        yield Candidate(C.MISSING_CONFIG, owner, 0.88 if touched or not (keys or changed) else 0.84,
+                        f"{owner} stops because configuration it needs is missing: {sample}",
+                        _ids(said, [ix.template_change(owner)] if touched else [], keys), "missing_config")
+        for key in keys:
+            obj = f"ConfigMap/{key.data['name']}"
+            yield Candidate(C.MISSING_CONFIG, obj, 0.87, f"{obj} lacks the key {key.data.get('item')} that {owner} reads: {sample}",
+                            _ids([key], said), "missing_config")
+        for config in changed:
+            obj = f"{config.data['config_kind']}/{config.data['name']}"
+            yield Candidate(C.MISSING_CONFIG, obj, 0.86, f"{obj} changed and no longer holds what {owner} needs: {sample}",
+                            _ids([config], said), "missing_config")
+
+
+@pattern
+def error_logs(ix: EvidenceIndex) -> Iterable[Candidate]:
+    """A workload whose current log goes on reporting errors, with no peer named (those the
+    causal graph follows): abnormal on its own, and a suspect once its code changed."""
+    for finding in ix.kind("LogTemplates"):
+        data = finding.data
+        if data.get("previous") or data.get("init") or not persistent_errors(finding):
+            continue
+        owner = data["owner"]
+        if any(f.data.get("signature") in PEER_SIGNATURES and f.data.get("host") for f in _log_signatures(ix, owner)):
+            continue
+        changed = "image" in ix.changed_fields(owner)
+        yield Candidate(C.APPLICATION_ERROR, owner, 0.6 if changed else 0.35,
+                        f"{owner} keeps logging errors ({data.get('error_lines')} of {data.get('lines')} lines)"
+                        + (" since the rollout of a new image" if changed else ""),
+                        _ids([finding], [ix.template_change(owner)] if changed else []), "error_logs")
 
 
 CRASH_REASONS = {"CrashLoopBackOff", "Error", "RunContainerError"}
@@ -350,12 +393,12 @@ def crashes(ix: EvidenceIndex) -> Iterable[Candidate]:
         fields = ix.changed_fields(owner)
         change = ix.template_change(owner)
         logs = _log_signatures(ix, owner)
-        config_logs = [f for f in logs if f.data.get("signature") in ("config_parse", "missing_setting", "auth_failure")]
+        config_logs = [f for f in logs if f.data.get("signature") in ("config_parse", "auth_failure")]
         app_logs = [f for f in logs if f.data.get("signature") in ("panic",)]
         errors = [f for f in ix.of(owner, "LogTemplates") if f.data.get("error_lines")]
         changed_config = [c for c in configs if owner in (c.data.get("used_by") or [])]
         # RBAC refusals, exec format errors, OOMs and missing binaries have patterns of their own.
-        explained = bool(_log_signatures(ix, owner, "forbidden", "exec_format", "oom"))
+        explained = bool(_log_signatures(ix, owner, "forbidden", "exec_format", "oom", "missing_setting"))
         for config in changed_config:
             score = 0.82 + (0.08 if config_logs else 0) + (0.03 if "restartedAt" in fields else 0)
             yield Candidate(C.BAD_CONFIG_CHANGE, f"{config.data['config_kind']}/{config.data['name']}", min(score, 0.93),
@@ -428,14 +471,30 @@ def broken_services(ix: EvidenceIndex) -> Iterable[Candidate]:
     """A Service that routes nowhere, or to a port nobody listens on, is a fault on its own;
     the causal graph raises it further when clients are seen failing to reach it."""
     for finding in ix.kind("ServiceSelectorMatchesNothing"):
-        score = 0.78 if finding.data.get("near") else 0.62
+        relevance, who = _relevance(ix, finding.data["service"])
+        score = (0.78 if finding.data.get("near") else 0.62) * relevance
         yield Candidate(C.SERVICE_SELECTOR_MISMATCH, finding.data["service"], score,
-                        f"{finding.data['service']} selects {finding.data.get('selector')}, which matches no pod",
+                        f"{finding.data['service']} selects {finding.data.get('selector')}, which matches no pod" + who,
                         _ids([finding]), "services")
     for finding in ix.kind("ServicePortMismatch"):
-        yield Candidate(C.SERVICE_PORT_MISMATCH, finding.data["service"], 0.8,
+        relevance, who = _relevance(ix, finding.data["service"])
+        yield Candidate(C.SERVICE_PORT_MISMATCH, finding.data["service"], 0.8 * relevance,
                         f"{finding.data['service']} targets port {finding.data.get('target_port')}, which its pods do not "
-                        "expose", _ids([finding]), "services")
+                        "expose" + who, _ids([finding]), "services")
+
+
+def _relevance(ix: EvidenceIndex, service: str) -> tuple[float, str]:
+    """How much a broken Service matters: fully when something that depends on it (a
+    workload by env, config or logs, an Ingress) hurts; little when nothing depends on it
+    (a leftover of a removed component is a finding for the report, not the root cause)."""
+    users = {src for src, dst, _ in ix.edges("dependsOn") if dst == service}
+    users |= {f.data["owner"] for f in ix.kind("LogSignature") if f.data.get("host") and f"Service/{f.data['host']}" == service}
+    hurting = sorted(u for u in users if (u.startswith("Ingress/") and ix.routes_nowhere(service)) or ix.impacted(u))
+    if hurting:
+        return 1.0, f"; {', '.join(hurting[:3])} depend on it"
+    if users:
+        return 0.7, f"; {', '.join(sorted(users)[:3])} depend on it but are not failing"
+    return 0.4, "; nothing in scope depends on it"
 
 
 @pattern

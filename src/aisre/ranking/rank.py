@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from aisre.api.evidence import Finding
 from aisre.api.taxonomy import RootCauseCategory as C
 from aisre.ranking.calibration import calibrate
-from aisre.ranking.candidate import Candidate
+from aisre.ranking.candidate import Candidate, Link
 from aisre.ranking.causal import origins
-from aisre.ranking.evidence import EvidenceIndex
+from aisre.ranking.evidence import EvidenceIndex, persistent_errors
 from aisre.ranking.patterns import PATTERNS
 
 # A client's own symptoms that a failing dependency explains.
@@ -30,6 +30,7 @@ class RankedHypothesis:
     score: float
     summary: str
     evidence_ids: tuple[str, ...]
+    chain: tuple[Link, ...] = ()
 
 
 def merge(candidates: Iterable[Candidate]) -> list[Candidate]:
@@ -39,10 +40,11 @@ def merge(candidates: Iterable[Candidate]) -> list[Candidate]:
         current = merged.get(candidate.key)
         if current is None:
             merged[candidate.key] = Candidate(candidate.category, candidate.resource, candidate.score, candidate.summary,
-                                              list(candidate.evidence_ids), candidate.pattern)
+                                              list(candidate.evidence_ids), candidate.pattern, list(candidate.chain))
             continue
         if candidate.score > current.score:
             current.summary, current.pattern = candidate.summary, candidate.pattern
+            current.chain = list(candidate.chain) or current.chain
         current.score = min(0.97, max(current.score, candidate.score) + 0.02)
         current.evidence_ids.extend(i for i in candidate.evidence_ids if i not in current.evidence_ids)
     return sorted(merged.values(), key=lambda c: (-c.score, c.category.value, c.resource))
@@ -65,15 +67,34 @@ def rank(findings: Iterable[Finding], namespace: str) -> list[RankedHypothesis]:
     impacted = ix.impacted_owners()
     best = ranked[0].score if ranked else 0.0
     if not impacted and best < 0.8:
-        # Nothing is hurting now: what patterns saw is history or noise.
+        # Nothing is hurting now: what patterns saw is history or noise. NoFault is only as
+        # sure as the abnormal evidence nothing explains is small.
+        unexplained = unexplained_abnormal(ix)
         healthy = [f.id for f in ix.kind("WorkloadHealthy")][:8]
-        no_fault = Candidate(C.NO_FAULT, "", 0.9 - 0.4 * best, "every workload in scope is available and healthy",
-                             healthy, "no_fault")
-        ranked = [no_fault, *ranked]
+        summary = "every workload in scope is available and healthy"
+        if unexplained:
+            summary += "; not explained: " + ", ".join(sorted({f.kind for f in unexplained}))
+        no_fault = Candidate(C.NO_FAULT, "", max(0.3, 0.9 - 0.4 * best - UNEXPLAINED_PENALTY * len({f.kind for f in unexplained})),
+                             summary, healthy + [f.id for f in unexplained][:4], "no_fault")
+        ranked = sorted([no_fault, *ranked], key=lambda c: -c.score)
     elif not ranked or best < NO_FAULT_THRESHOLD:
         ranked.append(Candidate(C.NO_FAULT, "", 0.2, "no known fault pattern matches", [], "no_fault"))
         ranked.sort(key=lambda c: -c.score)
     return [
-        RankedHypothesis(c.category, c.resource, calibrate(c.score), round(c.score, 3), c.summary, tuple(c.evidence_ids[:16]))
+        RankedHypothesis(c.category, c.resource, calibrate(c.score), round(c.score, 3), c.summary, tuple(c.evidence_ids[:16]),
+                         tuple(c.chain))
         for c in ranked[:MAX_HYPOTHESES]
     ]
+
+
+UNEXPLAINED_PENALTY = 0.12  # per kind of abnormal evidence (error logs, restarts, warnings) nothing explains
+
+
+def unexplained_abnormal(ix: EvidenceIndex) -> list[Finding]:
+    """Abnormal evidence in a namespace where nothing is hurting: errors that go on in a
+    current log, containers that restarted within the window, repeated Warning events."""
+    out = [f for f in ix.kind("LogTemplates") if persistent_errors(f)]
+    out += [f for f in ix.kind("ContainerTerminated") if not f.data.get("current") and f.data.get("recent")
+            and int(f.data.get("restarts") or 0) >= 2]
+    out += [f for f in ix.kind("Event") if f.data.get("type") == "Warning" and int(f.data.get("count") or 1) >= 5]
+    return out
