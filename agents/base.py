@@ -87,6 +87,8 @@ class TemplateReference:
     name: str
     optional: bool = False
     key: str | None = None  # for configMapKeyRef / secretKeyRef
+    source: str = ""  # how the template uses it: volume, envFrom or env
+    env_name: str = ""  # for env: the variable it fills
 
 
 def template_references(template: dict[str, Any]) -> list[TemplateReference]:
@@ -96,26 +98,31 @@ def template_references(template: dict[str, Any]) -> list[TemplateReference]:
     refs: list[TemplateReference] = []
     for volume in spec.get("volumes") or []:
         if volume.get("configMap"):
-            refs.append(TemplateReference("ConfigMap", volume["configMap"].get("name", ""), bool(volume["configMap"].get("optional"))))
+            refs.append(TemplateReference("ConfigMap", volume["configMap"].get("name", ""), bool(volume["configMap"].get("optional")),
+                                          source="volume"))
         if volume.get("secret"):
-            refs.append(TemplateReference("Secret", volume["secret"].get("secretName", ""), bool(volume["secret"].get("optional"))))
+            refs.append(TemplateReference("Secret", volume["secret"].get("secretName", ""), bool(volume["secret"].get("optional")),
+                                          source="volume"))
         if volume.get("persistentVolumeClaim"):
-            refs.append(TemplateReference("PersistentVolumeClaim", volume["persistentVolumeClaim"].get("claimName", "")))
+            refs.append(TemplateReference("PersistentVolumeClaim", volume["persistentVolumeClaim"].get("claimName", ""),
+                                          source="volume"))
         for source in (volume.get("projected") or {}).get("sources") or []:
             for key, kind in (("configMap", "ConfigMap"), ("secret", "Secret")):
                 if source.get(key):
-                    refs.append(TemplateReference(kind, source[key].get("name", ""), bool(source[key].get("optional"))))
+                    refs.append(TemplateReference(kind, source[key].get("name", ""), bool(source[key].get("optional")),
+                                                  source="volume"))
     for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
         for env_from in container.get("envFrom") or []:
             for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
                 if env_from.get(key):
-                    refs.append(TemplateReference(kind, env_from[key].get("name", ""), bool(env_from[key].get("optional"))))
+                    refs.append(TemplateReference(kind, env_from[key].get("name", ""), bool(env_from[key].get("optional")),
+                                                  source="envFrom"))
         for env in container.get("env") or []:
             source = env.get("valueFrom") or {}
             for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
                 if source.get(key):
                     refs.append(TemplateReference(kind, source[key].get("name", ""), bool(source[key].get("optional")),
-                                                  source[key].get("key", "")))
+                                                  source[key].get("key", ""), source="env", env_name=env.get("name", "")))
     return refs
 
 

@@ -21,9 +21,10 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"(environment variable|env var|setting|config(uration)? (key|value|option)|required (option|setting|variable|parameter|flag))"
         r".{0,60}\b(not set|unset|missing|required|undefined|empty|not defined|not provided|must be (set|provided))"
         r"|missing required (env|environment|config|configuration|setting|option|key|variable|parameter|flag)"
-        r"|(?-i:\b[A-Z][A-Z0-9]*(_[A-Z0-9]+)+\b).{0,30}\b(is not set|not set|must be set|is required|is missing|is empty|not defined)"
+        r"|(?-i:\b[A-Z][A-Z0-9]*(_[A-Z0-9]+)+\b).{0,30}\b(is not set|not set|must be set|is required|is missing|is empty|not defined|missing value|has no value|is undefined)"
+        r"|required key \S+ missing"
         r"|(?-i:KeyError: '[A-Z][A-Z0-9]*(_[A-Z0-9]+)*')|Could not resolve placeholder|ImproperlyConfigured"
-        r"|(config(uration)?|settings|properties|credentials?) file\b.{0,100}\b(not found|does not exist|missing|no such file|could not be (found|read|opened))",
+        r"|(config(uration)?|settings|properties|credentials?)( data)? (file|resource|location|path)\b.{0,120}\b(not found|does not exist|missing|no such file|could not be (found|read|opened))",
         re.I)),
     ("dns_failure", re.compile(
         r"no such host|name or service not known|NXDOMAIN|could not resolve|temporary failure in name resolution"
@@ -41,15 +42,20 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"|NoBrokersAvailable|no brokers? (available|found)|CLUSTERDOWN|Could not connect to any (servers|hosts)|NoHostAvailable"
         r"|failed to connect to all addresses|no healthy upstream|upstream connect error|MasterNotFound|No master|not the leader"
         r"|READONLY You can't write|LOADING Redis is loading", re.I)),
+    # A dependency that is full or throttling: it refuses writes or requests until it has room.
+    ("peer_full", re.compile(
+        r"OOM command not allowed|used memory > 'maxmemory'|cluster_block_exception|index read-only|read-only-allow-delete"
+        r"|disk (usage )?(exceeded|full)|no space left on device|quota exceeded|429 Too Many Requests|TOO_MANY_REQUESTS"
+        r"|rate limit(ed| exceeded)|throttl(ed|ing) request|ServerBusy|Service is overloaded", re.I)),
     ("connection_refused", re.compile(
         r"connection refused|ECONNREFUSED|actively refused|connect: connection reset|connection reset by peer|ECONNRESET", re.I)),
     ("timeout", re.compile(
-        r"i/o timeout|timed out|deadline exceeded|ETIMEDOUT|connection timeout|context deadline|timeout (after|while|waiting)",
+        r"i/o timeout|timed out|deadline exceeded|ETIMEDOUT|connect(ion)?[ _-]?time-?out|context deadline|timeout (after|while|waiting)",
         re.I)),
     ("auth_failure", re.compile(
         r"authentication failed|password authentication|access denied for user|invalid (credentials|password|token|username or password)"
         r"|\b401\b|unauthori[sz]ed|auth(entication)? error|NOAUTH|WRONGPASS|SASL authentication|not authorized|AuthenticationFailed"
-        r"|Login failed for user|bad (username|user name) or password", re.I)),
+        r"|Login failed for user|bad (username|user name) or password|no pg_hba\.conf entry|authentication (is )?required", re.I)),
     # A backend that answers with server errors (an HTTP 5xx from a named peer).
     ("peer_error", re.compile(
         r"\b(status(code)?|code|HTTP/\d(\.\d)?|response|returned|got)[ =:\"]*5\d\d\b|\b50[234] (Bad Gateway|Service Unavailable|Gateway Time-?out)\b"
@@ -68,7 +74,9 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"|segmentation fault|SIGSEGV|fatal error:|NullPointerException|TypeError:|KeyError:|AttributeError:", re.I)),
 ]
 
-ERROR_LEVEL = re.compile(r"\b(ERROR|ERR|FATAL|CRITICAL|CRIT|PANIC|SEVERE|EMERG)\b|level=(error|fatal)|\"level\":\s*\"(error|fatal)\"", re.I)
+ERROR_LEVEL = re.compile(
+    r"\b(ERROR|ERR|FATAL|CRITICAL|CRIT|PANIC|SEVERE|EMERG)\b|level=(error|fatal)|\"level\":\s*\"(error|fatal)\""
+    r"|\"level\":\s*(50|60)\b", re.I)  # the last: pino/bunyan's numeric levels
 
 # host:port, URLs and "connect to host" phrases; the host is the first DNS label.
 HOST_PORT = re.compile(
@@ -81,7 +89,8 @@ RBAC_SUBJECT = re.compile(
     r'User "system:serviceaccount:(?P<namespace>[^:"]+):(?P<sa>[^"]+)" cannot (?P<verb>\w+) resource "(?P<resource>[^"]+)"'
     r'(?: in API group "(?P<group>[^"]*)")?',
 )
-NOT_HOSTS = {"localhost", "127", "0", "http", "https", "tcp", "udp", "line", "file", "server", "the", "remote", "host"}
+NOT_HOSTS = {"localhost", "127", "0", "http", "https", "tcp", "udp", "line", "file", "server", "the", "remote", "host",
+             "ipv4", "ipv6"}
 QUOTED_HOST = re.compile(r"\bhost\s+\"(?P<host>[a-zA-Z0-9][a-zA-Z0-9.-]*)\"", re.I)
 
 
@@ -109,7 +118,8 @@ def remote_name(line: str) -> tuple[str | None, int | None, str | None]:
         if host and not re.fullmatch(r"[\d.]+", host):
             found.append((0 if port else 2, host, int(port) if port else None))
     for match in QUOTED_HOST.finditer(line):
-        found.append((1, match.group("host"), None))
+        if not re.fullmatch(r"[\d.]+", match.group("host")):  # a client's address, not a peer's name
+            found.append((1, match.group("host"), None))
     for _, host, port in sorted(found, key=lambda item: item[0]):
         label = host.split(".")[0].lower()
         if label not in NOT_HOSTS:

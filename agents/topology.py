@@ -162,16 +162,28 @@ async def gather(ctx: AgentContext) -> AgentResult:
                     key=(sref, "ready"), resource=res, service=sref, selected=len(selected),
                     backing=[ref(w) for w in backing])
         container_ports: dict[Any, bool] = {}
+        port_names: dict[Any, str] = {}  # container port number -> its name
         for pod in selected or []:
             for container in pod["spec"].get("containers") or []:
                 for port in container.get("ports") or []:
                     container_ports[port.get("containerPort")] = True
                     if port.get("name"):
                         container_ports[port["name"]] = True
+                        port_names[port.get("containerPort")] = port["name"]
         if container_ports:
             for port in spec.get("ports") or []:
                 target = port.get("targetPort", port.get("port"))
-                if target not in container_ports:
+                # A named Service port sent by number to a container port of another name,
+                # while a container port of its own name exists ("http" → the "metrics" port).
+                misnamed = (port.get("name") and isinstance(target, int) and port_names.get(target) not in (None, port["name"])
+                            and port["name"] in container_ports)
+                if misnamed:
+                    out.add("ServicePortMismatch",
+                            f"{sref} port {port.get('name')} ({port.get('port')}) targets {target}, the containers' "
+                            f"{port_names[target]!r} port, not their {port['name']!r} port",
+                            key=(sref, str(port.get("port"))), resource=res, service=sref, port=port.get("port"),
+                            target_port=target, container_ports=sorted(str(p) for p in container_ports), misnamed=True)
+                elif target not in container_ports:
                     out.add("ServicePortMismatch",
                             f"{sref} port {port.get('port')} targets {target}, which no selected container exposes "
                             f"(they expose {sorted(str(p) for p in container_ports)})",
@@ -208,6 +220,11 @@ async def gather(ctx: AgentContext) -> AgentResult:
         spec = _template(workload).get("spec") or {}
         references = template_references(_template(workload))
         refs = [(r.kind, r.name, r.optional) for r in references]
+        sources = {(r.kind, r.name): r.source for r in reversed(references)}  # the first use wins
+        env_names: dict[tuple[str, str], list[str]] = {}
+        for r in references:
+            if r.env_name:
+                env_names.setdefault((r.kind, r.name), []).append(r.env_name)
         for reference in references:
             name, item = reference.name, reference.key
             if reference.kind == "ConfigMap" and item and name in config_data and item not in config_data[name]:
@@ -226,7 +243,8 @@ async def gather(ctx: AgentContext) -> AgentResult:
         for kind, name, optional in refs:
             if not name:
                 continue
-            edge(ref(workload), f"{kind}/{name}", "uses")
+            edge(ref(workload), f"{kind}/{name}", "uses", source=sources.get((kind, name), ""),
+                 env_names=env_names.get((kind, name), [])[:20])
             unknown = kind == "Secret" and secrets is None
             if (kind, name) not in existing and not optional and not unknown and not (kind == "ServiceAccount" and name == "default"):
                 pull = kind == "Secret" and name in pull_secrets

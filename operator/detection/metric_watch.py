@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -86,14 +86,20 @@ async def look_at(reader: ClusterReader, prometheus: PrometheusSettings, namespa
 async def sweep(reader: ClusterReader, prometheus: PrometheusSettings, namespaces: Iterable[str], now: dt.datetime,
                 confidence: float) -> list[Verdict]:
     """Every namespace looked at, at most ``CONCURRENCY`` at a time."""
+    return await sweep_with(lambda ns: look_at(reader, prometheus, ns, now, confidence), namespaces, "metric sweep failed")
+
+
+async def sweep_with(look: Callable[[str], Awaitable[Verdict]], namespaces: Iterable[str], failure: str) -> list[Verdict]:
+    """``look`` at every namespace, at most ``CONCURRENCY`` at a time; one that fails is
+    reported unanswered (its previous signals stay) and does not stop the others."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(namespace: str) -> Verdict:
         async with gate:
             try:
-                return await look_at(reader, prometheus, namespace, now, confidence)
+                return await look(namespace)
             except Exception as error:  # one namespace's trouble must not stop the sweep
-                log.warning("metric sweep failed", namespace=namespace, error=f"{type(error).__name__}: {error}"[:300])
+                log.warning(failure, namespace=namespace, error=f"{type(error).__name__}: {error}"[:300])
                 return Verdict(namespace, None, False, f"sweep failed: {type(error).__name__}")
 
     return list(await asyncio.gather(*(one(ns) for ns in sorted(set(namespaces)))))

@@ -21,7 +21,7 @@ from aisre.agents.base import PrometheusSettings
 from aisre.api.meta import GROUP, VERSION
 from aisre.api.signal import Signal
 from aisre.kube.reader import ClusterReader
-from aisre.operator.detection import metric_watch, store
+from aisre.operator.detection import log_watch, metric_watch, store
 from aisre.operator.detection.detector import Detector, Open, Operation, Resolve, Tracked, Update
 from aisre.operator.detection.pipeline import Pipeline
 from aisre.operator.detection.thresholds import Thresholds
@@ -92,6 +92,7 @@ class DetectionService:
         self.tasks: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
         self.metric_views: dict[str, str] = {}  # per namespace, what the last sweep saw
+        self.log_views: dict[str, str] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -117,6 +118,9 @@ class DetectionService:
         if self.prometheus is not None:
             self.tasks.append(asyncio.create_task(
                 self._every(self.th.metrics_interval, self.look_at_metrics, "metric sweep failed"), name="detection-metrics"))
+        if self.th.logs_interval > 0:
+            self.tasks.append(asyncio.create_task(
+                self._every(self.th.logs_interval, self.look_at_logs, "log sweep failed"), name="detection-logs"))
 
     async def _synced(self, events: list[asyncio.Event]) -> None:
         await asyncio.gather(*(e.wait() for e in events))
@@ -162,23 +166,36 @@ class DetectionService:
     async def look_at_metrics(self, now: dt.datetime | None = None) -> list[Signal]:
         """One sweep over the namespaces with pods: their metric-borne signals, now current."""
         assert self.client is not None and self.prometheus is not None
+        reader, prometheus, at = ClusterReader(self.client), self.prometheus, now or dt.datetime.now(dt.UTC)
+        return await self._sweep("metrics", self.th.metrics_interval, self.metric_views, lambda namespaces: metric_watch.sweep(
+            reader, prometheus, namespaces, at, self.th.metrics_confidence))
+
+    async def look_at_logs(self, now: dt.datetime | None = None) -> list[Signal]:
+        """One sweep over the namespaces with pods: the faults only their logs show, now current."""
+        assert self.client is not None
+        reader, at = ClusterReader(self.client), now or dt.datetime.now(dt.UTC)
+        return await self._sweep("logs", self.th.logs_interval, self.log_views, lambda namespaces: metric_watch.sweep_with(
+            lambda ns: log_watch.look_at(reader, ns, at, self.th.logs_confidence), namespaces, "log sweep failed"))
+
+    async def _sweep(self, what: str, interval: float, views: dict[str, str],
+                     run: Callable[[set[str]], Awaitable[list[metric_watch.Verdict]]]) -> list[Signal]:
         namespaces = {pod.namespace for pod in self.pipeline.index.pods.values()}
         began = time.monotonic()
-        verdicts = await metric_watch.sweep(ClusterReader(self.client), self.prometheus, namespaces,
-                                            now or dt.datetime.now(dt.UTC), self.th.metrics_confidence)
+        verdicts = await run(namespaces)
         took = time.monotonic() - began
-        if took > self.th.metrics_interval:
-            log.warning("metric sweep slower than its interval", seconds=round(took, 2), namespaces=len(namespaces))
+        if took > interval:
+            log.warning(f"{what} sweep slower than its interval", seconds=round(took, 2), namespaces=len(namespaces))
         found = []
         for verdict in verdicts:
-            if self.metric_views.get(verdict.namespace) != verdict.why:
-                log.info("metrics view changed", namespace=verdict.namespace, now=verdict.why[:300],
+            if views.get(verdict.namespace) != verdict.why:
+                log.info(f"{what} view changed", namespace=verdict.namespace, now=verdict.why[:300],
                          signal=verdict.signal is not None)
             if verdict.answered:
-                self.detector.observe(f"metrics/{verdict.namespace}", [verdict.signal] if verdict.signal else [])
+                self.detector.observe(f"{what}/{verdict.namespace}", [verdict.signal] if verdict.signal else [])
             if verdict.signal is not None:
                 found.append(verdict.signal)
-        self.metric_views = {v.namespace: v.why for v in verdicts}
+        views.clear()
+        views.update({v.namespace: v.why for v in verdicts})
         return found
 
     async def tick(self, now: dt.datetime | None = None) -> list[Operation]:

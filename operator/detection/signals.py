@@ -39,6 +39,10 @@ EVENT_REASONS = {
     "Evicted": Severity.HIGH,
     "SystemOOM": Severity.HIGH,
 }
+# Liveness (or startup) probes failing this often: the kubelet has killed the container at
+# least once (default failureThreshold 3) — a fault below the restart threshold.
+LIVENESS_FAILED = re.compile(r"(Liveness|Startup) probe failed", re.I)
+LIVENESS_FAILURES = 3
 QUOTA_NAME = re.compile(r"exceeded quota: ([a-z0-9]([-a-z0-9.]*[a-z0-9])?)")
 
 
@@ -128,8 +132,12 @@ def event_signal(event: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, 
     if event.get("type") != "Warning":
         return None
     reason = event.get("reason") or ""
-    if reason not in EVENT_REASONS:
+    liveness = reason == "Unhealthy" and LIVENESS_FAILED.match(event.get("message") or "") \
+        and int(event.get("count") or (event.get("series") or {}).get("count") or 1) >= LIVENESS_FAILURES
+    if reason not in EVENT_REASONS and not liveness:
         return None
+    if liveness:
+        reason = "LivenessProbeFailing"
     involved = event.get("involvedObject") or {}
     last = parse_time(event.get("lastTimestamp")) or parse_time(event.get("eventTime")) or now
     if (now - last).total_seconds() > th.event_window:
@@ -146,7 +154,7 @@ def event_signal(event: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, 
     hold = 0.0 if reason in ("QuotaExceeded", "Evicted", "SystemOOM") else th.not_ready_grace
     first = parse_time(event.get("firstTimestamp")) or last
     return make_signal(SignalSource.EVENT, reason, target, involved.get("kind") or "Object", now, detail.get("quota", ""),
-                   severity=EVENT_REASONS[event.get("reason") or ""], owners=owners,
+                   severity=EVENT_REASONS.get(event.get("reason") or "", Severity.MEDIUM), owners=owners,
                    node=(event.get("source") or {}).get("host"), since=first, hold=hold, message=message, **detail)
 
 

@@ -30,6 +30,8 @@ class Thresholds:
     tick: float = 1.0  # how often the detector decides
     metrics_interval: float = 60.0  # how often Prometheus series are looked at (when a Prometheus is configured)
     metrics_confidence: float = 0.6  # a metric-borne cause must rank at least this sure to raise a signal
+    logs_interval: float = 120.0  # how often container logs are read for faults only they show; 0: never
+    logs_confidence: float = 0.6  # a cause seen in logs must rank at least this sure to raise a signal
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Thresholds:
@@ -47,7 +49,7 @@ class Thresholds:
         grace times shrink accordingly; the counts (restarts) stay as they are."""
         return cls(image_pull_grace=2.0, pending_grace=2.0, not_ready_grace=2.0, init_grace=12.0, node_grace=1.0,
                    pvc_grace=2.0, event_window=120.0, settle=1.0, resolve_after=10.0, tick=0.25,
-                   metrics_interval=2.0)
+                   metrics_interval=2.0, logs_interval=2.0)
 
     def as_env(self) -> dict[str, str]:
         return {f"AISRE_DETECT_{f.name.upper()}": str(getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -143,6 +143,17 @@ def test_node_signals_and_event_keys_never_use_message_text() -> None:
     assert event_signal({**event, "type": "Normal"}, (), at(1), TH) is None
 
 
+def test_repeated_liveness_failures_are_a_signal_below_the_restart_threshold() -> None:
+    event = {"type": "Warning", "reason": "Unhealthy", "lastTimestamp": iso(T0), "count": 6,
+             "involvedObject": {"kind": "Pod", "name": "quotes-5c9-x", "namespace": "shop", "uid": "p1"},
+             "message": 'Liveness probe failed: Get "http://10.1.0.4:8080/healthz": context deadline exceeded'}
+    signal = event_signal(event, (), at(1), TH)
+    assert signal is not None and signal.reason == "LivenessProbeFailing"
+    assert event_signal({**event, "count": 1}, (), at(1), TH) is None  # one failed probe kills nothing
+    readiness = {**event, "message": "Readiness probe failed: HTTP probe failed with statuscode: 503"}
+    assert event_signal(readiness, (), at(1), TH) is None
+
+
 # --- correlation, dedupe, severity -------------------------------------------------------------
 
 def test_every_failing_pod_of_one_deployment_is_one_incident(world) -> None:

@@ -37,6 +37,11 @@ from aisre.agents.log_signatures import classify, is_error, remote_of
         ("Could not resolve placeholder 'payments.gateway.url' in value \"${payments.gateway.url}\"", "missing_setting", None, None),
         ("config file /etc/relay/relay.yaml not found", "missing_setting", None, None),
         ("KeyError: 'items'", "panic", None, None),
+        ('{"level":"fatal","msg":"invalid configuration","error":"required key STRIPE_SECRET_KEY missing value"}',
+         "missing_setting", None, None),
+        ('FATAL: no pg_hba.conf entry for host "10.0.1.37", user "orders_app", database "orders"', "auth_failure", None, None),
+        ("Connect Timeout Error (attempted address: product-catalog:8080, timeout: 10000ms)", "timeout", "product-catalog", 8080),
+        ("RedisClient::CommandError (OOM command not allowed when used memory > 'maxmemory'.)", "peer_full", None, None),
         ("/app/settings.py:22: UserWarning: SENTRY_DSN is not set; error reporting disabled", None, None, None),
     ],
 )

@@ -158,3 +158,24 @@ def test_unexplained_errors_lower_no_fault() -> None:
     assert quiet.category == C.NO_FAULT and quiet.confidence >= 0.85
     no_fault = [h for h in noisy if h.category == C.NO_FAULT][0]
     assert no_fault.confidence < quiet.confidence - 0.1
+
+
+def test_a_missing_variable_points_at_the_config_it_comes_from() -> None:
+    d = "Deployment/notifier"
+    said = f("LogSignature", d, agent="logs", signature="missing_setting", count=1, recent=1, previous=True,
+             sample="KeyError: 'MESSAGING_SERVICE_ID'")
+    env_from = [edge(d, "ConfigMap/notifier-env", "uses", source="envFrom"), edge(d, "Secret/notifier-keys", "uses", source="envFrom")]
+    assert top(crashing(d) + env_from + [said]) == ("MissingConfig", "ConfigMap/notifier-env")
+    filled = [edge(d, "Secret/notifier-keys", "uses", source="env", env_names=["MESSAGING_SERVICE_ID"])]
+    assert top(crashing(d) + filled + [said]) == ("MissingConfig", "Secret/notifier-keys")
+
+
+def test_a_dependency_down_for_a_cause_of_its_own_yields_to_that_cause() -> None:
+    client, server = "Deployment/shop", "Deployment/gateway"
+    findings = crashing(client) + crashing(server) + [
+        service("gateway", 8080), edge("Service/gateway", server, "routesTo"), edge(client, "Service/gateway", "dependsOn"),
+        f("LogSignature", client, agent="logs", signature="connection_refused", host="gateway", port=8080, count=5, recent=2),
+        f("LogSignature", server, agent="logs", signature="missing_setting", count=1, recent=1, previous=True,
+          sample="required key GATEWAY_TOKEN missing value"),
+        edge(server, "Secret/gateway-keys", "uses", source="env", env_names=["GATEWAY_TOKEN"])]
+    assert top(findings) == ("MissingConfig", "Secret/gateway-keys")

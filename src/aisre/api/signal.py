@@ -31,6 +31,7 @@ class SignalSource(str, Enum):
     PVC = "pvc"
     ALERTMANAGER = "alertmanager"
     METRICS = "metrics"  # detection's own look at Prometheus series
+    LOGS = "logs"  # detection's own look at container logs
 
 
 def signal_key(*parts: str) -> str:

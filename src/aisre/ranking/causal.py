@@ -39,7 +39,7 @@ PROTOCOL_HINTS: list[tuple[re.Pattern[str], tuple[str, ...], tuple[int, ...]]] =
     (re.compile(r"postgres|psql|\bpq:|pg_hba|SQLSTATE|FATAL:\s+(password|role|database|no pg_hba)", re.I),
      ("postgres", "pg", "psql", "database", "db", "sql"), (5432,)),
     (re.compile(r"mysql|mariadb|access denied for user", re.I), ("mysql", "mariadb", "database", "db", "sql"), (3306,)),
-    (re.compile(r"redis|NOAUTH|WRONGPASS|READONLY|LOADING", re.I), ("redis", "cache", "session"), (6379,)),
+    (re.compile(r"redis|NOAUTH|WRONGPASS|READONLY|LOADING|maxmemory", re.I), ("redis", "cache", "session"), (6379,)),
     (re.compile(r"mongo", re.I), ("mongo",), (27017,)),
     (re.compile(r"kafka|broker|SASL", re.I), ("kafka", "broker"), (9092, 9093)),
     (re.compile(r"amqp|rabbit", re.I), ("rabbit", "amqp", "mq"), (5672,)),
@@ -190,8 +190,13 @@ def _unreachable(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: F
 def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Finding, service: str, link: list[Link]) -> None:
     """The peer answers and refuses the client: the origin is on the peer's side."""
     client, ids = finding.data["owner"], [finding.id]
+    if any(f.kind in ("ServiceSelectorMatchesNothing", "ServicePortMismatch") for f in ix.of_service(service)):
+        # What answers may not be the dependency at all: the Service's own defect comes first.
+        _unreachable(ix, graph, out, finding, service, link)
+        return
     what = {"auth_failure": "rejects its credentials", "tls_failure": "fails the TLS handshake",
             "too_many_connections": "refuses more connections", "no_servers": "has no usable server",
+            "peer_full": "is full and refuses writes",
             "peer_error": "answers with server errors"}[finding.data["signature"]]
     servers = _backing(graph, service)
     if not servers:

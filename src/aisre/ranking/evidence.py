@@ -23,7 +23,7 @@ LIVENESS_KILL = re.compile(r"liveness probe|startup probe", re.I)
 # Below the crash-loop threshold, what still says a workload hurts now (within the window):
 RECENT_OOM_RESTARTS = 2  # OOM kills that brought the container back this many times
 LIVENESS_KILLS = 2  # the kubelet killing it for failed liveness probes this often
-PERSISTENT_PEER_ERRORS = 3  # log lines reporting a named peer unreachable or refusing, still in the tail
+PERSISTENT_PEER_ERRORS = 2  # log lines reporting a named peer unreachable or refusing, still in the tail
 
 
 PERSISTENT_ERROR_LINES = 3  # error lines in a current log, some of them in its tail, to count as ongoing

@@ -25,7 +25,8 @@ PATTERNS: list[Pattern] = []
 
 AUTH_PULL = re.compile(
     r"\b401\b|unauthori[sz]ed|authentication required|no basic auth credentials|authorization failed|failed to authorize"
-    r"|invalid username/password|denied: requested access|insufficient_scope|403 forbidden|image pull secrets", re.I)
+    r"|invalid username/password|denied: requested access|insufficient_scope|403 forbidden|image pull secrets"
+    r"|toomanyrequests|pull rate limit", re.I)  # the last: anonymous pulls throttled; credentials lift the limit
 IMAGE_MISSING = re.compile(
     r"not found|manifest unknown|name unknown|does not exist|invalid reference format|no such host|InvalidImageName", re.I)
 INSUFFICIENT = re.compile(r"Insufficient (cpu|memory|pods|ephemeral-storage|nvidia|[a-z0-9./-]+)|Too many pods", re.I)
@@ -191,8 +192,32 @@ def missing_config_in_logs(ix: EvidenceIndex) -> Iterable[Candidate]:
                             _ids([key], said), "missing_config")
         for config in changed:
             obj = f"{config.data['config_kind']}/{config.data['name']}"
-            yield Candidate(C.MISSING_CONFIG, obj, 0.86, f"{obj} changed and no longer holds what {owner} needs: {sample}",
+            yield Candidate(C.MISSING_CONFIG, obj, 0.89, f"{obj} changed and no longer holds what {owner} needs: {sample}",
                             _ids([config], said), "missing_config")
+        source = _config_source(ix, owner, sample)
+        if source and not changed:
+            yield Candidate(C.MISSING_CONFIG, source, 0.89, f"{source}, where {owner} takes its environment from, lacks what "
+                            f"it needs: {sample}", _ids(said), "missing_config")
+
+
+ENV_VARIABLE = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?![A-Za-z0-9_])")
+SECRET_LIKE = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.I)
+
+
+def _config_source(ix: EvidenceIndex, owner: str, sample: str) -> str | None:
+    """The ConfigMap or Secret a missing variable should come from: the one whose key fills
+    it (``valueFrom``), else the one the workload takes its whole environment from."""
+    uses = [(dst, data) for src, dst, data in ix.edges("uses") if src == owner and dst.split("/")[0] in ("ConfigMap", "Secret")]
+    names = ENV_VARIABLE.findall(sample)
+    for name in names:
+        filled = [dst for dst, data in uses if name in (data.get("env_names") or [])]
+        if len(filled) == 1:
+            return filled[0]
+    env_from = [dst for dst, data in uses if data.get("source") == "envFrom"]
+    if len(env_from) > 1 and names:
+        kind = "Secret" if SECRET_LIKE.search(names[0]) else "ConfigMap"
+        env_from = [dst for dst in env_from if dst.startswith(kind + "/")]
+    return env_from[0] if len(env_from) == 1 else None
 
 
 @pattern
@@ -399,8 +424,9 @@ def crashes(ix: EvidenceIndex) -> Iterable[Candidate]:
         changed_config = [c for c in configs if owner in (c.data.get("used_by") or [])]
         # RBAC refusals, exec format errors, OOMs and missing binaries have patterns of their own.
         explained = bool(_log_signatures(ix, owner, "forbidden", "exec_format", "oom", "missing_setting"))
+        missing = bool(_log_signatures(ix, owner, "missing_setting"))
         for config in changed_config:
-            score = 0.82 + (0.08 if config_logs else 0) + (0.03 if "restartedAt" in fields else 0)
+            score = (0.82 + (0.08 if config_logs else 0) + (0.03 if "restartedAt" in fields else 0)) * (0.9 if missing else 1.0)
             yield Candidate(C.BAD_CONFIG_CHANGE, f"{config.data['config_kind']}/{config.data['name']}", min(score, 0.93),
                             f"{config.data['config_kind']}/{config.data['name']} changed and {owner} now fails",
                             _ids([config], crash[:2], config_logs), "crashes")

@@ -63,6 +63,7 @@ def rank(findings: Iterable[Finding], namespace: str) -> list[RankedHypothesis]:
         if factor and candidate.category in SYMPTOM_CATEGORIES | {C.DEPENDENCY_FAILURE}:
             candidate.score *= factor
     ranked = merge(candidates + from_graph)
+    _own_cause_first(ranked, ix)
 
     impacted = ix.impacted_owners()
     best = ranked[0].score if ranked else 0.0
@@ -85,6 +86,32 @@ def rank(findings: Iterable[Finding], namespace: str) -> list[RankedHypothesis]:
                          tuple(c.chain))
         for c in ranked[:MAX_HYPOTHESES]
     ]
+
+
+OWN_CAUSE_DEMOTION = 0.9
+# How a dependency's load shows (CPU, memory): "down because loaded" stays DependencyFailure.
+LOAD_CATEGORIES = {C.CPU_SATURATION, C.MEMORY_LEAK, C.MEMORY_LIMIT_TOO_LOW}
+
+
+def _own_cause_first(ranked: list[Candidate], ix: EvidenceIndex) -> None:
+    """A dependency that is down for a cause of its own (its config, its image, its limits)
+    is a link: the cause is the root, and "its clients fail because it is down" comes after."""
+    specific: dict[str, float] = {}
+    for c in ranked:
+        if c.category not in SYMPTOM_CATEGORIES | LOAD_CATEGORIES | {C.DEPENDENCY_FAILURE, C.NO_FAULT}:
+            specific[c.resource] = max(specific.get(c.resource, 0.0), c.score)
+    for config in ix.kind("ConfigChanged"):  # a workload's changed config is its own cause too
+        obj = f"{config.data.get('config_kind')}/{config.data.get('name')}"
+        for user in config.data.get("used_by") or []:
+            if obj in specific:
+                specific[user] = max(specific.get(user, 0.0), specific[obj])
+    changed = False
+    for c in ranked:
+        if c.category == C.DEPENDENCY_FAILURE and specific.get(c.resource, 0.0) >= 0.6 and c.score >= specific[c.resource] * 0.9:
+            c.score = round(c.score * OWN_CAUSE_DEMOTION, 4)
+            changed = True
+    if changed:
+        ranked.sort(key=lambda c: (-c.score, c.category.value, c.resource))
 
 
 UNEXPLAINED_PENALTY = 0.12  # per kind of abnormal evidence (error logs, restarts, warnings) nothing explains
