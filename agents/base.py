@@ -7,6 +7,7 @@ of them may use this module.
 
 from __future__ import annotations
 
+import json
 import datetime as dt
 import functools
 import re
@@ -193,3 +194,14 @@ class Findings:
             message=message,
             truncated=cut,
         )
+
+
+def program_of(container: dict[str, Any]) -> tuple[str, str, str]:
+    """What a container runs: the image's repository (any tag) with its command and args."""
+    image = str(container.get("image") or "").split("@", 1)[0]
+    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    return repository, json.dumps(container.get("command")), json.dumps(container.get("args"))
+
+
+def programs(template: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    return {c["name"]: program_of(c) for c in (template.get("spec") or {}).get("containers") or []}

@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from aisre.agents.base import AgentContext, Findings, list_secrets, parse_time, resource_of, template_references
+from aisre.agents.base import AgentContext, Findings, list_secrets, parse_time, programs, resource_of, template_references
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
 from aisre.kube.scope import ref
@@ -103,6 +103,8 @@ async def observe_rollouts(ctx: AgentContext, out: Findings) -> None:
         if not changes:
             continue
         fields = sorted({key.rsplit(".", 1)[-1] if "." in key else key for key in changes})
+        if set(fields) & {"image", "command", "args"}:
+            _same_program(ctx, out, workload, before, after)
         out.add(
             "TemplateChange",
             f"{wref} revision {rev} changed {', '.join(sorted(changes))[:300]}",
@@ -111,6 +113,36 @@ async def observe_rollouts(ctx: AgentContext, out: Findings) -> None:
             time=created,
             owner=wref, revision=rev, previous_revision=prev_rev, fields=fields, changes=changes,
         )
+
+
+def same_program(before: dict[str, Any], after: dict[str, Any],
+                 others: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, tuple[str, str, str], str]]:
+    """(container, other workload, program, command before) where a rollout (``before`` →
+    ``after`` pod template) leaves a container running exactly what another workload's
+    container runs (same repository, command and args) and it ran something else before: a
+    worker that lost its command now runs the web server's default one, a service started
+    with another service's binary. Two names for one program is how a wrong command looks
+    when nothing crashes."""
+    was = programs(before)
+    found = []
+    for other, template in others:
+        theirs = set(programs(template).values())
+        for container, program in programs(after).items():
+            if program in theirs and was.get(container) != program and was.get(container) not in theirs:
+                found.append((container, other, program, was.get(container, ("", "null", "null"))[1]))
+    return found
+
+
+def _same_program(ctx: AgentContext, out: Findings, workload: dict[str, Any], before: dict[str, Any],
+                  after: dict[str, Any]) -> None:
+    others = [(ref(w), (w.get("spec") or {}).get("template") or {}) for w in ctx.scope.workloads
+              if w is not workload and w["kind"] != "ReplicaSet" and ctx.scope.top_owner(w) is w]
+    for container, other, program, command_before in same_program(before, after, others):
+        out.add("RunsSameProgram",
+                f"{ref(workload)}'s container {container} now runs what {other} runs ({program[0]}, command {program[1]}, "
+                f"args {program[2]}); before its rollout it ran command {command_before}",
+                key=(ref(workload), container, other), resource=resource_of(workload), owner=ref(workload),
+                container=container, other=other, command_before=command_before, command_after=program[1])
 
 
 async def observe_config(ctx: AgentContext, out: Findings) -> None:

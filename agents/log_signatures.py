@@ -26,6 +26,18 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"|(?-i:KeyError: '[A-Z][A-Z0-9]*(_[A-Z0-9]+)*')|Could not resolve placeholder|ImproperlyConfigured"
         r"|(config(uration)?|settings|properties|credentials?)( data)? (file|resource|location|path)\b.{0,120}\b(not found|does not exist|missing|no such file|could not be (found|read|opened))",
         re.I)),
+    # The program rejects its own command line: the container's command or args are wrong.
+    ("bad_args", re.compile(
+        r"flag provided but not defined|unknown (shorthand )?flag\b|unknown command \S+ for|unrecognized (arguments?|option)"
+        r"|invalid option --|error: unexpected argument|error: (unknown|unrecognized) (option|argument)"
+        r"|^\s*usage: [\w./-]+ \[", re.I)),
+    # The program's own disk is full (a volume it writes to, or the node's disk under it).
+    ("disk_full", re.compile(r"no space left on device|ENOSPC|disk (is )?full|could not (extend|write to) file.*space", re.I)),
+    # What answers speaks another protocol: the Service sends the client to the wrong listener.
+    ("wrong_listener", re.compile(
+        r"malformed HTTP response|http2: frame too large|server preface|PROTOCOL_ERROR|code = Unimplemented"
+        r"|unexpected HTTP status code received from server: 4\d\d|received unexpected content-type"
+        r"|first record does not look like a TLS handshake|gave HTTP response to HTTPS client|wrong version number", re.I)),
     ("dns_failure", re.compile(
         r"no such host|name or service not known|NXDOMAIN|could not resolve|temporary failure in name resolution"
         r"|getaddrinfo (ENOTFOUND|EAI_AGAIN)|unknown host|UnknownHostException|nodename nor servname", re.I)),
@@ -33,7 +45,7 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     # of its servers usable (the client reaches it; the dependency's side is wrong).
     ("tls_failure", re.compile(
         r"x509: |certificate (verify failed|has expired|is not valid|signed by unknown authority)|tls: (handshake|bad certificate|failed)"
-        r"|SSL(Handshake)?Exception|SSL routines|handshake failure|wrong version number|PKIX path building failed", re.I)),
+        r"|SSL(Handshake)?Exception|SSL routines|handshake failure|PKIX path building failed", re.I)),
     ("too_many_connections", re.compile(
         r"too many (connections|clients)|remaining connection slots are reserved|max(imum)? number of clients reached"
         r"|connection limit (exceeded|reached)|max_connections|ERR max number of clients|Too many open connections", re.I)),
@@ -45,21 +57,25 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     # A dependency that is full or throttling: it refuses writes or requests until it has room.
     ("peer_full", re.compile(
         r"OOM command not allowed|used memory > 'maxmemory'|cluster_block_exception|index read-only|read-only-allow-delete"
-        r"|disk (usage )?(exceeded|full)|no space left on device|quota exceeded|429 Too Many Requests|TOO_MANY_REQUESTS"
-        r"|rate limit(ed| exceeded)|throttl(ed|ing) request|ServerBusy|Service is overloaded", re.I)),
+        r"|disk usage exceeded|quota exceeded|429 Too Many Requests|TOO_MANY_REQUESTS"
+        r"|rate limit(ed| exceeded)|throttl(ed|ing) request|ServerBusy|Service is overloaded|code = ResourceExhausted", re.I)),
     ("connection_refused", re.compile(
-        r"connection refused|ECONNREFUSED|actively refused|connect: connection reset|connection reset by peer|ECONNRESET", re.I)),
+        r"connection refused|ECONNREFUSED|actively refused|connect: connection reset|connection reset by peer|ECONNRESET"
+        r"|code = Unavailable|StatusCode\.UNAVAILABLE|status: Unavailable", re.I)),
     ("timeout", re.compile(
         r"i/o timeout|timed out|deadline exceeded|ETIMEDOUT|connect(ion)?[ _-]?time-?out|context deadline|timeout (after|while|waiting)",
         re.I)),
     ("auth_failure", re.compile(
         r"authentication failed|password authentication|access denied for user|invalid (credentials|password|token|username or password)"
         r"|\b401\b|unauthori[sz]ed|auth(entication)? error|NOAUTH|WRONGPASS|SASL authentication|not authorized|AuthenticationFailed"
-        r"|Login failed for user|bad (username|user name) or password|no pg_hba\.conf entry|authentication (is )?required", re.I)),
+        r"|Login failed for user|bad (username|user name) or password|no pg_hba\.conf entry|authentication (is )?required"
+        r"|UserNotFound|Could not find user|requires authentication|code = (Unauthenticated|PermissionDenied)"
+        r"|StatusCode\.(UNAUTHENTICATED|PERMISSION_DENIED)", re.I)),
     # A backend that answers with server errors (an HTTP 5xx from a named peer).
     ("peer_error", re.compile(
         r"\b(status(code)?|code|HTTP/\d(\.\d)?|response|returned|got)[ =:\"]*5\d\d\b|\b50[234] (Bad Gateway|Service Unavailable|Gateway Time-?out)\b"
-        r"|\bupstream (prematurely closed|timed out)", re.I)),
+        r"|\bupstream (prematurely closed|timed out)|code = (Internal|Unknown|DataLoss)"
+        r"|StatusCode\.(INTERNAL|UNKNOWN|UNIMPLEMENTED)", re.I)),
     ("oom", re.compile(r"OutOfMemoryError|out of memory|cannot allocate memory|JavaScript heap out of memory", re.I)),
     ("too_many_files", re.compile(r"too many open files|EMFILE", re.I)),
     ("permission_denied", re.compile(r"permission denied|EACCES|operation not permitted|read-only file system", re.I)),
@@ -82,7 +98,7 @@ ERROR_LEVEL = re.compile(
 HOST_PORT = re.compile(
     r"(?:(?:[a-z][a-z0-9+.-]*)://(?:[^@/\s]+@)?|\bdial tcp\s+|\bconnect(?:ing)? to\s+|\bhost[=:\s]+\"?|@)"
     r"(?P<host>[a-zA-Z0-9][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+)*)(?::(?P<port>\d{2,5}))?"
-    r"|\b(?P<host2>[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(?P<port2>\d{2,5})\b",
+    r"|(?<![\w.])(?P<host2>[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(?P<port2>\d{2,5})\b",
     re.I,
 )
 RBAC_SUBJECT = re.compile(
@@ -91,6 +107,8 @@ RBAC_SUBJECT = re.compile(
 )
 NOT_HOSTS = {"localhost", "127", "0", "http", "https", "tcp", "udp", "line", "file", "server", "the", "remote", "host",
              "ipv4", "ipv6"}
+# `main.go:45`, `server.cc:936`: a source file and line in a log's caller field, not a peer.
+SOURCE_FILE = re.compile(r"\.(go|cc|cpp|c|h|hpp|py|java|kt|scala|js|mjs|ts|rb|rs|cs|php|ex|exs|erl)$", re.I)
 QUOTED_HOST = re.compile(r"\bhost\s+\"(?P<host>[a-zA-Z0-9][a-zA-Z0-9.-]*)\"", re.I)
 
 
@@ -98,9 +116,24 @@ QUOTED_HOST = re.compile(r"\bhost\s+\"(?P<host>[a-zA-Z0-9][a-zA-Z0-9.-]*)\"", re
 class LineSignature:
     signature: str
     host: str | None = None  # the first DNS label: a Service's name in the namespace
-    port: int | None = None
+    port: int | None = None  # with no host: the port of an address the line names (an IP, loopback)
     detail: dict[str, str] | None = None
     fqdn: str | None = None  # the whole name, for `pod-0.headless` or `svc.other-ns` forms
+    loopback: bool = False  # the address is the client's own (localhost, 127.0.0.1, ::1)
+
+
+# An address given by number (or as loopback) rather than by name: only its port says which
+# peer it is, and a loopback one says the client was sent to itself.
+ADDRESS_PORT = re.compile(r"(?<![\w.-])(?P<address>localhost|(?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-f:]+\])[:/](?P<port>\d{2,5})\b", re.I)
+LOOPBACK = re.compile(r"^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$", re.I)
+
+
+def address_port(line: str) -> tuple[int | None, bool]:
+    """The port of the first address a line names by number or as loopback, and whether it
+    is loopback. Any address that is not loopback wins over a loopback one."""
+    found = [(m.group("port"), bool(LOOPBACK.match(m.group("address")))) for m in ADDRESS_PORT.finditer(line)]
+    found.sort(key=lambda item: item[1])
+    return (int(found[0][0]), found[0][1]) if found else (None, False)
 
 
 def remote_of(line: str) -> tuple[str | None, int | None]:
@@ -115,7 +148,7 @@ def remote_name(line: str) -> tuple[str | None, int | None, str | None]:
     for match in HOST_PORT.finditer(line):
         host = match.group("host") or match.group("host2")
         port = match.group("port") or match.group("port2")
-        if host and not re.fullmatch(r"[\d.]+", host):
+        if host and not re.fullmatch(r"[\d.]+", host) and not SOURCE_FILE.search(host):
             found.append((0 if port else 2, host, int(port) if port else None))
     for match in QUOTED_HOST.finditer(line):
         if not re.fullmatch(r"[\d.]+", match.group("host")):  # a client's address, not a peer's name
@@ -142,7 +175,10 @@ def classify(line: str) -> LineSignature | None:
                 match = RBAC_SUBJECT.search(line)
                 detail = {k: v for k, v in match.groupdict().items() if v is not None} if match else None
             host, port, fqdn = remote_name(line) if name in PEER_SIGNATURES else (None, None, None)
-            return LineSignature(name, host, port, detail, fqdn)
+            loopback = False
+            if name in PEER_SIGNATURES and host is None:
+                port, loopback = address_port(line)
+            return LineSignature(name, host, port, detail, fqdn, loopback)
     return None
 
 

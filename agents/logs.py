@@ -129,13 +129,15 @@ async def gather(ctx: AgentContext) -> AgentResult:
                 continue
             key = (signature.signature, signature.host, signature.port)
             entry = signatures.setdefault(key, {"count": 0, "recent": 0, "sample": line.strip()[:SAMPLE_CHARS],
-                                                "detail": signature.detail, "fqdn": signature.fqdn})
+                                                "detail": signature.detail, "fqdn": signature.fqdn,
+                                                "loopback": signature.loopback})
             entry["count"] += 1
             entry["recent"] += recent
         errors += error_lines
         where = f"{'previous ' if previous else ''}log of {'init ' if init else ''}container {container}"
         for (name, host, port), entry in signatures.items():
-            target = f" to {host}{':' + str(port) if port else ''}" if host else ""
+            target = (f" to {host}{':' + str(port) if port else ''}" if host
+                      else f" to {'a loopback address' if entry['loopback'] else 'an address'} on port {port}" if port else "")
             out.add(
                 "LogSignature",
                 f"{name}{target} in the {where} of {owner_ref} (x{entry['count']}): {entry['sample']}",
@@ -143,7 +145,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
                 resource=resource_of(owner),
                 signature=name, host=host, port=port, container=container, init=init, previous=previous,
                 count=entry["count"], recent=entry["recent"], sample=entry["sample"], pod=pod["metadata"]["name"],
-                owner=owner_ref, detail=entry["detail"], fqdn=entry["fqdn"],
+                owner=owner_ref, detail=entry["detail"], fqdn=entry["fqdn"], loopback=entry["loopback"],
             )
         clusters = sorted(miner.drain.clusters, key=lambda c: -c.size)[:5]
         out.add(

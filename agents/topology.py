@@ -19,10 +19,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aisre.agents.base import AgentContext, Findings, list_secrets, mentions_host, resource_of, template_references
+from aisre.agents.base import AgentContext, Findings, list_secrets, mentions_host, programs, resource_of, template_references
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
 from aisre.kube.reader import KubeAccessError
+from aisre.kube import netpol
 from aisre.kube.scope import labels_match, ref
 
 AGENT = "topology"
@@ -60,30 +61,6 @@ def _env_values(workload: dict[str, Any], config_data: dict[str, dict[str, str]]
     return pairs
 
 
-def _peer_matches(peer: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Whether a NetworkPolicy peer admits a pod with these labels in the same namespace.
-    A namespaceSelector with labels is not evaluated (namespace labels are not read) and
-    counts as not matching; ipBlock peers match no pod by label."""
-    if "ipBlock" in peer:
-        return False
-    namespaces = peer.get("namespaceSelector")
-    if namespaces is not None and ((namespaces or {}).get("matchLabels") or (namespaces or {}).get("matchExpressions")):
-        return False
-    pods = peer.get("podSelector")
-    return pods is None or labels_match(pods, labels)
-
-
-def _policy_allows(policy: dict[str, Any], peer_labels: dict[str, str], direction: str) -> bool:
-    rules = (policy.get("spec") or {}).get(direction) or []
-    for rule in rules:
-        peers = rule.get("from" if direction == "ingress" else "to")
-        if not peers:
-            return True  # a rule without peers allows everyone
-        if any(_peer_matches(peer, peer_labels) for peer in peers):
-            return True
-    return False
-
-
 async def _list_allowed(reader: Any, plural: str, namespace: str) -> list[dict[str, Any]]:
     """A list the operator may not be allowed (an older chart's RBAC): empty then, not an error."""
     try:
@@ -92,11 +69,6 @@ async def _list_allowed(reader: Any, plural: str, namespace: str) -> list[dict[s
         if error.status in (403, 404):
             return []
         raise
-
-
-def _policy_types(policy: dict[str, Any]) -> list[str]:
-    spec = policy.get("spec") or {}
-    return spec.get("policyTypes") or (["Ingress"] + (["Egress"] if "egress" in spec else []))
 
 
 async def gather(ctx: AgentContext) -> AgentResult:
@@ -128,6 +100,20 @@ async def gather(ctx: AgentContext) -> AgentResult:
             edge(ref(child), ref(parent), "ownedBy")
         if pod["spec"].get("nodeName"):
             edge(ref(ctx.scope.top_owner(pod)), f"Node/{pod['spec']['nodeName']}", "runsOn")
+
+    # Twins: workloads that run the same program (a canary's primary, blue/green colours);
+    # one of them at zero replicas loses nothing while the other serves.
+    by_program: dict[frozenset[tuple[str, str, str]], list[str]] = {}
+    for workload in owners:
+        if workload["kind"] in ("Deployment", "StatefulSet"):
+            running = frozenset(programs(_template(workload)).values())
+            if running:
+                by_program.setdefault(running, []).append(ref(workload))
+    for group in by_program.values():
+        for a in group:
+            for b in group:
+                if a != b:
+                    edge(a, b, "twinOf")
 
     # Services: who backs them, and whether they can route at all.
     for service in services:
@@ -267,26 +253,35 @@ async def gather(ctx: AgentContext) -> AgentResult:
     depends = [f.data for f in out.items.values() if f.kind == "Edge" and f.data["relation"] == "dependsOn"]
     routes = {(f.data["src"], f.data["dst"]) for f in out.items.values() if f.kind == "Edge" and f.data["relation"] == "routesTo"}
     by_ref = {ref(w): w for w in owners}
+    for workload in owners:  # ranking weighs policies against peers the logs name, too
+        out.add("PodLabels", f"{ref(workload)}'s pods carry {_pod_labels(workload)}", key=(ref(workload), "labels"),
+                owner=ref(workload), labels=_pod_labels(workload))
+    named = [(ref(p), p.get("spec") or {}) for p in policies]
     for policy in policies:
-        selector = (policy.get("spec") or {}).get("podSelector") or {}
-        types = _policy_types(policy)
-        selected = [w for w in owners if labels_match(selector, _pod_labels(w))]
-        for workload in selected:
-            edge(ref(policy), ref(workload), "isolates", policy_types=types)
-        blocked = []
-        for dep in depends:
-            client = by_ref.get(dep["src"])
-            servers = [by_ref[dst] for (svc, dst) in routes if svc == dep["dst"] and dst in by_ref]
-            for server in servers:
-                if "Ingress" in types and server in selected and client and not _policy_allows(policy, _pod_labels(client), "ingress"):
-                    blocked.append((ref(client), ref(server), "ingress"))
-                if "Egress" in types and client in selected and client and not _policy_allows(policy, _pod_labels(server), "egress"):
-                    blocked.append((ref(client), ref(server), "egress"))
-        if blocked:
+        spec = policy.get("spec") or {}
+        types = netpol.policy_types(spec)
+        out.add("NetworkPolicy", f"{ref(policy)} ({', '.join(types)}) selects {spec.get('podSelector') or 'every pod'}",
+                key=(ref(policy), "rules"), resource=resource_of(policy), policy=ref(policy),
+                spec={k: spec.get(k) for k in ("podSelector", "policyTypes", "ingress", "egress") if k in spec},
+                allows_dns=netpol.allows_dns(spec))
+        for workload in owners:
+            if netpol.selects(spec, _pod_labels(workload)):
+                edge(ref(policy), ref(workload), "isolates", policy_types=types)
+    blocked: dict[str, list[tuple[str, str, str]]] = {}
+    for dep in depends:
+        client = by_ref.get(dep["src"])
+        for (svc, dst) in routes:
+            if svc != dep["dst"] or dst not in by_ref or client is None:
+                continue
+            for name, direction in netpol.blockers(named, _pod_labels(client), _pod_labels(by_ref[dst]))[:1]:
+                blocked.setdefault(name, []).append((ref(client), dst, direction))
+    for policy in policies:
+        pairs = blocked.get(ref(policy))
+        if pairs:
             out.add("NetworkPolicyBlocks",
-                    f"{ref(policy)} blocks " + "; ".join(f"{c} -> {s} ({d})" for c, s, d in blocked[:5]),
+                    f"{ref(policy)} blocks " + "; ".join(f"{c} -> {s} ({d})" for c, s, d in pairs[:5]),
                     key=(ref(policy),), resource=resource_of(policy), policy=ref(policy),
-                    blocked=[{"client": c, "server": s, "direction": d} for c, s, d in blocked[:10]])
+                    blocked=[{"client": c, "server": s, "direction": d} for c, s, d in pairs[:10]])
 
     # Quotas that are used up.
     for quota in quotas:

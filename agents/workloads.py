@@ -8,6 +8,7 @@ per root, not per pod); the pod names are kept in its data.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -122,6 +123,34 @@ def _desired_ready(workload: dict[str, Any]) -> tuple[int, int, int]:
     return desired, status.get("readyReplicas", 0), status.get("availableReplicas", status.get("readyReplicas", 0))
 
 
+def _cronjob_of(job: dict[str, Any]) -> str | None:
+    """The CronJob a Job is a run of: its owner, else what its name and schedule annotation say
+    (``<cronjob>-<minutes>``, as the CronJob controller names its Jobs)."""
+    meta = job["metadata"]
+    owner = next((o.get("name") for o in meta.get("ownerReferences") or [] if o.get("kind") == "CronJob"), None)
+    if owner:
+        return owner
+    if "batch.kubernetes.io/cronjob-scheduled-timestamp" in (meta.get("annotations") or {}):
+        match = re.fullmatch(r"(.+)-\d+", meta.get("name", ""))
+        return match.group(1) if match else None
+    return None
+
+
+def _later_success(ctx: AgentContext, job: dict[str, Any], failed_at: str | None) -> dict[str, Any] | None:
+    """A Job of the same CronJob that completed after this one failed, if any."""
+    cronjob, failed = _cronjob_of(job), parse_time(failed_at)
+    if cronjob is None or failed is None:
+        return None
+    for other in ctx.scope.workloads:
+        if other is job or other["kind"] != "Job" or _cronjob_of(other) != cronjob:
+            continue
+        for condition in (other.get("status") or {}).get("conditions") or []:
+            done = parse_time(condition.get("lastTransitionTime"))
+            if condition.get("type") == "Complete" and condition.get("status") == "True" and done and done > failed:
+                return other
+    return None
+
+
 def observe_workloads(ctx: AgentContext, out: Findings) -> None:
     for workload in ctx.scope.workloads:
         kind = workload["kind"]
@@ -138,6 +167,12 @@ def observe_workloads(ctx: AgentContext, out: Findings) -> None:
         if kind == "Job":
             for condition in status.get("conditions") or []:
                 if condition.get("type") == "Failed" and condition.get("status") == "True":
+                    later = _later_success(ctx, workload, condition.get("lastTransitionTime"))
+                    if later is not None:
+                        # A CronJob's failed run followed by one that completed: history.
+                        out.add("JobSuperseded", f"{wref} failed, but {ref(later)} of the same CronJob completed after it",
+                                key=(wref, "superseded"), resource=res, owner=wref, by=ref(later))
+                        continue
                     out.add("JobFailed", f"{wref} failed: {condition.get('message', '')}", key=(wref,), resource=res,
                             reason=condition.get("reason", ""), message=condition.get("message", ""))
             continue

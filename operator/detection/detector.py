@@ -149,6 +149,14 @@ class Detector:
         else:
             self.active.pop(uid, None)
 
+    def reports_trouble_in(self, namespace: str, besides: str) -> bool:
+        """Whether anything but the signals observed as ``besides`` says the namespace is in
+        trouble: an Incident (or a candidate) of its own, or a signal waiting out its grace."""
+        if any(t.root.namespace == namespace and any(r.source != SignalSource.LOGS.value for r in t.reasons.values())
+               for t in self.tracked.values()):
+            return True
+        return any(s.object.namespace == namespace for uid, signals in self.active.items() if uid != besides for s in signals)
+
     def forget(self, uid: str) -> None:
         self.active.pop(uid, None)
 

@@ -1,15 +1,16 @@
-"""Faults that only logs show: pods Running, even Ready, whose logs go on reporting that a
-peer they name cannot be reached or refuses them (a NetworkPolicy, a Service that
-selects nothing or targets the wrong port, a dependency that rejects their credentials).
-No object's status changes, so detection reads the logs itself.
+"""Faults that only logs show, or that a change made without anything crashing: pods
+Running, even Ready, whose logs go on reporting errors (a peer that cannot be reached or
+refuses them, a steady share of error-level lines), or a rollout that left a workload
+running the wrong program. No object's status says so, so detection reads the logs itself.
 
-Every ``logs_interval`` seconds each watched namespace with pods is looked at the way an
-Investigation would look at it, with the agents that need no Prometheus (logs, then
-workloads, topology and changes where the logs show errors to a named peer that go on to
-the end of the current log). The findings are ranked by the same ranking; a namespace
-whose best hypothesis is a fault at or above ``logs_confidence`` becomes one Signal on the
-resource that hypothesis names. Errors that stopped (a retry that succeeded) leave a clean
-log tail and raise nothing.
+Every ``logs_interval`` seconds each watched namespace with pods is looked at: first its
+logs (the logs agent). Where they show errors that last to the end of a current log, or a
+workload of the namespace changed within ``post_change_window``, the namespace is looked
+at the way an Investigation looks at it (workloads, events, topology and changes as well)
+and ranked by the same ranking; a best hypothesis that is a fault at or above
+``logs_confidence`` becomes one Signal on the resource it names. Errors that stopped (a
+retry that succeeded) leave a clean log tail and raise nothing, and a namespace whose
+trouble the watches already report is left to them (one Incident per fault).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import datetime as dt
 
 from aisre.agents.base import AgentContext
+from aisre.api.evidence import REFUSAL_SIGNATURES, Finding
 from aisre.api.investigation import AgentStatus
 from aisre.api.signal import Severity, SignalSource
 from aisre.api.taxonomy import AgentName
@@ -27,13 +29,28 @@ from aisre.kube.scope import TargetNotFound, resolve_scope
 from aisre.operator.detection.metric_watch import AGENT_DEADLINE_S, LOOKBACK, Verdict
 from aisre.operator.detection.signals import make_signal
 from aisre.operator.investigation import run_agent
-from aisre.ranking.evidence import EvidenceIndex
+from aisre.ranking.evidence import PERSISTENT_PEER_ERRORS, EvidenceIndex, persistent_errors
 from aisre.ranking.rank import rank
 
-CONTEXT_AGENTS = (AgentName.WORKLOADS, AgentName.TOPOLOGY, AgentName.CHANGES)
+CONTEXT_AGENTS = (AgentName.WORKLOADS, AgentName.EVENTS, AgentName.TOPOLOGY, AgentName.CHANGES)
 
 
-async def look_at(reader: ClusterReader, namespace: str, now: dt.datetime, confidence: float) -> Verdict:
+def lasting_errors(findings: list[Finding]) -> list[Finding]:
+    """Log findings that say something goes wrong now: errors to a peer (named, or refusing
+    without a name) or a steady share of error lines, lasting to the end of a current log."""
+    out = []
+    for finding in findings:
+        data = finding.data
+        if EvidenceIndex.persistent_peer_errors(finding) or persistent_errors(finding):
+            out.append(finding)
+        elif (finding.kind == "LogSignature" and not data.get("previous") and data.get("signature") in REFUSAL_SIGNATURES
+              and int(data.get("count") or 0) >= PERSISTENT_PEER_ERRORS and int(data.get("recent") or 0) >= 1):
+            out.append(finding)
+    return out
+
+
+async def look_at(reader: ClusterReader, namespace: str, now: dt.datetime, confidence: float,
+                  changed_recently: bool = False) -> Verdict:
     try:
         scope = await resolve_scope(reader, namespace, selector={})
     except TargetNotFound:
@@ -44,9 +61,8 @@ async def look_at(reader: ClusterReader, namespace: str, now: dt.datetime, confi
     logs = await run_agent(AgentName.LOGS, context, AGENT_DEADLINE_S)
     if logs.status == AgentStatus.ERROR:
         return Verdict(namespace, None, False, f"logs failed: {logs.message}")
-    persistent = [f for f in logs.findings if EvidenceIndex.persistent_peer_errors(f)]
-    if not persistent:
-        return Verdict(namespace, None, True, "no lasting errors to a named peer")
+    if not lasting_errors(logs.findings) and not changed_recently:
+        return Verdict(namespace, None, True, "no lasting errors, no recent change")
     others = await asyncio.gather(*(run_agent(name, context, AGENT_DEADLINE_S) for name in CONTEXT_AGENTS))
     hypotheses = rank([f for r in (logs, *others) for f in r.findings], namespace)
     top = hypotheses[0] if hypotheses else None

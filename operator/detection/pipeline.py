@@ -31,6 +31,24 @@ class Pipeline:
         self.th = thresholds
         self.allowed = namespace_allowed
         self.clock = clock
+        self.generations: dict[str, int] = {}  # rollout kinds, by uid: the spec generation last seen
+        self.changed_at: dict[str, dt.datetime] = {}  # per namespace: when a workload's spec last changed
+
+    def changed_since(self, namespace: str, since: dt.datetime) -> bool:
+        """Whether a workload's spec (template, replicas) changed in the namespace since then."""
+        when = self.changed_at.get(namespace)
+        return when is not None and when >= since
+
+    def _note_generation(self, uid: str, namespace: str, obj: Obj, deleted: bool, now: dt.datetime) -> None:
+        # A spec change bumps metadata.generation; the first sight of an object is not a change.
+        generation = int((obj.get("metadata") or {}).get("generation") or 0)
+        if deleted:
+            self.generations.pop(uid, None)
+            return
+        before = self.generations.get(uid)
+        self.generations[uid] = generation
+        if before is not None and generation > before:
+            self.changed_at[namespace] = now
 
     def handle(self, kind: str, event_type: str, obj: Obj) -> None:
         """One watch event (ADDED, MODIFIED, DELETED) of one object of ``kind``."""
@@ -68,6 +86,8 @@ class Pipeline:
             self.index.set_controller(obj, kind, deleted)
             if kind in ROLLOUT_KINDS or kind == "Job" and not self.index.owners(obj):
                 self.index.set_workload(obj, kind, deleted)
+            if kind in ROLLOUT_KINDS and namespace is not None:
+                self._note_generation(uid, namespace, obj, deleted, now)
             if deleted:
                 return
             if kind in ROLLOUT_KINDS:

@@ -174,8 +174,10 @@ class DetectionService:
         """One sweep over the namespaces with pods: the faults only their logs show, now current."""
         assert self.client is not None
         reader, at = ClusterReader(self.client), now or dt.datetime.now(dt.UTC)
+        since = at - dt.timedelta(seconds=self.th.post_change_window)
         return await self._sweep("logs", self.th.logs_interval, self.log_views, lambda namespaces: metric_watch.sweep_with(
-            lambda ns: log_watch.look_at(reader, ns, at, self.th.logs_confidence), namespaces, "log sweep failed"))
+            lambda ns: log_watch.look_at(reader, ns, at, self.th.logs_confidence, self.pipeline.changed_since(ns, since)),
+            namespaces, "log sweep failed"))
 
     async def _sweep(self, what: str, interval: float, views: dict[str, str],
                      run: Callable[[set[str]], Awaitable[list[metric_watch.Verdict]]]) -> list[Signal]:
@@ -190,8 +192,13 @@ class DetectionService:
             if views.get(verdict.namespace) != verdict.why:
                 log.info(f"{what} view changed", namespace=verdict.namespace, now=verdict.why[:300],
                          signal=verdict.signal is not None)
+            key = f"{what}/{verdict.namespace}"
+            if verdict.signal is not None and what == "logs" and self.detector.reports_trouble_in(verdict.namespace, key):
+                # The watches already report this namespace's trouble: its Incident is theirs,
+                # and its Investigation reads the logs too.
+                continue
             if verdict.answered:
-                self.detector.observe(f"{what}/{verdict.namespace}", [verdict.signal] if verdict.signal else [])
+                self.detector.observe(key, [verdict.signal] if verdict.signal else [])
             if verdict.signal is not None:
                 found.append(verdict.signal)
         views.clear()

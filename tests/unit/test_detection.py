@@ -412,3 +412,43 @@ async def test_an_incident_whose_write_fails_unexpectedly_opens_again_next_tick(
     assert INCIDENTS.labels("write_failed")._value.get() == failed_before + 1
     again = await service.tick(at(2.0))
     assert [type(op) for op in again] == [Open] and len(written) == 2 and again[0].tracked.name
+
+
+def test_a_spec_change_is_remembered_per_namespace_but_a_first_sight_is_not(world) -> None:
+    _, pipeline, clock = world
+    assert not pipeline.changed_since("shop", at(-3600))  # listed at start: not a change
+    clock.now = at(30)
+    changed = deployment("web", env={"DB_HOST": "db"})
+    changed["metadata"]["generation"] = 2
+    pipeline.handle("Deployment", "MODIFIED", changed)
+    assert pipeline.changed_since("shop", at(0)) and not pipeline.changed_since("shop", at(31))
+    assert not pipeline.changed_since("other", at(0))
+    pipeline.handle("Deployment", "MODIFIED", changed)  # a status update at the same generation
+    assert pipeline.changed_at["shop"] == at(30)
+
+
+def test_what_the_watches_report_keeps_the_log_sweep_from_opening_a_second_incident(world) -> None:
+    from aisre.operator.detection.signals import make_signal
+
+    detector, pipeline, _ = world
+    target = {"metadata": {"name": "db", "namespace": "shop"}}
+    from_logs = make_signal(SignalSource.LOGS, "DependencyFailure", target, "Deployment", at(0), message="peer refuses")
+    detector.observe("logs/shop", [from_logs])
+    assert not detector.reports_trouble_in("shop", "logs/shop")  # only the sweep's own signal
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    assert detector.reports_trouble_in("shop", "logs/shop") and not detector.reports_trouble_in("other", "logs/shop")
+
+
+def test_the_log_sweep_looks_further_only_at_errors_that_last() -> None:
+    from aisre.api.evidence import Finding
+    from aisre.operator.detection.log_watch import lasting_errors
+
+    def line(**data: Any) -> Finding:
+        return Finding(id=f"l-{len(data)}-{data.get('signature')}", agent="logs", kind="LogSignature", summary="",
+                       data={"owner": "Deployment/a", "previous": False, **data})
+
+    refusal = line(signature="auth_failure", count=3, recent=1)  # names no host: a refusal all the same
+    over = line(signature="connection_refused", host="db", count=9, recent=0)  # a burst that ended
+    rate = Finding(id="t", agent="logs", kind="LogTemplates", summary="",
+                   data={"owner": "Deployment/a", "previous": False, "error_lines": 12, "recent_error_lines": 3, "lines": 20})
+    assert lasting_errors([refusal, over, rate]) == [refusal, rate]

@@ -121,3 +121,19 @@ async def test_a_failing_or_slow_agent_costs_only_its_evidence(monkeypatch) -> N
     timed_out = await investigation.run_agent(AgentName.EVENTS, None, deadline=0.2)
     assert timed_out.status == "ERROR" and "timed out after 0.2 s" in timed_out.message
     assert timed_out.latency_seconds < 1.0
+
+
+def test_a_rollout_that_makes_two_workloads_run_one_program_is_seen() -> None:
+    from aisre.agents.changes import same_program
+
+    def template(image: str, command: list[str] | None = None) -> dict:
+        container = {"name": "main", "image": image, **({"command": command} if command else {})}
+        return {"spec": {"containers": [container]}}
+
+    web = ("Deployment/web", template("registry.local/app:2.0"))
+    before, after = template("registry.local/app:1.9", ["run-jobs"]), template("registry.local/app:2.0")
+    assert [(c, o) for c, o, *_ in same_program(before, after, [web])] == [("main", "Deployment/web")]
+    # A new image for both, each keeping its own command, is an ordinary release.
+    assert same_program(before, template("registry.local/app:2.0", ["run-jobs"]), [web]) == []
+    # Two names for one program from the start (a canary, blue/green) is not a change.
+    assert same_program(template("registry.local/app:1.9"), after, [web]) == []

@@ -10,8 +10,20 @@ from aisre.agents.log_signatures import classify, is_error, remote_of
 @pytest.mark.parametrize(
     ("line", "signature", "host", "port"),
     [
-        ("2026-01-01T00:00:00Z ERROR dial tcp 10.0.0.7:5432: connect: connection refused", "connection_refused", None, None),
+        # An address by number: no name, but its port still says which peer it is.
+        ("2026-01-01T00:00:00Z ERROR dial tcp 10.0.0.7:5432: connect: connection refused", "connection_refused", None, 5432),
+        # A source file and line in a caller field is not a peer.
+        ('{"level":"error","caller":"cmd/gateway/main.go:45","msg":"request failed","error":"connection refused"}',
+         "connection_refused", None, None),
+        ("[2026-11-26 16:20:52.118][31][warning][config] [source/common/upstream/health_checker_impl.cc:188] "
+         "health check failed: connection refused", "connection_refused", None, None),
         ("ERROR could not connect to orders-db:5432: Connection refused", "connection_refused", "orders-db", 5432),
+        # gRPC status codes as clients print them.
+        ('level=error msg="list failed" error="rpc error: code = Unavailable desc = transport is closing"',
+         "connection_refused", None, None),
+        ("ERROR rpc error: code = Unauthenticated desc = invalid API key", "auth_failure", None, None),
+        ("E1206 checkout failed: rpc error: code = Internal desc = payment declined by processor", "peer_error", None, None),
+        ("MongoServerError: UserNotFound: Could not find user \"app\" for db \"admin\"", "auth_failure", None, None),
         ("psycopg2.OperationalError: could not connect to server: Connection refused. Is the server running on host \"ledger-db\"",
          "connection_refused", "ledger-db", None),
         ('Get "http://payments.shop.svc.cluster.local:8080/api": dial tcp: lookup payments.shop.svc.cluster.local: no such host',
@@ -74,3 +86,11 @@ def test_remote_ignores_ip_addresses_and_localhost() -> None:
     assert remote_of("dial tcp 127.0.0.1:5432") == (None, None)
     assert remote_of("connect to localhost:6379 failed") == (None, None)
     assert remote_of("upstream http://cart:8080/v1 failed") == ("cart", 8080)
+
+
+def test_a_loopback_address_is_marked_as_the_clients_own() -> None:
+    found = classify("%3|1795594562.771|FAIL|rdkafka#consumer-1| [thrd:localhost:9092/0]: localhost:9092/0: "
+                     "Connect to ipv4#127.0.0.1:9092 failed: Connection refused")
+    assert found is not None and (found.host, found.port, found.loopback) == (None, 9092, True)
+    remote = classify("ERROR dial tcp 127.0.0.1:6379 failed, then dial tcp 10.1.2.3:6380: connect: connection refused")
+    assert remote is not None and (remote.port, remote.loopback) == (6380, False)  # a remote address wins

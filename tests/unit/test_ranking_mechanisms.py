@@ -179,3 +179,182 @@ def test_a_dependency_down_for_a_cause_of_its_own_yields_to_that_cause() -> None
           sample="required key GATEWAY_TOKEN missing value"),
         edge(server, "Secret/gateway-keys", "uses", source="env", env_names=["GATEWAY_TOKEN"])]
     assert top(findings) == ("MissingConfig", "Secret/gateway-keys")
+
+
+def test_a_client_sent_to_a_loopback_address_points_at_the_dependency_that_sent_it() -> None:
+    client, server = "Deployment/qz-reader", "StatefulSet/qz-broker"
+    rollout = f("TemplateChange", server, agent="changes", fields=["env"])
+    line = f("LogSignature", client, agent="logs", signature="connection_refused", host=None, port=7001, loopback=True,
+             count=6, recent=3, previous=False, sample="connect to 127.0.0.1:7001 failed: Connection refused")
+    findings = [healthy(client), healthy(server), service("qz-broker", 7001), edge("Service/qz-broker", server, "routesTo"),
+                edge(client, "Service/qz-broker", "dependsOn", via=["BROKERS"]), rollout, line]
+    assert top(findings) == (C.BAD_CONFIG_CHANGE.value, server)
+
+
+def test_an_address_given_by_number_is_resolved_by_its_port() -> None:
+    client, server = "Deployment/pw-front", "Deployment/pw-back"
+    line = f("LogSignature", client, agent="logs", signature="connection_refused", host=None, port=9311, loopback=False,
+             count=6, recent=3, previous=False, sample="dial tcp 10.4.0.9:9311: connect: connection refused")
+    broken = f("ServiceSelectorMatchesNothing", agent="topology", service="Service/pw-back", selector={"app": "pw-bak"})
+    findings = [healthy(client), healthy(server), service("pw-back", 9311), service("other", 80), broken, line]
+    assert top(findings) == (C.SERVICE_SELECTOR_MISMATCH.value, "Service/pw-back")
+
+
+def test_a_dependency_that_says_a_setting_is_missing_lacks_config_rather_than_has_a_bad_one() -> None:
+    client, server = "Deployment/kv-api", "Deployment/kv-gate"
+    changed = f("ConfigChanged", agent="changes", config_kind="Secret", name="kv-gate-keys", used_by=[server])
+    said = f("LogSignature", server, agent="logs", signature="missing_setting", count=1, recent=1, previous=True,
+             sample="fatal: required key GATE_TOKEN missing value")
+    refused = f("LogSignature", client, agent="logs", signature="no_servers", host="kv-gate", count=5, recent=2,
+                previous=False, sample="call to kv-gate failed: no healthy upstream")
+    findings = crashing(server) + [healthy(client), service("kv-gate", 80), edge("Service/kv-gate", server, "routesTo"),
+                                   edge(client, "Service/kv-gate", "dependsOn", via=["GATE_URL"]), changed, said, refused]
+    assert top(findings) == (C.MISSING_CONFIG.value, "Secret/kv-gate-keys")
+
+
+def test_a_workload_left_running_another_workloads_program_has_a_bad_command() -> None:
+    worker, web = "Deployment/jb-worker", "Deployment/jb-web"
+    same = f("RunsSameProgram", worker, agent="changes", other=web, container="main", command_before='["run-jobs"]',
+             command_after="null")
+    findings = [healthy(worker), healthy(web), same, f("TemplateChange", worker, agent="changes", fields=["command", "image"])]
+    assert top(findings) == (C.BAD_COMMAND.value, worker)
+
+
+def test_a_probe_the_program_answers_as_not_ready_is_not_the_root_of_a_dependency_outage() -> None:
+    client, server = "Deployment/mq-api", "StatefulSet/mq-store"
+
+    def world(probe_message: str) -> list[Finding]:
+        not_ready = [f("WorkloadUnavailable", server, desired=1, available=0, ready=0, updated=1),
+                     f("ContainerNotReady", server, restarts=0),
+                     f("Event", server, agent="events", reason="Unhealthy", type="Warning", count=9, message=probe_message)]
+        refused = f("LogSignature", client, agent="logs", signature="connection_refused", host="mq-store", count=5,
+                    recent=2, previous=False, sample="dial mq-store:5672: connection refused")
+        return crashing(client) + not_ready + [service("mq-store", 5672), edge("Service/mq-store", server, "routesTo"),
+                                               edge(client, "Service/mq-store", "dependsOn", via=["AMQP_URL"]), refused]
+
+    assert top(world("Readiness probe failed: HTTP probe failed with statuscode: 503")) == (C.DEPENDENCY_FAILURE.value, server)
+    # A probe aimed where nothing listens is the dependency's own fault.
+    aimed_at_nothing = 'Readiness probe failed: Get "http://10.0.0.4:8081/ready": dial tcp 10.0.0.4:8081: connect: connection refused'
+    assert top(world(aimed_at_nothing)) == (C.READINESS_PROBE_FAILURE.value, server)
+
+
+def test_a_workload_at_zero_whose_twin_serves_is_not_a_fault() -> None:
+    canary, primary = "Deployment/rk-web", "Deployment/rk-web-main"
+    zero = f("WorkloadScaledToZero", canary, desired=0, available=0)
+    changed = f("ReplicasChanged", canary, agent="changes", replicas=0, manager="rollout-controller")
+    findings = [zero, changed, healthy(primary), service("rk-web-canary", 80), edge("Service/rk-web-canary", canary, "routesTo")]
+    assert top(findings) == (C.SCALED_TO_ZERO.value, canary)  # alone, zero replicas is the fault
+    twins = [edge(canary, primary, "twinOf"), edge(primary, canary, "twinOf")]
+    assert top(findings + twins) == (C.NO_FAULT.value, "")  # its twin runs the same program and serves
+
+
+def test_a_failed_run_that_a_later_run_superseded_is_history() -> None:
+    job = "Job/nightly-export-29110"
+    failed = [f("ContainerTerminated", job, reason="Error", exit_code=1, current=True),
+              f("LogSignature", job, agent="logs", signature="connection_refused", host="exports-api", count=3, recent=2,
+                previous=False, sample="connect to exports-api:8080: connection refused")]
+    assert top(failed) != (C.NO_FAULT.value, "")
+    superseded = f("JobSuperseded", job, by="Job/nightly-export-29111")
+    assert top(failed + [superseded, healthy("Deployment/exports-api")]) == (C.NO_FAULT.value, "")
+
+
+def test_errors_to_a_peer_that_ended_are_history_not_a_dependency_failure() -> None:
+    client, server = "Deployment/ct-api", "StatefulSet/ct-cache"
+    world = [healthy(client), healthy(server), service("ct-cache", 6379), edge("Service/ct-cache", server, "routesTo"),
+             edge(client, "Service/ct-cache", "dependsOn", via=["CACHE_URL"])]
+    burst = f("LogSignature", client, agent="logs", signature="no_servers", host="ct-cache", count=8, recent=0, previous=False,
+              sample="READONLY You can't write against a read only replica.")
+    assert top(world + [burst]) == (C.NO_FAULT.value, "")
+    lasting = f("LogSignature", client, agent="logs", signature="no_servers", host="ct-cache", count=8, recent=3,
+                previous=False, sample="READONLY You can't write against a read only replica.")
+    assert top(world + [lasting]) == (C.DEPENDENCY_FAILURE.value, server)
+
+
+def test_a_client_whose_changed_config_names_a_host_that_does_not_exist_has_the_bad_change() -> None:
+    client = "Deployment/zq-checkout"
+    rollout = f("TemplateChange", client, agent="changes", fields=["env"])
+    line = f("LogSignature", client, agent="logs", signature="dns_failure", host="zq-paymnt", count=5, recent=2,
+             previous=False, sample="dial tcp: lookup zq-paymnt on 10.96.0.10:53: no such host")
+    findings = [healthy(client), service("zq-payment", 50051), rollout, line]
+    assert top(findings) == (C.BAD_CONFIG_CHANGE.value, client)
+
+
+def test_a_client_dialing_a_port_its_service_does_not_serve_has_the_bad_config() -> None:
+    client, server = "Deployment/yk-orders", "StatefulSet/yk-db"
+    changed = f("ConfigChanged", agent="changes", config_kind="ConfigMap", name="yk-orders-env", used_by=[client])
+    line = f("LogSignature", client, agent="logs", signature="connection_refused", host="yk-db", port=5433, count=6,
+             recent=3, previous=False, sample="connect to yk-db:5433 failed: Connection refused")
+    findings = crashing(client) + db_world(client, server, "yk-db") + [changed, line]
+    assert top(findings) == (C.BAD_CONFIG_CHANGE.value, "ConfigMap/yk-orders-env")
+
+
+def test_a_line_without_a_host_is_matched_to_the_dependency_its_words_name() -> None:
+    client, ads, cart = "Deployment/vx-front", "Deployment/vx-adverts", "Deployment/vx-basket"
+    line = f("LogSignature", client, agent="logs", signature="peer_error", host=None, count=7, recent=3, previous=False,
+             sample="failed to retrieve adverts: rpc error: code = Internal desc = flag enabled")
+    rollout = f("TemplateChange", ads, agent="changes", fields=["image"])
+    findings = [healthy(client), healthy(ads), healthy(cart), service("vx-adverts", 9555), service("vx-basket", 7070),
+                edge("Service/vx-adverts", ads, "routesTo"), edge("Service/vx-basket", cart, "routesTo"),
+                edge(client, "Service/vx-adverts", "dependsOn", via=["AD_ADDR"]),
+                edge(client, "Service/vx-basket", "dependsOn", via=["CART_ADDR"]), rollout, line]
+    assert top(findings)[1] == ads
+
+
+def _labels(owner: str, **labels: str) -> Finding:
+    return f("PodLabels", owner, agent="topology", labels=labels)
+
+
+def test_a_policy_between_a_client_and_the_peer_its_logs_name_is_found() -> None:
+    client, server = "Deployment/nb-shipper", "StatefulSet/nb-store"
+    policy = f("NetworkPolicy", agent="topology", policy="NetworkPolicy/nb-store-in", allows_dns=True,
+               spec={"podSelector": {"matchLabels": {"app": "nb-store"}}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "nb-ui"}}}]}]})
+    line = f("LogSignature", client, agent="logs", signature="timeout", host="nb-store", port=9200, count=9, recent=4,
+             previous=False, sample="connect to nb-store:9200 timed out")
+    findings = [healthy(client), healthy(server), service("nb-store", 9200), edge("Service/nb-store", server, "routesTo"),
+                _labels(client, app="nb-shipper"), _labels(server, app="nb-store"), policy, line]
+    assert top(findings) == (C.NETWORK_POLICY_BLOCK.value, "NetworkPolicy/nb-store-in")
+
+
+def test_names_that_do_not_resolve_behind_an_egress_policy_without_dns_point_at_it() -> None:
+    client = "Deployment/dq-api"
+    policy = f("NetworkPolicy", agent="topology", policy="NetworkPolicy/dq-egress", allows_dns=False,
+               spec={"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 5432}]}]})
+    line = f("LogSignature", client, agent="logs", signature="dns_failure", host="dq-db", count=9, recent=4, previous=False,
+             sample="getaddrinfo EAI_AGAIN dq-db")
+    findings = crashing(client) + db_world(client, "StatefulSet/dq-db", "dq-db") + [_labels(client, app="dq-api"), policy, line]
+    assert top(findings) == (C.NETWORK_POLICY_BLOCK.value, "NetworkPolicy/dq-egress")
+
+
+def test_refused_by_a_service_whose_pods_are_healthy_is_a_port_that_reaches_no_listener() -> None:
+    client, server = "Deployment/hc-gw", "Deployment/hc-site"
+    line = f("LogSignature", client, agent="logs", signature="connection_refused", host="hc-site", port=80, count=9,
+             recent=4, previous=False, sample="connect() failed (111: Connection refused) while connecting to upstream hc-site:80")
+    findings = [healthy(client), healthy(server), service("hc-site", 80), edge("Service/hc-site", server, "routesTo"), line]
+    assert top(findings) == (C.SERVICE_PORT_MISMATCH.value, "Service/hc-site")
+
+
+def test_a_program_that_says_its_disk_is_full_points_at_its_volume() -> None:
+    db, client = "StatefulSet/df-pg", "Deployment/df-app"
+    full = f("LogSignature", db, agent="logs", signature="disk_full", count=2, recent=1, previous=True,
+             sample="PANIC: could not write to file \"pg_wal/xlogtemp.52\": No space left on device")
+    findings = crashing(db) + [edge(db, "PersistentVolumeClaim/data-df-pg-0", "mounts"), full,
+                               service("df-pg", 5432), edge("Service/df-pg", db, "routesTo"),
+                               edge(client, "Service/df-pg", "dependsOn", via=["PGHOST"])] + crashing(client)
+    assert top(findings) == (C.STORAGE_FAILURE.value, "PersistentVolumeClaim/data-df-pg-0")
+
+
+def test_a_program_that_rejects_its_command_line_has_a_bad_command() -> None:
+    owner = "Deployment/tl-render"
+    usage = f("LogSignature", owner, agent="logs", signature="bad_args", count=1, recent=1, previous=True,
+              sample="flag provided but not defined: -config /etc/tl/config.yaml")
+    assert top(crashing(owner) + [usage]) == (C.BAD_COMMAND.value, owner)
+
+
+def test_a_peer_that_answers_in_another_protocol_is_a_service_port_that_reaches_the_wrong_listener() -> None:
+    client, server = "Deployment/gp-cart", "Deployment/gp-price"
+    line = f("LogSignature", client, agent="logs", signature="wrong_listener", host="gp-price", port=50051, count=9,
+             recent=4, previous=False, sample="rpc error: code = Unimplemented desc = unexpected HTTP status code received from server: 404")
+    findings = [healthy(client), healthy(server), service("gp-price", 50051), edge("Service/gp-price", server, "routesTo"),
+                edge(client, "Service/gp-price", "dependsOn", via=["PRICE_ADDR"]), line]
+    assert top(findings) == (C.SERVICE_PORT_MISMATCH.value, "Service/gp-price")

@@ -21,7 +21,8 @@ from aisre.api.meta import ResourceRef
 # The log signatures (``aisre.agents.log_signatures``) that say the peer a line names
 # cannot be reached, or answers and refuses the client; ranking follows both to the peer.
 NETWORK_SIGNATURES = ("connection_refused", "timeout", "dns_failure")
-REFUSAL_SIGNATURES = ("auth_failure", "tls_failure", "too_many_connections", "no_servers", "peer_full", "peer_error")
+REFUSAL_SIGNATURES = ("auth_failure", "tls_failure", "too_many_connections", "no_servers", "peer_full", "peer_error",
+                      "wrong_listener")
 PEER_SIGNATURES = NETWORK_SIGNATURES + REFUSAL_SIGNATURES
 
 

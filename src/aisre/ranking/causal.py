@@ -27,11 +27,15 @@ import networkx as nx
 
 from aisre.api.evidence import NETWORK_SIGNATURES, PEER_SIGNATURES, REFUSAL_SIGNATURES, Finding
 from aisre.api.taxonomy import RootCauseCategory as C
+from aisre.kube import netpol
 from aisre.ranking.candidate import Candidate, Link
-from aisre.ranking.evidence import EvidenceIndex
+from aisre.ranking.evidence import PERSISTENT_PEER_ERRORS, EvidenceIndex
 
 MAX_NODES = 5000
+# Template fields that configure a program rather than change it.
+CONFIG_FIELDS = frozenset({"env", "envFrom", "args", "restartedAt"})
 CLIENT_DEMOTION = 0.5
+HISTORY_WEIGHT = 0.5  # a dependency's failure that the client's current log no longer shows
 
 # What a host-less line's wording says about the peer it talks to: words in the Service's
 # name or in the env keys that name it, and the protocol's well-known ports.
@@ -103,6 +107,34 @@ def peer_by_protocol(ix: EvidenceIndex, graph: nx.DiGraph, finding: Finding) -> 
                 or any(w in service.split("/", 1)[1].lower() or w in via.get(service, "").lower() for w in words)]
         if len(fits) == 1:
             return fits[0][0], [fits[0][1]]
+    # "failed to get ads: ...", "calling inventory failed": the one dependency the words name.
+    words = set(re.findall(r"[a-z][a-z0-9]{3,}", sample.lower()))
+    fits = [(service, eid) for service, eid in deps
+            if words & {w for w in re.split(r"[-_.]", service.split("/", 1)[1].lower()) if len(w) >= 4} - GENERIC_WORDS]
+    if len(fits) == 1:
+        return fits[0][0], [fits[0][1]]
+    return None
+
+
+# Name parts too common to say which dependency a line means.
+GENERIC_WORDS = {"service", "server", "svc", "api", "backend", "http", "grpc", "internal", "headless", "master", "primary",
+                 "main", "default", "client", "proxy", "gateway", "worker", "node", "cluster", "data"}
+
+
+def peer_by_port(ix: EvidenceIndex, graph: nx.DiGraph, finding: Finding) -> tuple[str, list[str]] | None:
+    """For a line that names its peer only by address (an IP, or loopback): the Service on
+    that port — among the client's dependencies first, else the one Service in scope."""
+    port, client = finding.data.get("port"), finding.data["owner"]
+    if not port:
+        return None
+    ports = known_services(ix)
+    deps = _dependencies(graph, client)
+    fits = [(service, eid) for service, eid in deps if port in ports.get(service, [])]
+    if not fits:
+        own = {service for service, server, _ in ix.edges("routesTo") if server == client}
+        fits = [(service, "") for service, served in ports.items() if port in served and service not in own]
+    if len(fits) == 1:
+        return fits[0][0], [fits[0][1]]
     return None
 
 
@@ -119,14 +151,40 @@ def _own_change(ix: EvidenceIndex, owner: str) -> list[Finding]:
     return changed
 
 
+def _policies(ix: EvidenceIndex) -> list[tuple[str, dict]]:
+    return [(p.data["policy"], p.data.get("spec") or {}) for p in ix.kind("NetworkPolicy")]
+
+
+def _policies_between(ix: EvidenceIndex, client: str, server: str) -> list[Finding]:
+    """The NetworkPolicy that stops the client's pods from reaching the server's, if any."""
+    client_labels, server_labels = ix.labels_of(client), ix.labels_of(server)
+    if not client_labels and not server_labels:
+        return []
+    found = {p.data["policy"]: p for p in ix.kind("NetworkPolicy")}
+    return [Finding(id=found[name].id, agent=found[name].agent, kind="NetworkPolicyBlocks", summary=found[name].summary,
+                    resource=found[name].resource,
+                    data={"policy": name, "blocked": [{"client": client, "server": server, "direction": direction}]})
+            for name, direction in netpol.blockers(_policies(ix), client_labels, server_labels)[:1]]
+
+
+def _changed_object(change: Finding) -> str:
+    """The object a change finding is about: the ConfigMap or Secret, or the workload whose rollout it is."""
+    if change.kind == "ConfigChanged":
+        return f"{change.data['config_kind']}/{change.data['name']}"
+    return change.data["owner"]
+
+
 @dataclass
 class _Origins:
     candidates: list[Candidate]
     demote: dict[str, float]
+    weight: float = 1.0  # of the line being followed: errors that ended are history, not a fault
 
     def add(self, category: C, resource: str, score: float, summary: str, ids: list[str], chain: list[Link]) -> None:
-        self.candidates.append(Candidate(category, resource, score, summary, list(dict.fromkeys(i for i in ids if i)),
-                                         "dependency", chain=chain))
+        if self.weight < 1.0:
+            summary += " (earlier; the client's log is clean since)"
+        self.candidates.append(Candidate(category, resource, score * self.weight, summary,
+                                         list(dict.fromkeys(i for i in ids if i)), "dependency", chain=chain))
 
     def demote_client(self, ix: EvidenceIndex, client: str, factor: float = CLIENT_DEMOTION) -> None:
         # A client whose own config changed is a suspect itself, not only a victim.
@@ -140,11 +198,38 @@ def _unreachable(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: F
     client, signature, ids = finding.data["owner"], finding.data.get("signature"), [finding.id]
     host = service.split("/", 1)[1]
     services = known_services(ix)
+    if signature == "dns_failure":
+        # Names do not resolve because a policy keeps the client from asking DNS at all.
+        blind = netpol.blocks_dns(_policies(ix), ix.labels_of(client))
+        if blind:
+            policy = blind[0]
+            evidence = [p.id for p in ix.kind("NetworkPolicy") if p.data["policy"] == policy]
+            out.add(C.NETWORK_POLICY_BLOCK, policy, 0.9, f"{policy} lets {client} send no DNS queries, so it cannot "
+                    f"resolve {host}", ids + evidence, link + [Link(policy, evidence)])
+            out.demote_client(ix, client)
+            return
+    own = _own_change(ix, client)
     if service not in services and not _backing(graph, service) and not ix.of_service(service):
-        # The name resolves to nothing we can see: the Service is gone (or never existed).
-        out.add(C.DEPENDENCY_FAILURE, service, 0.72 if signature == "dns_failure" else 0.5,
+        # The name resolves to nothing we can see: the Service is gone (or never existed) —
+        # or the client's own changed config now names a place that is not there.
+        for change in own:
+            obj = _changed_object(change)
+            out.add(C.BAD_CONFIG_CHANGE, obj, 0.86, f"{obj} changed and {client} now looks for {host}, which does not exist",
+                    ids + [change.id], link + [Link(obj, [change.id])])
+        out.add(C.DEPENDENCY_FAILURE, service, (0.72 if signature == "dns_failure" else 0.5) * (0.7 if own else 1.0),
                 f"{client} cannot reach {host}: no Service {host} exists", ids, link)
         out.demote_client(ix, client, 0.6)
+        return
+    port = finding.data.get("port")
+    if port and services.get(service) and port not in services[service] and finding.data.get("host"):
+        # The Service is there but not on the port the client dials: the client's config is wrong.
+        for change in own or [None]:
+            obj = _changed_object(change) if change is not None else client
+            out.add(C.BAD_CONFIG_CHANGE, obj, 0.86 if change is not None else 0.62,
+                    f"{client} dials {host}:{port}, but {service} serves {services[service]}"
+                    + (f"; {obj} changed" if change is not None else ""), ids + ([change.id] if change is not None else []),
+                    link + [Link(obj, [change.id] if change is not None else [])])
+        out.demote_client(ix, client, 0.8)
         return
     selector = [f for f in ix.of_service(service) if f.kind == "ServiceSelectorMatchesNothing"]
     ports = [f for f in ix.of_service(service) if f.kind == "ServicePortMismatch"]
@@ -162,6 +247,7 @@ def _unreachable(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: F
         chain = link + [Link(service, [graph.edges[service, server].get("evidence", "")])]
         policies = [f for f in ix.kind("NetworkPolicyBlocks")
                     if any(b["client"] == client and b["server"] == server for b in f.data.get("blocked") or [])]
+        policies = policies or _policies_between(ix, client, server)
         if policies:
             out.add(C.NETWORK_POLICY_BLOCK, policies[0].data["policy"], 0.92,
                     f"{policies[0].data['policy']} blocks {client} from reaching {server}", ids + [policies[0].id],
@@ -182,23 +268,43 @@ def _unreachable(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: F
                     "is down", ids + evidence, chain + [Link(server, evidence)])
             out.add(C.DEPENDENCY_FAILURE, service, 0.6, f"{service} has no healthy backend for {client}", ids + evidence, chain)
             out.demote_client(ix, client)
+        elif signature == "connection_refused" and not finding.data.get("loopback") and ix.of(server, "WorkloadHealthy"):
+            # Refused by a Service whose pods are all up: nothing listens where it sends the
+            # client (its targetPort), even when the containers declare no ports to compare.
+            out.add(C.SERVICE_PORT_MISMATCH, service, 0.8, f"{client} is refused by {service} while {server} is healthy: "
+                    "the Service's targetPort reaches no listener", ids, chain + [Link(server, [])])
+            out.add(C.DEPENDENCY_FAILURE, server, 0.45, f"{client} reports failures reaching {server}", ids,
+                    chain + [Link(server, [])])
+            out.demote_client(ix, client, 0.7)
         else:
             out.add(C.DEPENDENCY_FAILURE, server, 0.45, f"{client} reports failures reaching {server}", ids,
                     chain + [Link(server, [])])
 
 
-def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Finding, service: str, link: list[Link]) -> None:
+REFUSALS = {"auth_failure": "rejects its credentials", "tls_failure": "fails the TLS handshake",
+            "too_many_connections": "refuses more connections", "no_servers": "has no usable server",
+            "peer_full": "is full and refuses writes", "peer_error": "answers with server errors",
+            "wrong_listener": "answers in another protocol"}
+
+
+def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Finding, service: str, link: list[Link],
+             what: str | None = None) -> None:
     """The peer answers and refuses the client: the origin is on the peer's side."""
     client, ids = finding.data["owner"], [finding.id]
     if any(f.kind in ("ServiceSelectorMatchesNothing", "ServicePortMismatch") for f in ix.of_service(service)):
         # What answers may not be the dependency at all: the Service's own defect comes first.
         _unreachable(ix, graph, out, finding, service, link)
         return
-    what = {"auth_failure": "rejects its credentials", "tls_failure": "fails the TLS handshake",
-            "too_many_connections": "refuses more connections", "no_servers": "has no usable server",
-            "peer_full": "is full and refuses writes",
-            "peer_error": "answers with server errors"}[finding.data["signature"]]
+    what = what or REFUSALS.get(finding.data["signature"], "refuses its clients")
     servers = _backing(graph, service)
+    if finding.data["signature"] == "wrong_listener" and servers:
+        # What answers speaks another protocol than the client: the Service sends it to a
+        # listener that is not the one it serves (its metrics or admin port, TLS vs plain).
+        own = _own_change(ix, client)
+        out.add(C.SERVICE_PORT_MISMATCH, service, 0.76 if own else 0.88, f"{service} sends {client} to a listener that "
+                f"speaks another protocol: {finding.data.get('sample', '')[:120]}", ids, link + [Link(service, [])])
+        out.demote_client(ix, client)
+        return
     if not servers:
         out.add(C.DEPENDENCY_FAILURE, service, 0.55, f"{service}, which {client} uses, {what}", ids, link)
         out.demote_client(ix, client, 0.7)
@@ -212,16 +318,25 @@ def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Findi
         rollout = ix.template_change(server)
         server_evidence = [f.id for f in ix.of(server) if f.kind in ("WorkloadUnavailable", "ContainerWaiting",
                                                                    "ContainerNotReady", "LogSignature")][:3]
+        # The dependency's own evidence names the kind of fault its change made: a program that
+        # says a setting is missing lacks config; otherwise the new content is wrong.
+        missing = any(f.data.get("signature") == "missing_setting" for f in ix.of(server, "LogSignature"))
+        config_category = C.MISSING_CONFIG if missing else C.BAD_CONFIG_CHANGE
         for config in configs:
             obj = f"{config.data['config_kind']}/{config.data['name']}"
-            out.add(C.BAD_CONFIG_CHANGE, obj, 0.9 * weight, f"{obj} changed and {server}, which {client} uses, now {what}", ids + [config.id], chain + [Link(server, server_evidence), Link(obj, [config.id])])
+            out.add(config_category, obj, 0.9 * weight, f"{obj} changed and {server}, which {client} uses, now {what}",
+                    ids + [config.id], chain + [Link(server, server_evidence), Link(obj, [config.id])])
         if rollout is not None:
             fields = ix.changed_fields(server)
-            out.add(C.DEPENDENCY_FAILURE, server, (0.88 if not configs else 0.8) * weight,
+            # A rollout that changed only how the dependency is configured (its environment,
+            # arguments) is a config change; one that changed its code or image is the rollout.
+            config_only = bool(fields) and fields <= CONFIG_FIELDS
+            out.add(C.DEPENDENCY_FAILURE, server, (0.88 if not configs and not config_only else 0.8) * weight,
                     f"{server} {what} since its rollout changed {', '.join(sorted(fields)[:4]) or 'its template'}; {client} fails",
                     ids + [rollout.id] + server_evidence, chain + [Link(server, server_evidence + [rollout.id])])
-            if fields & {"env", "envFrom"}:
-                out.add(C.BAD_CONFIG_CHANGE, server, 0.8 * weight, f"{server}'s rollout changed its environment and it now {what}",
+            if fields & (CONFIG_FIELDS - {"restartedAt"}):
+                out.add(config_category, server, (0.89 if config_only else 0.8) * weight,
+                        f"{server}'s rollout changed its {', '.join(sorted(fields & CONFIG_FIELDS))} and it now {what}",
                         ids + [rollout.id], chain + [Link(server, [rollout.id])])
             if "image" in fields and finding.data["signature"] == "peer_error":
                 out.add(C.APPLICATION_ERROR, server, 0.84 * weight, f"the new version of {server} {what} to {client}",
@@ -241,17 +356,29 @@ def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Ca
             continue
         client = finding.data["owner"]
         service, via = resolve_service(ix, finding), [finding.id]
-        if service is None and signature in REFUSAL_SIGNATURES:
-            matched = peer_by_protocol(ix, graph, finding)
+        if service is None:
+            matched = peer_by_port(ix, graph, finding)
+            if matched is None:
+                matched = peer_by_protocol(ix, graph, finding)
             if matched:
-                service, via = matched[0], [finding.id, *matched[1]]
+                service, via = matched[0], [finding.id, *(i for i in matched[1] if i)]
         if service is None:
             continue
         link = [Link(client, via)]
-        if signature in NETWORK_SIGNATURES or (signature == "no_servers" and not _backing(graph, service)):
+        # Errors that reach the end of a current log, or a client that hurts now, are a fault;
+        # a burst that ended (a failover, a restart long ago) is history.
+        lasting = (bool(finding.data.get("recent")) and not finding.data.get("previous")
+                   and int(finding.data.get("count") or 0) >= PERSISTENT_PEER_ERRORS)
+        out.weight = 1.0 if lasting or ix.impacted(client) else HISTORY_WEIGHT
+        if finding.data.get("loopback"):
+            # The client reaches for itself on its dependency's port: the dependency told it to
+            # (the address it advertises, a redirect), so the fault is on the dependency's side.
+            _refused(ix, graph, out, finding, service, link, what="sends its clients to a loopback address")
+        elif signature in NETWORK_SIGNATURES or (signature == "no_servers" and not _backing(graph, service)):
             _unreachable(ix, graph, out, finding, service, link)
         else:
             _refused(ix, graph, out, finding, service, link)
+    out.weight = 1.0
     # A Service with no ready endpoints that clients depend on by config, even without logs.
     for finding in ix.kind("ServiceWithoutReadyEndpoints"):
         service = finding.data["service"]

@@ -67,8 +67,14 @@ class EvidenceIndex:
 
     def impacted(self, owner: str) -> bool:
         """Whether the workload is hurting now: pods waiting, not ready, unschedulable,
-        or fewer available replicas than desired."""
+        or fewer available replicas than desired. A CronJob's run that a later one
+        superseded, and a workload at zero replicas whose twin (another workload running the
+        same program) serves, do not hurt."""
+        if self.of(owner, "JobSuperseded"):
+            return False
         for finding in self.of(owner):
+            if finding.kind == "WorkloadScaledToZero" and self.healthy_twins(owner):
+                continue
             if finding.kind == "WorkloadUnavailable" and finding.data.get("available", 0) >= finding.data.get("desired", 0):
                 continue
             if finding.kind == "ContainerWaiting" and finding.data.get("reason") in ("ContainerCreating", "PodInitializing"):
@@ -94,8 +100,22 @@ class EvidenceIndex:
         """Errors to a named peer that go on to the end of the current log (not a past burst)."""
         data = finding.data
         return (finding.kind == "LogSignature" and not data.get("previous") and data.get("signature") in PEER_SIGNATURES
-                and bool(data.get("host")) and int(data.get("count") or 0) >= PERSISTENT_PEER_ERRORS
+                and bool(data.get("host") or data.get("port")) and int(data.get("count") or 0) >= PERSISTENT_PEER_ERRORS
                 and int(data.get("recent") or 0) >= 1)
+
+    def labels_of(self, owner: str) -> dict[str, str]:
+        """The labels of the owner's pods (its template's), as the topology agent saw them."""
+        found = self.of(owner, "PodLabels")
+        return dict(found[0].data.get("labels") or {}) if found else {}
+
+    def healthy_twins(self, owner: str) -> list[str]:
+        """Other workloads that run the same program as the owner and are healthy: a canary's
+        primary, the live colour of a blue/green pair."""
+        twins = {f.data["dst"] for f in self.edges_of(owner, "twinOf")}
+        return sorted(t for t in twins if self.of(t, "WorkloadHealthy"))
+
+    def edges_of(self, src: str, relation: str) -> list[Finding]:
+        return [f for f in self.kind("Edge") if f.data.get("src") == src and f.data.get("relation") == relation]
 
     def liveness_kills(self, owner: str) -> int:
         return sum(int(e.data.get("count") or 1) for e in self.of(owner, "Event")

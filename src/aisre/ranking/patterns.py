@@ -34,7 +34,7 @@ CONSTRAINT = re.compile(
     r"didn't match Pod's node affinity|node affinity/selector|untolerated taint|had taint|didn't match pod (anti-)?affinity"
     r"|didn't match pod topology spread|node\(s\) didn't satisfy|node\(s\) were unschedulable|didn't have free ports", re.I)
 UNBOUND_CLAIM = re.compile(r"unbound (immediate )?PersistentVolumeClaims|persistentvolumeclaim \"[^\"]+\" not found|volume node affinity", re.I)
-QUOTA = re.compile(r"exceeded quota:\s*([a-z0-9][a-z0-9.-]*)", re.I)
+QUOTA = re.compile(r"(?:exceeded|failed) quota:\s*([a-z0-9][a-z0-9.-]*)", re.I)  # used up, or needs requests/limits
 CONFIG_NOT_FOUND = re.compile(r"(configmap|secret)s? \"([^\"]+)\" not found", re.I)
 KEY_NOT_FOUND = re.compile(r"couldn't find key (\S+) in (ConfigMap|Secret) [^/\s]+/([a-z0-9.-]+)", re.I)
 BAD_COMMAND = re.compile(
@@ -44,6 +44,9 @@ EXEC_FORMAT = re.compile(r"exec format error", re.I)
 LIVENESS = re.compile(r"liveness probe|failed liveness", re.I)
 STARTUP = re.compile(r"startup probe", re.I)
 READINESS = re.compile(r"readiness probe", re.I)
+# A probe aimed where nothing answers: no listener on its port, no such path, no such command.
+PROBE_MISSES = re.compile(r"connection refused|statuscode: 4\d\d|no such file|executable file not found|not found in \$PATH"
+                          r"|connect: no route|server misbehaving|HTTP response to HTTPS client|malformed HTTP", re.I)
 NODE_PRESSURE = re.compile(r"node was low on resource|node had condition|NodeNotReady|node .* not ready|DiskPressure|MemoryPressure", re.I)
 
 
@@ -135,6 +138,23 @@ def bad_command(ix: EvidenceIndex) -> Iterable[Candidate]:
         owner = finding.data["owner"]
         if finding.data.get("signature") == "missing_file" and "$PATH" in finding.data.get("sample", "") and ix.impacted(owner):
             yield Candidate(C.BAD_COMMAND, owner, 0.75, f"{owner}'s entrypoint is not found", _ids([finding]), "bad_command")
+        if finding.data.get("signature") == "bad_args" and ix.impacted(owner) and not finding.data.get("init"):
+            changed = bool(ix.changed_fields(owner) & {"command", "args"})
+            yield Candidate(C.BAD_COMMAND, owner, 0.9 if changed else 0.86, f"{owner}'s program rejects its command line: "
+                            f"{finding.data.get('sample', '')[:160]}", _ids([finding], [ix.template_change(owner)] if changed else []),
+                            "bad_command")
+
+
+@pattern
+def wrong_program(ix: EvidenceIndex) -> Iterable[Candidate]:
+    """A rollout left a workload running another workload's program (its command dropped or
+    replaced): nothing crashes, yet what it was there to do is not done."""
+    for finding in ix.kind("RunsSameProgram"):
+        owner = finding.data["owner"]
+        yield Candidate(C.BAD_COMMAND, owner, 0.84, f"since its rollout {owner} runs the same program as "
+                        f"{finding.data['other']} instead of its own (command {finding.data.get('command_before')} "
+                        f"became {finding.data.get('command_after')})", _ids([finding], [ix.template_change(owner)]),
+                        "wrong_program")
 
 
 @pattern
@@ -229,7 +249,8 @@ def error_logs(ix: EvidenceIndex) -> Iterable[Candidate]:
         if data.get("previous") or data.get("init") or not persistent_errors(finding):
             continue
         owner = data["owner"]
-        if any(f.data.get("signature") in PEER_SIGNATURES and f.data.get("host") for f in _log_signatures(ix, owner)):
+        if any(f.data.get("signature") in PEER_SIGNATURES and (f.data.get("host") or f.data.get("port"))
+               for f in _log_signatures(ix, owner)):
             continue
         changed = "image" in ix.changed_fields(owner)
         yield Candidate(C.APPLICATION_ERROR, owner, 0.6 if changed else 0.35,
@@ -294,8 +315,13 @@ def probes(ix: EvidenceIndex) -> Iterable[Candidate]:
                             _ids(liveness, startup, [ix.template_change(owner)] if changed else []), "probes")
         if readiness and (not_ready or any(f.kind == "WorkloadUnavailable" for f in ix.of(owner))):
             changed = "readinessProbe" in fields
-            yield Candidate(C.READINESS_PROBE_FAILURE, owner, 0.88 if changed else 0.8,
-                            f"{owner}'s pods never become Ready: the readiness probe fails",
+            # A probe that reaches nothing (wrong port, path or command) is itself wrong; one the
+            # program answers with "not ready" (5xx, an exec check's refusal) reports the
+            # program's state, which its own cause explains.
+            wrong = changed or bool(PROBE_MISSES.search(_messages(readiness)))
+            yield Candidate(C.READINESS_PROBE_FAILURE, owner, 0.88 if changed else (0.84 if wrong else 0.58),
+                            f"{owner}'s pods never become Ready: the readiness probe fails"
+                            + ("" if wrong else " (the program answers that it is not ready)"),
                             _ids(readiness, not_ready, [ix.template_change(owner)] if changed else []), "probes")
         elif not_ready and "readinessProbe" in fields:
             yield Candidate(C.READINESS_PROBE_FAILURE, owner, 0.7, f"{owner}'s pods are not Ready since the "
@@ -350,6 +376,24 @@ def storage(ix: EvidenceIndex) -> Iterable[Candidate]:
 
 
 @pattern
+def disk_full(ix: EvidenceIndex) -> Iterable[Candidate]:
+    """A program that reports its own disk full: the volume it writes to is the root."""
+    for owner in ix.impacted_owners():
+        full = _log_signatures(ix, owner, "disk_full")
+        if not full:
+            continue
+        claims = sorted({dst for src, dst, _ in ix.edges("uses") + ix.edges("mounts")
+                         if src == owner and dst.startswith("PersistentVolumeClaim/")})
+        for claim in claims:
+            yield Candidate(C.STORAGE_FAILURE, claim, 0.9 if len(claims) == 1 else 0.8,
+                            f"{claim}, which {owner} writes to, is full: {full[0].data.get('sample', '')[:160]}",
+                            _ids(full), "disk_full")
+        if not claims:
+            yield Candidate(C.STORAGE_FAILURE, owner, 0.7, f"{owner}'s disk is full: {full[0].data.get('sample', '')[:160]}",
+                            _ids(full), "disk_full")
+
+
+@pattern
 def quota(ix: EvidenceIndex) -> Iterable[Candidate]:
     for finding in list(ix.kind("ReplicaFailure")) + [e for e in ix.kind("Event") if e.data.get("reason") == "FailedCreate"]:
         match = QUOTA.search(_messages([finding]))
@@ -384,8 +428,13 @@ def scaled_to_zero(ix: EvidenceIndex) -> Iterable[Candidate]:
         routed = [src for src, dst, _ in ix.edges("routesTo") if dst == owner]
         dependents = [src for src, dst, _ in ix.edges("dependsOn") if dst in routed]
         score = 0.88 if changes else (0.75 if routed or dependents else 0.5)
+        twins = ix.healthy_twins(owner)
+        if twins:  # another workload runs the same program and serves: by design (canary, blue/green)
+            score *= 0.4
         yield Candidate(C.SCALED_TO_ZERO, owner, score, f"{owner} is scaled to zero replicas"
-                        + (f" (set by {changes[-1].data.get('manager')})" if changes else ""), _ids([finding], changes), "scaled_to_zero")
+                        + (f" (set by {changes[-1].data.get('manager')})" if changes else "")
+                        + (f"; {', '.join(twins)} runs the same program and is healthy" if twins else ""),
+                        _ids([finding], changes), "scaled_to_zero")
 
 
 @pattern
@@ -423,7 +472,7 @@ def crashes(ix: EvidenceIndex) -> Iterable[Candidate]:
         errors = [f for f in ix.of(owner, "LogTemplates") if f.data.get("error_lines")]
         changed_config = [c for c in configs if owner in (c.data.get("used_by") or [])]
         # RBAC refusals, exec format errors, OOMs and missing binaries have patterns of their own.
-        explained = bool(_log_signatures(ix, owner, "forbidden", "exec_format", "oom", "missing_setting"))
+        explained = bool(_log_signatures(ix, owner, "forbidden", "exec_format", "oom", "missing_setting", "bad_args", "disk_full"))
         missing = bool(_log_signatures(ix, owner, "missing_setting"))
         for config in changed_config:
             score = (0.82 + (0.08 if config_logs else 0) + (0.03 if "restartedAt" in fields else 0)) * (0.9 if missing else 1.0)

@@ -45,6 +45,8 @@ def merge(candidates: Iterable[Candidate]) -> list[Candidate]:
         if candidate.score > current.score:
             current.summary, current.pattern = candidate.summary, candidate.pattern
             current.chain = list(candidate.chain) or current.chain
+        elif not current.chain:  # the causal chain that leads here, whoever scored higher
+            current.chain = list(candidate.chain)
         current.score = min(0.97, max(current.score, candidate.score) + 0.02)
         current.evidence_ids.extend(i for i in candidate.evidence_ids if i not in current.evidence_ids)
     return sorted(merged.values(), key=lambda c: (-c.score, c.category.value, c.resource))
@@ -89,6 +91,7 @@ def rank(findings: Iterable[Finding], namespace: str) -> list[RankedHypothesis]:
 
 
 OWN_CAUSE_DEMOTION = 0.9
+OWN_CAUSE_SYMPTOMS = {C.READINESS_PROBE_FAILURE, C.LIVENESS_PROBE_FAILURE, C.INIT_CONTAINER_FAILURE}
 # How a dependency's load shows (CPU, memory): "down because loaded" stays DependencyFailure.
 LOAD_CATEGORIES = {C.CPU_SATURATION, C.MEMORY_LEAK, C.MEMORY_LIMIT_TOO_LOW}
 
@@ -98,13 +101,18 @@ def _own_cause_first(ranked: list[Candidate], ix: EvidenceIndex) -> None:
     is a link: the cause is the root, and "its clients fail because it is down" comes after."""
     specific: dict[str, float] = {}
     for c in ranked:
-        if c.category not in SYMPTOM_CATEGORIES | LOAD_CATEGORIES | {C.DEPENDENCY_FAILURE, C.NO_FAULT}:
+        # A probe or an init container of the dependency itself is its own cause (a client's
+        # failing probes were demoted above when a dependency explains them).
+        if c.category not in (SYMPTOM_CATEGORIES - OWN_CAUSE_SYMPTOMS) | LOAD_CATEGORIES | {C.DEPENDENCY_FAILURE, C.NO_FAULT}:
             specific[c.resource] = max(specific.get(c.resource, 0.0), c.score)
     for config in ix.kind("ConfigChanged"):  # a workload's changed config is its own cause too
         obj = f"{config.data.get('config_kind')}/{config.data.get('name')}"
         for user in config.data.get("used_by") or []:
             if obj in specific:
                 specific[user] = max(specific.get(user, 0.0), specific[obj])
+    for user, claim, _ in ix.edges("uses") + ix.edges("mounts"):  # and so is the volume it writes to
+        if claim in specific:
+            specific[user] = max(specific.get(user, 0.0), specific[claim])
     changed = False
     for c in ranked:
         if c.category == C.DEPENDENCY_FAILURE and specific.get(c.resource, 0.0) >= 0.6 and c.score >= specific[c.resource] * 0.9:

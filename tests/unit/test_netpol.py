@@ -1,0 +1,28 @@
+"""NetworkPolicy semantics over pod labels: policies add up, DNS needs port 53."""
+
+from __future__ import annotations
+
+from aisre.kube import netpol
+
+DENY_ALL_INGRESS = ("deny-all", {"podSelector": {}, "policyTypes": ["Ingress"]})
+ALLOW_WEB_TO_DB = ("allow-web", {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"],
+                                 "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]})
+
+
+def test_a_deny_all_blocks_until_another_policy_admits_the_peer() -> None:
+    web, db, batch = {"app": "web"}, {"app": "db"}, {"app": "batch"}
+    assert netpol.blockers([DENY_ALL_INGRESS], web, db) == [("deny-all", "ingress")]
+    assert netpol.blockers([DENY_ALL_INGRESS, ALLOW_WEB_TO_DB], web, db) == []  # policies add up
+    # Not admitted by either: the allow-list a person would extend comes first.
+    assert netpol.blockers([DENY_ALL_INGRESS, ALLOW_WEB_TO_DB], batch, db)[0] == ("allow-web", "ingress")
+
+
+def test_an_egress_policy_without_port_53_leaves_its_pods_without_dns() -> None:
+    egress_db_only = ("egress", {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Egress"],
+                                 "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}],
+                                             "ports": [{"port": 5432, "protocol": "TCP"}]}]})
+    dns = ("dns", {"podSelector": {}, "policyTypes": ["Egress"],
+                   "egress": [{"to": [{"namespaceSelector": {}}], "ports": [{"port": 53, "protocol": "UDP"}]}]})
+    assert netpol.blocks_dns([egress_db_only], {"app": "web"}) == ["egress"]
+    assert netpol.blocks_dns([egress_db_only, dns], {"app": "web"}) == []
+    assert netpol.blocks_dns([egress_db_only], {"app": "other"}) == []  # not selected, not isolated
