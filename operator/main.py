@@ -58,6 +58,11 @@ def kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.execution.max_workers = 8
+    # A handler that fails unexpectedly (a timeout while the API server is busy, a
+    # connection the pool had not opened yet) is retried after 5 s, not Kopf's 60 s: the
+    # first Incident after a start must not wait a minute for its Investigation. Our
+    # handlers are idempotent (marks, uids, the journal's claim), so a retry is safe.
+    settings.execution.default_backoff = 5
     # Kopf runs standalone even with peering: the leader Lease decides which replica runs it.
     settings.peering.standalone = True
     return settings

@@ -173,16 +173,17 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
         durationSeconds=round(time.perf_counter() - clock, 3),
     )
     patch.status.update(status)
-    if incident is not None:
-        try:
-            # The result first (Kopf writes the same patch again when the handler returns):
-            # whoever the Incident's new root cause wakes (remediation) reads the
-            # recommendations from this Investigation at once.
-            await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations/{name}/status",
-                               json={"status": status}, headers={"Content-Type": "application/merge-patch+json"})
+    try:
+        # The result at once (Kopf writes the same patch again when the handler returns),
+        # while this Investigation still holds its slot: the state shown is the work done,
+        # and whoever the Incident's new root cause wakes (remediation) reads the
+        # recommendations from this Investigation at once.
+        await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations/{name}/status",
+                           json={"status": status}, headers={"Content-Type": "application/merge-patch+json"})
+        if incident is not None:
             await mirror_root_cause(client, namespace, incident["name"], body, status)
-        except httpx.HTTPError:
-            pass  # the Incident shows the link on the next resume; the Investigation holds the result
+    except httpx.HTTPError:
+        pass  # the Incident shows the link on the next resume; the Investigation holds the result
     elapsed = time.perf_counter() - clock
     INVESTIGATIONS.labels(outcome.reason).inc()
     INVESTIGATION_SECONDS.observe(elapsed)

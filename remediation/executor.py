@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import os
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -43,7 +44,7 @@ from aisre.api.meta import API_VERSION
 from aisre.api.remediation_policy import RemediationPolicySpec, Verification
 from aisre.errors import AisreError
 from aisre.redact import redact, redact_text
-from aisre.api.signing import approval_revision, verify_action
+from aisre.api.signing import verify_action
 from aisre.remediation import inputs, kubeapi, ledger
 from aisre.remediation.actions import CATALOG
 from aisre.remediation.actions.base import Plan, PreconditionFailed, apply, diff
@@ -287,7 +288,7 @@ class Remediator:
                              state, self.operator_namespace)
         now = inputs.now()
         history = await inputs.history(self.client, self.operator_namespace, now)
-        pending = pending_of(existing, state.revision)
+        pending = pending_of(existing, state.revision, now)
         verdict = decide(DecisionInput(action, namespace, chosen[0] if chosen else None, chosen[1] if chosen else None,
                                        state, now, history, approvals_of(incident), incident_objects(incident),
                                        operator_namespace=self.operator_namespace,
@@ -311,8 +312,7 @@ class Remediator:
             if pending is None:  # a new decision to approve: its own revision and expiry
                 policy = chosen[1] if chosen else None
                 expiry = parse_duration(policy.approvers.expire_after if policy and policy.approvers else "1h")
-                revision = approval_revision(self.signing_key or b"", incident["metadata"].get("uid", ""), action.id,
-                                             state.revision or "", rfc3339(now))
+                revision = new_revision(state.revision)
                 entry = entry.model_copy(update={"revision": revision, "expires_at": now + expiry})
             else:
                 entry = entry.model_copy(update={"revision": pending.revision, "expires_at": pending.expires_at,
@@ -514,11 +514,18 @@ def approvals_of(incident: dict[str, Any]) -> dict[str, ApprovalGiven]:
     return out
 
 
-def pending_of(existing: JournalEntry | None, target_revision: str | None) -> Pending | None:
+def new_revision(target_revision: str | None) -> str:
+    """What an approval of a new decision must name: the target's revision (the part
+    ``pending_of`` compares) and a random part, so that it cannot be known before the
+    decision is journaled, and differs for every decision, even on an unchanged target."""
+    return f"{target_revision or ''}-{secrets.token_hex(8)}"
+
+
+def pending_of(existing: JournalEntry | None, target_revision: str | None, now: dt.datetime) -> Pending | None:
     """The journaled decision awaiting approval, while the target is at the revision it
-    was decided on (pure)."""
+    was decided on and the decision has not expired (pure)."""
     if existing is None or existing.decision != Decision.AWAITING_APPROVAL.value or not existing.revision \
-            or existing.expires_at is None:
+            or existing.expires_at is None or existing.expires_at <= now:
         return None
     if existing.revision.rsplit("-", 1)[0] != (target_revision or ""):
         return None  # the target changed since: what was to be approved is not what would run

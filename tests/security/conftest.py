@@ -18,7 +18,6 @@ cluster as they left it.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -41,7 +40,14 @@ kubectl = _cluster.kubectl
 crds = _cluster.crds
 api_client = _cluster.api_client
 
-from attack_helpers import OPERATOR_NS, SECURITY_PREFIX, grant_namespace_user  # noqa: E402
+from attack_helpers import (  # noqa: E402
+    OPERATOR_NS,
+    SECURITY_PREFIX,
+    aisre_object,
+    as_user,
+    grant_namespace_user,
+    refused_by_admission,
+)
 from conftest_helpers import deployment, temporary_namespace  # noqa: E402
 from remediation_helpers import HELM, REPO, apply, available, reapply_crds, signing_key, wait  # noqa: E402
 
@@ -65,17 +71,28 @@ def render_boundary(*sets: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def boundary(kubectl, crds, admin_name) -> Iterator[None]:
+def boundary(kubectl, crds, admin_name, user_kubeconfig) -> Iterator[None]:
     """The chart's trust boundary (status writers, policy authority, approvals) and the
     executor's RBAC, for the release aisre in aisre-system; the admin is the operator here."""
     reapply_crds(kubectl)
     kubectl("create", "namespace", OPERATOR_NS, check=False)
     rendered = render_boundary(f"trustBoundary.statusWriters={{{admin_name}}}")
     kubectl("apply", "-f", "-", input=rendered)
-    # Admission policies take effect once the API server has compiled them.
-    wait(lambda: all((json.loads(kubectl("get", "validatingadmissionpolicy", name, "-o", "json").stdout).get("status") or {})
-                     .get("observedGeneration") for name in ("aisre-status-writers", "aisre-policy-authority")),
-         30, "the admission policies compiled")
+    # Admission policies take effect a moment after they are stored (the API server loads
+    # them from a watch): wait until both refuse a probe, as a user, in a dry run.
+    with temporary_namespace(kubectl, SECURITY_PREFIX) as probe:
+        grant_namespace_user(kubectl, probe)
+        kubectl("create", "-n", probe, "-f", "-", input=aisre_object(
+            "Incident", "probe", {"title": "probe", "resource": {"kind": "Node", "name": "n"}, "investigate": False}))
+        nodes = aisre_object("RemediationPolicy", "probe", {"mode": "auto", "actions": [{"type": "cordonNode"}]})
+
+        def enforced() -> bool:
+            policy = as_user(kubectl, user_kubeconfig, "create", "--dry-run=server", "-n", probe, "-f", "-", input=nodes)
+            status = as_user(kubectl, user_kubeconfig, "patch", "incident", "probe", "-n", probe, "--dry-run=server",
+                             "--subresource=status", "--type=merge", "-p", '{"status": {"state": "Open"}}')
+            return refused_by_admission(policy, "aisre-policy-authority") and refused_by_admission(status, "aisre-status-writers")
+
+        wait(enforced, 60, "the admission policies enforced")
     yield
     kubectl("delete", "validatingadmissionpolicy,validatingadmissionpolicybinding", "aisre-status-writers",
             "aisre-policy-authority", "--ignore-not-found", check=False)

@@ -69,10 +69,3 @@ def has_mark(key: bytes, obj: Mapping[str, Any], kind: str, *binding: str) -> bo
     given = (meta.get("annotations") or {}).get(MARK_ANNOTATION)
     return isinstance(given, str) and hmac.compare_digest(
         given, object_mark(key, kind, meta.get("namespace") or "", meta.get("name") or "", *binding))
-
-
-def approval_revision(key: bytes, incident_uid: str, action_id_: str, target_revision: str, decided_at: str) -> str:
-    """What an approval must name: the pending decision (decided at ``decided_at``) of one
-    action on one revision of its target. Unknowable before that decision is journaled,
-    and different once the target changes or the decision is taken again after expiry."""
-    return f"{target_revision}-{_digest(key, 'approval/v1', incident_uid, action_id_, target_revision, decided_at)[:16]}"
