@@ -104,12 +104,13 @@ async def test_a_changed_parameter_breaks_the_signature(kubectl, user_ns, remedi
 
 
 async def test_a_target_in_another_namespace_is_never_acted_on(kubectl, user_ns, victim_ns, remediator, key) -> None:
-    """An Incident in the user's namespace whose recommendation names the victim's
-    Deployment (even one carrying a valid signature) does nothing there."""
+    """An Incident in the user's namespace about the victim's Deployment (its spec is the
+    user's to write), whose recommendation names that Deployment (even with a valid
+    signature), does nothing there."""
     policy(kubectl, user_ns, actions=AUTO_SCALE, bounds={"scale": {"minReplicas": 0, "maxReplicas": 10}})
     into_victim = {**action("scale-v", "scale", "Deployment", "web", replicas=0)}
     into_victim["target"]["namespace"] = victim_ns
-    detected(kubectl, user_ns, "inc", {"kind": "Deployment", "name": "web"}, [into_victim], key=key)
+    detected(kubectl, user_ns, "inc", {"kind": "Deployment", "name": "web", "namespace": victim_ns}, [into_victim], key=key)
     await remediator.remediate(user_ns, "inc")
     entry = journal(kubectl, user_ns, "inc")["scale-v"]
     assert (entry["decision"], entry["reason"].split(":")[0]) == ("Denied", "OutOfNamespace"), entry

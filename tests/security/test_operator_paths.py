@@ -53,8 +53,11 @@ def test_a_pre_created_investigation_is_not_adopted(kubectl, user_kubeconfig, us
     assert as_user(kubectl, user_kubeconfig, "create", "-n", user_ns, "-f", "-", input=theirs).returncode == 0
     theirs_uid = get(kubectl, "investigation", "inc", user_ns)["metadata"]["uid"]
     kubectl("create", "-n", user_ns, "-f", "-", input=incident("inc"))
-    ref = wait(lambda: (get(kubectl, "incident", "inc", user_ns).get("status") or {}).get("investigationRef"), 30,
-               "the Incident's Investigation")
+    try:
+        ref = wait(lambda: (get(kubectl, "incident", "inc", user_ns).get("status") or {}).get("investigationRef"), 60,
+                   "the Incident's Investigation")
+    except AssertionError as error:  # say what the operator's handlers recorded (Kopf's progress annotations)
+        raise AssertionError(f"{error}: {get(kubectl, 'incident', 'inc', user_ns)['metadata'].get('annotations')}") from error
     assert ref.get("uid") and ref["uid"] != theirs_uid and ref["name"] != "inc", ref
     mine = get(kubectl, "investigation", ref["name"], user_ns)
     assert mine["metadata"]["ownerReferences"][0]["uid"] == get(kubectl, "incident", "inc", user_ns)["metadata"]["uid"]
