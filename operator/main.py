@@ -118,7 +118,8 @@ def _elector(config: OperatorConfig) -> LeaderElector | None:
 
 
 async def _run_kopf(config: OperatorConfig, stop: asyncio.Event | threading.Event | None,
-                    kopf_ready: asyncio.Event, webhook: Webhook, key: bytes) -> None:
+                    kopf_ready: asyncio.Event, webhook: Webhook, key: bytes,
+                    elector: LeaderElector | None = None) -> None:
     kwargs: dict[str, Any] = {}
     if config.namespaces:
         kwargs["namespaces"] = list(config.namespaces)
@@ -129,7 +130,7 @@ async def _run_kopf(config: OperatorConfig, stop: asyncio.Event | threading.Even
         standalone=True,
         stop_flag=stop,
         ready_flag=kopf_ready,
-        memo=kopf.Memo(config=config, webhook=webhook, signing_key=key),
+        memo=kopf.Memo(config=config, webhook=webhook, signing_key=key, elector=elector),
         **kwargs,
     )
 
@@ -151,7 +152,7 @@ async def _campaign_then_run(config: OperatorConfig, elector: LeaderElector,
         if campaign.done():
             campaign.result()  # the campaign never ends on its own while standing by: raise why
         if elector.is_leader and not halt.is_set():
-            await _run_kopf(config, halt, kopf_ready, webhook, key)
+            await _run_kopf(config, halt, kopf_ready, webhook, key, elector)
     finally:
         lost = elector.lost.is_set()
         for task in (stopper, campaign, leading, halted):

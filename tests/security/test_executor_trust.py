@@ -150,3 +150,16 @@ async def test_a_resolved_incident_is_never_acted_on(kubectl, user_ns, remediato
     await remediator.remediate(user_ns, "inc")
     assert journal(kubectl, user_ns, "inc") == {}
     assert replicas(kubectl, user_ns) == 2
+
+
+async def test_a_replica_that_lost_the_lease_acts_no_more(kubectl, user_ns, remediator, key) -> None:
+    """With leader election, a replica past its renew deadline (another may take the Lease
+    over soon) neither claims nor sends a change."""
+    web(kubectl, user_ns)
+    policy(kubectl, user_ns, actions=AUTO_SCALE)
+    detected(kubectl, user_ns, "inc", {"kind": "Deployment", "name": "web"},
+             [action("scale-1", "scale", "Deployment", "web", replicas=3)], key=key)
+    remediator.may_act = lambda: False
+    await remediator.remediate(user_ns, "inc")
+    assert journal(kubectl, user_ns, "inc") == {}  # nothing decided, nothing claimed
+    assert replicas(kubectl, user_ns) == 2

@@ -149,3 +149,18 @@ def test_a_failed_handler_is_retried_within_seconds() -> None:
     from aisre.operator.main import kopf_settings
 
     assert kopf_settings(OperatorConfig()).execution.default_backoff <= 5
+
+
+def test_a_leader_stops_acting_at_its_renew_deadline_before_anyone_may_take_over() -> None:
+    from aisre.operator.leader import LeaderElector, LeaseSettings
+
+    now = [100.0]
+    elector = LeaderElector(None, "ns", "lease", "me", LeaseSettings(), clock=lambda: now[0])  # type: ignore[arg-type]
+    assert not elector.may_act()  # not leading yet
+    elector.leading.set()
+    elector.last_renewed = 100.0
+    now[0] = 109.9
+    assert elector.may_act()
+    now[0] = 110.0  # renew_deadline passed: no more changes, though the loop has not stepped down yet
+    assert elector.is_leader and not elector.may_act()
+    assert elector.settings.renew_deadline < elector.settings.duration  # others wait out the whole term
