@@ -70,7 +70,7 @@ def render_boundary(*sets: str) -> str:
                            *[arg for s in sets for arg in ("--set", s)]], capture_output=True, text=True, check=True).stdout
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def boundary(kubectl, crds, admin_name, user_kubeconfig) -> Iterator[None]:
     """The chart's trust boundary (status writers, policy authority, approvals) and the
     executor's RBAC, for the release aisre in aisre-system; the admin is the operator here."""
