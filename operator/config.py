@@ -48,6 +48,15 @@ class OperatorConfig:
     # Upper bound on an action's verification wait (the policy's timeout applies below it).
     max_verify_seconds: float | None = field(
         default_factory=lambda: float(os.environ["AISRE_MAX_VERIFY_SECONDS"]) if os.environ.get("AISRE_MAX_VERIFY_SECONDS") else None)
+    # The HMAC key that marks what the operator decided (operator/signing_key.py): a mounted
+    # Secret file (the chart's way), or namespace/name[:key] of a Secret read (or created) at start-up.
+    signing_key_file: str | None = None
+    signing_key_secret: str | None = None
+    # A namespace's own RemediationPolicy cannot set minHealthyPercent below this; only a
+    # policy in the operator's namespace can (docs/security.md).
+    min_healthy_floor: int = 50
+    # Investigations running at once; the others wait in a queue (condition Queued).
+    max_concurrent_investigations: int = 8
     llm: LLMConfig = field(default_factory=LLMConfig)  # no API key: the LLM is never used
     prometheus: PrometheusSettings | None = None  # None: the metrics agent is not planned
 
@@ -77,6 +86,11 @@ class OperatorConfig:
             alertmanager_token_secret=env.get("AISRE_ALERTMANAGER_TOKEN_SECRET") or None,
             executor_user=env.get("AISRE_EXECUTOR_USER") or None,
             max_verify_seconds=float(env["AISRE_MAX_VERIFY_SECONDS"]) if env.get("AISRE_MAX_VERIFY_SECONDS") else None,
+            signing_key_file=env.get("AISRE_SIGNING_KEY_FILE") or None,
+            signing_key_secret=env.get("AISRE_SIGNING_KEY_SECRET") or None,
+            min_healthy_floor=int(env.get("AISRE_MIN_HEALTHY_FLOOR", cls.min_healthy_floor)),
+            max_concurrent_investigations=int(env.get("AISRE_MAX_CONCURRENT_INVESTIGATIONS",
+                                                      cls.max_concurrent_investigations)),
             llm=LLMConfig.from_env(env),
             prometheus=prometheus_from_env(env),
         )

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import ValidationError
 
 from aisre.operator.detection.alertmanager import parse, signals_from
+from aisre.operator.detection.detector import MAX_HELD_ALERTS
 from aisre.operator.leader import Role
 from aisre.operator.metrics import ALERTMANAGER_REQUESTS
 
@@ -63,9 +64,12 @@ async def alertmanager(request: web.Request, hook: Webhook) -> web.Response:
     except ValidationError as error:
         reasons = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:10]]
         return _answer(400, error="not an Alertmanager v4 webhook payload", reasons=reasons)
-    signals, skipped = signals_from(payload, hook.detection.pipeline.index, dt.datetime.now(dt.UTC))
-    hook.detection.alerts(signals)
-    return _answer(200, accepted=len(signals), firing=sum(s.firing for s in signals), skipped=skipped)
+    signals, skipped = signals_from(payload, hook.detection.pipeline.index, dt.datetime.now(dt.UTC),
+                                    hook.detection.pipeline.allowed)
+    refused = hook.detection.alerts(signals)
+    skipped += [f"{s.reason[:64]}: {MAX_HELD_ALERTS} alerts are held already" for s in refused[:20]]
+    accepted = [s for s in signals if s not in refused]
+    return _answer(200, accepted=len(accepted), firing=sum(s.firing for s in accepted), skipped=skipped[:50])
 
 
 def build_app(ready: asyncio.Event, hook: Webhook | None = None) -> web.Application:

@@ -3,19 +3,26 @@ Investigation's root cause and confidence back into the Incident's status.
 
 Whoever opened the Incident (detection, Alertmanager or a person), ``spec.investigate``
 decides whether an Investigation starts. The Investigation is named after the Incident
-and owned by it, so creating it is idempotent and deleting the Incident removes it.
+and owned by it, so deleting the Incident removes it. Its uid is recorded in the
+Incident's status (``investigationRef``), which only the operator may write: that object,
+and no other of the same name, speaks for the Incident. An Investigation found under the
+name (a retry after a crash) is taken only when it carries the operator's mark; anything
+else there was made by someone else, and a fresh one is created under a generated name.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import kopf
 
 from aisre.api.meta import GROUP, VERSION
-from aisre.api.taxonomy import RootCauseCategory
+from aisre.api.signing import MARK_ANNOTATION, has_mark, object_mark
 from aisre.operator.investigation import rfc3339
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -55,7 +62,11 @@ def _timeline(status: dict[str, Any], event: str, message: str) -> list[dict[str
     return entries
 
 
-async def _create(client: httpx.AsyncClient, manifest: dict[str, Any]) -> None:
+def is_controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("controller") and ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+async def _post(client: httpx.AsyncClient, manifest: dict[str, Any]) -> httpx.Response:
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{manifest['metadata']['namespace']}/investigations"
     response = await client.post(path, json=manifest)
     if response.status_code == 403 and "being terminated" in response.text:
@@ -63,18 +74,75 @@ async def _create(client: httpx.AsyncClient, manifest: dict[str, Any]) -> None:
         raise kopf.PermanentError("the namespace is being deleted; no Investigation")
     if response.status_code not in (200, 201, 409):
         raise kopf.TemporaryError(f"cannot create the Investigation: {response.status_code} {response.text[:300]}", delay=5)
+    return response
 
 
-async def start_investigation(body: kopf.Body, client: httpx.AsyncClient) -> dict[str, Any]:
+async def _create(client: httpx.AsyncClient, manifest: dict[str, Any], key: bytes) -> dict[str, str]:
+    """Create the Investigation (marked as the operator's); returns its name and uid for
+    ``status.investigationRef``."""
+    meta = manifest["metadata"]
+    incident_uid = meta["ownerReferences"][0]["uid"]
+    meta["annotations"] = {MARK_ANNOTATION: object_mark(key, "Investigation", meta["namespace"], meta["name"], incident_uid)}
+    response = await _post(client, manifest)
+    if response.status_code == 409:
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/investigations/{meta['name']}"
+        found = await client.get(path)
+        existing = found.json() if found.status_code == 200 else {}
+        if is_controlled_by(existing, incident_uid) and has_mark(key, existing, "Investigation", incident_uid):
+            return {"name": meta["name"], "uid": existing["metadata"]["uid"]}
+        # Not ours: never adopted. A fresh one under a generated name (no mark needed:
+        # nobody can have made it first, and the uid in status is what binds it).
+        generated = {**manifest, "metadata": {k: v for k, v in meta.items() if k not in ("name", "annotations")}}
+        generated["metadata"]["generateName"] = f"{meta['name'][:240]}-"
+        response = await _post(client, generated)
+    created = response.json()["metadata"]
+    return {"name": created["name"], "uid": created["uid"]}
+
+
+class StartGate:
+    """The storm cap, for every Incident whoever opened it: at most ``per_minute``
+    Investigations start for the Incidents of one namespace in any minute. Detection folds
+    its own overflow into one aggregate Incident before it gets here; Incidents people
+    create beyond the cap wait (condition Throttled) and start as the minute rolls on."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.started: dict[str, deque[float]] = {}
+
+    def wait_for(self, namespace: str, now: float) -> float:
+        """Seconds until an Investigation may start in ``namespace`` (0: now, and counted)."""
+        window = self.started.setdefault(namespace, deque())
+        while window and now - window[0] >= 60:
+            window.popleft()
+        if len(window) >= self.per_minute:
+            return 60 - (now - window[0])
+        window.append(now)
+        return 0.0
+
+
+async def start_investigation(body: kopf.Body, client: httpx.AsyncClient, key: bytes,
+                              gate: StartGate | None = None) -> dict[str, Any]:
     """Create the Incident's Investigation (once); returns the status patch."""
     status = dict(body.get("status") or {})
     if not (body.get("spec") or {}).get("investigate", True) or status.get("investigationRef"):
         return {} if status.get("state") else {"state": "Open"}
-    manifest = investigation_for(dict(body))
-    await _create(client, manifest)
-    kopf.event(body, type="Normal", reason="InvestigationStarted", message=f"investigation {manifest['metadata']['name']}")
-    return {"state": "Investigating", "investigationRef": {"name": manifest["metadata"]["name"]},
-            "timeline": _timeline(status, "InvestigationStarted", f"investigation {manifest['metadata']['name']}")}
+    meta = body["metadata"]
+    delay = gate.wait_for(meta["namespace"], time.monotonic()) if gate is not None else 0.0
+    if delay > 0:
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Throttled"] + [{
+            "type": "Throttled", "status": "True", "reason": "StormCap", "lastTransitionTime": rfc3339(dt.datetime.now(dt.UTC)),
+            "message": f"{gate.per_minute if gate else 0} Investigations started in namespace {meta['namespace']} within a minute; "
+                       "this one starts later", "observedGeneration": meta.get("generation", 1)}]
+        await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/incidents/{meta['name']}/status",
+                           json={"status": {"state": "Open", "conditions": conditions}}, headers=MERGE)
+        raise kopf.TemporaryError("storm cap: the Investigation starts later", delay=max(1.0, delay))
+    ref = await _create(client, investigation_for(dict(body)), key)
+    kopf.event(body, type="Normal", reason="InvestigationStarted", message=f"investigation {ref['name']}")
+    patch = {"state": "Investigating", "investigationRef": ref, "investigations": 1,
+             "timeline": _timeline(status, "InvestigationStarted", f"investigation {ref['name']}")}
+    if any(c.get("type") == "Throttled" for c in status.get("conditions") or []):
+        patch["conditions"] = [c for c in status["conditions"] if c.get("type") != "Throttled"]
+    return patch
 
 
 def joined(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -> list[str]:
@@ -83,7 +151,7 @@ def joined(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -
     return [f"{a.get('kind')}/{a.get('name')}" for a in new or [] if (a.get("kind"), a.get("name"), a.get("namespace")) not in before]
 
 
-async def reinvestigate(body: kopf.Body, old: Any, new: Any, client: httpx.AsyncClient) -> dict[str, Any]:
+async def reinvestigate(body: kopf.Body, old: Any, new: Any, client: httpx.AsyncClient, key: bytes) -> dict[str, Any]:
     """The Incident grew (more objects in trouble): what was concluded may no longer hold,
     so investigate again — a bounded number of times. Returns the status patch."""
     status = dict(body.get("status") or {})
@@ -91,36 +159,38 @@ async def reinvestigate(body: kopf.Body, old: Any, new: Any, client: httpx.Async
     grown = joined(old, new)
     if not ref or not grown or status.get("state") == "Resolved" or not (body.get("spec") or {}).get("investigate", True):
         return {}
-    number = int(ref.rsplit("-", 1)[1]) + 1 if ref != body["metadata"]["name"] else 2
+    number = int(status.get("investigations") or 1) + 1
     if number > MAX_INVESTIGATIONS:
         return {}
-    manifest = investigation_for(dict(body), number)
-    await _create(client, manifest)
-    message = f"{', '.join(grown[:5])} joined; investigation {manifest['metadata']['name']}"
+    created = await _create(client, investigation_for(dict(body), number), key)
+    message = f"{', '.join(grown[:5])} joined; investigation {created['name']}"
     kopf.event(body, type="Normal", reason="Reinvestigating", message=message)
-    return {"state": "Investigating", "investigationRef": {"name": manifest["metadata"]["name"]},
+    return {"state": "Investigating", "investigationRef": created, "investigations": number,
             "timeline": _timeline(status, "Reinvestigating", message)}
 
 
-async def mirror_root_cause(client: httpx.AsyncClient, namespace: str, incident: str, investigation: str,
+async def mirror_root_cause(client: httpx.AsyncClient, namespace: str, incident: str, investigation: Mapping[str, Any],
                             status: dict[str, Any]) -> None:
-    """Copy a finished Investigation's root cause into its Incident's status."""
+    """Copy a finished Investigation's root cause into its Incident's status, when it is
+    the Investigation the operator started for that Incident (by uid: another object of
+    the same name, or one that merely names the Incident in spec.incidentRef, is not)."""
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/incidents/{incident}"
     current = await client.get(path)
     if current.status_code != 200:
         return
     incident_status = current.json().get("status") or {}
-    current_ref = (incident_status.get("investigationRef") or {}).get("name")
-    if current_ref not in (None, investigation):
-        return  # a later Investigation of this Incident speaks for it now
+    if (incident_status.get("investigationRef") or {}).get("uid") != investigation["metadata"].get("uid"):
+        return  # not the one started for it, or a later Investigation speaks for it now
     root = status.get("rootCause")
-    patch: dict[str, Any] = {"investigationRef": {"name": investigation}}
+    patch: dict[str, Any] = {}
     if root:
         patch["rootCause"] = root
         message = f"{root['category']} on {(root.get('resource') or {}).get('kind', '')}/" \
                   f"{(root.get('resource') or {}).get('name', '')} ({root.get('confidence', 0):.2f})"
-        if incident_status.get("state") != "Resolved":
-            patch["state"] = "Identified" if root["category"] != RootCauseCategory.NO_FAULT.value else "Investigating"
+        if incident_status.get("state") not in ("Resolved", "Mitigated"):
+            # NoFault is a conclusion too: nothing to repair, the Incident resolves when its
+            # signals clear (it never stays Investigating).
+            patch["state"] = "Identified"
         patch["timeline"] = _timeline(incident_status, "RootCauseIdentified", message)
     else:
         patch["timeline"] = _timeline(incident_status, "InvestigationFailed", status.get("state", "Failed"))

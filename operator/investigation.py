@@ -25,6 +25,7 @@ from aisre.agents import changes, events, logs, metrics, topology, workloads
 from aisre.agents.base import AgentContext, PrometheusSettings
 from aisre.api.evidence import AgentResult, Finding
 from aisre.api.investigation import AgentStatus, HypothesisSource, InvestigationSpec
+from aisre.api.meta import duration_seconds
 from aisre.api.taxonomy import AgentName
 from aisre.api.taxonomy import RootCauseCategory as C
 from aisre.kube.reader import ClusterReader, KubeAccessError
@@ -35,6 +36,7 @@ from aisre.operator.llm_step import LLMService, LLMStep, new_hypotheses, run_llm
 from aisre.operator.planner import plan
 from aisre.operator.recommend import recommend
 from aisre.ranking.rank import MAX_HYPOTHESES, RankedHypothesis, rank
+from aisre.redact import redact, redact_text
 
 AGENTS: dict[AgentName, Callable[[AgentContext], Awaitable[AgentResult]]] = {
     AgentName.WORKLOADS: workloads.gather,
@@ -72,16 +74,7 @@ def _window_start(spec: InvestigationSpec, now: dt.datetime) -> dt.datetime:
     window = spec.window
     if window and window.start:
         return window.start
-    seconds = 3600
-    if window and window.lookback:
-        seconds = 0
-        number = ""
-        for char in window.lookback:
-            if char.isdigit():
-                number += char
-            else:
-                seconds += int(number) * {"s": 1, "m": 60, "h": 3600}[char]
-                number = ""
+    seconds = duration_seconds(window.lookback) if window and window.lookback else 3600
     return now - dt.timedelta(seconds=seconds)
 
 
@@ -121,7 +114,7 @@ def actions_of(hypotheses: list[RankedHypothesis], findings: list[Finding], name
 
 async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader,
                       prometheus: PrometheusSettings | None = None, *,
-                      llm: LLMService | None = None, spent_today: float = 0.0) -> Outcome:
+                      llm: LLMService | None = None, spent_today: float = 0.0, node_wide: bool = False) -> Outcome:
     now = _now()
     clock = time.monotonic()
     timeline = [{"time": now, "event": "Started", "message": "resolving the target"}]
@@ -129,7 +122,7 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
     try:
         scope: Scope = await resolve_scope(
             reader, namespace, kind=target.kind, name=target.name,
-            selector=target.selector.to_kube() if target.selector is not None else None,
+            selector=target.selector.to_kube() if target.selector is not None else None, node_wide=node_wide,
         )
     except TargetNotFound as error:
         return Outcome(False, "TargetNotFound", str(error), timeline=timeline)
@@ -228,9 +221,9 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
     if len(ordered) > MAX_EVIDENCE:
         truncated.append(f"evidence: kept {MAX_EVIDENCE} of {len(ordered)} items (cited first)")
     status["evidence"] = [
-        {"id": f.id, "agent": f.agent, "kind": f.kind, "summary": f.summary[:1000],
+        {"id": f.id, "agent": f.agent, "kind": f.kind, "summary": redact_text(f.summary)[:1000],
          **({"resource": f.resource.to_kube()} if f.resource else {}),
-         **({"time": rfc3339(f.time)} if f.time else {}), "data": _shrink(f.data)}
+         **({"time": rfc3339(f.time)} if f.time else {}), "data": _shrink(redact(f.data))}
         for f in ordered[:MAX_EVIDENCE]
     ]
     kept_ids = {e["id"] for e in status["evidence"]}
@@ -238,7 +231,8 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
     for h, source in merged:
         resource = _resource(h.resource, namespace)
         status["hypotheses"].append(
-            {"category": h.category.value, **({"resource": resource} if resource else {}), "summary": h.summary[:1000],
+            {"category": h.category.value, **({"resource": resource} if resource else {}),
+             "summary": redact_text(h.summary)[:1000],
              "confidence": h.confidence, "evidenceIds": [i for i in h.evidence_ids if i in kept_ids][:16],
              **({"chain": chain_of(h, kept_ids)} if getattr(h, "chain", ()) else {}),
              **({"score": h.score} if isinstance(h, RankedHypothesis) else {}),
@@ -250,21 +244,23 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
     status["agents"] = [
         {"name": r.agent, "status": r.status.value if hasattr(r.status, "value") else r.status,
          "latencySeconds": round(r.latency_seconds, 4), "costUsd": r.cost_usd, "findings": len(r.findings),
-         "message": r.message[:1000]}
+         "message": redact_text(r.message)[:1000]}
         for r in outcome.agents
     ]
     status["timeline"] = [
         {"time": (rfc3339(e["time"]) if isinstance(e["time"], dt.datetime) else e["time"]), "event": e["event"],
-         "message": e["message"][:1000]}
+         "message": redact_text(e["message"])[:1000]}
         for e in outcome.timeline
-    ] + [{"time": rfc3339(finished), "event": "Completed" if outcome.ok else "Failed", "message": outcome.message[:1000]}]
+    ] + [{"time": rfc3339(finished), "event": "Completed" if outcome.ok else "Failed",
+          "message": redact_text(outcome.message)[:1000]}]
     spend = outcome.llm.spend
     status["cost"] = {"llmInputTokens": spend.input_tokens if spend else 0,
                       "llmOutputTokens": spend.output_tokens if spend else 0, "usd": round(spend.usd, 6) if spend else 0.0}
     if spend is not None:
         step = outcome.llm
         status["llm"] = _drop_none({
-            "model": step.model, "calls": spend.calls, "plannerSteps": step.planner_steps, "narrative": step.narrative,
+            "model": step.model, "calls": spend.calls, "plannerSteps": step.planner_steps,
+            "narrative": redact_text(step.narrative)[:2048] if step.narrative else None,
             "accepted": len(step.accepted),
             "discarded": [{"category": d.category, "resource": d.resource, "reason": d.reason[:512]}
                           for d in step.discarded[:10]] or None})

@@ -181,6 +181,13 @@ class LeaderElector:
     def is_leader(self) -> bool:
         return self.leading.is_set() and not self.lost.is_set()
 
+    def may_act(self) -> bool:
+        """Leading, and renewed within ``renew_deadline``: the fence every change passes.
+        Another replica can acquire the Lease only ``duration`` after the last renewal, so
+        a leader that checks this before each change stops acting before anyone else
+        starts, even before its loop notices it lost the Lease."""
+        return self.is_leader and not steps_down(self.last_renewed, self.clock(), self.settings)
+
     @property
     def holder(self) -> str:
         return self.record.holder if self.record else ""

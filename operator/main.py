@@ -35,6 +35,7 @@ from aisre.operator.http import Webhook, start_http
 from aisre.operator.leader import LeaderElector, Role
 from aisre.operator.logs import configure_logging
 from aisre.operator.metrics import LEADER
+from aisre.operator.signing_key import signing_key
 
 log = structlog.get_logger("aisre.operator")
 
@@ -57,6 +58,11 @@ def kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.execution.max_workers = 8
+    # A handler that fails unexpectedly (a timeout while the API server is busy, a
+    # connection the pool had not opened yet) is retried after 5 s, not Kopf's 60 s: the
+    # first Incident after a start must not wait a minute for its Investigation. Our
+    # handlers are idempotent (marks, uids, the journal's claim), so a retry is safe.
+    settings.execution.default_backoff = 5
     # Kopf runs standalone even with peering: the leader Lease decides which replica runs it.
     settings.peering.standalone = True
     return settings
@@ -75,6 +81,8 @@ async def serve(
     """Run Kopf (on the leader, or always without peering) and the HTTP server until
     stopped; then shut both down cleanly and release the Lease."""
     kopf_ready = asyncio.Event()
+    async with connect(config.kubeconfig) as client:
+        key = await signing_key(config, client)
     elector = _elector(config)
     role = Role(elector)
     webhook = Webhook(role=role if elector is not None else None)
@@ -92,9 +100,9 @@ async def serve(
     try:
         if elector is None:
             LEADER.set(1)
-            await _run_kopf(config, stop, kopf_ready, webhook)
+            await _run_kopf(config, stop, kopf_ready, webhook, key)
         else:
-            await _campaign_then_run(config, elector, stop, kopf_ready, webhook)
+            await _campaign_then_run(config, elector, stop, kopf_ready, webhook, key)
     finally:
         marker.cancel()
         await runner.cleanup()
@@ -110,7 +118,8 @@ def _elector(config: OperatorConfig) -> LeaderElector | None:
 
 
 async def _run_kopf(config: OperatorConfig, stop: asyncio.Event | threading.Event | None,
-                    kopf_ready: asyncio.Event, webhook: Webhook) -> None:
+                    kopf_ready: asyncio.Event, webhook: Webhook, key: bytes,
+                    elector: LeaderElector | None = None) -> None:
     kwargs: dict[str, Any] = {}
     if config.namespaces:
         kwargs["namespaces"] = list(config.namespaces)
@@ -121,14 +130,14 @@ async def _run_kopf(config: OperatorConfig, stop: asyncio.Event | threading.Even
         standalone=True,
         stop_flag=stop,
         ready_flag=kopf_ready,
-        memo=kopf.Memo(config=config, webhook=webhook),
+        memo=kopf.Memo(config=config, webhook=webhook, signing_key=key, elector=elector),
         **kwargs,
     )
 
 
 async def _campaign_then_run(config: OperatorConfig, elector: LeaderElector,
                              stop: asyncio.Event | threading.Event | None,
-                             kopf_ready: asyncio.Event, webhook: Webhook) -> None:
+                             kopf_ready: asyncio.Event, webhook: Webhook, key: bytes) -> None:
     """Stand by until this replica holds the Lease, then run Kopf until stopped or the
     Lease is lost. Every task here is created before Kopf starts, so Kopf's shutdown
     (which cancels the tasks it finds were started after it) leaves them alone."""
@@ -143,7 +152,7 @@ async def _campaign_then_run(config: OperatorConfig, elector: LeaderElector,
         if campaign.done():
             campaign.result()  # the campaign never ends on its own while standing by: raise why
         if elector.is_leader and not halt.is_set():
-            await _run_kopf(config, halt, kopf_ready, webhook)
+            await _run_kopf(config, halt, kopf_ready, webhook, key, elector)
     finally:
         lost = elector.lost.is_set()
         for task in (stopper, campaign, leading, halted):

@@ -12,6 +12,7 @@ from typing import Any
 from aisre.api.evidence import Finding
 from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import ResourceRef
+from aisre.api.signing import action_id, action_signature
 from aisre.api.taxonomy import ActionType
 from aisre.api.taxonomy import RootCauseCategory as C
 
@@ -66,3 +67,17 @@ def recommend(category: C, resource: str, namespace: str, findings: list[Finding
                     target=ResourceRef(kind=ukind, name=uname, namespace=namespace),
                     reason=f"after restoring {resource}, restart {user} to pick it up", evidence_ids=cited[:8]))
     return actions
+
+
+def bind_actions(actions: list[dict[str, Any]], namespace: str, incident_uid: str, investigation_uid: str,
+                 key: bytes) -> list[dict[str, Any]]:
+    """The recommendations of an Investigation the operator started for an Incident, bound
+    to both: ids unique to the Incident and the parameters, and the operator's signature
+    (``aisre.api.signing``), which the executor verifies before it acts. Pure."""
+    bound = []
+    for action in actions:
+        action = {**action, "id": action_id(action["type"], namespace, incident_uid, action["target"],
+                                            action.get("parameters"))}
+        action["signature"] = action_signature(key, incident_uid, investigation_uid, action)
+        bound.append(action)
+    return bound

@@ -23,9 +23,12 @@ from aisre.operator.incidents import mirror_root_cause
 from aisre.llm.cost import spent_today
 from aisre.operator.investigation import Outcome, investigate, rfc3339, status_of
 from aisre.operator.llm_step import LLM_USED, LLMService
+from aisre.operator.recommend import bind_actions
+from aisre.redact import redact_text
 from aisre.operator.metrics import INVESTIGATION_SECONDS, INVESTIGATIONS, LLM_COST, LLM_TOKENS
 
 COMPLETED = "Completed"
+QUEUED = "Queued"  # condition: waiting for one of the operator's Investigation slots
 FINISHED_STATES = {InvestigationState.COMPLETED.value, InvestigationState.FAILED.value}
 
 
@@ -57,14 +60,68 @@ async def _spent_today(client: httpx.AsyncClient, namespace: str, name: str, llm
     return spent_today(items, dt.datetime.now(dt.UTC).date(), exclude=name)
 
 
-async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None = None,
-              prometheus: PrometheusSettings | None = None) -> None:
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    generation = body["metadata"].get("generation")
+def _queued_since(conditions: list[dict[str, Any]]) -> dt.datetime:
+    when = next(c["lastTransitionTime"] for c in conditions if c["type"] == QUEUED)
+    return dt.datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+
+
+def owning_incident(body: kopf.Body) -> dict[str, str] | None:
+    """The Incident that controls this Investigation (its owner reference), if any."""
+    for ref in body["metadata"].get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "Incident" and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
+            return {"name": ref["name"], "uid": ref["uid"]}
+    return None
+
+
+async def _mark_queued(client: httpx.AsyncClient, body: kopf.Body, waiting: int) -> list[dict[str, Any]]:
+    """Pending, with a Queued condition, while every Investigation slot is taken."""
+    conditions = set_condition((body.get("status") or {}).get("conditions"), type_=QUEUED, status=ConditionStatus.TRUE,
+                               reason="WaitingForSlot", message=f"{waiting} Investigations are running; this one waits its turn",
+                               observed_generation=body["metadata"].get("generation"),
+                               now=dt.datetime.now(dt.UTC).replace(microsecond=0))
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{body['metadata']['namespace']}/investigations/{body['metadata']['name']}/status"
     try:
-        spec = Investigation.model_validate({"spec": body.get("spec") or {}}).spec
+        await client.patch(path, json={"status": {"state": InvestigationState.PENDING.value, "conditions": conditions}},
+                           headers={"Content-Type": "application/merge-patch+json"})
+    except httpx.HTTPError:
+        pass  # display only
+    return conditions
+
+
+async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None = None,
+              prometheus: PrometheusSettings | None = None, key: bytes | None = None,
+              operator_namespace: str | None = None, slots: Slots | None = None) -> None:
+    """One Investigation, once one of ``slots`` is free (FIFO: the first queued runs first)."""
+    try:
+        Investigation.model_validate({"spec": body.get("spec") or {}})
     except ValidationError:
         return  # the Accepted condition already says why
+    if slots is None:
+        await _run(body, patch, client, llm, prometheus, key, operator_namespace, None)
+        return
+    queued = await _mark_queued(client, body, slots.size) if slots.full else None
+    async with slots.semaphore:
+        await _run(body, patch, client, llm, prometheus, key, operator_namespace, queued)
+
+
+class Slots:
+    """At most ``size`` Investigations at once; the rest wait in arrival order."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.semaphore = asyncio.Semaphore(size)
+
+    @property
+    def full(self) -> bool:
+        return self.semaphore.locked()
+
+
+async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None,
+               prometheus: PrometheusSettings | None, key: bytes | None, operator_namespace: str | None,
+               queued: list[dict[str, Any]] | None) -> None:
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    generation = body["metadata"].get("generation")
+    spec = Investigation.model_validate({"spec": body.get("spec") or {}}).spec
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
     await _mark_running(client, namespace, name, started)
@@ -74,14 +131,24 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm
     reader = ClusterReader(client)
     spent = await _spent_today(client, namespace, name, llm)
     try:
-        outcome = await asyncio.wait_for(investigate(spec, namespace, reader, prometheus, llm=llm, spent_today=spent),
+        outcome = await asyncio.wait_for(investigate(spec, namespace, reader, prometheus, llm=llm, spent_today=spent,
+                                                     node_wide=namespace == operator_namespace),
                                          timeout=spec.deadline_seconds)
     except TimeoutError:
         outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")
     status = status_of(outcome, namespace, started)
+    incident = owning_incident(body)
+    if incident is not None and key is not None and status.get("recommendedActions"):
+        status["recommendedActions"] = bind_actions(status["recommendedActions"], namespace, incident["uid"],
+                                                    body["metadata"]["uid"], key)
     # LLMUsed before Completed, so that the conclusion stays the last condition.
+    conditions = patch.status.get("conditions") or queued or (body.get("status") or {}).get("conditions")
+    if queued is not None:
+        conditions = set_condition(conditions, type_=QUEUED, status=ConditionStatus.FALSE, reason="Started",
+                                   message=f"started after waiting {(started - _queued_since(queued)).total_seconds():.0f} s",
+                                   observed_generation=generation, now=started.replace(microsecond=0))
     conditions = set_condition(
-        patch.status.get("conditions") or (body.get("status") or {}).get("conditions"),
+        conditions,
         type_=LLM_USED, status=ConditionStatus.TRUE if outcome.llm.used else ConditionStatus.FALSE,
         reason=outcome.llm.reason, message=outcome.llm.message[:1000], observed_generation=generation,
         now=dt.datetime.now(dt.UTC).replace(microsecond=0),
@@ -91,7 +158,7 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm
         type_=COMPLETED,
         status=ConditionStatus.TRUE if outcome.ok else ConditionStatus.FALSE,
         reason=outcome.reason,
-        message=outcome.message[:1000],
+        message=redact_text(outcome.message)[:1000],
         observed_generation=generation,
         now=dt.datetime.now(dt.UTC).replace(microsecond=0),
     )
@@ -106,16 +173,17 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm
         durationSeconds=round(time.perf_counter() - clock, 3),
     )
     patch.status.update(status)
-    if spec.incident_ref is not None:
-        try:
-            # The result first (Kopf writes the same patch again when the handler returns):
-            # whoever the Incident's new root cause wakes (remediation) reads the
-            # recommendations from this Investigation at once.
-            await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations/{name}/status",
-                               json={"status": status}, headers={"Content-Type": "application/merge-patch+json"})
-            await mirror_root_cause(client, namespace, spec.incident_ref.name, name, status)
-        except httpx.HTTPError:
-            pass  # the Incident shows the link on the next resume; the Investigation holds the result
+    try:
+        # The result at once (Kopf writes the same patch again when the handler returns),
+        # while this Investigation still holds its slot: the state shown is the work done,
+        # and whoever the Incident's new root cause wakes (remediation) reads the
+        # recommendations from this Investigation at once.
+        await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations/{name}/status",
+                           json={"status": status}, headers={"Content-Type": "application/merge-patch+json"})
+        if incident is not None:
+            await mirror_root_cause(client, namespace, incident["name"], body, status)
+    except httpx.HTTPError:
+        pass  # the Incident shows the link on the next resume; the Investigation holds the result
     elapsed = time.perf_counter() - clock
     INVESTIGATIONS.labels(outcome.reason).inc()
     INVESTIGATION_SECONDS.observe(elapsed)
@@ -126,4 +194,4 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm
                   message=f"{root.get('category')} {resource.get('kind', '')}/{resource.get('name', '')} "
                   f"confidence {root.get('confidence')} in {elapsed:.2f} s")
     else:
-        kopf.event(body, type="Warning", reason=outcome.reason, message=outcome.message[:500])
+        kopf.event(body, type="Warning", reason=outcome.reason, message=redact_text(outcome.message)[:500])

@@ -9,6 +9,15 @@ change sent. After a crash, a Running entry is never executed again: the target 
 at instead (``applied``: is the marker there, is the pod gone), and the entry is finished
 from what is found — verified when the change is there, Failed (Interrupted) when it is not.
 
+Trust: only what the operator itself decided is executed. The Incident's status (which
+only the operator may write; an admission policy in the chart enforces it) names the
+Investigation the operator created for it, by uid; that Investigation must be controlled
+by the Incident, and each of its recommendations must carry the operator's signature over
+the Incident, the Investigation and the action (``aisre.api.signing``). A target is always
+in the Incident's namespace (Nodes excepted, which only the operator's own policies
+govern). Anything else is journaled Denied (``UntrustedAction``, ``OutOfNamespace``) and
+never sent. A resolved Incident is never acted on.
+
 Talks to: the API server through two httpx clients (the operator's own for reads and the
 journal, the executor's impersonated one for changes); Events on the Incident and the
 target. Metrics go through the ``on_result`` callback (the operator owns the counters).
@@ -21,6 +30,7 @@ import datetime as dt
 import json
 import os
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -33,10 +43,21 @@ from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import API_VERSION
 from aisre.api.remediation_policy import RemediationPolicySpec, Verification
 from aisre.errors import AisreError
-from aisre.remediation import inputs, kubeapi
+from aisre.redact import redact, redact_text
+from aisre.api.signing import verify_action
+from aisre.remediation import inputs, kubeapi, ledger
 from aisre.remediation.actions import CATALOG
 from aisre.remediation.actions.base import Plan, PreconditionFailed, apply, diff
-from aisre.remediation.policy import DecisionInput, Verdict, decide, parse_duration, pick_policy, target_key
+from aisre.remediation.policy import (
+    ApprovalGiven,
+    DecisionInput,
+    Pending,
+    Verdict,
+    decide,
+    parse_duration,
+    pick_policy,
+    target_key,
+)
 
 # Test-only hooks: seconds to pause after the claim / after the change, so a test can kill
 # the operator process at exactly that point. Unset in production.
@@ -103,10 +124,17 @@ class Remediator:
     on_result: Callable[[str, str, str], None] | None = None  # (action, decision, result)
     max_verify_seconds: float | None = None
     operator_namespace: str | None = None  # its policies may govern other namespaces (targets.namespaces)
+    signing_key: bytes | None = None  # the operator's key: without one nothing is trusted, nothing runs
+    min_healthy_floor: int = 0  # the lowest minHealthyPercent a namespace's own policy may set
+    # With leader election: whether this replica may still act (leading, renewed within the
+    # deadline). Checked before the claim and again before the change is sent.
+    may_act: Callable[[], bool] | None = None
     # Deciding reads every journal (rate, concurrency, cooldown) and the claim writes one:
     # one decision at a time, so two Incidents handled at once cannot both see room for one
     # more action. The change itself and its verification run outside it.
     _deciding: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # One pass per Incident at a time: Kopf's handler and the timed retry never interleave.
+    _incidents: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ journal
 
@@ -121,6 +149,8 @@ class Remediator:
             incident = await kubeapi.get(self.client, self._incident_path(namespace, name))
             status = incident.get("status") or {}
             journal = list(status.get("remediations") or [])
+            # Details quote the target (a dry run's diff of a pod template): no secret values in status.
+            entry = entry.model_copy(update={"detail": redact_text(entry.detail)[:2048], "reason": redact_text(entry.reason)[:1024]})
             index = next((i for i, e in enumerate(journal) if e.get("id") == entry.id), None)
             if claim and index is not None:
                 current = JournalEntry.model_validate(journal[index])
@@ -143,6 +173,11 @@ class Remediator:
                 if claim:
                     continue  # re-read: the id may still be free
         raise kubeapi.Conflict(f"journal of {namespace}/{name}: too many conflicts")
+
+    async def _ledger(self, incident: dict[str, Any], entry: JournalEntry) -> None:
+        """The executed action in the ledger of the operator's namespace (``ledger``)."""
+        if self.operator_namespace:
+            await ledger.record(self.client, self.operator_namespace, incident, entry, inputs.now())
 
     async def _event(self, incident: dict[str, Any], entry: JournalEntry, type_: str, reason: str, message: str) -> None:
         meta = incident["metadata"]
@@ -179,24 +214,60 @@ class Remediator:
     # ------------------------------------------------------------------ the loop
 
     async def remediate(self, namespace: str, name: str) -> None:
+        # One small lock per Incident ever handled (kept: dropping it safely would need to
+        # know that no caller is about to take it).
+        async with self._incidents.setdefault((namespace, name), asyncio.Lock()):
+            await self._remediate(namespace, name)
+
+    async def _remediate(self, namespace: str, name: str) -> None:
+        if self.may_act is not None and not self.may_act():
+            return  # not (or no longer surely) the leader: another replica decides
         incident = await kubeapi.get_or_none(self.client, self._incident_path(namespace, name))
-        if incident is None or not needs_remediation(incident):
+        if incident is None or not needs_remediation(incident) or is_resolved(incident):
             return
-        ref = incident["status"]["investigationRef"]["name"]
-        investigation = await kubeapi.get_or_none(self.client, f"/apis/{API_VERSION}/namespaces/{namespace}/investigations/{ref}")
-        if investigation is None:
-            return
-        actions = []
-        for raw in (investigation.get("status") or {}).get("recommendedActions") or []:
+        for action, refusal in await self._trusted(incident):
+            if refusal is None:
+                await self._one(namespace, name, action)
+            else:
+                await self._refuse(incident, action, refusal)
+
+    async def _trusted(self, incident: dict[str, Any]) -> list[tuple[RecommendedAction, str | None]]:
+        """The recommendations the executor may consider, each with the reason it is refused
+        outright (None: it goes to the policy chain)."""
+        meta, status = incident["metadata"], incident.get("status") or {}
+        namespace = meta["namespace"]
+        ref = status.get("investigationRef") or {}
+        if not ref.get("uid"):
+            return []  # not linked by the operator: nothing it recommended
+        investigation = await kubeapi.get_or_none(
+            self.client, f"/apis/{API_VERSION}/namespaces/{namespace}/investigations/{ref['name']}")
+        if investigation is None or investigation["metadata"].get("uid") != ref["uid"] or not any(
+                o.get("controller") and o.get("uid") == meta.get("uid")
+                for o in investigation["metadata"].get("ownerReferences") or []):
+            return []  # not the Investigation the operator created for this Incident
+        out: list[tuple[RecommendedAction, str | None]] = []
+        for raw in ((investigation.get("status") or {}).get("recommendedActions") or [])[:10]:
             try:
                 action = RecommendedAction.model_validate(raw)
             except ValidationError:
                 continue
+            out.append((action, trust_refusal(self.signing_key, incident, investigation, raw, action)))
             if action.target.kind != "Node" and not action.target.namespace:
-                action = action.model_copy(update={"target": action.target.model_copy(update={"namespace": namespace})})
-            actions.append(action)
-        for action in actions:
-            await self._one(namespace, name, action)
+                out[-1] = (action.model_copy(update={"target": action.target.model_copy(update={"namespace": namespace})}),
+                           out[-1][1])
+        return out
+
+    async def _refuse(self, incident: dict[str, Any], action: RecommendedAction, reason: str) -> None:
+        """Journal a recommendation that is never decided (untrusted, another namespace)."""
+        meta = incident["metadata"]
+        journal = {e.get("id"): e for e in (incident.get("status") or {}).get("remediations") or []}
+        if str((journal.get(action.id) or {}).get("reason", "")).startswith(reason.split(":")[0]):
+            return
+        entry = JournalEntry(id=action.id, type=action.type, target=action.target, decision=Decision.DENIED,
+                             reason=reason[:1024], decided_at=inputs.now(), result=ActionResult.SKIPPED)
+        await self._write(meta["namespace"], meta["name"], entry)
+        self._count(entry)
+        await self._event(incident, entry, "Warning", "RemediationDenied", f"{entry.type} {_target_text(entry)}: {reason}")
 
     async def _one(self, namespace: str, name: str, action: RecommendedAction) -> None:
         async with self._deciding:
@@ -215,13 +286,18 @@ class Remediator:
             return None
         if existing and is_settled(existing):
             return None
-        approvals = {a.get("actionId"): a.get("approvedBy") for a in (incident.get("spec") or {}).get("approvals") or []}
+        if is_resolved(incident):
+            return None
         state, target = await inputs.target_state(self.client, action)
-        chosen = pick_policy(await inputs.policies(self.client, namespace, self.operator_namespace), action, namespace, state)
-        history = await inputs.history(self.client)
+        chosen = pick_policy(await inputs.policies(self.client, namespace, self.operator_namespace), action, namespace,
+                             state, self.operator_namespace)
         now = inputs.now()
+        history = await inputs.history(self.client, self.operator_namespace, now)
+        pending = pending_of(existing, state.revision, now)
         verdict = decide(DecisionInput(action, namespace, chosen[0] if chosen else None, chosen[1] if chosen else None,
-                                       state, now, history, approvals, incident_objects(incident)))
+                                       state, now, history, approvals_of(incident), incident_objects(incident),
+                                       operator_namespace=self.operator_namespace,
+                                       min_healthy_floor=self.min_healthy_floor, pending=pending))
         entry = JournalEntry(id=action.id, type=action.type, target=action.target, decision=verdict.decision,
                              reason=verdict.text[:1024], policy=chosen[0] if chosen else None,
                              approved_by=verdict.approved_by, decided_at=now, result=ActionResult.SKIPPED)
@@ -238,8 +314,17 @@ class Remediator:
                     1 for h in history if h.policy == entry.policy and now - h.started_at < dt.timedelta(hours=1)))
                 return None if claimed is None or plan is None else Claimed(incident, claimed, action, plan, policy)
         if verdict.decision == Decision.AWAITING_APPROVAL.value:
+            if pending is None:  # a new decision to approve: its own revision and expiry
+                policy = chosen[1] if chosen else None
+                expiry = parse_duration(policy.approvers.expire_after if policy and policy.approvers else "1h")
+                revision = new_revision(state.revision)
+                entry = entry.model_copy(update={"revision": revision, "expires_at": now + expiry})
+            else:
+                entry = entry.model_copy(update={"revision": pending.revision, "expires_at": pending.expires_at,
+                                                 "decided_at": existing.decided_at if existing else now})
             entry = entry.model_copy(update={"result": ActionResult.PENDING})
-        if existing and existing.decision == entry.decision and existing.reason.split(":")[0] == entry.reason.split(":")[0]:
+        if existing and existing.decision == entry.decision and existing.reason.split(":")[0] == entry.reason.split(":")[0] \
+                and existing.revision == entry.revision:
             return None  # nothing new to say (and no write, so no event storm)
         await self._write(namespace, name, entry)
         self._count(entry)
@@ -274,7 +359,7 @@ class Remediator:
         assert plan is not None
         try:
             after = await apply(self.executor, plan, dry_run=True)
-            lines = diff(target, after) if plan.method == "PATCH" else [f"delete {plan.summary}"]
+            lines = redacted_diff(target, after) if plan.method == "PATCH" else [f"delete {plan.summary}"]
             detail = "server-side dry run (dryRun=All) accepted:\n" + "\n".join(lines)
             result = ActionResult.SUCCEEDED
         except AisreError as error:
@@ -288,8 +373,11 @@ class Remediator:
 
     async def _claim(self, incident: dict[str, Any], entry: JournalEntry, plan: Plan | None,
                      executed: int) -> JournalEntry | None:
-        """Journals the action as Running; None when another writer holds it."""
+        """Journals the action as Running; None when another writer holds it, or when this
+        replica no longer leads."""
         assert plan is not None
+        if self.may_act is not None and not self.may_act():
+            return None
         meta = incident["metadata"]
         started = inputs.now()
         entry = entry.model_copy(update={"result": ActionResult.RUNNING, "started_at": started, "marker": self._marker(plan),
@@ -297,6 +385,7 @@ class Remediator:
                                          "detail": plan.summary[:2048]})
         if not await self._write(meta["namespace"], meta["name"], entry, claim=True, state=IncidentState.REMEDIATING.value):
             return None  # someone else holds it; their journal entry is the record
+        await self._ledger(incident, entry)  # before the change: a deleted Incident cannot hide it
         await self._policy_status(entry.policy, entry, executed + 1)
         await self._event(incident, entry, "Normal", "RemediationStarted",
                           f"{entry.type} {_target_text(entry)} ({entry.reason}): {plan.summary}")
@@ -306,6 +395,10 @@ class Remediator:
         """The claimed change, its verification and its result."""
         incident, entry, action, plan, policy = claimed
         await _pause(PAUSE_AFTER_CLAIM)
+        if self.may_act is not None and not self.may_act():
+            # Lost the Lease since the claim: send nothing. The entry stays Running, and the
+            # next leader finishes it from what it finds (Failed, Interrupted: not sent).
+            return
         try:
             await apply(self.executor, plan, dry_run=False)
         except AisreError as error:
@@ -354,7 +447,14 @@ class Remediator:
     async def _finish(self, incident: dict[str, Any], entry: JournalEntry, result: ActionResult, detail: str) -> None:
         meta = incident["metadata"]
         entry = entry.model_copy(update={"result": result, "detail": detail[:2048], "finished_at": inputs.now()})
-        await self._write(meta["namespace"], meta["name"], entry, state=IncidentState.IDENTIFIED.value)
+        await self._ledger(incident, entry)
+        # Verified: mitigated (detection resolves it once its signals clear); otherwise back
+        # to what was identified.
+        state = IncidentState.MITIGATED if result == ActionResult.SUCCEEDED else IncidentState.IDENTIFIED
+        try:
+            await self._write(meta["namespace"], meta["name"], entry, state=state.value)
+        except kubeapi.NotFound:
+            pass  # the Incident was deleted meanwhile: the ledger keeps the record
         self._count(entry)
         type_ = "Normal" if result == ActionResult.SUCCEEDED else "Warning"
         await self._event(incident, entry, type_, f"Remediation{result.value}", f"{entry.type} {_target_text(entry)}: {detail[:400]}")
@@ -374,7 +474,7 @@ class Remediator:
                     summary=f"{entry.detail} (resumed after a restart)")
         namespace = incident["metadata"]["namespace"]
         chosen = pick_policy(await inputs.policies(self.client, namespace, self.operator_namespace), action, namespace,
-                             (await inputs.target_state(self.client, action))[0])
+                             (await inputs.target_state(self.client, action))[0], self.operator_namespace)
         await self._verify_and_finish(incident, entry, action, plan, chosen[1] if chosen else None)
 
 
@@ -389,6 +489,59 @@ def recorded_marker(incident: dict[str, Any], entry: JournalEntry) -> str | None
         return None
     meta = incident["metadata"]
     return f"{meta['namespace']}/{meta['name']}/{entry.id}/{rfc3339(entry.decided_at)}"
+
+
+def redacted_diff(before: Any, after: Any) -> list[str]:
+    """A dry run's diff without secret values: compared redacted (``aisre.redact``), and a
+    secret-named value that changed is named by its path only (pure)."""
+    lines = diff(redact(before), redact(after))
+    shown = {line.split(":", 1)[0] for line in lines}
+    hidden = [path for path in (line.split(":", 1)[0] for line in diff(before, after)) if path not in shown]
+    return lines + [f"{path}: [REDACTED:secret-field] changed" for path in hidden]
+
+
+def is_resolved(incident: dict[str, Any]) -> bool:
+    return (incident.get("status") or {}).get("state") == IncidentState.RESOLVED.value
+
+
+def trust_refusal(key: bytes | None, incident: dict[str, Any], investigation: dict[str, Any], raw: dict[str, Any],
+                  action: RecommendedAction) -> str | None:
+    """Why a recommendation is not the operator's own for this Incident, or None (pure)."""
+    if key is None:
+        return "UntrustedAction: the operator has no signing key, so no recommendation can be verified"
+    if not verify_action(key, incident["metadata"].get("uid", ""), investigation["metadata"].get("uid", ""), raw):
+        return ("UntrustedAction: the signature does not verify (not made by the operator for this Incident and "
+                "this Investigation, or changed since)")
+    namespace = incident["metadata"]["namespace"]
+    if action.target.kind != "Node" and action.target.namespace not in (None, namespace):
+        return f"OutOfNamespace: {action.target.kind}/{action.target.name} is in {action.target.namespace}, not {namespace}"
+    return None
+
+
+def approvals_of(incident: dict[str, Any]) -> dict[str, ApprovalGiven]:
+    out = {}
+    for raw in (incident.get("spec") or {}).get("approvals") or []:
+        if raw.get("actionId") and raw.get("approvedBy"):
+            out[raw["actionId"]] = ApprovalGiven(raw["approvedBy"], raw.get("revision"), tuple(raw.get("groups") or ()))
+    return out
+
+
+def new_revision(target_revision: str | None) -> str:
+    """What an approval of a new decision must name: the target's revision (the part
+    ``pending_of`` compares) and a random part, so that it cannot be known before the
+    decision is journaled, and differs for every decision, even on an unchanged target."""
+    return f"{target_revision or ''}-{secrets.token_hex(8)}"
+
+
+def pending_of(existing: JournalEntry | None, target_revision: str | None, now: dt.datetime) -> Pending | None:
+    """The journaled decision awaiting approval, while the target is at the revision it
+    was decided on and the decision has not expired (pure)."""
+    if existing is None or existing.decision != Decision.AWAITING_APPROVAL.value or not existing.revision \
+            or existing.expires_at is None or existing.expires_at <= now:
+        return None
+    if existing.revision.rsplit("-", 1)[0] != (target_revision or ""):
+        return None  # the target changed since: what was to be approved is not what would run
+    return Pending(existing.revision, existing.expires_at)
 
 
 def _target_text(entry: JournalEntry) -> str:

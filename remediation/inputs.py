@@ -18,7 +18,7 @@ from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import API_VERSION
 from aisre.api.remediation_policy import RemediationPolicySpec
 from aisre.api.taxonomy import ActionType
-from aisre.remediation import kubeapi
+from aisre.remediation import kubeapi, ledger
 from aisre.remediation.policy import PastAction, TargetState, parse_quantity, target_key
 
 
@@ -74,9 +74,24 @@ def past_actions(incidents: list[dict[str, Any]]) -> list[PastAction]:
     return past
 
 
-async def history(client: httpx.AsyncClient) -> list[PastAction]:
+async def history(client: httpx.AsyncClient, operator_namespace: str | None = None,
+                  at: dt.datetime | None = None) -> list[PastAction]:
+    """Every executed action: from the Incidents' journals, and from the ledger in the
+    operator's namespace (``ledger``), which outlives a deleted Incident. One action in
+    both counts once."""
     listing = await kubeapi.get(client, f"/apis/{API_VERSION}/incidents")
-    return past_actions(listing.get("items") or [])
+    found = past_actions(listing.get("items") or [])
+    if operator_namespace:
+        try:
+            found += await ledger.load(client, operator_namespace, at or now())
+        except kubeapi.NotFound:
+            pass  # no operator namespace yet: nothing was ever recorded there
+    unique: dict[tuple[str | None, str, dt.datetime], PastAction] = {}
+    for action in found:
+        key = (action.policy, action.target, action.started_at)
+        unique[key] = PastAction(action.policy, action.target, action.started_at,
+                                 running=action.running and unique.get(key, action).running)
+    return list(unique.values())
 
 
 def _counts(obj: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -135,10 +150,13 @@ async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> 
     if t.kind == "Node":
         nodes = (await kubeapi.get(client, "/api/v1/nodes")).get("items") or []
         replicas, ready = len(nodes), sum(1 for n in nodes if _node_ready(n))
-    state = TargetState(exists=True, labels=metadata.get("labels") or {}, annotations=metadata.get("annotations") or {},
+    revision = metadata.get("uid") if t.kind == "Pod" else str(metadata.get("generation") or 0)
+    state = TargetState(exists=True, revision=revision, labels=metadata.get("labels") or {},
+                        annotations=metadata.get("annotations") or {},
                         replicas=replicas, ready=ready, memory_limit_bytes=_limit_bytes(obj, action), owners=tuple(owners))
     return state, obj
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
+

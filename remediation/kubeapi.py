@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from aisre.errors import ExternalError, NeedsUserError
+from aisre.redact import redact_text
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -153,7 +154,7 @@ async def post_event(
     body = {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"generateName": f"{involved.get('name', 'aisre')}.", "namespace": namespace},
-        "involvedObject": dict(involved), "type": type_, "reason": reason, "message": message[:1024],
+        "involvedObject": dict(involved), "type": type_, "reason": reason, "message": redact_text(message)[:1024],
         "source": {"component": "aisre-remediation"}, "reportingComponent": "aisre",
         "reportingInstance": instance, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
     }

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from aisre.api.incident import Decision
 from aisre.api.investigation import RecommendedAction
-from aisre.api.meta import LabelSelector
+from aisre.api.meta import LabelSelector, duration_seconds
 from aisre.api.remediation_policy import (
     Limits,
     RemediationPolicySpec,
@@ -54,6 +54,7 @@ GITOPS_MANAGED = "GitOpsManaged"
 AWAITING_APPROVAL = "AwaitingApproval"
 APPROVED = "Approved"
 NOT_AN_APPROVER = "NotAnApprover"
+STALE_APPROVAL = "StaleApproval"
 AUTO = "ModeAuto"
 NOT_THIS_INCIDENT = "NotThisIncident"
 
@@ -69,6 +70,7 @@ GITOPS_OWNED_LABELS = ("argocd.argoproj.io/instance", "kustomize.toolkit.fluxcd.
 
 ROLLOUT_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 CLUSTER_SCOPED_KINDS = {"Node"}
+NODE_ACTIONS = {ActionType.CORDON_NODE.value, ActionType.UNCORDON_NODE.value}
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class TargetState:
     """What the chain needs to know about the target, gathered from the cluster."""
 
     exists: bool = True
+    revision: str | None = None  # changes with the target's spec: a workload's or node's generation, a pod's uid
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     replicas: int | None = None  # desired replicas (nodes in the cluster for a Node)
@@ -96,18 +99,46 @@ class TargetState:
 
 
 @dataclass(frozen=True)
+class ApprovalGiven:
+    """An approval as recorded in the Incident's spec (the API server checked that
+    ``approved_by`` is its author and ``groups`` are the author's own groups)."""
+
+    approved_by: str
+    revision: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The journaled decision an approval must name: its revision and when it expires."""
+
+    revision: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class DecisionInput:
     action: RecommendedAction
     namespace: str  # the Incident's namespace
-    policy_name: str | None
+    policy_name: str | None  # namespace/name
     policy: RemediationPolicySpec | None
     target: TargetState
     now: dt.datetime
     history: Sequence[PastAction] = ()
-    approvals: Mapping[str, str] = field(default_factory=dict)  # actionId → approvedBy
+    approvals: Mapping[str, ApprovalGiven] = field(default_factory=dict)  # by actionId
     # The objects the Incident is about (its resource and the affected ones, as target_key);
     # None: not known (every target is the Incident's).
     incident_objects: frozenset[str] | None = None
+    # Policies in this namespace are the cluster operator's own: they alone govern Nodes and
+    # other namespaces, and may lower minHealthyPercent below the floor.
+    operator_namespace: str | None = None
+    min_healthy_floor: int = 0
+    pending: Pending | None = None  # the approval this action awaits, when journaled and current
+
+    @property
+    def central(self) -> bool:
+        """The policy is in the operator's namespace."""
+        return bool(self.operator_namespace) and (self.policy_name or "").partition("/")[0] == self.operator_namespace
 
 
 @dataclass(frozen=True)
@@ -140,10 +171,8 @@ def mode_of(policy: RemediationPolicySpec, action: ActionType | str) -> Remediat
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    seconds = 0
-    for number, unit in re.findall(r"([0-9]+)([smh])", text):
-        seconds += int(number) * {"s": 1, "m": 60, "h": 3600}[unit]
-    return dt.timedelta(seconds=seconds)
+    """A policy's duration; the models bound them (``aisre.api.meta.bounded_duration``)."""
+    return dt.timedelta(seconds=duration_seconds(text))
 
 
 def selector_matches(selector: LabelSelector | None, labels: Mapping[str, str]) -> bool:
@@ -174,12 +203,19 @@ def check_scope(i: DecisionInput) -> Verdict | None:
     targets = i.policy.targets
     kind = i.action.target.kind
     kinds = [str(k) for k in (targets.kinds or [])] if targets else []
+    if (kind in CLUSTER_SCOPED_KINDS or i.action.type in NODE_ACTIONS) and not i.central:
+        # A namespace's policy governs that namespace: never the nodes every namespace shares.
+        return Verdict(Decision.DENIED, OUT_OF_SCOPE,
+                       f"{kind} targets are governed only by policies in the operator's namespace")
     if kind in CLUSTER_SCOPED_KINDS and kind not in kinds:
-        # A namespace's policy never governs shared nodes implicitly.
+        # Not even the operator's own policies govern shared nodes implicitly.
         return Verdict(Decision.DENIED, OUT_OF_SCOPE, f"{kind} targets must be listed in targets.kinds")
     if kinds and kind not in kinds:
         return Verdict(Decision.DENIED, OUT_OF_SCOPE, f"kind {kind} is not in targets.kinds")
     namespace = i.action.target.namespace or i.namespace
+    home = (i.policy_name or "").partition("/")[0]
+    if kind not in CLUSTER_SCOPED_KINDS and not i.central and home and namespace != home:
+        return Verdict(Decision.DENIED, OUT_OF_SCOPE, f"a policy of namespace {home} does not govern namespace {namespace}")
     if kind not in CLUSTER_SCOPED_KINDS and targets and targets.namespaces and namespace not in targets.namespaces:
         return Verdict(Decision.DENIED, OUT_OF_SCOPE, f"namespace {namespace} is not in targets.namespaces")
     if targets and not selector_matches(targets.selector, i.target.labels):
@@ -318,15 +354,24 @@ def healthy_after(i: DecisionInput) -> tuple[int, int] | None:
     return (max(0, t.ready - 1), t.replicas)
 
 
+def min_healthy(i: DecisionInput) -> int:
+    """The blast-radius bound in force: a namespace's own policy cannot go below the floor
+    the operator is configured with; only a policy in the operator's namespace can."""
+    own = _limits(i).min_healthy_percent
+    return own if i.central else max(own, i.min_healthy_floor)
+
+
 def check_blast_radius(i: DecisionInput) -> Verdict | None:
-    minimum = _limits(i).min_healthy_percent
+    minimum = min_healthy(i)
     if minimum == 0:
         return None
     after = healthy_after(i)
     if after is None:
         return Verdict(Decision.DENIED, BLAST_RADIUS, "the target's replica counts are unknown")
     healthy, desired = after
-    if desired > 0 and healthy * 100 < minimum * desired:
+    # An action that takes no healthy replica away (all of them already down, a scale up)
+    # cannot widen an outage: the bound is about what the action itself may cost.
+    if desired > 0 and healthy * 100 < minimum * desired and healthy < (i.target.ready or 0):
         return Verdict(Decision.DENIED, BLAST_RADIUS,
                        f"{healthy} of {desired} would stay healthy, below {minimum}%")
     return None
@@ -352,21 +397,32 @@ def check_gitops(i: DecisionInput) -> Verdict | None:
 
 
 def check_approval(i: DecisionInput) -> Verdict | None:
+    """An approval counts only for the decision journaled as awaiting it: same action id
+    (which includes the Incident and the parameters), same revision (the target unchanged
+    since), before it expires, by a user the policy names or a member of a group it names
+    (the groups recorded with the approval, which the API server checked are the author's)."""
     assert i.policy is not None
     if mode_of(i.policy, i.action.type) != RemediationMode.APPROVE:
         return Verdict(Decision.EXECUTE, AUTO, "the policy runs this action automatically")
-    who = i.approvals.get(i.action.id)
-    if not who:
+    pending = i.pending
+    if pending is None or i.now >= pending.expires_at:
         return Verdict(Decision.AWAITING_APPROVAL, AWAITING_APPROVAL,
                        f"approve with: aisre approve incident/NAME {i.action.id}")
+    given = i.approvals.get(i.action.id)
+    if given is None:
+        return Verdict(Decision.AWAITING_APPROVAL, AWAITING_APPROVAL,
+                       f"approve with: aisre approve incident/NAME {i.action.id}")
+    if given.revision != pending.revision:
+        return Verdict(Decision.AWAITING_APPROVAL, STALE_APPROVAL,
+                       f"the approval by {given.approved_by} names revision {given.revision or '(none)'}; "
+                       f"the action awaits approval of revision {pending.revision}")
     approvers = i.policy.approvers
     users = set(approvers.users or []) if approvers else set()
     groups = set(approvers.groups or []) if approvers else set()
-    # Group membership cannot be seen from here: the API server's admission policy checked
-    # it when the approval was written (it refuses approvers outside users/groups).
-    if who not in users and not groups:
-        return Verdict(Decision.AWAITING_APPROVAL, NOT_AN_APPROVER, f"{who} is not among the policy's approvers")
-    return Verdict(Decision.EXECUTE, APPROVED, f"approved by {who}", approved_by=who)
+    if given.approved_by not in users and not groups & set(given.groups):
+        return Verdict(Decision.AWAITING_APPROVAL, NOT_AN_APPROVER,
+                       f"{given.approved_by} is not among the policy's approvers")
+    return Verdict(Decision.EXECUTE, APPROVED, f"approved by {given.approved_by}", approved_by=given.approved_by)
 
 
 def check_incident_owns_target(i: DecisionInput) -> Verdict | None:
@@ -400,13 +456,14 @@ def decide(i: DecisionInput) -> Verdict:
 
 def pick_policy(
     policies: Sequence[tuple[str, RemediationPolicySpec]], action: RecommendedAction, namespace: str,
-    target: TargetState,
+    target: TargetState, operator_namespace: str | None = None,
 ) -> tuple[str, RemediationPolicySpec] | None:
     """The governing policy among those in scope: the most restrictive mode wins (deny by
     default), ties broken by name, so the choice never depends on list order."""
     in_scope = []
     for name, spec in policies:
-        probe = DecisionInput(action, namespace, name, spec, target, dt.datetime.now(dt.UTC))
+        probe = DecisionInput(action, namespace, name, spec, target, dt.datetime.now(dt.UTC),
+                              operator_namespace=operator_namespace)
         if check_scope(probe) is None:
             mode = mode_of(spec, action.type)
             rank = -1 if mode is None or spec.paused else MODE_ORDER.index(mode)

@@ -27,6 +27,7 @@ from aisre.operator.metrics import SIGNALS
 MUTE_SECONDS = 30.0
 SEEN_KEYS = 400  # signal keys remembered per incident (persisted, so a restart does not recount)
 MAX_MEMBERS = 50
+MAX_HELD_ALERTS = 2000  # firing alerts held at once, over every namespace
 SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
 
@@ -81,7 +82,8 @@ class Tracked:
                 self.seen.popitem(last=False)
             self.occurrences += 1
             self.dirty = True
-            SIGNALS.labels(signal.source.value, signal.reason).inc()
+            # Alert names are free text from outside: never a label value (bounded cardinality).
+            SIGNALS.labels(signal.source.value, "Alert" if signal.source == SignalSource.ALERTMANAGER else signal.reason).inc()
             count = self.reasons.get(signal.reason)
             if count is None:
                 self.reasons[signal.reason] = ReasonCount(signal.source.value, signal.reason, 1, signal.time, signal.time,
@@ -160,12 +162,17 @@ class Detector:
     def forget(self, uid: str) -> None:
         self.active.pop(uid, None)
 
-    def alert(self, signal: Signal) -> None:
+    def alert(self, signal: Signal) -> bool:
+        """Hold a firing alert (or clear a resolved one); False when the held alerts are at
+        their cap and this one is new (refused: memory stays bounded whatever is posted)."""
         self.signals_seen += 1
-        if signal.firing:
-            self.alerts[signal.key] = signal
-        else:
+        if not signal.firing:
             self.alerts.pop(signal.key, None)
+            return True
+        if signal.key not in self.alerts and len(self.alerts) >= MAX_HELD_ALERTS:
+            return False
+        self.alerts[signal.key] = signal
+        return True
 
     def drop(self, tracked: Tracked, now: dt.datetime) -> None:
         """Stop tracking (its namespace is going away) and leave the namespace alone a while."""
@@ -219,6 +226,9 @@ class Detector:
 
     def due_signals(self, now: dt.datetime) -> list[Signal]:
         due = [s for signals in self.active.values() for s in signals if s.due() <= now]
+        # An alert past its endsAt is over, even if Alertmanager never says so.
+        for key in [k for k, s in self.alerts.items() if s.until is not None and s.until <= now]:
+            del self.alerts[key]
         return due + list(self.alerts.values())
 
     def decide(self, now: dt.datetime) -> list[Operation]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fnmatch
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -80,8 +81,12 @@ def watch_specs(include: tuple[str, ...]) -> list[WatchSpec]:
 
 class DetectionService:
     def __init__(self, thresholds: Thresholds, operator_namespace: str, include: tuple[str, ...] = (),
-                 exclude: tuple[str, ...] = (), prometheus: PrometheusSettings | None = None) -> None:
+                 exclude: tuple[str, ...] = (), prometheus: PrometheusSettings | None = None,
+                 signing_key: bytes | None = None) -> None:
         self.th = thresholds
+        # The mark on the Incidents it opens; without the operator's key, a key of its own
+        # (it then adopts nothing after a restart, which is safe).
+        self.key = signing_key or secrets.token_bytes(32)
         self.prometheus = prometheus  # None: metric-only faults reach detection only as alerts
         self.operator_namespace = operator_namespace
         self.include = include
@@ -104,7 +109,7 @@ class DetectionService:
         now = dt.datetime.now(dt.UTC)
         names = explicit_namespaces(self.include)
         homes = (*names, self.operator_namespace) if names else ()
-        for tracked in await store.load_open(client, tuple(dict.fromkeys(homes)), now):
+        for tracked in await store.load_open(client, tuple(dict.fromkeys(homes)), now, self.key, self.operator_namespace):
             self.detector.adopt(tracked)
         if self.detector.tracked:
             log.info("adopted open incidents", count=len(self.detector.tracked))
@@ -144,9 +149,9 @@ class DetectionService:
         except Exception as error:  # one odd object must not stop a watch
             log.warning("could not read an object", kind=kind, error=f"{type(error).__name__}: {error}"[:300])
 
-    def alerts(self, signals: list[Signal]) -> None:
-        for signal in signals:
-            self.detector.alert(signal)
+    def alerts(self, signals: list[Signal]) -> list[Signal]:
+        """Hand the alerts' signals to the detector; returns those refused (held alerts at their cap)."""
+        return [signal for signal in signals if not self.detector.alert(signal)]
 
     # --- the decision loop ---------------------------------------------------------------
 
@@ -217,10 +222,10 @@ class DetectionService:
         tracked = operation.tracked
         try:
             if isinstance(operation, Open):
-                await store.create(self.client, tracked, now)
+                await store.create(self.client, tracked, now, self.key, self.operator_namespace)
                 INCIDENTS.labels("opened").inc()
             elif isinstance(operation, Update):
-                await store.update(self.client, tracked, now)
+                await store.update(self.client, tracked, now, self.key)
                 tracked.dirty = False
                 tracked.written_at = now
             elif isinstance(operation, Resolve):

@@ -4,12 +4,19 @@ The Incident is the store of record: its spec carries the fingerprint (also a la
 find it), occurrences and the folded signals; an annotation keeps the keys of the
 signals already counted, so an operator restarted while signals continue neither
 opens a duplicate nor counts an occurrence twice.
+
+Only Incidents detection itself opened are ever carried on: each carries the operator's
+mark (``aisre.api.signing``) over its namespace, name and fingerprint, and its root lives
+in its namespace (a node's, in the operator's). A look-alike someone else made — the
+fingerprint label, a root annotation naming another namespace's object, or the very name
+detection was about to use — is ignored: never adopted at start-up, never updated.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 from collections import OrderedDict
 from typing import Any
 
@@ -19,10 +26,12 @@ import structlog
 from aisre.agents.base import parse_time
 from aisre.api.incident import IncidentSource
 from aisre.api.meta import GROUP, VERSION, ResourceRef
+from aisre.api.signing import MARK_ANNOTATION, has_mark, object_mark
 from aisre.api.taxonomy import Severity
 from aisre.operator.detection.correlate import Root
 from aisre.operator.detection.detector import ReasonCount, Tracked
 from aisre.operator.investigation import rfc3339
+from aisre.redact import redact_text
 
 log = structlog.get_logger("aisre.detection")
 
@@ -51,33 +60,51 @@ def spec_of(t: Tracked) -> dict[str, Any]:
         **({"affected": [m.to_kube() for m in members]} if members else {}),
         "fingerprint": t.fingerprint,
         "signals": [{"source": r.source, "reason": r.reason, "count": r.count, "firstSeen": rfc3339(r.first_seen),
-                     "lastSeen": rfc3339(max(r.last_seen, r.first_seen)), "message": r.message[:1024]} for r in reasons],
+                     "lastSeen": rfc3339(max(r.last_seen, r.first_seen)), "message": redact_text(r.message)[:1024]}
+                    for r in reasons],
         "firstSeen": rfc3339(t.first_seen),
         "lastSeen": rfc3339(max(t.last_seen, t.first_seen)),
         "occurrences": max(1, t.occurrences),
     }
 
 
-def _metadata(t: Tracked) -> dict[str, Any]:
+def _metadata(t: Tracked, key: bytes) -> dict[str, Any]:
+    assert t.name is not None
     return {
         "labels": {FINGERPRINT_LABEL: t.fingerprint, "app.kubernetes.io/managed-by": "aisre"},
-        "annotations": {KEYS_ANNOTATION: ",".join(t.seen), ROOT_ANNOTATION: f"{t.root.kind}/{t.root.namespace}/{t.root.name}"},
+        "annotations": {KEYS_ANNOTATION: ",".join(t.seen), ROOT_ANNOTATION: f"{t.root.kind}/{t.root.namespace}/{t.root.name}",
+                        MARK_ANNOTATION: object_mark(key, "Incident", t.namespace, t.name, t.fingerprint)},
     }
 
 
-async def create(client: httpx.AsyncClient, t: Tracked, now: dt.datetime) -> None:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident",
-            "metadata": {"name": t.name, "namespace": t.namespace, **_metadata(t)}, "spec": spec_of(t)}
-    response = await client.post(_path(t.namespace), json=body)
-    if response.status_code == 409:
-        await update(client, t, now)
-        return
+def is_ours(incident: dict[str, Any], key: bytes, operator_namespace: str) -> bool:
+    """Detection opened it: its mark verifies, and its root belongs where it lives (pure)."""
+    meta = incident.get("metadata") or {}
+    fingerprint = (incident.get("spec") or {}).get("fingerprint") or ""
+    kind, root_namespace, _ = ((meta.get("annotations") or {}).get(ROOT_ANNOTATION) or "//").split("/", 2)
+    home = operator_namespace if kind == "Node" else root_namespace
+    return bool(fingerprint) and meta.get("namespace") == home and has_mark(key, incident, "Incident", fingerprint)
+
+
+async def create(client: httpx.AsyncClient, t: Tracked, now: dt.datetime, key: bytes, operator_namespace: str) -> None:
+    for attempt in range(3):
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident",
+                "metadata": {"name": t.name, "namespace": t.namespace, **_metadata(t, key)}, "spec": spec_of(t)}
+        response = await client.post(_path(t.namespace), json=body)
+        if response.status_code != 409:
+            break
+        existing = await client.get(_path(t.namespace, t.name))
+        if existing.status_code == 200 and is_ours(existing.json(), key, operator_namespace):
+            await update(client, t, now, key)  # our own, from before a restart
+            return
+        # Someone else's object holds the name: never written into; another name.
+        t.name = f"{(t.name or 'incident')[:240]}-{secrets.token_hex(2)}"
     response.raise_for_status()
     log.info("incident opened", incident=t.name, namespace=t.namespace, root=t.root.display, severity=t.severity)
 
 
-async def update(client: httpx.AsyncClient, t: Tracked, now: dt.datetime) -> None:
-    patch = {"metadata": _metadata(t), "spec": spec_of(t)}
+async def update(client: httpx.AsyncClient, t: Tracked, now: dt.datetime, key: bytes) -> None:
+    patch = {"metadata": _metadata(t, key), "spec": spec_of(t)}
     response = await client.patch(_path(t.namespace, t.name), json=patch,
                                   headers={"Content-Type": "application/merge-patch+json"})
     response.raise_for_status()
@@ -99,7 +126,7 @@ async def resolve(client: httpx.AsyncClient, t: Tracked, now: dt.datetime, repor
     patch: dict[str, Any] = {"status": {"state": "Resolved", "resolvedAt": rfc3339(now), "timeline": timeline,
                                         "conditions": conditions}}
     if report:
-        patch["status"]["report"] = report[:65000]
+        patch["status"]["report"] = redact_text(report)[:65000]
     response = await client.patch(_path(t.namespace, t.name, status=True), json=patch,
                                   headers={"Content-Type": "application/merge-patch+json"})
     response.raise_for_status()
@@ -110,11 +137,12 @@ def _parse(value: str | None) -> dt.datetime:
     return parse_time(value) or dt.datetime.now(dt.UTC)
 
 
-def tracked_from(incident: dict[str, Any], now: dt.datetime) -> Tracked | None:
-    """An open Incident written by detection, as the detector tracks it."""
+def tracked_from(incident: dict[str, Any], now: dt.datetime, key: bytes, operator_namespace: str) -> Tracked | None:
+    """An open Incident written by detection, as the detector tracks it; None for anything
+    else (resolved, or not detection's own)."""
     meta = incident["metadata"]
     spec = incident.get("spec") or {}
-    if (incident.get("status") or {}).get("state") == "Resolved" or not spec.get("fingerprint"):
+    if (incident.get("status") or {}).get("state") == "Resolved" or not is_ours(incident, key, operator_namespace):
         return None
     kind, namespace, name = (meta.get("annotations", {}).get(ROOT_ANNOTATION) or "//").split("/", 2)
     if not kind or not name:
@@ -147,13 +175,14 @@ async def _get_patiently(client: httpx.AsyncClient, path: str, params: dict[str,
     raise AssertionError("unreachable")
 
 
-async def load_open(client: httpx.AsyncClient, namespaces: tuple[str, ...], now: dt.datetime) -> list[Tracked]:
+async def load_open(client: httpx.AsyncClient, namespaces: tuple[str, ...], now: dt.datetime, key: bytes,
+                    operator_namespace: str) -> list[Tracked]:
     paths = [_path(ns) for ns in namespaces] if namespaces else [f"/apis/{GROUP}/{VERSION}/incidents"]
     out: list[Tracked] = []
     for path in paths:
         response = await _get_patiently(client, path, {"labelSelector": FINGERPRINT_LABEL})
         for item in response.json().get("items") or []:
-            tracked = tracked_from(item, now)
+            tracked = tracked_from(item, now, key, operator_namespace)
             if tracked is not None:
                 out.append(tracked)
     return out

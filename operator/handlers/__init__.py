@@ -20,10 +20,10 @@ from aisre.kube.reader import connect
 from aisre.operator.webhook_token import webhook_token
 from aisre.operator.acceptance import accept
 from aisre.operator.detection.service import DetectionService
-from aisre.operator.incidents import reinvestigate, start_investigation
+from aisre.operator.incidents import StartGate, reinvestigate, start_investigation
 from aisre.operator.llm_step import LLMService
 from aisre.operator.login import connection_info
-from aisre.operator.run_investigation import already_done
+from aisre.operator.run_investigation import Slots, already_done
 from aisre.operator.run_investigation import run as run_investigation
 from aisre.operator.metrics import HANDLER_CALLS, HANDLER_SECONDS
 from aisre.operator.handlers import remediation as _remediation  # noqa: F401  (registers its handlers)
@@ -68,6 +68,8 @@ for _model in (Incident, Investigation, RemediationPolicy):
 async def open_clients(memo: kopf.Memo, **_: Any) -> None:
     memo.kube = connect(memo.config.kubeconfig)
     memo.llm = LLMService.from_config(memo.config.llm)
+    memo.slots = Slots(memo.config.max_concurrent_investigations)
+    memo.incident_gate = StartGate(memo.config.thresholds.storm_per_minute)
 
 
 @kopf.on.startup()
@@ -77,7 +79,8 @@ async def start_detection(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     if not config.detection:
         return
     memo.detection = DetectionService(config.thresholds, config.operator_namespace, config.namespaces,
-                                      config.exclude_namespaces, prometheus=config.prometheus)
+                                      config.exclude_namespaces, prometheus=config.prometheus,
+                                      signing_key=memo.signing_key)
     # Clients of its own: Incident writes and metric sweeps never wait behind the
     # investigations' reads for a connection, nor they behind detection's.
     await memo.detection.start(connect(config.kubeconfig), connect(config.kubeconfig, max_connections=None))
@@ -98,12 +101,12 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.resume(GROUP, VERSION, "incidents", id="incident-investigate-resume")
 @kopf.on.create(GROUP, VERSION, "incidents", id="incident-investigate")
 async def on_incident(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    patch.status.update(await start_investigation(body, memo.kube))
+    patch.status.update(await start_investigation(body, memo.kube, memo.signing_key, memo.incident_gate))
 
 
 @kopf.on.update(GROUP, VERSION, "incidents", field="spec.affected", id="incident-reinvestigate")
 async def on_incident_grown(body: kopf.Body, old: Any, new: Any, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    patch.status.update(await reinvestigate(body, old, new, memo.kube))
+    patch.status.update(await reinvestigate(body, old, new, memo.kube, memo.signing_key))
 
 
 # Registered after the acceptance handlers, so a new Investigation is accepted first.
@@ -113,4 +116,5 @@ async def on_incident_grown(body: kopf.Body, old: Any, new: Any, patch: kopf.Pat
 async def on_investigation(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     if already_done(body):
         return
-    await run_investigation(body, patch, memo.kube, getattr(memo, "llm", None), memo.config.prometheus)
+    await run_investigation(body, patch, memo.kube, getattr(memo, "llm", None), memo.config.prometheus,
+                            memo.signing_key, memo.config.operator_namespace, memo.slots)

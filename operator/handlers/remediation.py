@@ -34,7 +34,9 @@ async def open_remediator(memo: kopf.Memo, **_: Any) -> None:
         executor.headers["Impersonate-User"] = config.executor_user
     memo.remediator = Remediator(client, executor, instance=config.instance, on_result=_count,
                                  max_verify_seconds=config.max_verify_seconds,
-                                 operator_namespace=config.operator_namespace)
+                                 operator_namespace=config.operator_namespace, signing_key=memo.signing_key,
+                                 min_healthy_floor=config.min_healthy_floor,
+                                 may_act=memo.elector.may_act if memo.get("elector") is not None else None)
 
 
 @kopf.on.cleanup()

@@ -127,7 +127,7 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     import kubernetes
 
     from aisre import console
-    from aisre.remediation.approve import approve
+    from aisre.remediation.approve import NothingToApprove, approve
 
     try:
         _, name = console.aisre_ref(args.object, ("incidents",))
@@ -139,6 +139,9 @@ def _cmd_approve(args: argparse.Namespace) -> int:
         user = approve(cluster.api_client, args.namespace or cluster.namespace, name, args.action_id, args.comment or "")
     except kubernetes.client.ApiException as error:
         print(f"aisre approve: refused ({error.status}): {error.body or error.reason}", file=sys.stderr)
+        return 1
+    except NothingToApprove as error:
+        print(f"aisre approve: {error}", file=sys.stderr)
         return 1
     print(f"incident/{name} action {args.action_id} approved by {user}")
     return 0

@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster = console.connect(args.kubeconfig, args.context)
         return int(args.func(args, cluster) or 0)
-    except console.UsageError as error:
+    except (console.UsageError, LookupError) as error:  # LookupError: e.g. nothing awaits that approval
         print(f"error: {error}", file=sys.stderr)
     except kubernetes.client.ApiException as error:
         print(console.api_error_message(error), file=sys.stderr)

@@ -43,7 +43,7 @@ def test_helm_lint_is_clean() -> None:
 def test_defaults() -> None:
     objects = render()
     kinds = sorted({o["kind"] for o in objects})
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service",
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Secret", "Service",
                      "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
     assert not find(objects, "PodDisruptionBudget")
     assert_no_kopf_peering(objects)
@@ -69,8 +69,9 @@ def test_defaults() -> None:
     service = one(objects, "Service", "aisre")
     assert service["spec"]["ports"][0]["targetPort"] == "http"
     assert service["spec"]["selector"].items() <= pod_labels(deployment).items()
-    # A writable /tmp only: the root filesystem is read-only.
-    assert [m["mountPath"] for m in main["volumeMounts"]] == ["/tmp"]
+    # A writable /tmp only (the root filesystem is read-only), and the signing key, read-only.
+    assert [(m["mountPath"], m.get("readOnly", False)) for m in main["volumeMounts"]] == [
+        ("/tmp", False), ("/etc/aisre/signing", True)]
 
 
 def pod_labels(deployment) -> dict[str, str]:
@@ -349,3 +350,57 @@ def test_a_pattern_is_refused_in_namespace_scope() -> None:
     done = helm("template", "aisre", str(CHART), "--set", "rbac.scope=namespace", "--set", "watch.namespaces={shop-*}",
                 check=False)
     assert done.returncode != 0 and "needs plain namespace names" in done.stderr, done.stderr
+
+
+def test_the_trust_boundary_admits_only_the_operators_status_writes() -> None:
+    objects = render()
+    writers = one(objects, "ValidatingAdmissionPolicy", "aisre-status-writers")
+    rules = writers["spec"]["matchConstraints"]["resourceRules"][0]
+    assert set(rules["resources"]) == {"incidents/status", "investigations/status", "remediationpolicies/status"}
+    [validation] = writers["spec"]["validations"]
+    assert validation["expression"] == 'request.userInfo.username in ["system:serviceaccount:aisre-system:aisre"]'
+    assert "matchResources" not in one(objects, "ValidatingAdmissionPolicyBinding", "aisre-status-writers")["spec"]
+    # a development identity may be added; the operator's own stays
+    extra = one(render("trustBoundary.statusWriters={alice}"), "ValidatingAdmissionPolicy", "aisre-status-writers")
+    assert extra["spec"]["validations"][0]["expression"] == \
+        'request.userInfo.username in ["system:serviceaccount:aisre-system:aisre","alice"]'
+    # namespace scope: the release binds its own namespaces only (releases can shard a cluster)
+    scoped = render("rbac.scope=namespace", "watch.namespaces={shop,pay}")
+    for name in ("aisre-status-writers", "aisre-policy-authority"):
+        selector = one(scoped, "ValidatingAdmissionPolicyBinding", name)["spec"]["matchResources"]["namespaceSelector"]
+        assert selector["matchExpressions"][0]["values"] == ["shop", "pay", "aisre-system"]
+    assert not find(render("trustBoundary.enabled=false"), "ValidatingAdmissionPolicy", "aisre-status-writers")
+
+
+def test_the_policy_authority_checks_every_verb_the_actions_need() -> None:
+    policy_ = one(render(), "ValidatingAdmissionPolicy", "aisre-policy-authority")
+    text = json.dumps(policy_["spec"]["validations"])
+    for resource, verb in (("pods", "delete"), ("deployments", "patch"), ("statefulsets", "patch"),
+                           ("daemonsets", "patch"), ("nodes", "patch")):
+        assert f"resource('{resource}')" in text and f"check('{verb}')" in text
+    assert {t.value for t in ActionType} <= set(re.findall(r"'([a-zA-Z]+)'", text))  # every action is covered
+
+
+def test_the_signing_key_is_mounted_for_the_operator_only() -> None:
+    objects = render()
+    secret = one(objects, "Secret", "aisre-signing-key")
+    assert len(secret["data"]["key"]) >= 64  # 48 random characters, base64
+    env = env_of(objects)
+    main = container(objects)
+    mount = next(m for m in main["volumeMounts"] if m["name"] == "signing-key")
+    assert env["AISRE_SIGNING_KEY_FILE"] == f"{mount['mountPath']}/key" and mount["readOnly"]
+    volume = next(v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing-key")
+    assert volume["secret"]["secretName"] == "aisre-signing-key"
+    config = OperatorConfig.from_env(env)
+    assert config.signing_key_file == env["AISRE_SIGNING_KEY_FILE"] and config.min_healthy_floor == 50
+    assert config.max_concurrent_investigations == 8
+    # no Role of the chart lets anyone read Secrets in the release's namespace
+    for role in find(objects, "Role") + find(objects, "ClusterRole"):
+        assert not [r for r in rules_of(role) if r[1] == "secrets" and r[2] in ("get", "watch")], role["metadata"]["name"]
+
+
+def test_the_ledger_is_writable_by_the_operator_in_its_namespace_only() -> None:
+    objects = render()
+    ledger = set(rules_of(one(objects, "Role", "aisre-operator-ledger", "aisre-system")))
+    assert ledger == {("", "configmaps", v) for v in ("get", "list", "create", "update")}
+    assert ("", "configmaps", "create") not in operator_rules(objects)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from remediation_helpers import reapply_crds, grant_approver, REPO, action, detected, get, install_chart, policy
+from remediation_helpers import reapply_crds, grant_approver, REPO, action, awaiting, detected, get, install_chart, policy
 
 AISRE = REPO / ".venv" / "bin" / "aisre"
 
@@ -35,6 +35,7 @@ def chart(kubectl, crds) -> None:
 def incident(kubectl, namespace, chart) -> str:
     grant_approver(kubectl, namespace)
     detected(kubectl, namespace, "inc", {"kind": "Deployment", "name": "web"}, [action("scale-1", "scale", "Deployment", "web", replicas=3)])
+    awaiting(kubectl, namespace, "inc", "scale-1")  # what `aisre approve` names: the journaled decision
     return "inc"
 
 

@@ -38,7 +38,7 @@ from aisre.kube.resources import RESOURCES
 from aisre.operator.config import OperatorConfig
 from aisre.operator.detection.service import WATCHED
 from conftest_helpers import deployment, investigate_and_wait
-from remediation_helpers import action, apply, available, detected, journal, policy, reapply_crds, wait
+from remediation_helpers import action, apply, available, detected, journal, policy, reapply_crds, signing_key, wait
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chart"))
 from chart_render import CHART, env_of, helm, render  # noqa: E402
@@ -105,10 +105,24 @@ def operator_config(rel: Release) -> dict:
     assert config.executor_user == rel.executor_user and config.operator_namespace == rel.name
     return {"executor_user": config.executor_user, "operator_namespace": config.operator_namespace,
             "detection": config.detection, "exclude_namespaces": config.exclude_namespaces,
-            "thresholds": config.thresholds, "llm": config.llm, "max_verify_seconds": 30.0}
+            "thresholds": config.thresholds, "llm": config.llm, "max_verify_seconds": 30.0,
+            "min_healthy_floor": config.min_healthy_floor}
+
+
+def mounted_signing_key(kubectl, rel: Release, tmp_path: Path) -> Path:
+    """The chart's signing-key Secret as the kubelet would mount it into the operator's pod."""
+    path = tmp_path / "signing-key"
+    path.write_bytes(signing_key(kubectl, rel.name, f"{rel.name}-signing-key"))
+    return path
+
+
+def admin_name(kubectl) -> str:
+    return kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout.strip()
 
 
 def leftovers(kubectl, rel: Release) -> list[str]:
+    """(The ledger ConfigMaps the operator writes at run time are its records, like the
+    Incidents: `helm uninstall` leaves them, and they go with the namespace.)"""
     """Objects of the release anywhere: by its instance label, and by name among the
     cluster-scoped kinds it creates and in its namespace."""
     types = ",".join(kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split())
@@ -118,7 +132,8 @@ def leftovers(kubectl, rel: Release) -> list[str]:
     found += [n for n in named if rel.name in n]
     in_namespace = kubectl("get", "serviceaccounts,roles,rolebindings,services,deployments,poddisruptionbudgets,configmaps",
                            "-n", rel.name, "-o", "name").stdout.split()
-    found += [n for n in in_namespace if n not in ("serviceaccount/default", "configmap/kube-root-ca.crt")]
+    found += [n for n in in_namespace if n not in ("serviceaccount/default", "configmap/kube-root-ca.crt")
+              and not n.startswith("configmap/aisre-ledger-")]
     return found
 
 
@@ -139,11 +154,12 @@ def refusals(caplog) -> list[str]:
 def test_install_investigate_refuse_upgrade_uninstall(kubectl, api_client, release: Release, tmp_path: Path,
                                                        caplog) -> None:
     rel = release
-    rel.sets = ["remediation.executor.actions={scale}"]
+    # The admin stands in for detection below (detected() writes status): a status writer here.
+    rel.sets = ["remediation.executor.actions={scale}", f"trustBoundary.statusWriters={{{admin_name(kubectl)}}}"]
     started = time.monotonic()
 
     # --- install: the chart's objects, the operator's Deployment available, NOTES that say what next.
-    out = rel.helm("install", str(CHART), "--set", rel.sets[0], "--wait", "--timeout=120s")
+    out = rel.helm("install", str(CHART), *[a for s in rel.sets for a in ("--set", s)], "--wait", "--timeout=120s")
     notes = out.split("NOTES:", 1)[1]
     for text in ("kubectl get incidents -A", "kind: Investigation", "docs/remediation.md", rel.executor_user, "scale."):
         assert text in notes, (text, notes)
@@ -176,10 +192,11 @@ def test_install_investigate_refuse_upgrade_uninstall(kubectl, api_client, relea
     sa_kubeconfig = token_kubeconfig(kubectl, rel.name, rel.name, tmp_path / "operator-kubeconfig")
     stuck = deployment("checkout", replicas=1, cpu="64")  # more CPU than any node has: the scheduler says so
     apply(kubectl, rel.app, stuck)
-    for name in ("web", "api"):
-        apply(kubectl, rel.app, deployment(name, replicas=1))
-    wait(lambda: available(kubectl, rel.app, "web", 1) and available(kubectl, rel.app, "api", 1), what="deployments available")
-    with OperatorThread(sa_kubeconfig, free_port(), namespaces=(rel.app,), **operator_config(rel)):
+    apply(kubectl, rel.app, deployment("web", replicas=2))  # two: deleting one keeps the blast radius within 50%
+    apply(kubectl, rel.app, deployment("api", replicas=1))
+    wait(lambda: available(kubectl, rel.app, "web", 2) and available(kubectl, rel.app, "api", 1), what="deployments available")
+    key = mounted_signing_key(kubectl, rel, tmp_path)
+    with OperatorThread(sa_kubeconfig, free_port(), namespaces=(rel.app,), signing_key_file=str(key), **operator_config(rel)):
         wait(lambda: "FailedScheduling" in kubectl("get", "events", "-n", rel.app, "-o", "json").stdout,
              what="the scheduler's FailedScheduling event")
         done = investigate_and_wait(api_client, rel.app, "why", {"kind": "Deployment", "name": "checkout"}, timeout=60)
@@ -194,9 +211,9 @@ def test_install_investigate_refuse_upgrade_uninstall(kubectl, api_client, relea
         policy(kubectl, rel.app, actions=[{"type": "deletePod", "mode": "auto"}, {"type": "scale", "mode": "auto"}])
         pod = pods_of(kubectl, rel.app, "web")[0]
         detected(kubectl, rel.app, "evict", {"kind": "Deployment", "name": "web"},
-                 [action("delete-1", "deletePod", "Pod", pod)])
+                 [action("delete-1", "deletePod", "Pod", pod)], key=key.read_bytes())
         detected(kubectl, rel.app, "grow", {"kind": "Deployment", "name": "api"},
-                 [action("scale-1", "scale", "Deployment", "api", replicas=2)])
+                 [action("scale-1", "scale", "Deployment", "api", replicas=2)], key=key.read_bytes())
         delete = wait(lambda: finished(journal(kubectl, rel.app, "evict").get("delete-1")), timeout=60,
                       what="the pod deletion's journal entry")
         scale = wait(lambda: finished(journal(kubectl, rel.app, "grow").get("scale-1")), timeout=60,
@@ -204,12 +221,12 @@ def test_install_investigate_refuse_upgrade_uninstall(kubectl, api_client, relea
     assert not refusals(caplog), refusals(caplog)  # the chart's RBAC is enough for the operator itself
     assert delete["decision"] == "Execute" and delete["result"] == "Failed", delete
     assert delete["detail"].startswith("ExecutorForbidden") and f"{rel.name}-executor" in delete["detail"], delete
-    assert pods_of(kubectl, rel.app, "web") == [pod]  # the pod is still there
+    assert pod in pods_of(kubectl, rel.app, "web")  # the pod is still there
     assert scale["decision"] == "Execute" and scale["result"] == "Succeeded", scale
     assert json.loads(kubectl("get", "deployment", "api", "-n", rel.app, "-o", "json").stdout)["spec"]["replicas"] == 2
 
     # --- upgrade: a changed value changes what the release grants and runs.
-    rel.sets = ["remediation.executor.actions={scale,rolloutRestart}", "replicaCount=2"]
+    rel.sets = ["remediation.executor.actions={scale,rolloutRestart}", "replicaCount=2", rel.sets[1]]
     rel.helm("upgrade", str(CHART), *[a for s in rel.sets for a in ("--set", s)], "--wait", "--timeout=120s")
     assert json.loads(rel.helm("status", "-o", "json"))["version"] == 2
     assert can(kubectl, rel.executor_user, "patch", "daemonsets.apps", rel.app)
@@ -268,7 +285,8 @@ def test_namespace_scoped_install(kubectl, api_client, release: Release, tmp_pat
 
     sa_kubeconfig = token_kubeconfig(kubectl, rel.name, rel.name, tmp_path / "operator-kubeconfig")
     apply(kubectl, rel.app, deployment("checkout", replicas=1, cpu="64"))
-    with OperatorThread(sa_kubeconfig, free_port(), namespaces=(rel.app,), **operator_config(rel)):
+    key = mounted_signing_key(kubectl, rel, tmp_path)
+    with OperatorThread(sa_kubeconfig, free_port(), namespaces=(rel.app,), signing_key_file=str(key), **operator_config(rel)):
         wait(lambda: "FailedScheduling" in kubectl("get", "events", "-n", rel.app, "-o", "json").stdout,
              what="the scheduler's FailedScheduling event")
         done = investigate_and_wait(api_client, rel.app, "why", {"kind": "Deployment", "name": "checkout"}, timeout=60)
@@ -339,9 +357,12 @@ def test_aisre_run_with_the_deployed_environment(kubectl, release: Release, tmp_
     token_file.write_text("s3cret\n")
     port = free_port()
     assert env["AISRE_PEERING"] == rel.name and env["POD_NAMESPACE"] == rel.name
+    assert env["AISRE_SIGNING_KEY_FILE"] == next(m["mountPath"] for m in main["volumeMounts"]
+                                                 if m["name"] == "signing-key") + "/key"
     env.update({"HOSTNAME": "pod-0", "KUBECONFIG": str(token_kubeconfig(kubectl, rel.name, rel.name, tmp_path / "kubeconfig")),
                 "AISRE_NAMESPACES": rel.app, "AISRE_HTTP_PORT": str(port),
-                "AISRE_ALERTMANAGER_TOKEN_FILE": str(token_file)})
+                "AISRE_ALERTMANAGER_TOKEN_FILE": str(token_file),
+                "AISRE_SIGNING_KEY_FILE": str(mounted_signing_key(kubectl, rel, tmp_path))})
     probe = {p: main[f"{p}Probe"]["httpGet"]["path"] for p in ("liveness", "readiness")}
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "operator.log").open("wb")

@@ -16,6 +16,7 @@ import yaml
 
 from conftest_helpers import KUBECTL, REPO, temporary_namespace
 from conftest_helpers import deployment, wait_pods
+from remediation_helpers import awaiting
 
 BIN = REPO / ".venv" / "bin"
 PLUGIN = BIN / "kubectl-aisre"
@@ -118,10 +119,13 @@ def test_approve_records_the_current_user(kubectl, kubeconfig, ns) -> None:
     incident = {"apiVersion": "aisre.dev/v1alpha1", "kind": "Incident", "metadata": {"name": "inc"},
                 "spec": {"title": "by hand", "resource": {"kind": "Deployment", "name": "ledger"}, "investigate": False}}
     kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(incident))
+    out = via_kubectl("approve", "incident/inc", "scale-1", "-n", ns, kubeconfig=kubeconfig)
+    assert out.returncode == 1 and "no action scale-1 awaits approval" in out.stderr  # nothing to approve yet
+    revision = awaiting(kubectl, ns, "inc", "scale-1")
     out = via_kubectl("approve", "incident/inc", "scale-1", "-n", ns, "--comment", "ok", kubeconfig=kubeconfig)
     assert out.returncode == 0, out.stderr
     approvals = json.loads(kubectl("get", "incident", "inc", "-n", ns, "-o", "json").stdout)["spec"]["approvals"]
-    assert [(a["actionId"], a["comment"]) for a in approvals] == [("scale-1", "ok")]
+    assert [(a["actionId"], a["comment"], a["revision"]) for a in approvals] == [("scale-1", "ok", revision)]
     assert out.stdout.strip() == f"incident.aisre.dev/inc action scale-1 approved by {approvals[0]['approvedBy']}"
     # explain follows an Incident to its Investigation; this one was told not to start any.
     out = via_kubectl("explain", "incident/inc", "-n", ns, kubeconfig=kubeconfig)

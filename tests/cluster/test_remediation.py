@@ -15,7 +15,7 @@ import pytest
 from aisre.kube.reader import connect
 from aisre.remediation.executor import Remediator
 from conftest_helpers import OWN_PREFIX, deployment, temporary_namespace
-from remediation_helpers import reapply_crds, grant_approver, EXECUTOR, action, apply, available, detected, get, install_chart, journal, policy, wait
+from remediation_helpers import reapply_crds, grant_approver, EXECUTOR, action, apply, available, detected, get, install_chart, journal, policy, signing_key, wait
 
 
 @pytest.fixture
@@ -37,10 +37,10 @@ def chart(kubectl, crds) -> None:
 
 
 @pytest.fixture
-async def remediator(kubeconfig, chart) -> AsyncIterator[Remediator]:
+async def remediator(kubeconfig, kubectl, chart) -> AsyncIterator[Remediator]:
     client, executor = connect(str(kubeconfig)), connect(str(kubeconfig))
     executor.headers["Impersonate-User"] = EXECUTOR
-    yield Remediator(client, executor, max_verify_seconds=30)
+    yield Remediator(client, executor, max_verify_seconds=30, signing_key=signing_key(kubectl))
     await client.aclose()
     await executor.aclose()
 
@@ -169,6 +169,9 @@ async def test_cordon_and_uncordon_a_node(kubectl, namespace, remediator) -> Non
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node, "annotations": {"kwok.x-k8s.io/node": "fake"}, "labels": {"type": "kwok"}},
         "spec": {"taints": [{"key": "aisre.dev/test", "effect": "NoSchedule"}]}}))
+    # Node-level Incidents live in the operator's namespace, and only its policies govern nodes:
+    # this test's namespace plays that part.
+    remediator.operator_namespace = namespace
     try:
         policy(kubectl, namespace, targets={"kinds": ["Node"]},
                actions=[{"type": "cordonNode", "mode": "auto"}, {"type": "uncordonNode", "mode": "auto"}])
@@ -271,7 +274,8 @@ async def test_approve_mode_waits_then_executes(kubectl, namespace, remediator, 
     assert (entry["decision"], entry["result"]) == ("AwaitingApproval", "Pending"), entry
     grant_approver(kubectl, namespace)
     kubectl("patch", "incident", "inc", "-n", namespace, "--type=merge", "-p",
-            json.dumps({"spec": {"approvals": [{"actionId": "scale-1", "approvedBy": "aisre-dev"}]}}),
+            json.dumps({"spec": {"approvals": [{"actionId": "scale-1", "approvedBy": "aisre-dev",
+                                                "revision": entry["revision"]}]}}),
             kubeconfig=user_kubeconfig)
     await remediator.remediate(namespace, "inc")
     entry = journal(kubectl, namespace, "inc")["scale-1"]
@@ -282,7 +286,7 @@ async def test_a_verb_outside_the_enabled_set_fails_closed(kubectl, namespace, k
     healthy_deployment(kubectl, namespace)
     client, executor = connect(str(kubeconfig)), connect(str(kubeconfig))
     executor.headers["Impersonate-User"] = "system:serviceaccount:aisre-system:aisre-executor-narrow"
-    narrow = Remediator(client, executor, max_verify_seconds=20)
+    narrow = Remediator(client, executor, max_verify_seconds=20, signing_key=signing_key(kubectl))
     try:
         policy(kubectl, namespace, actions=AUTO)
         detected(kubectl, namespace, "inc", {"kind": "Deployment", "name": "web"},

@@ -24,7 +24,7 @@ def test_reference_covers_every_kind_and_field() -> None:
     for field in RemediationPolicySpec.model_fields.values():
         assert f"| `{field.alias}`" in text
     assert "approve mode needs at least one approver" in text  # the CEL rules are there
-    assert "`^([0-9]+(s\\|m\\|h))+$`" in text  # a | inside a table cell is escaped
+    assert "`^([0-9]{1,6}(s\\|m\\|h)){1,3}$`" in text  # a | inside a table cell is escaped
 
 
 def test_docs_check_fails_on_a_stale_file(tmp_path: Path, capsys) -> None:

@@ -258,10 +258,10 @@ def test_a_restarted_detector_adopts_the_incident_and_counts_nothing_twice(world
     [opened] = decide(detector, 1.5)
     tracked = opened.tracked
     written = {"metadata": {"name": tracked.name, "namespace": tracked.namespace,
-                            "annotations": store._metadata(tracked)["annotations"]}, "spec": store.spec_of(tracked)}
+                            "annotations": store._metadata(tracked, KEY)["annotations"]}, "spec": store.spec_of(tracked)}
     # A new detector (the operator restarted) reads the Incident back and sees the same pod.
     fresh = Detector(TH, "aisre-system", write_interval=0.0)
-    adopted = store.tracked_from(written, at(2))
+    adopted = store.tracked_from(written, at(2), KEY, "aisre-system")
     assert adopted is not None
     fresh.adopt(adopted)
     again = Pipeline(fresh, TH, clock=lambda: at(2))
@@ -397,7 +397,7 @@ async def test_an_incident_whose_write_fails_unexpectedly_opens_again_next_tick(
     service.client = object()  # type: ignore[assignment]  # store.create is replaced below
     written: list[str | None] = []
 
-    async def create(client: Any, tracked: Any, now: dt.datetime) -> None:
+    async def create(client: Any, tracked: Any, now: dt.datetime, key: bytes, operator_namespace: str) -> None:
         written.append(tracked.name)
         if len(written) == 1:
             raise ValueError("a value the client could not send")
@@ -452,3 +452,37 @@ def test_the_log_sweep_looks_further_only_at_errors_that_last() -> None:
     rate = Finding(id="t", agent="logs", kind="LogTemplates", summary="",
                    data={"owner": "Deployment/a", "previous": False, "error_lines": 12, "recent_error_lines": 3, "lines": 20})
     assert lasting_errors([refusal, over, rate]) == [refusal, rate]
+
+
+KEY = b"k" * 32
+
+
+def _written(world: Any) -> dict[str, Any]:
+    detector, pipeline, _ = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    decide(detector, 0)
+    [opened] = decide(detector, 1.5)
+    t = opened.tracked
+    meta = store._metadata(t, KEY)
+    return {"metadata": {"name": t.name, "namespace": t.namespace, **meta}, "spec": store.spec_of(t)}
+
+
+def test_only_incidents_detection_marked_are_adopted(world) -> None:
+    written = _written(world)
+    assert store.tracked_from(written, at(2), KEY, "aisre-system") is not None
+    # Another key (a look-alike someone made, with the labels and annotations copied): ignored.
+    assert store.tracked_from(written, at(2), b"x" * 32, "aisre-system") is None
+    unmarked = {**written, "metadata": {**written["metadata"], "annotations": {
+        k: v for k, v in written["metadata"]["annotations"].items() if k != "aisre.dev/mark"}}}
+    assert store.tracked_from(unmarked, at(2), KEY, "aisre-system") is None
+
+
+def test_a_root_in_another_namespace_is_never_adopted(world) -> None:
+    written = _written(world)
+    elsewhere = {**written, "metadata": {**written["metadata"], "namespace": "attacker"}}
+    elsewhere["metadata"]["annotations"] = {**written["metadata"]["annotations"],
+                                            "aisre.dev/mark": store.object_mark(KEY, "Incident", "attacker",
+                                                                                written["metadata"]["name"],
+                                                                                written["spec"]["fingerprint"])}
+    # Even with a valid mark for its own name, an Incident whose root is in another namespace is not detection's.
+    assert store.tracked_from(elsewhere, at(2), KEY, "aisre-system") is None

@@ -14,7 +14,7 @@ from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import ResourceRef
 from aisre.api.remediation_policy import RemediationPolicySpec
 from aisre.remediation import policy as P
-from aisre.remediation.policy import DecisionInput, PastAction, TargetState, decide
+from aisre.remediation.policy import ApprovalGiven, DecisionInput, PastAction, Pending, TargetState, decide
 
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)  # a Tuesday
 
@@ -29,13 +29,18 @@ def spec(**fields) -> RemediationPolicySpec:
     return RemediationPolicySpec.model_validate(fields)
 
 
+PENDING = Pending("3-0123456789abcdef", NOW + dt.timedelta(hours=1))
+
+
 def run(a: RecommendedAction | None = None, s: RemediationPolicySpec | None = None, *, target: TargetState | None = None,
-        history=(), approvals=None, now=NOW, no_policy=False):
+        history=(), approvals=None, now=NOW, no_policy=False, pending=PENDING, name="ns/p", operator_namespace=None,
+        floor=0):
     a = a or action(replicas=3)
     s = None if no_policy else (s or spec())
-    return decide(DecisionInput(a, "ns", None if no_policy else "ns/p", s,
+    return decide(DecisionInput(a, "ns", None if no_policy else name, s,
                                 target or TargetState(labels={"app": "web"}, replicas=2, ready=2), now, history,
-                                approvals or {}))
+                                approvals or {}, operator_namespace=operator_namespace, min_healthy_floor=floor,
+                                pending=pending))
 
 
 def test_no_policy_means_observe_only() -> None:
@@ -95,9 +100,11 @@ def test_a_listed_action_without_a_mode_takes_the_policys() -> None:
     (spec(actions=[{"type": "scale", "mode": "approve"}], approvers={"users": ["alice"]}), {},
      Decision.AWAITING_APPROVAL, P.AWAITING_APPROVAL),
     (spec(actions=[{"type": "scale", "mode": "approve"}], approvers={"users": ["alice"]}),
-     {"approvals": {"scale-1": "mallory"}}, Decision.AWAITING_APPROVAL, P.NOT_AN_APPROVER),
+     {"approvals": {"scale-1": ApprovalGiven("mallory", PENDING.revision)}}, Decision.AWAITING_APPROVAL, P.NOT_AN_APPROVER),
     (spec(actions=[{"type": "scale", "mode": "approve"}], approvers={"users": ["alice"]}),
-     {"approvals": {"scale-1": "alice"}}, Decision.EXECUTE, P.APPROVED),
+     {"approvals": {"scale-1": ApprovalGiven("alice", PENDING.revision)}}, Decision.EXECUTE, P.APPROVED),
+    (spec(actions=[{"type": "scale", "mode": "approve"}], approvers={"groups": ["sre"]}),
+     {"approvals": {"scale-1": ApprovalGiven("bob", PENDING.revision, ("sre",))}}, Decision.EXECUTE, P.APPROVED),
 ])
 def test_each_step(policy, kwargs, decision, reason) -> None:
     v = run(s=policy, **kwargs)
@@ -116,11 +123,61 @@ def test_blast_radius_refuses_taking_too_many_down() -> None:
 
 def test_nodes_need_an_explicit_kind_and_gitops_can_be_allowed() -> None:
     a = action("cordonNode", kind="Node")
-    assert run(a, spec(actions=[{"type": "cordonNode", "mode": "auto"}]), target=TargetState(replicas=3, ready=3)).reason == P.OUT_OF_SCOPE
+    central = {"name": "aisre-system/p", "operator_namespace": "aisre-system"}
+    assert run(a, spec(actions=[{"type": "cordonNode", "mode": "auto"}]), target=TargetState(replicas=3, ready=3),
+               **central).reason == P.OUT_OF_SCOPE
     s = spec(actions=[{"type": "cordonNode", "mode": "auto"}], targets={"kinds": ["Node"]})
-    assert run(a, s, target=TargetState(replicas=3, ready=3)).decision == Decision.EXECUTE
+    assert run(a, s, target=TargetState(replicas=3, ready=3), **central).decision == Decision.EXECUTE
     managed = TargetState(labels={"kustomize.toolkit.fluxcd.io/name": "x"}, replicas=2, ready=2)
     assert run(s=spec(allowGitOpsManaged=True), target=managed).decision == Decision.EXECUTE
+
+
+def test_a_namespaces_policy_never_governs_nodes_or_other_namespaces() -> None:
+    s = spec(actions=[{"type": "cordonNode", "mode": "auto"}], targets={"kinds": ["Node"]})
+    node = run(action("cordonNode", kind="Node"), s, target=TargetState(replicas=3, ready=3), operator_namespace="aisre-system")
+    assert (node.decision, node.reason) == (Decision.DENIED, P.OUT_OF_SCOPE), node.text
+    # uncordonNode with any target, and a Node target of any action: the same
+    assert run(action("uncordonNode", kind="Node"), spec(actions=[{"type": "uncordonNode", "mode": "auto"}],
+               targets={"kinds": ["Node"]}), operator_namespace="aisre-system").reason == P.OUT_OF_SCOPE
+    elsewhere = RecommendedAction(id="scale-1", type="scale", parameters={"replicas": 3},
+                                  target=ResourceRef(kind="Deployment", name="web", namespace="victim"))
+    v = run(elsewhere, spec(targets={"namespaces": ["victim"]}), operator_namespace="aisre-system")
+    assert (v.decision, v.reason) == (Decision.DENIED, P.OUT_OF_SCOPE), v.text
+    # the operator's own policy may govern another namespace
+    assert run(elsewhere, spec(targets={"namespaces": ["victim"]}), name="aisre-system/p",
+               operator_namespace="aisre-system").decision == Decision.EXECUTE
+
+
+def test_the_blast_radius_floor_binds_a_namespaces_policy_only() -> None:
+    a = action("deletePod", kind="Pod")
+    off = spec(actions=[{"type": "deletePod", "mode": "auto"}], limits={"minHealthyPercent": 0})
+    one_of_one = TargetState(replicas=1, ready=1)
+    v = run(a, off, target=one_of_one, operator_namespace="aisre-system", floor=50)
+    assert (v.decision, v.reason) == (Decision.DENIED, P.BLAST_RADIUS), v.text
+    assert run(a, off, target=one_of_one, name="aisre-system/p", operator_namespace="aisre-system",
+               floor=50).decision == Decision.EXECUTE
+    # nothing healthy to lose: the action cannot widen the outage
+    assert run(a, off, target=TargetState(replicas=2, ready=0), operator_namespace="aisre-system",
+               floor=50).decision == Decision.EXECUTE
+
+
+def test_an_approval_counts_only_for_the_pending_revision_before_expiry() -> None:
+    s = spec(actions=[{"type": "scale", "mode": "approve"}], approvers={"users": ["alice"]})
+    given = {"scale-1": ApprovalGiven("alice", PENDING.revision)}
+    assert run(s=s, approvals=given).decision == Decision.EXECUTE
+    # recorded before the decision existed: nothing pending to approve
+    assert run(s=s, approvals=given, pending=None).reason == P.AWAITING_APPROVAL
+    # for another revision (the target changed since, or a guess)
+    stale = {"scale-1": ApprovalGiven("alice", "2-0123456789abcdef")}
+    assert run(s=s, approvals=stale).reason == P.STALE_APPROVAL
+    assert run(s=s, approvals={"scale-1": ApprovalGiven("alice")}).reason == P.STALE_APPROVAL
+    # expired
+    assert run(s=s, approvals=given, now=PENDING.expires_at).reason == P.AWAITING_APPROVAL
+    # groups count only as recorded with the approval (the API server checked them)
+    by_group = spec(actions=[{"type": "scale", "mode": "approve"}], approvers={"groups": ["sre"]})
+    assert run(s=by_group, approvals={"scale-1": ApprovalGiven("mallory", PENDING.revision)}).reason == P.NOT_AN_APPROVER
+    assert run(s=by_group, approvals={"scale-1": ApprovalGiven("mallory", PENDING.revision, ("dev",))}).reason == \
+        P.NOT_AN_APPROVER
 
 
 def test_set_resources_bounds() -> None:
@@ -188,19 +245,23 @@ targets = st.builds(
 
 
 @settings(max_examples=400, deadline=None)
-@given(policies, st.lists(st.tuples(recommendations(), targets, st.sampled_from([None, "alice", "mallory"]),
-                                    st.integers(0, 180)), min_size=1, max_size=12))
-def test_nothing_executes_that_the_policy_does_not_allow(spec_, steps) -> None:
+@given(policies, st.booleans(), st.lists(st.tuples(recommendations(), targets, st.sampled_from([None, "alice", "mallory"]),
+                                                   st.integers(0, 180)), min_size=1, max_size=12))
+def test_nothing_executes_that_the_policy_does_not_allow(spec_, central, steps) -> None:
     history: list[PastAction] = []
     now = NOW
+    floor = 50
     for rec, target, approver, minutes in steps:
         now = now + dt.timedelta(minutes=minutes)
-        v = decide(DecisionInput(rec, "ns", "ns/p", spec_, target, now, list(history),
-                                 {rec.id: approver} if approver else {}))
+        given_ = {rec.id: ApprovalGiven(approver, PENDING.revision)} if approver else {}
+        v = decide(DecisionInput(rec, "ns", "ns/p", spec_, target, now, list(history), given_,
+                                 operator_namespace="ns" if central else "aisre-system", min_healthy_floor=floor,
+                                 pending=Pending(PENDING.revision, now + dt.timedelta(minutes=5))))
         if v.decision != Decision.EXECUTE:
             continue
         mode = P.mode_of(spec_, rec.type)
         assert mode in ("approve", "auto") and not spec_.paused
+        assert central or rec.target.kind != "Node"  # a namespace's policy never governs nodes
         assert spec_.targets is None or not spec_.targets.kinds or rec.target.kind in spec_.targets.kinds
         if mode == "approve":
             assert approver in spec_.approvers.users and v.approved_by == approver
@@ -211,7 +272,8 @@ def test_nothing_executes_that_the_policy_does_not_allow(spec_, steps) -> None:
         assert not spec_.windows or any(P.in_window(w, now) for w in spec_.windows)
         assert spec_.allow_git_ops_managed or not P.gitops_owner(target.labels, target.annotations)
         healthy = P.healthy_after(DecisionInput(rec, "ns", "ns/p", spec_, target, now))
-        assert spec_.limits.min_healthy_percent == 0 or (healthy and healthy[0] * 100 >= spec_.limits.min_healthy_percent * healthy[1])
+        minimum = spec_.limits.min_healthy_percent if central else max(spec_.limits.min_healthy_percent, floor)
+        assert minimum == 0 or (healthy and (healthy[0] * 100 >= minimum * healthy[1] or healthy[0] >= (target.ready or 0)))
         key = P.target_key(rec.target.kind, rec.target.namespace, rec.target.name)
         cooldown = P.parse_duration(spec_.limits.cooldown)
         assert not any(h.target == key and now - h.started_at < cooldown for h in history)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field
 
@@ -19,7 +19,6 @@ from aisre.api.meta import (
     AGE_COLUMN,
     KubeModel,
     ObservedStatus,
-    LocalObjectReference,
     ResourceRef,
     TimelineEntry,
     cel,
@@ -53,6 +52,17 @@ class Approval(KubeModel):
     action_id: str = Field(..., min_length=1, max_length=64, description="Id of the action in the remediation journal.")
     approved_by: str = Field(..., min_length=1, max_length=253, description="The approving user, as the API server knows them.")
     comment: str = Field("", max_length=1024, description="Why it was approved.")
+    revision: str | None = Field(
+        None, max_length=128,
+        description="The revision of the pending action approved, as the journal shows it (status.remediations[].revision): "
+        "an approval counts only for that decision on that revision of the target, before it expires.",
+    )
+    groups: list[Annotated[str, Field(max_length=253)]] | None = Field(
+        None, max_length=32,
+        description="Groups of the approver that make them an approver; the API server checks they are the "
+        "requesting user's own groups.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
 
 
 class IncidentSpec(KubeModel):
@@ -95,6 +105,7 @@ class IncidentState(str, Enum):
     INVESTIGATING = "Investigating"
     IDENTIFIED = "Identified"
     REMEDIATING = "Remediating"
+    MITIGATED = "Mitigated"
     RESOLVED = "Resolved"
 
 
@@ -141,6 +152,20 @@ class JournalEntry(KubeModel):
     undo: str | None = Field(
         None, max_length=4096, description="What reverts the action (JSON), recorded before it runs; empty when it cannot be reverted.",
     )
+    revision: str | None = Field(
+        None, max_length=128,
+        description="For an action awaiting approval: what an approval must name (the target's revision, bound to this "
+        "decision). A new revision replaces it when the target changes or the approval window expires.",
+    )
+    expires_at: dt.datetime | None = Field(None, description="For an action awaiting approval: when an approval stops counting.")
+
+
+class InvestigationRef(KubeModel):
+    """The Investigation the operator created for an Incident: its name and uid. Only that
+    object's recommendations are ever executed (a look-alike of the same name is not it)."""
+
+    name: str = Field(..., min_length=1, max_length=253, description="Name of the Investigation.")
+    uid: str | None = Field(None, max_length=64, description="Its uid.")
 
 
 class IncidentStatus(ObservedStatus):
@@ -148,7 +173,8 @@ class IncidentStatus(ObservedStatus):
 
     state: IncidentState | None = Field(None, description="Short state derived from the conditions, for display.")
     root_cause: RootCause | None = Field(None, description="Root cause, mirrored from the Investigation.")
-    investigation_ref: LocalObjectReference | None = Field(None, description="The Investigation started for it.")
+    investigation_ref: InvestigationRef | None = Field(None, description="The Investigation started for it.")
+    investigations: int | None = Field(None, ge=0, le=100, description="How many Investigations were started for it.")
     timeline: list[TimelineEntry] | None = Field(None, max_length=100, description="What happened, in time order.")
     remediations: list[JournalEntry] | None = Field(None, max_length=32, description="The remediation journal.")
     resolved_at: dt.datetime | None = Field(None, description="When the signals cleared.")

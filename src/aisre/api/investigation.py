@@ -18,6 +18,7 @@ from aisre.api.meta import (
     LocalObjectReference,
     ResourceRef,
     TimelineEntry,
+    bounded_duration,
     cel,
     printer_column,
     validations,
@@ -26,6 +27,7 @@ from aisre.api.taxonomy import ActionType, AgentName, RootCauseCategory
 
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 EvidenceId = Annotated[str, Field(max_length=64)]
+Lookback = bounded_duration("168h", "1s")
 
 
 class InvestigationTarget(KubeModel):
@@ -69,9 +71,8 @@ class TimeWindow(KubeModel):
         )
     )
 
-    lookback: str | None = Field(
-        None, pattern=r"^([0-9]+(s|m|h))+$", max_length=32, description="How far back from now, e.g. 30m or 2h."
-    )
+    lookback: Lookback | None = Field(
+        None, description="How far back from now, e.g. 30m or 2h (at most 168h).")
     start: dt.datetime | None = Field(None, description="Start of the window (RFC 3339).")
     end: dt.datetime | None = Field(None, description="End of the window (RFC 3339); now when empty.")
 
@@ -200,6 +201,11 @@ class RecommendedAction(KubeModel):
     )
     reason: str = Field("", max_length=1024, description="Why this action would help.")
     evidence_ids: list[EvidenceId] = Field(default_factory=list, max_length=32, description="Supporting evidence.")
+    signature: str | None = Field(
+        None, max_length=64, pattern=r"^[0-9a-f]{64}$",
+        description="The operator's HMAC over the Incident, this Investigation and the action: the executor runs only "
+        "actions whose signature verifies.",
+    )
 
 
 class CostSummary(KubeModel):

@@ -12,7 +12,9 @@ import datetime as dt
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "aisre.dev"
@@ -21,14 +23,38 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 # metav1.Condition's reason pattern: CamelCase, no spaces.
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
-# A Go-style duration restricted to what people write in policies: 30s, 5m, 1h30m.
-DURATION_PATTERN = r"^([0-9]+(s|m|h))+$"
+# A Go-style duration restricted to what people write in policies: 30s, 5m, 1h30m. At
+# most three parts of at most six digits, so no value overflows a duration (99999999999999h
+# would, in Go's parser and in Python's timedelta alike).
+DURATION_PATTERN = r"^([0-9]{1,6}(s|m|h)){1,3}$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
-Duration = Annotated[
-    str,
-    Field(pattern=DURATION_PATTERN, max_length=32, examples=["30s", "5m", "1h30m"]),
-]
+
+def duration_seconds(text: str) -> int:
+    """Seconds of a duration in DURATION_PATTERN's syntax (``1h30m`` → 5400)."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"not a duration like 30s, 5m or 1h30m (at most three parts of six digits): {text!r}")
+    return sum(int(number) * {"s": 1, "m": 60, "h": 3600}[unit] for number, unit in re.findall(r"([0-9]+)([smh])", text))
+
+
+def bounded_duration(maximum: str, minimum: str = "0s") -> Any:
+    """A duration field bounded on both sides, checked by pydantic and, through a CEL rule
+    in the CRD, by the API server at ``kubectl apply``."""
+    low, high = duration_seconds(minimum), duration_seconds(maximum)
+
+    def check(value: str) -> str:
+        if not low <= duration_seconds(value) <= high:
+            raise ValueError(f"{value} is outside [{minimum}, {maximum}]")
+        return value
+
+    return Annotated[str, Field(
+        pattern=DURATION_PATTERN, max_length=32, examples=["30s", "5m", "1h30m"],
+        json_schema_extra={"x-kubernetes-validations": [{
+            "rule": f"duration(self) >= duration('{minimum}') && duration(self) <= duration('{maximum}')",
+            "message": f"must be between {minimum} and {maximum}"}]}), AfterValidator(check)]
+
+
+Duration = bounded_duration("168h")
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:

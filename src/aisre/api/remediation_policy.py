@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field
 from aisre.api.meta import (
     AGE_COLUMN,
     DNS1123_LABEL,
-    Duration,
+    bounded_duration,
     KubeModel,
     ObservedStatus,
     LabelSelector,
@@ -28,6 +28,9 @@ from aisre.api.meta import (
 from aisre.api.taxonomy import ActionType, RemediationMode, TargetKind
 
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+Cooldown = bounded_duration("24h")
+VerificationTimeout = bounded_duration("1h", "1s")
+ApprovalExpiry = bounded_duration("168h", "1m")
 
 
 class PolicyTargets(KubeModel):
@@ -96,7 +99,8 @@ class Limits(KubeModel):
 
     actions_per_hour: int = Field(6, ge=0, le=1000, description="Actions executed per hour under this policy, at most.")
     max_concurrent: int = Field(1, ge=1, le=100, description="Actions running at once under this policy, at most.")
-    cooldown: Duration = Field("10m", description="Quiet time after an action on a target before the next one.")
+    cooldown: Cooldown = Field(
+        "10m", description="Quiet time after an action on a target before the next one (at most 24h).")
     min_healthy_percent: int = Field(
         50, ge=0, le=100,
         description="Share of the target's replicas that must stay healthy; an action that could take it lower is refused.",
@@ -132,7 +136,8 @@ class TimeWindowRule(KubeModel):
 class Verification(KubeModel):
     """How an executed action is checked, and what happens when it did not help."""
 
-    timeout: Duration = Field("5m", description="Time within which the target must be healthy again.")
+    timeout: VerificationTimeout = Field(
+        "5m", description="Time within which the target must be healthy again (1s to 1h).")
     revert_on_failure: bool = Field(True, description="Revert the action when verification fails (where it can be).")
 
 
@@ -147,6 +152,9 @@ class Approvers(KubeModel):
         None, max_length=64, description="Groups whose members may approve.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+    expire_after: ApprovalExpiry = Field(
+        "1h", description="How long an action waits for approval; an approval given later does not count, and the "
+        "action is decided again (with a new revision to approve).")
 
 
 class RemediationPolicySpec(KubeModel):

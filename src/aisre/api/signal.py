@@ -56,6 +56,7 @@ class Signal(BaseModel):
     firing: bool = True  # False: the source says the trouble is over (a resolved alert)
     since: dt.datetime | None = None  # when the condition began, if the source says
     hold: float = 0.0  # seconds it must last (from ``since``) before it counts: the grace
+    until: dt.datetime | None = None  # the source says it ends then (an alert's endsAt), unless renewed
     key: str
     message: str = ""  # for people; never part of the key or the fingerprint
     detail: dict[str, Any] = Field(default_factory=dict)  # structured extras (container, restarts, claim, quota)

@@ -1,10 +1,11 @@
 """``aisre bench --remediate auto``: after a scenario's Investigation concludes, let the
 operator remediate under a permissive ``auto`` policy and score what happened.
 
-As detection would, the runner opens an Incident for the scenario namespace linked to
-the bench Investigation (status ``investigationRef``, ``rootCause``, ``state:
-Identified``); the in-process operator's remediation handler does the rest. Each result
-gets:
+In investigate mode the runner opens an Incident for the scenario namespace about the
+bench Investigation's root cause, as a person would (spec only: only the operator writes
+status, and it executes only what it recommended itself, signed, for the Investigation it
+started for that Incident); the in-process operator investigates it and its remediation
+handler does the rest. In detect mode the Incident is detection's own. Each result gets:
 
 - ``action``: the first action the policy chain let execute (type and ``Kind/name``
   target), else the first one decided, else null;
@@ -112,11 +113,23 @@ def _open_incident(kube: Kube, namespace: str, investigation: dict[str, Any]) ->
     apply_policy(kube, namespace)
     kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident", "metadata": {"name": INCIDENT},
-        "spec": {"title": f"bench: {root.get('category')}", "source": "detection", "resource": resource,
-                 "affected": affected[:50], "investigate": False}})
-    kube.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "incidents", INCIDENT, {
-        "status": {"state": "Identified", "investigationRef": {"name": INVESTIGATION}, "rootCause": root}})
+        "spec": {"title": f"bench: {root.get('category')}", "source": "manual", "resource": resource,
+                 "affected": affected[:50], "investigate": True}})
     return True
+
+
+def _operator_investigation(kube: Kube, namespace: str, incident: str, timeout: float) -> dict[str, Any] | None:
+    """The Investigation the operator started for the Incident, once it concluded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = kube.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", incident)
+        ref = ((obj.get("status") or {}).get("investigationRef") or {}).get("name")
+        if ref:
+            found = kube.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", ref)
+            if (found.get("status") or {}).get("state") in ("Completed", "Failed"):
+                return found
+        time.sleep(0.5)  # no watchable field of its own; bounded by the deadline
+    return None
 
 
 def _journal(kube: Kube, namespace: str, incident: str) -> list[dict[str, Any]]:
@@ -153,6 +166,7 @@ def remediate(kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict
             if not _open_incident(kube, namespace, investigation):
                 return out
             home, incident = namespace, INCIDENT
+            investigation = _operator_investigation(kube, home, incident, timeout) or {}
         else:
             home, incident = detected
             obj = kube.custom.get_namespaced_custom_object(GROUP, VERSION, home, "incidents", incident)

@@ -101,8 +101,14 @@ async def resolve_scope(
     kind: str | None = None,
     name: str | None = None,
     selector: dict[str, Any] | None = None,
+    node_wide: bool = False,
 ) -> Scope:
-    """Resolve a target into a Scope; raises TargetNotFound for a missing object."""
+    """Resolve a target into a Scope; raises TargetNotFound for a missing object.
+
+    A Node target looks at the node's pods in the Investigation's namespace only; the pods
+    of every namespace on it only with ``node_wide`` (an Investigation in the operator's
+    namespace, where node-level Incidents live): an Investigation someone creates in their
+    own namespace never reads another namespace through a node."""
     all_workloads: list[Obj] = []
     for plural in WORKLOAD_PLURALS.values():
         all_workloads.extend(await reader.list(plural, namespace))
@@ -120,7 +126,7 @@ async def resolve_scope(
             if node is None:
                 raise TargetNotFound(f"Node {name} not found")
             scope.pods = [p for p in await reader.list("pods", namespace) if p["spec"].get("nodeName") == name]
-            if not scope.pods:
+            if not scope.pods and node_wide:
                 # A node-level Incident lives in the operator's namespace: the node's pods are elsewhere.
                 scope.pods = await reader.list("pods", None, field_selector=f"spec.nodeName={name}")
                 for other in sorted({p["metadata"]["namespace"] for p in scope.pods}):
