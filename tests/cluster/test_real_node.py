@@ -1,0 +1,175 @@
+"""The real node `aisre-real-0` (hack/realnode/): a real kubelet, containerd and runc beside the
+KWOK nodes. Every status, event and log line checked here is written by them, not by the
+project's simulator.
+
+Skipped, with the reason cluster-up recorded, when the real node could not start on this
+machine (no root, no cgroups, ...; `.cluster/realnode-status`). The last test stops and
+restarts the node to check that nothing of it is left behind on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest_helpers import REPO, Kubectl, temporary_namespace
+
+pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
+
+NODE = "aisre-real-0"
+ON_REAL_NODE = {
+    "nodeSelector": {"aisre.dev/kubelet": "real"},
+    "tolerations": [{"key": "aisre.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+}
+BUSYBOX = "registry.local/busybox:1"
+
+
+@pytest.fixture(scope="module")
+def real_node(kubeconfig: Path, kubectl: Kubectl) -> dict[str, Any]:
+    status_file = kubeconfig.parent / "realnode-status"
+    status = status_file.read_text().strip() if status_file.exists() else "no realnode-status (cluster-up did not try)"
+    if status != "ready":
+        pytest.skip(f"no real node on this machine: {status}")
+    found = kubectl("get", "node", NODE, "-o", "json", check=False)
+    if found.returncode != 0:
+        pytest.skip(f"cluster-up reported a real node, but the cluster has no node {NODE}: {found.stderr.strip()}")
+    return json.loads(found.stdout)
+
+
+@pytest.fixture
+def real_ns(kubectl: Kubectl) -> Any:
+    with temporary_namespace(kubectl, "aisre-real-") as name:
+        # pods need the namespace's default ServiceAccount first
+        deadline = time.monotonic() + 30
+        while kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode != 0:
+            assert time.monotonic() < deadline, "no default ServiceAccount"
+            time.sleep(0.2)
+        yield name
+
+
+def pod(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    return json.loads(kubectl("-n", namespace, "get", "pod", name, "-o", "json").stdout)
+
+
+def wait_for(what: str, check: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(0.5)
+
+
+def run_pod(kubectl: Kubectl, namespace: str, name: str, command: list[str], restart: str = "Always") -> None:
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {**ON_REAL_NODE, "restartPolicy": restart,
+                 "containers": [{"name": "main", "image": BUSYBOX, "command": command}]},
+    }
+    kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+
+
+def test_the_real_node_is_a_kubelet_not_kwok(real_node: dict[str, Any]) -> None:
+    info = real_node["status"]["nodeInfo"]
+    assert info["containerRuntimeVersion"].startswith("containerd://")
+    assert info["kubeletVersion"].startswith("v1.")
+    assert real_node["metadata"]["labels"]["aisre.dev/kubelet"] == "real"
+    assert {"key": "aisre.dev/real-node", "value": "true", "effect": "NoSchedule"} in real_node["spec"]["taints"]
+    # The node address is not loopback, and the kubelet is reached through it.
+    assert {"type": "InternalIP", "address": "10.244.0.1"} in real_node["status"]["addresses"]
+
+
+def test_a_pod_runs_with_logs_and_exec(real_node: dict[str, Any], kubectl: Kubectl, real_ns: str) -> None:
+    run_pod(kubectl, real_ns, "hello", ["sh", "-c", "echo hello from $(hostname); exec sleep 3600"])
+    wait_for("pod hello Running", lambda: pod(kubectl, real_ns, "hello")["status"].get("phase") == "Running", 60)
+    status = pod(kubectl, real_ns, "hello")["status"]
+    assert status["podIP"].startswith("10.244.0.")
+    assert status["containerStatuses"][0]["containerID"].startswith("containerd://")
+    logs = wait_for("the pod's log", lambda: kubectl("-n", real_ns, "logs", "hello", check=False).stdout, 20)
+    assert logs.strip() == "hello from hello"
+    # exec goes API server -> kubelet -> containerd's stream server, all on loopback
+    out = kubectl("-n", real_ns, "exec", "hello", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    assert out.stdout == real_ns
+    # Pods have routes to the pod network and the Service range only: nothing leads off the machine.
+    routes = kubectl("-n", real_ns, "exec", "hello", "--", "ip", "route").stdout
+    assert "default" not in routes, routes
+
+
+def test_a_crash_loop_as_the_kubelet_reports_it(real_node: dict[str, Any], kubectl: Kubectl, real_ns: str) -> None:
+    run_pod(kubectl, real_ns, "crasher",
+            ["sh", "-c", "echo starting; echo 'FATAL could not read /etc/app/config.yaml' >&2; exit 3"])
+
+    def looping() -> dict[str, Any] | None:
+        statuses = pod(kubectl, real_ns, "crasher")["status"].get("containerStatuses") or []
+        if statuses and statuses[0]["restartCount"] >= 2 and \
+                (statuses[0]["state"].get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+            return statuses[0]
+        return None
+
+    status = wait_for("CrashLoopBackOff after two restarts", looping, 90)
+    last = status["lastState"]["terminated"]
+    assert (last["exitCode"], last["reason"]) == (3, "Error")
+    assert "back-off" in status["state"]["waiting"]["message"]
+    previous = kubectl("-n", real_ns, "logs", "crasher", "--previous").stdout
+    # stdout and stderr reach the log through two pipes: their relative order is not kept
+    assert sorted(previous.splitlines()) == ["FATAL could not read /etc/app/config.yaml", "starting"]
+
+    events = json.loads(kubectl("-n", real_ns, "get", "events", "-o", "json",
+                                "--field-selector", "involvedObject.name=crasher").stdout)["items"]
+    from_kubelet = {e["reason"]: e for e in events if e["source"].get("component") == "kubelet"}
+    assert {"Pulled", "Created", "Started", "BackOff"} <= set(from_kubelet), sorted(from_kubelet)
+    assert from_kubelet["BackOff"]["source"]["host"] == NODE
+    assert from_kubelet["BackOff"]["message"].startswith("Back-off restarting failed container main")
+
+
+def _links() -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return [line.split(":")[1].strip().split("@")[0] + (" (on aisre0)" if "master aisre0" in line else "")
+            for line in out.splitlines()]
+
+
+def _leftovers(node_dir: Path, pod_links: list[str]) -> list[str]:
+    """What of the real node is still on the machine (its processes, mounts, links, chains, cgroups)."""
+    found = []
+    mounts = Path("/proc/self/mountinfo").read_text()
+    if str(node_dir) in mounts:
+        found.append("mounts under " + str(node_dir))
+    found += [f"link {name}" for name in _links()
+              if name.startswith("aisre0") or name.split()[0] in pod_links]
+    for tool in ("iptables-save", "ip6tables-save"):
+        rules = subprocess.run([tool], capture_output=True, text=True).stdout
+        found += [f"{tool}: {line}" for line in rules.splitlines() if line.startswith((":KUBE-", ":AISRE-REALNODE"))]
+    found += [f"cgroup {p}" for p in Path("/sys/fs/cgroup").glob(f"*/{NODE}")]
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(node_dir) in cmdline:
+            found.append(f"process {proc.name}: {cmdline[:120]}")
+    return found
+
+
+def test_down_leaves_nothing_and_up_restores_the_node(real_node: dict[str, Any], kubectl: Kubectl,
+                                                     real_ns: str, kubeconfig: Path) -> None:
+    run_pod(kubectl, real_ns, "sleeper", ["sleep", "3600"])
+    wait_for("pod sleeper Running", lambda: pod(kubectl, real_ns, "sleeper")["status"].get("phase") == "Running", 60)
+    node_dir = kubeconfig.parent / "realnode"
+    assert node_dir.is_dir()
+
+    pod_links = [name.split()[0] for name in _links() if name.endswith("(on aisre0)")]
+    assert pod_links, "the running pod has no veth on the bridge"
+
+    subprocess.run(["bash", str(REPO / "hack" / "realnode" / "down.sh")], check=True, timeout=120)
+    assert _leftovers(node_dir, pod_links) == []
+    assert not node_dir.exists()
+
+    subprocess.run(["bash", str(REPO / "hack" / "realnode" / "up.sh")], check=True, timeout=300)
+    ready = kubectl("get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}").stdout
+    assert ready == "True"
