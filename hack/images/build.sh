@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the real node's images from what is on this machine (no outside registry is
 # reachable) into OCI image layouts under .tools/images/<name>/ (layout/ and image.tar):
-#   pause     registry.local/pause:1      the sandbox container (hack/images/pause, Go)
-#   busybox   registry.local/busybox:1    Debian's busybox-static, one symlink per applet
+#   pause           registry.local/pause:1           the sandbox container (hack/images/pause)
+#   busybox         registry.local/busybox:1         Debian's busybox-static, a link per applet
+#   faultapp        registry.local/faultapp:1        the test workload (hack/images/faultapp)
+#   faultapp-arm64  registry.local/faultapp:1-arm64  the same for arm64: "exec format error" here
 # Idempotent: an image whose inputs (sources, binaries, this script) did not change is not
 # rebuilt; the output is reproducible, so its digest is stable across machines.
 # Usage: hack/images/build.sh [name ...]     (default: every image)
@@ -36,15 +38,16 @@ go_binary() {  # go_binary PACKAGE ARCH OUTPUT
   (cd "$SRC" && GOARCH="$2" go build -ldflags "-s -w" -o "$3" "./$1")
 }
 
-build_pause() {
-  mkdir -p "$OUT/pause"
-  local bin="$OUT/pause/pause-amd64"
-  go_binary pause amd64 "$bin"
-  up_to_date pause "$bin" && return 0
-  python3 "$SRC/oci.py" --out "$OUT/pause/layout" --tar "$OUT/pause/image.tar" \
-    --ref registry.local/pause:1 --arch amd64 --file "/pause=$bin:0755" \
-    --entrypoint /pause --user 65535:65535 >"$OUT/pause/ref"
-  finish pause
+# go_image NAME PACKAGE ARCH REF [oci.py options]: a one-binary image of a Go program
+go_image() {
+  local name=$1 pkg=$2 arch=$3 ref=$4; shift 4
+  mkdir -p "$OUT/$name"
+  local bin="$OUT/$name/$pkg-$arch"
+  go_binary "$pkg" "$arch" "$bin"
+  up_to_date "$name" "$bin" && return 0
+  python3 "$SRC/oci.py" --out "$OUT/$name/layout" --tar "$OUT/$name/image.tar" \
+    --ref "$ref" --arch "$arch" --file "/$pkg=$bin:0755" --entrypoint "/$pkg" "$@" >"$OUT/$name/ref"
+  finish "$name"
 }
 
 build_busybox() {
@@ -70,11 +73,13 @@ build_busybox() {
 
 command -v go >/dev/null || die "no go toolchain on PATH"
 names=("$@")
-((${#names[@]})) || names=(pause busybox)
+((${#names[@]})) || names=(pause busybox faultapp faultapp-arm64)
 for name in "${names[@]}"; do
   case "$name" in
-    pause) build_pause ;;
+    pause) go_image pause pause amd64 registry.local/pause:1 --user 65535:65535 ;;
     busybox) build_busybox ;;
+    faultapp) go_image faultapp faultapp amd64 registry.local/faultapp:1 ;;
+    faultapp-arm64) go_image faultapp-arm64 faultapp arm64 registry.local/faultapp:1-arm64 ;;
     *) die "unknown image $name" ;;
   esac
 done

@@ -24,12 +24,17 @@ KUBELET_PORT=10250
 KUBELET_HEALTHZ_PORT=10248
 PROXY_HEALTHZ_PORT=10256
 PROXY_METRICS_PORT=10249
+DNS_PORT=10053              # CoreDNS on loopback; pods reach it at the cluster DNS address
+REGISTRY_PORT=5100          # registry.local
+PRIVATE_REGISTRY_PORT=5101  # private.registry.local (htpasswd: user aisre, hack/realnode/registry.htpasswd)
+REGISTRY_USER=aisre
+REGISTRY_PASSWORD=aisre-pull-secret
 SOCK="$NODE_DIR/containerd/containerd.sock"
 # One real node per machine (one kubelet owns the cgroup subtree, the bridge and the ports):
 # the checkout that started it is recorded here.
 OWNER_FILE=/run/aisre-realnode.owner
 # The node's processes, in the order they are stopped.
-PROCESSES=(kube-proxy kubelet containerd ns-holder)
+PROCESSES=(coredns kube-proxy kubelet containerd ns-holder registry private-registry)
 
 log() { printf '[realnode] %s\n' "$*" >&2; }
 

@@ -66,13 +66,36 @@ def wait_for(what: str, check: Any, timeout: float) -> Any:
         time.sleep(0.5)
 
 
-def run_pod(kubectl: Kubectl, namespace: str, name: str, command: list[str], restart: str = "Always") -> None:
+def run_pod(kubectl: Kubectl, namespace: str, name: str, command: list[str] | None = None, restart: str = "Always",
+            image: str = BUSYBOX, args: list[str] | None = None, labels: dict[str, str] | None = None,
+            **spec: Any) -> None:
+    container: dict[str, Any] = {"name": "main", "image": image}
+    if command is not None:
+        container["command"] = command
+    if args is not None:
+        container["args"] = args
     manifest = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {**ON_REAL_NODE, "restartPolicy": restart,
-                 "containers": [{"name": "main", "image": BUSYBOX, "command": command}]},
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {"app": name}},
+        "spec": {**ON_REAL_NODE, "restartPolicy": restart, "containers": [container], **spec},
     }
     kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+
+
+def running(kubectl: Kubectl, namespace: str, name: str, timeout: float = 60) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        p = pod(kubectl, namespace, name)
+        statuses = p["status"].get("containerStatuses") or []
+        return p if statuses and statuses[0].get("ready") else None
+    return wait_for(f"pod {name} ready", ready, timeout)
+
+
+def waiting_reason(kubectl: Kubectl, namespace: str, name: str, reasons: set[str], timeout: float = 60) -> dict[str, Any]:
+    """The container status once the kubelet reports one of `reasons` as its waiting reason."""
+    def check() -> dict[str, Any] | None:
+        statuses = pod(kubectl, namespace, name)["status"].get("containerStatuses") or []
+        waiting = (statuses[0]["state"].get("waiting") or {}) if statuses else {}
+        return statuses[0] if waiting.get("reason") in reasons else None
+    return wait_for(f"pod {name} waiting with {sorted(reasons)}", check, timeout)
 
 
 def test_the_real_node_is_a_kubelet_not_kwok(real_node: dict[str, Any]) -> None:
@@ -126,6 +149,70 @@ def test_a_crash_loop_as_the_kubelet_reports_it(real_node: dict[str, Any], kubec
     assert {"Pulled", "Created", "Started", "BackOff"} <= set(from_kubelet), sorted(from_kubelet)
     assert from_kubelet["BackOff"]["source"]["host"] == NODE
     assert from_kubelet["BackOff"]["message"].startswith("Back-off restarting failed container main")
+
+
+FAULTAPP = "registry.local/faultapp:1"
+
+
+def test_services_and_pods_by_name(real_node: dict[str, Any], kubectl: Kubectl, real_ns: str) -> None:
+    """Pod network, kube-proxy and the cluster DNS: a client reaches a server by Service name."""
+    run_pod(kubectl, real_ns, "web", image=FAULTAPP, args=["--listen", ":8080"])
+    kubectl("-n", real_ns, "apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}))
+    run_pod(kubectl, real_ns, "client", ["sleep", "3600"])
+    web_ip = running(kubectl, real_ns, "web")["status"]["podIP"]
+    running(kubectl, real_ns, "client")
+
+    def fetch(url: str) -> str:  # (busybox 1.35's `wget -T` crashes: a timeout of its own instead)
+        return kubectl("-n", real_ns, "exec", "client", "--", "timeout", "5", "wget", "-q", "-O", "-", url,
+                       check=False).stdout
+
+    assert fetch(f"http://{web_ip}:8080/") == "ok\n"                      # pod to pod
+    assert wait_for("the Service by name", lambda: fetch("http://web/"), 30) == "ok\n"   # DNS + kube-proxy
+    assert fetch(f"http://web.{real_ns}.svc.cluster.local/") == "ok\n"
+    # Names outside the cluster are not answered: the cluster DNS has no forwarder.
+    lookup = kubectl("-n", real_ns, "exec", "client", "--", "nslookup", "example.com", check=False)
+    assert lookup.returncode != 0, lookup.stdout
+
+
+def test_image_pulls_fail_for_real(real_node: dict[str, Any], kubectl: Kubectl, real_ns: str) -> None:
+    run_pod(kubectl, real_ns, "missing-tag", image="registry.local/faultapp:no-such-tag")
+    run_pod(kubectl, real_ns, "no-secret", image="private.registry.local/faultapp:1")
+    kubectl("-n", real_ns, "create", "secret", "docker-registry", "pull", "--docker-server=private.registry.local",
+            "--docker-username=aisre", "--docker-password=aisre-pull-secret")
+    run_pod(kubectl, real_ns, "with-secret", image="private.registry.local/faultapp:1",
+            args=["--listen", ":8080"], imagePullSecrets=[{"name": "pull"}])
+    run_pod(kubectl, real_ns, "arm64", image="registry.local/faultapp:1-arm64")
+
+    pulls = {"ErrImagePull", "ImagePullBackOff"}
+    missing = waiting_reason(kubectl, real_ns, "missing-tag", pulls)["state"]["waiting"]
+    denied = waiting_reason(kubectl, real_ns, "no-secret", pulls)["state"]["waiting"]
+    running(kubectl, real_ns, "with-secret")
+    arm = waiting_reason(kubectl, real_ns, "arm64", {"CrashLoopBackOff"}, 90)
+
+    events = json.loads(kubectl("-n", real_ns, "get", "events", "-o", "json").stdout)["items"]
+    failed: dict[str, str] = {}  # every Failed message per pod ("Failed to pull ...", "Error: ErrImagePull", ...)
+    for e in events:
+        if e["reason"] == "Failed":
+            failed[e["involvedObject"]["name"]] = failed.get(e["involvedObject"]["name"], "") + e["message"] + "\n"
+    assert "not found" in failed["missing-tag"], failed["missing-tag"]
+    assert "401 Unauthorized" in failed["no-secret"] or "authorization failed" in failed["no-secret"], failed["no-secret"]
+    assert missing["reason"] in pulls and denied["reason"] in pulls
+    # runc 1.1 reports a failed exec of the entrypoint from inside the container: its output
+    # and exit code 1, not a StartError
+    assert arm["lastState"]["terminated"]["exitCode"] == 1
+    assert "exec format error" in kubectl("-n", real_ns, "logs", "arm64", "--previous").stdout
+
+
+def test_a_workload_refused_by_rbac(real_node: dict[str, Any], kubectl: Kubectl, real_ns: str) -> None:
+    """The API server, reached from a pod with its ServiceAccount token, refuses what RBAC does not grant."""
+    run_pod(kubectl, real_ns, "lister", image=FAULTAPP, args=["--kube-get", "/api/v1/namespaces/$NAMESPACE/pods"])
+    running(kubectl, real_ns, "lister")
+    logs = wait_for("a refusal in the log",
+                    lambda: "403" in (out := kubectl("-n", real_ns, "logs", "lister").stdout) and out, 30)
+    assert f'User \\"system:serviceaccount:{real_ns}:default\\" cannot list resource \\"pods\\"' in logs \
+        or f'User "system:serviceaccount:{real_ns}:default" cannot list resource "pods"' in logs, logs
 
 
 def _links() -> list[str]:
