@@ -107,6 +107,24 @@ build_etcd() {
   mkdir -p "$dir"; mv "$dir.partial/etcd" "$dir/"; rmdir "$dir.partial"; rm -rf "$work"
 }
 
+# CoreDNS with the plugins of hack/tools/coredns.go only, in a wrapper module; the cache
+# directory is keyed by that file too.
+coredns_dir() { echo "$CACHE/coredns-$COREDNS_VERSION-$(sha256sum "$ROOT/hack/tools/coredns.go" | cut -c1-12)"; }
+build_coredns() {
+  local dir; dir="$(coredns_dir)"
+  [[ -x "$dir/coredns" ]] && return 0
+  log "building coredns $COREDNS_VERSION (the plugins of hack/tools/coredns.go)"
+  local work; work="$(mktemp -d)"
+  ( cd "$work"
+    printf 'module aisre.local/coredns-build\n\ngo 1.24\n' > go.mod
+    cp "$ROOT/hack/tools/coredns.go" main.go
+    go get "github.com/coredns/coredns@$COREDNS_VERSION" >/dev/null
+    mkdir -p "$dir.partial"
+    go build -ldflags "-s -w" -o "$dir.partial/coredns" .
+  )
+  mkdir -p "$dir"; mv "$dir.partial/coredns" "$dir/"; rmdir "$dir.partial"; rm -rf "$work"
+}
+
 install_module_cmd() {  # install_module_cmd NAME VERSION PACKAGE [LDFLAGS]
   [[ -x "$CACHE/$1-$2/$1" ]] || locked "$1-$2" install_module_cmd_unlocked "$@"
 }
@@ -134,8 +152,7 @@ tool_path() {  # prints the cached path of NAME, building it when absent
         "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
       echo "$CACHE/helm-$HELM_VERSION/helm" ;;
     coredns)
-      install_module_cmd coredns "$COREDNS_VERSION" github.com/coredns/coredns
-      echo "$CACHE/coredns-$COREDNS_VERSION/coredns" ;;
+      locked "coredns-$COREDNS_VERSION" build_coredns; echo "$(coredns_dir)/coredns" ;;
     registry)
       install_module_cmd registry "$REGISTRY_VERSION" github.com/distribution/distribution/v3/cmd/registry \
         "-X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION"
