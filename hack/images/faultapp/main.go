@@ -3,7 +3,8 @@
 // flags, so a scenario says what breaks and the kubelet reports it for real.
 //
 //	faultapp --print "starting" --exit 1                 print, then exit with a code
-//	faultapp --listen :8080                             serve HTTP (GET / answers 200)
+//	faultapp --listen :8080                             serve HTTP (/ and /healthz answer 200,
+//	                                                    other paths 404)
 //	faultapp --listen :8080 --error-rate 0.3            ... answering 500 to 30% of requests
 //	faultapp --connect db:5432 --every 2s               dial a dependency, log each failure
 //	faultapp --alloc-mb 200                             hold 200 MiB (touched, so resident)
@@ -19,6 +20,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -77,6 +79,10 @@ func hold(n int) {
 func serve(addr string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" && r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+			return
+		}
 		if rand.Float64() < *errorRate {
 			logf("ERROR", "%s %s -> 500 internal error", r.Method, r.URL.Path)
 			http.Error(w, "internal error", http.StatusInternalServerError)
@@ -123,6 +129,18 @@ func namespace() string {
 	return strings.TrimSpace(string(ns))
 }
 
+// statusMessage is what a Kubernetes client shows of an error answer: the message of the
+// Status object (`pods is forbidden: User "..." cannot list ...`), else the body as it is.
+func statusMessage(body []byte) string {
+	var status struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &status) == nil && status.Message != "" {
+		return status.Message
+	}
+	return strings.TrimSpace(string(body))
+}
+
 func callAPI(path string) {
 	client, base, token, err := kubeClient()
 	if err != nil {
@@ -138,9 +156,9 @@ func callAPI(path string) {
 		case err != nil:
 			logf("ERROR", "GET %s: %v", path, err)
 		case resp.StatusCode >= 300:
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
-			logf("ERROR", "GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+			logf("ERROR", "GET %s: %s: %s", path, resp.Status, statusMessage(body))
 		default:
 			resp.Body.Close()
 			logf("INFO", "GET %s: %s", path, resp.Status)
