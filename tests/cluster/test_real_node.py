@@ -9,7 +9,9 @@ restarts the node to check that nothing of it is left behind on the machine.
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from aisre.bench.runner import Options, run
 from conftest_helpers import REPO, Kubectl, temporary_namespace
 
 pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
@@ -213,6 +216,32 @@ def test_a_workload_refused_by_rbac(real_node: dict[str, Any], kubectl: Kubectl,
                     lambda: "403" in (out := kubectl("-n", real_ns, "logs", "lister").stdout) and out, 30)
     assert f'User \\"system:serviceaccount:{real_ns}:default\\" cannot list resource \\"pods\\"' in logs \
         or f'User "system:serviceaccount:{real_ns}:default" cannot list resource "pods"' in logs, logs
+
+
+CI_SCENARIOS = ("real-start-command-not-found-127", "real-image-tag-typo", "real-nofault-rolling-update")
+
+
+def test_real_scenarios_end_to_end(real_node: dict[str, Any], kubeconfig: Path, crds: None, tmp_path: Path) -> None:
+    """A few scenarios of scenarios-real/ through `aisre bench`: the runner pins them to the node,
+    waits for the kubelet's report, and the Investigation names the cause. (Investigate mode:
+    in detect mode the healthy rollout's startup readiness failure has raised an Incident in
+    one run of three, which is detection's to settle, not this tier's.)"""
+    for name in CI_SCENARIOS:
+        shutil.copy(REPO / "scenarios-real" / f"{name}.yaml", tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    options = Options(scenarios=tmp_path, json_out=tmp_path / "report.json", kubeconfig=kubeconfig,
+                      mode="investigate", timeout=60)
+    assert run(options, out=out, err=err) == 0, err.getvalue()
+    results = {r["name"]: r for r in json.loads((tmp_path / "report.json").read_text())["results"]}
+    assert set(results) == set(CI_SCENARIOS)
+    for name, r in results.items():
+        assert r["error"] is None and r["top1"], (name, r["error"], r["ranked"][:2])
+    # the faults were reported by the kubelet before the Investigation started; the change that
+    # went well was not
+    assert results["real-start-command-not-found-127"]["timings"]["kubelet_report_s"] >= 0
+    assert results["real-image-tag-typo"]["timings"]["kubelet_report_s"] >= 0
+    assert results["real-nofault-rolling-update"]["timings"]["kubelet_report_s"] == -1
+    assert results["real-nofault-rolling-update"]["incident_raised"] is False
 
 
 def _links() -> list[str]:
