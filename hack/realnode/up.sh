@@ -56,6 +56,7 @@ if [[ -d "$NODE_DIR" ]]; then
 fi
 
 # --- 1. what it needs ----------------------------------------------------------------------
+log "starting node $NODE_NAME: packages, binaries, images"
 bash "$HERE/deps.sh" install
 tools_log="$(mktemp)"
 bash "$ROOT/hack/tools.sh" kubelet kube-proxy coredns registry >"$tools_log" 2>&1 \
@@ -110,6 +111,7 @@ done
  kwokctl --name aisre get kubeconfig --user aisre:realnode:coredns >"$NODE_DIR/coredns.kubeconfig")
 
 # --- 2. host side: cgroup subtree, bridge, firewall ----------------------------------------
+log "host side: cgroup subtree /$NODE_NAME, bridge $BRIDGE ($NODE_IP), iptables chains AISRE-REALNODE-*"
 while read -r _ dir fs opts _; do
   case "$fs" in
     cgroup) mkdir -p "$dir/$NODE_NAME"
@@ -156,6 +158,7 @@ in_node() {  # the command, in the node's mount namespace
   echo nsenter --mount="/proc/$(cat "$NODE_DIR/pids/ns-holder.pid")/ns/mnt" --
 }
 
+log "registries on 127.0.0.1:$REGISTRY_PORT and :$PRIVATE_REGISTRY_PORT, pushing the images"
 for name in registry private-registry; do
   start "$name" registry serve "$NODE_DIR/registry/$name.yaml"
 done
@@ -172,6 +175,7 @@ push faultapp "$REGISTRY_PORT" faultapp:1
 push faultapp-arm64 "$REGISTRY_PORT" faultapp:1-arm64
 push faultapp "$PRIVATE_REGISTRY_PORT" faultapp:1 --user "$REGISTRY_USER" --password "$REGISTRY_PASSWORD"
 
+log "containerd, kubelet and kube-proxy in the node's mount namespace"
 start ns-holder unshare --mount --propagation private bash "$HERE/ns-holder.sh" "$NODE_DIR"
 retry 10 "the node's mount namespace" test -f "$NODE_DIR/ns-files/ready"
 alive ns-holder || die "the mount namespace holder exited: $(cat "$NODE_DIR/logs/ns-holder.log")"
@@ -200,6 +204,7 @@ for proto in udp tcp; do
 done
 ipt -t nat -A AISRE-REALNODE-PRE -i "$BRIDGE" -d "$api_ip" -p tcp --dport 443 -j DNAT --to-destination "127.0.0.1:$api_port"
 
+log "CoreDNS on 127.0.0.1:$DNS_PORT for $dns_ip"
 kc apply -f "$HERE/coredns-rbac.yaml" >/dev/null
 # The cluster DNS address belongs to a Service, so the API server never gives it to another.
 kc apply -f - >/dev/null <<SVC
@@ -214,6 +219,7 @@ start coredns coredns -conf "$NODE_DIR/Corefile"
 retry 20 "CoreDNS on 127.0.0.1:$DNS_PORT" bash -c "exec 3<>/dev/tcp/127.0.0.1/$DNS_PORT"
 
 # Proof that pods run: one pulled from the registry, run by runc, on the pod network.
+log "a first pod on the node"
 smoke="aisre-realnode-smoke-$(date +%s)"  # a new name each time: an old one may still be going
 kc -n kube-system delete pod -l aisre.dev/realnode-smoke --ignore-not-found --wait=false >/dev/null
 kc -n kube-system create -f - >/dev/null <<POD
