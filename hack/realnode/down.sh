@@ -10,6 +10,14 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd /  # out of the directory we delete
 
+# Another checkout's node runs here: its cgroups, bridge and chains are not ours. Only our own
+# (never started) state directory goes.
+if other="$(other_owner)"; then
+  log "the machine's real node belongs to $other; leaving it alone"
+  rm -rf "$NODE_DIR"
+  exit 0
+fi
+
 # Processes of the node: the recorded ones, the shims of its containerd, everything in its
 # mount namespace and its cgroup subtree. Never ourselves.
 node_pids() {

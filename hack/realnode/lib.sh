@@ -48,6 +48,19 @@ alive() {
   [[ -n "$pid" && "$state" != Z ]]
 }
 
+# other_owner: prints the node directory of another checkout whose real node runs on this
+# machine (its kubelet or containerd alive); fails when there is none. The machine-wide
+# objects (cgroup subtree, bridge, iptables chains) are then that node's, not ours to touch.
+other_owner() {
+  local other p
+  other="$(cat "$OWNER_FILE" 2>/dev/null)" || return 1
+  [[ -n "$other" && "$other" != "$NODE_DIR" ]] || return 1
+  for p in kubelet containerd ns-holder; do
+    if pgrep -F "$other/pids/$p.pid" >/dev/null 2>&1; then echo "$other"; return 0; fi
+  done
+  return 1
+}
+
 # cgroup_dirs: the node's cgroup subtree in every mounted hierarchy
 cgroup_dirs() {
   local fs dir

@@ -23,7 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 HERE="$ROOT/hack/realnode"
 
 SECONDS=0
-die() { log "ERROR: $*"; log "logs: $NODE_DIR/logs/"; exit 1; }
+die() { log "ERROR: $*"; [[ -d "$NODE_DIR/logs" ]] && log "logs: $NODE_DIR/logs/"; exit 1; }
 
 source "$ROOT/hack/retry.sh"  # retry SECONDS DESCRIPTION CMD...
 
@@ -39,12 +39,11 @@ running() {
 
 # --- 0. one real node per machine; already up? --------------------------------------------
 [[ -s "$KUBECONFIG" && -f "$STATE/pki/ca.crt" ]] || die "the control plane is not up (run hack/cluster-up.sh)"
+if other="$(other_owner)"; then
+  die "the machine's real node belongs to another checkout ($other); only one kubelet may run"
+fi
 if [[ -s "$OWNER_FILE" && "$(cat "$OWNER_FILE")" != "$NODE_DIR" ]]; then
-  other="$(cat "$OWNER_FILE")"
-  if [[ -n "$(ls "$other/pids/"*.pid 2>/dev/null)" ]] && pgrep -F "$other/pids/kubelet.pid" >/dev/null 2>&1; then
-    die "the machine's real node belongs to another checkout ($other); only one kubelet may run"
-  fi
-  log "taking over $OWNER_FILE from $other (its node is not running)"
+  log "taking over $OWNER_FILE from $(cat "$OWNER_FILE") (its node is not running)"
 fi
 if running; then
   log "node $NODE_NAME already running"
