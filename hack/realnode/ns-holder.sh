@@ -12,7 +12,8 @@
 #   already hold the wanted values, so nothing is written to the kernel; up.sh enables
 #   forwarding on the pod bridge alone;
 # - paths the kubelet and containerd hard-code (/var/log/containers, /run/containerd) are
-#   private tmpfs mounts; /run/containerd/containerd.sock leads to the node's own socket.
+#   private tmpfs mounts; /run/containerd/containerd.sock leads to the node's own socket;
+# - /etc/resolv.conf is empty: nothing of the node resolves names outside the cluster.
 # Then it sleeps, holding the namespace, until down.sh stops it.
 # Usage: ns-holder.sh NODE_DIR
 set -euo pipefail
@@ -32,6 +33,12 @@ cover /proc/sys/kernel/panic_on_oops 1
 cover /proc/sys/kernel/keys/root_maxkeys 1000000
 cover /proc/sys/kernel/keys/root_maxbytes 25000000
 cover /proc/sys/net/ipv4/ip_forward 1
+
+# No resolver: a pod whose image names an outside registry fails to resolve it here, instead of
+# containerd looking the name up through the machine's resolver and connecting off the machine.
+# (The cluster's own names are CoreDNS's; the registries are found through hosts.toml.)
+: >"$fake/resolv.conf"
+mount --bind "$fake/resolv.conf" /etc/resolv.conf
 
 for dir in /var/log/containers /run/containerd; do
   # a mount point is needed on the machine's file system; down.sh removes the ones made here
