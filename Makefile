@@ -17,6 +17,7 @@ help:
 	@echo "make docs          regenerate docs/crd-reference.md from the models"
 	@echo "make bench         play the fault scenarios (SCENARIOS=scenarios) in detect and investigate mode into bench/results/"
 	@echo "make bench-detection  detection throughput (one core) and memory/latency from 500 to 5,000 pods"
+	@echo "make bench-real    the scenarios of scenarios-real/ on the real node, both modes, into bench/results/real-*.json"
 	@echo "make prometheus    Debian's Prometheus on loopback for the metrics agent (tests and bench start it themselves)"
 
 tools:
@@ -77,6 +78,12 @@ BENCH_ARGS ?=
 bench: tools install
 	$(BIN)/aisre bench --scenarios $(SCENARIOS) --mode detect --json bench/results/detect.json $(BENCH_ARGS)
 	$(BIN)/aisre bench --scenarios $(SCENARIOS) --mode investigate --json bench/results/investigate.json $(BENCH_ARGS)
+
+# The scenarios played by the real kubelet (scenarios-real/, docs/scenarios.md), on the real node.
+.PHONY: bench-real
+bench-real: tools install
+	$(BIN)/aisre bench --scenarios scenarios-real --mode detect --json bench/results/real-detect.json $(BENCH_ARGS)
+	$(BIN)/aisre bench --scenarios scenarios-real --mode investigate --json bench/results/real-investigate.json $(BENCH_ARGS)
 
 # Detection's throughput (one core) and its memory and latency as the cluster grows.
 bench-detection: tools install

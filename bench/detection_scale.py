@@ -62,7 +62,7 @@ def main() -> int:
     steps = [int(s) for s in args.steps.split(",")]
     api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=args.kubeconfig))
     apps = kubernetes.client.AppsV1Api(api.api_client)
-    nodes = [n.metadata.name for n in api.list_node().items]
+    nodes = [n.metadata.name for n in api.list_node(label_selector="type=kwok").items]  # not the real node
     run = uuid.uuid4().hex[:5]
     namespaces = [f"scale-{run}-{i:02d}" for i in range(NAMESPACES)]
     for ns in namespaces:

@@ -3,6 +3,8 @@
 # from <cluster dir> (${AISRE_CLUSTER_DIR:-<repo>/.cluster}) and makes sure none of its
 # processes survive (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # kwok-controller): a leftover would keep holding its ports and its data directory.
+# The real node goes first (hack/realnode/down.sh: its processes, mounts, cgroups, bridge and
+# iptables chains).
 # Idempotent: fine when nothing is up.
 set -euo pipefail
 
@@ -50,6 +52,8 @@ cluster_pids() {
   return 0
 }
 
+bash "$ROOT/hack/realnode/down.sh"
+
 if [[ -f "$STATE/kwok.yaml" ]]; then
   log "deleting cluster $NAME ($KWOK_WORKDIR)"
   if [[ -x "$BIN/kwokctl" ]]; then
@@ -88,6 +92,7 @@ fi
 # Only what cluster-up.sh creates: the directory may also hold other tools' files.
 rm -rf "$KWOK_WORKDIR" "$CLUSTER_DIR/kubeconfig" "$CLUSTER_DIR/kubeconfig-user" \
   "$CLUSTER_DIR"/kubeconfig.tmp "$CLUSTER_DIR"/kubeconfig-user.tmp "$CLUSTER_DIR/kube-cache" \
-  "$CLUSTER_DIR"/kwokctl-{create,delete}.log "$CLUSTER_DIR/kwokctl-delete.kubeconfig"
+  "$CLUSTER_DIR"/kwokctl-{create,delete}.log "$CLUSTER_DIR/kwokctl-delete.kubeconfig" \
+  "$CLUSTER_DIR/realnode-status" "$CLUSTER_DIR/realnode-up.log"
 rmdir "$CLUSTER_DIR" 2>/dev/null || true
 log "cluster $NAME is down"

@@ -10,7 +10,15 @@
 #   kubeconfig        admin (system:masters) kubeconfig, certificates embedded
 #   kubeconfig-user   user aisre-dev, group aisre-devs, no RBAC bindings (gets Forbidden)
 #   kwok/             KWOK_WORKDIR; component logs in kwok/clusters/aisre/logs/
-# Nothing outside it is written: ~/.kube/config and ~/.kwok are never touched.
+#   realnode/         the real node aisre-real-0 (hack/realnode/up.sh): containerd, kubelet,
+#                     kube-proxy, their state and logs/
+#   realnode-status   `ready`, or `unavailable: <why>` when the real node could not start
+# Nothing outside it is written: ~/.kube/config and ~/.kwok are never touched (the real node's
+# few machine-wide objects -- a bridge, iptables chains, a cgroup subtree -- are listed in
+# hack/realnode/lib.sh and removed by cluster-down).
+#
+# The real node: AISRE_REAL_NODE=auto (default) starts it when the machine allows and otherwise
+# says why and goes on with the KWOK nodes alone; =1 fails when it cannot start; =0 skips it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,21 +44,16 @@ NODES=(kwok-node-0 kwok-node-1)
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller)
 CRDS=(Stage Logs ClusterLogs ResourceUsage ClusterResourceUsage Metric)  # = hack/kwok/kwokctl.yaml
 
+REAL_NODE="${AISRE_REAL_NODE:-auto}"
+REAL_NODE_STATUS="$CLUSTER_DIR/realnode-status"
+
 SECONDS=0  # coarse clock for the retry timeouts
 START_NS="$(date +%s%N)"
 log() { printf '[cluster-up] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; log "component logs: $STATE/logs/"; exit 1; }
 kc() { kubectl --kubeconfig "$ADMIN_KC" --request-timeout=10s "$@"; }
 
-# retry SECONDS DESCRIPTION CMD...: polls CMD every 0.5 s until it succeeds.
-retry() {
-  local limit=$1 what=$2; shift 2
-  local end=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < end)) || die "timed out after ${limit}s waiting for $what"
-    sleep 0.5
-  done
-}
+source "$ROOT/hack/retry.sh"  # retry SECONDS DESCRIPTION CMD...
 
 # Every component's recorded process exists and is not a zombie (kwokctl detaches them, so an
 # exited one lingers as a zombie until PID 1 reaps it, and `kill -0` still succeeds on it).
@@ -95,10 +98,13 @@ cluster $NAME: $server
 EOF
 }
 
-# Every TCP listener of the cluster's processes must be on a loopback address.
+# Every TCP listener of the given processes (default: the control plane's) must be on a
+# loopback address.
 check_loopback() {
-  local pids=() c
-  for c in "${COMPONENTS[@]}"; do pids+=("$(cat "$STATE/pids/$c.pid")"); done
+  local pids=("$@") c
+  if ((${#pids[@]} == 0)); then
+    for c in "${COMPONENTS[@]}"; do pids+=("$(cat "$STATE/pids/$c.pid")"); done
+  fi
   python3 - "${pids[@]}" <<'PY'
 import ipaddress, os, struct, sys
 inodes = {}
@@ -138,6 +144,30 @@ print(f"{seen} listening sockets, all on loopback")
 PY
 }
 
+# The real node beside the KWOK nodes (hack/realnode/), as AISRE_REAL_NODE asks; its outcome
+# goes to $REAL_NODE_STATUS, where the tests read why it is missing.
+real_node() {
+  case "$REAL_NODE" in
+    0|off|false) echo "unavailable: AISRE_REAL_NODE=$REAL_NODE" >"$REAL_NODE_STATUS"; return 0 ;;
+    1|on|true|auto) ;;
+    *) die "AISRE_REAL_NODE must be auto, 1 or 0 (got $REAL_NODE)" ;;
+  esac
+  local out="$CLUSTER_DIR/realnode-up.log"
+  if bash "$ROOT/hack/realnode/up.sh" 2>&1 | tee "$out" >&2; then
+    if check_loopback $(cat "$CLUSTER_DIR"/realnode/pids/*.pid) >&2; then
+      echo ready >"$REAL_NODE_STATUS"
+      return 0
+    fi
+    echo "ERROR: a process of the real node listens on a non-loopback address" >>"$out"
+  fi
+  local why
+  why="$(grep -E 'ERROR:|cannot run' "$out" | tail -n1 | sed -E 's/^\[[a-z-]+\] (ERROR: )?//')"
+  echo "unavailable: ${why:-see $out}" >"$REAL_NODE_STATUS"
+  bash "$ROOT/hack/realnode/down.sh" || true
+  [[ "$REAL_NODE" == auto ]] || die "the real node did not start: ${why:-see $out}"
+  log "WARNING: no real node (${why:-see $out}); going on with the KWOK nodes alone"
+}
+
 # --- 0. binaries (cheap when cached) --------------------------------------------------------
 tools_log="$(mktemp)"
 if ! bash "$ROOT/hack/tools.sh" etcd kwok kwokctl kube-apiserver kube-controller-manager \
@@ -150,6 +180,7 @@ rm -f "$tools_log"
 # --- 1. already up? -------------------------------------------------------------------------
 if healthy; then
   log "already up and healthy"
+  real_node
   where
   exit 0
 fi
@@ -161,8 +192,12 @@ fi
 
 # --- 2. create ------------------------------------------------------------------------------
 # Binaries are given as local paths: kwokctl would download anything given as an http(s) URL
-# (its defaults are URLs). --kubeconfig "" keeps ~/.kube/config untouched. Everything else
-# (loopback bind address, RBAC, CRDs) is in hack/kwok/kwokctl.yaml.
+# (its defaults are URLs). --kubeconfig "" keeps ~/.kube/config untouched. The API server
+# presents the admin certificate to kubelets (the real node's kubelet authenticates its
+# clients; kwok's ignores it) and reaches them by address first (the real node's name is in no
+# DNS: a lookup would go to the machine's resolver; kwok's nodes have only Hostname=localhost).
+# Everything else (loopback bind address, RBAC, CRDs) is in
+# hack/kwok/kwokctl.yaml.
 log "creating cluster $NAME in $KWOK_WORKDIR"
 create_log="$CLUSTER_DIR/kwokctl-create.log"
 if ! kwokctl --name "$NAME" --config "$ROOT/hack/kwok/kwokctl.yaml" create cluster \
@@ -174,6 +209,9 @@ if ! kwokctl --name "$NAME" --config "$ROOT/hack/kwok/kwokctl.yaml" create clust
     --kube-controller-manager-binary "$BIN/kube-controller-manager" \
     --kube-scheduler-binary "$BIN/kube-scheduler" \
     --kwok-controller-binary "$BIN/kwok" \
+    --extra-args "kube-apiserver=kubelet-client-certificate=$STATE/pki/admin.crt" \
+    --extra-args "kube-apiserver=kubelet-client-key=$STATE/pki/admin.key" \
+    --extra-args "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname" \
     >"$create_log" 2>&1; then
   tail -n 20 "$create_log" >&2
   die "kwokctl create cluster failed (full output: $create_log)"
@@ -238,6 +276,9 @@ fi
 [[ "$out" == *Forbidden* || "$out" == *forbidden* ]] || die "aisre-dev: expected Forbidden, got: $out"
 grep -q -- '--authorization-mode=Node,RBAC' "$STATE/kwok.yaml" || die "RBAC authorization not configured"
 check_loopback >&2 || die "a component listens on a non-loopback address"
+
+# --- 7. the real node -----------------------------------------------------------------------
+real_node
 
 where
 log "cluster up in $(awk -v ns="$(($(date +%s%N) - START_NS))" 'BEGIN { printf "%.1f", ns / 1e9 }') s"

@@ -15,6 +15,9 @@ K8S_VERSION="${AISRE_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${AISRE_ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${AISRE_KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${AISRE_HELM_VERSION:-v3.19.5}"
+# the real node's cluster DNS and image registry (hack/realnode/)
+COREDNS_VERSION="${AISRE_COREDNS_VERSION:-v1.14.7}"
+REGISTRY_VERSION="${AISRE_REGISTRY_VERSION:-v3.1.2}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${AISRE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aisre/tools}"
@@ -30,6 +33,17 @@ env_override() {  # prints the user's binary for $1, if they named one
   if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/$1" ]]; then
     echo "$KUBEBUILDER_ASSETS/$1"
   fi
+}
+
+# locked NAME CMD...: CMD while holding $CACHE/NAME.lock, so two checkouts (or two test runs)
+# never build the same tool into the same directory at once; the second one waits and then
+# finds the binary there.
+locked() {
+  local name=$1 fd; shift
+  exec {fd}>"$CACHE/$name.lock"
+  flock "$fd"
+  "$@"
+  exec {fd}>&-
 }
 
 link() {  # link NAME TARGET
@@ -93,7 +107,29 @@ build_etcd() {
   mkdir -p "$dir"; mv "$dir.partial/etcd" "$dir/"; rmdir "$dir.partial"; rm -rf "$work"
 }
 
+# CoreDNS with the plugins of hack/tools/coredns.go only, in a wrapper module; the cache
+# directory is keyed by that file too.
+coredns_dir() { echo "$CACHE/coredns-$COREDNS_VERSION-$(sha256sum "$ROOT/hack/tools/coredns.go" | cut -c1-12)"; }
+build_coredns() {
+  local dir; dir="$(coredns_dir)"
+  [[ -x "$dir/coredns" ]] && return 0
+  log "building coredns $COREDNS_VERSION (the plugins of hack/tools/coredns.go)"
+  local work; work="$(mktemp -d)"
+  ( cd "$work"
+    printf 'module aisre.local/coredns-build\n\ngo 1.24\n' > go.mod
+    cp "$ROOT/hack/tools/coredns.go" main.go
+    go get "github.com/coredns/coredns@$COREDNS_VERSION" >/dev/null
+    mkdir -p "$dir.partial"
+    go build -ldflags "-s -w" -o "$dir.partial/coredns" .
+  )
+  mkdir -p "$dir"; mv "$dir.partial/coredns" "$dir/"; rmdir "$dir.partial"; rm -rf "$work"
+}
+
 install_module_cmd() {  # install_module_cmd NAME VERSION PACKAGE [LDFLAGS]
+  [[ -x "$CACHE/$1-$2/$1" ]] || locked "$1-$2" install_module_cmd_unlocked "$@"
+}
+
+install_module_cmd_unlocked() {
   local dir="$CACHE/$1-$2"
   [[ -x "$dir/$1" ]] && return 0
   log "go install $3@$2"
@@ -104,8 +140,8 @@ install_module_cmd() {  # install_module_cmd NAME VERSION PACKAGE [LDFLAGS]
 tool_path() {  # prints the cached path of NAME, building it when absent
   case "$1" in
     kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy)
-      build_kubernetes; echo "$CACHE/kubernetes-$K8S_VERSION/$1" ;;
-    etcd) build_etcd; echo "$CACHE/etcd-$ETCD_VERSION/etcd" ;;
+      locked "kubernetes-$K8S_VERSION" build_kubernetes; echo "$CACHE/kubernetes-$K8S_VERSION/$1" ;;
+    etcd) locked "etcd-$ETCD_VERSION" build_etcd; echo "$CACHE/etcd-$ETCD_VERSION/etcd" ;;
     kwok|kwokctl)
       install_module_cmd "$1" "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/$1" \
         "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
@@ -115,11 +151,18 @@ tool_path() {  # prints the cached path of NAME, building it when absent
       install_module_cmd helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
         "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
       echo "$CACHE/helm-$HELM_VERSION/helm" ;;
+    coredns)
+      locked "coredns-$COREDNS_VERSION" build_coredns; echo "$(coredns_dir)/coredns" ;;
+    registry)
+      install_module_cmd registry "$REGISTRY_VERSION" github.com/distribution/distribution/v3/cmd/registry \
+        "-X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION"
+      echo "$CACHE/registry-$REGISTRY_VERSION/registry" ;;
     *) log "unknown tool $1"; return 2 ;;
   esac
 }
 
-ALL=(etcd kwok kwokctl helm kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+ALL=(etcd kwok kwokctl helm kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy
+     coredns registry)
 for name in "${@:-${ALL[@]}}"; do
   override="$(env_override "$name")"
   if [[ -n "$override" ]]; then link "$name" "$override"; continue; fi
@@ -130,4 +173,6 @@ K8S_VERSION=$K8S_VERSION
 ETCD_VERSION=$ETCD_VERSION
 KWOK_VERSION=$KWOK_VERSION
 HELM_VERSION=$HELM_VERSION
+COREDNS_VERSION=$COREDNS_VERSION
+REGISTRY_VERSION=$REGISTRY_VERSION
 VERS

@@ -26,6 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest_helpers import KUBECTL, OWN_PREFIX, REPO, Kubectl, temporary_namespace  # noqa: E402,F401  (after the path)
 
 CLUSTER_DIR = Path(os.environ.get("AISRE_CLUSTER_DIR", REPO / ".cluster"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "realnode: needs the real node aisre-real-0 (skipped, with the reason, where it cannot start)")
 # kubectl writes a discovery cache even with --kubeconfig; keep it out of ~/.kube.
 os.environ.setdefault("KUBECACHEDIR", str(CLUSTER_DIR / "kube-cache"))
 

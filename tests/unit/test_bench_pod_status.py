@@ -128,6 +128,12 @@ def test_image_pull_failures_never_start_and_keep_the_pod_pending(state: str) ->
     assert _cond(s, "Initialized")["status"] == "True" and _cond(s, "PodReadyToStartContainers")["status"] == "True"
 
 
+def test_image_pull_back_off_names_the_error_it_backs_off_from_as_the_real_kubelet_does() -> None:
+    waiting = _cs(_status(_pod(), _step(state="ImagePullBackOff")))["state"]["waiting"]
+    assert waiting["message"].startswith('Back-off pulling image "registry.local/web:2": ErrImagePull: rpc error: ')
+    assert waiting["message"].endswith("registry.local/web:2: not found")
+
+
 def test_reason_and_message_override_the_kubelets() -> None:
     web = _cs(_status(_pod(), _step(state="ImagePullBackOff", reason="InvalidImageName", message="bad ref")))
     assert web["state"]["waiting"] == {"reason": "InvalidImageName", "message": "bad ref"}

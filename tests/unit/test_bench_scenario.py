@@ -193,7 +193,7 @@ def test_multi_document_setup_with_lists() -> None:
     assert [m["metadata"]["name"] for m in manifests(text)] == ["a", "b"]
 
 
-@pytest.mark.parametrize("directory", ["tests/scenarios", "scenarios"])
+@pytest.mark.parametrize("directory", ["tests/scenarios", "scenarios", "scenarios-real"])
 def test_the_repositorys_scenarios_all_load(directory: str) -> None:
     path = REPO / directory
     if not path.is_dir():

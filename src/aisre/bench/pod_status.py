@@ -163,13 +163,15 @@ def _referenced_config(container: Mapping[str, Any]) -> str | None:
 
 def _default_message(state: RuntimeState, container: Mapping[str, Any]) -> str:
     image = container.get("image", "")
+    not_found = (
+        f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": '
+        f'failed to resolve reference "{image}": {image}: not found'
+    )
     if state == RuntimeState.IMAGE_PULL_BACK_OFF:
-        return f'Back-off pulling image "{image}"'
+        # the kubelet (1.34, checked on the real node) appends the pull error it backs off from
+        return f'Back-off pulling image "{image}": ErrImagePull: {not_found}'
     if state == RuntimeState.ERR_IMAGE_PULL:
-        return (
-            f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": '
-            f'failed to resolve reference "{image}": {image}: not found'
-        )
+        return not_found
     if state == RuntimeState.CREATE_CONTAINER_CONFIG_ERROR:
         return _referenced_config(container) or "couldn't find key or object referenced by the container"
     if state == RuntimeState.RUN_CONTAINER_ERROR:

@@ -17,7 +17,7 @@ from typing import TextIO
 
 from kubernetes.client.exceptions import ApiException
 
-from aisre.bench import cluster, kwok, metrics, remediate, report
+from aisre.bench import cluster, kwok, metrics, realnode, remediate, report
 from aisre.bench.interrupts import handle_signals, shielded
 from aisre.bench.detect import DetectOutcome, detect
 from aisre.bench.llm import llm_config, llm_report
@@ -84,6 +84,10 @@ def session(options: Options, err: TextIO, items: list[LoadedScenario | LoadErro
             _log(f"cleaned up after an earlier run: {', '.join(leftovers)}", err)
         cluster.install_crds(kube)
         context.kwok_problem = cluster.kwok_available(kube)
+        if any(isinstance(i, LoadedScenario) and i.scenario.kubelet == "real" for i in items):
+            context.real_node_problem = realnode.unavailable(kube, state_dir)
+            if context.real_node_problem:
+                _log(context.real_node_problem, err)
         context.operator_namespace = _operator_namespace(kube, context)
         if not options.external_operator:
             # Detect mode: the scenarios compress minutes of trouble into seconds, so the

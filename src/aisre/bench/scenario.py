@@ -258,11 +258,19 @@ class Expect(_Model):
         return self
 
 
+# Steps that write what a kubelet (or the metrics of one) would report: a real kubelet writes
+# these itself, so a `kubelet: real` scenario may not have them.
+SIMULATION_STEPS = ("runtime", "node", "metrics")
+
+
 class Scenario(_Model):
     api_version: Literal["aisre.dev/scenario-v1"]
     name: str = Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)
     description: str = ""
     tags: list[str] = Field(default_factory=list)
+    # simulated: KWOK nodes, `runtime` steps say what the kubelet reports. real: the pods run
+    # on the real node (aisre.bench.realnode) and fail by themselves.
+    kubelet: Literal["simulated", "real"] = "simulated"
     setup: Manifests = ""
     fault: list[FaultStep] = Field(default_factory=list)
     expect: Expect
@@ -271,6 +279,15 @@ class Scenario(_Model):
     @classmethod
     def _tags_as_strings(cls, value: Any) -> Any:
         return [str(t) for t in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _real_kubelet_reports_itself(self) -> Scenario:
+        if self.kubelet == "real":
+            simulated = sorted({s.kind for s in self.fault if s.kind in SIMULATION_STEPS})
+            if simulated:
+                raise ValueError(f"kubelet: real scenarios cannot have {', '.join(simulated)} steps: "
+                                 "the real kubelet reports what happens (say what breaks, not how it is reported)")
+        return self
 
     def runtime_steps(self) -> list[tuple[int, RuntimeStep]]:
         return [(i, s.runtime) for i, s in enumerate(self.fault) if s.runtime is not None]

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from aisre.bench import kwok, metrics
+from aisre.bench import kwok, metrics, realnode
 from aisre.bench.interrupts import shielded
 from aisre.bench.kube import BenchKubeError, Kube, ObjectKey, Stream, api_error
 from aisre.bench.loader import LoadedScenario
@@ -36,6 +36,10 @@ SETUP_TIMEOUT_S = 60.0
 # are rewritten anyway if KWOK's defaults got to them first).
 STAGE_SETTLE_S = 0.3
 RUNTIME_APPLY_S = 5.0  # a runtime step waits this long for a first pod to show it
+REAL_REPORT_S = 90.0  # the longest a `kubelet: real` scenario waits for the kubelet to report
+# The kubelet posts its Warning a moment before its status manager writes the pod's status;
+# an Investigation started in between would see the Event but not the status.
+REAL_STATUS_GRACE_S = 2.0
 BASELINE_AGE_S = 1.5  # the least time between applying the baseline and the first fault step
 
 
@@ -98,6 +102,7 @@ class BenchContext:
     run_id: str
     state_dir: Path  # log files (read by kwok-controller) and node journals live here
     kwok_problem: str | None = None
+    real_node_problem: str | None = None  # why `kubelet: real` scenarios cannot run, if they cannot
     keep_namespaces: bool = False
     token: str = field(default_factory=run_token)  # the namespaces' suffix
     operator_namespace: str = "aisre-system"  # the operator's own (node-level Incidents)
@@ -185,6 +190,8 @@ class ScenarioRun:
     # --- baseline ------------------------------------------------------------------------------
     def setup(self) -> None:
         started = self._setup_started = time.monotonic()
+        if self.scenario.kubelet == "real" and self.context.real_node_problem:
+            raise ScenarioError(self.context.real_node_problem)
         self._wait_for_service_account()
         kinds = set()
         for manifest in manifests(self.scenario.setup):
@@ -205,6 +212,8 @@ class ScenarioRun:
         raise ScenarioError(f"namespace {self.namespace} got no default ServiceAccount within 30 s")
 
     def _apply(self, manifest: dict[str, Any]) -> str:
+        if self.scenario.kubelet == "real":
+            manifest = realnode.pin(manifest)
         try:
             key, created = self.kube.apply(manifest, self.namespace)
         except BenchKubeError as error:
@@ -232,11 +241,20 @@ class ScenarioRun:
             except ApiException as error:
                 raise ScenarioError(f"runtime simulation: {api_error(error)}") from error
             time.sleep(STAGE_SETTLE_S)
+        since = dt.datetime.now(dt.UTC).replace(microsecond=0)
         try:
             for index, step in enumerate(self.scenario.fault):
                 self._step(index, step)
         finally:
             self.problems.extend(e for e in self.runtime.errors if e not in self.problems)
+            self.timings["fault_s"] = time.monotonic() - started
+        if self.scenario.kubelet == "real":
+            # Nothing is simulated: the failure takes its real time to show. Investigations and
+            # the detection clock start once the kubelet has reported it.
+            reported = realnode.wait_for_kubelet(self.kube, self.namespace, since, REAL_REPORT_S)
+            self.timings["kubelet_report_s"] = reported if reported is not None else -1.0
+            if reported is not None:
+                time.sleep(REAL_STATUS_GRACE_S)  # nothing to watch for: the status has no marker
             self.timings["fault_s"] = time.monotonic() - started
 
     def _step(self, index: int, step: FaultStep) -> None:

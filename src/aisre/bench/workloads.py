@@ -48,15 +48,29 @@ def describe(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind')}/{obj['metadata']['name']} {ready}/{want} available"
 
 
-def wait_available(kube: Kube, namespace: str, kinds: set[str], timeout: float) -> list[str]:
-    """Watches each workload kind until all its objects are available; returns what is
-    still not available when ``timeout`` runs out (empty: all healthy)."""
+def _lists(kube: Kube) -> dict[str, Any]:
     apps = AppsV1Api(kube.api)
-    lists = {
+    return {
         "Deployment": apps.list_namespaced_deployment,
         "StatefulSet": apps.list_namespaced_stateful_set,
         "DaemonSet": apps.list_namespaced_daemon_set,
     }
+
+
+def not_available(kube: Kube, namespace: str, kinds: tuple[str, ...] = WORKLOAD_KINDS) -> list[str]:
+    """The workloads of ``kinds`` that are not available now, from a fresh list (no waiting)."""
+    lists = _lists(kube)
+    out = []
+    for kind in kinds:
+        items = Kube.raw(lists[kind], namespace=namespace)["items"]
+        out += [describe({**o, "kind": kind}) for o in items if not available({**o, "kind": kind})]
+    return out
+
+
+def wait_available(kube: Kube, namespace: str, kinds: set[str], timeout: float) -> list[str]:
+    """Watches each workload kind until all its objects are available; returns what is
+    still not available when ``timeout`` runs out (empty: all healthy)."""
+    lists = _lists(kube)
     deadline = time.monotonic() + timeout
     for kind in WORKLOAD_KINDS:
         if kind not in kinds:
@@ -76,8 +90,7 @@ def wait_available(kube: Kube, namespace: str, kinds: set[str], timeout: float) 
                 break
         if not all(available(o) for o in seen.values()):
             # The watch's view can lag; a fresh list is the authority before failing.
-            listed_now = Kube.raw(lists[kind], namespace=namespace)["items"]
-            not_ready = [describe({**o, "kind": kind}) for o in listed_now if not available({**o, "kind": kind})]
+            not_ready = not_available(kube, namespace, (kind,))
             if not_ready:
                 return not_ready + unready_pods(kube, namespace)
     return []

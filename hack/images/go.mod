@@ -1,0 +1,3 @@
+module aisre.local/images
+
+go 1.22
