@@ -65,7 +65,7 @@ test-unit: install
 	$(BIN)/pytest tests/unit
 
 test: tools install
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --durations=25  # the slowest tests, for keeping CI in its budget
 
 clean: cluster-down
 	rm -rf $(VENV) build .tools

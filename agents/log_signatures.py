@@ -101,9 +101,12 @@ HOST_PORT = re.compile(
     r"|(?<![\w.])(?P<host2>[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(?P<port2>\d{2,5})\b",
     re.I,
 )
+# The API server's refusal, as a client prints it: plain, or inside a JSON body with its
+# quotes escaped (``User \"system:serviceaccount:…\"``, as the Python client's ApiException does).
+QUOTE = r'\\*"'
 RBAC_SUBJECT = re.compile(
-    r'User "system:serviceaccount:(?P<namespace>[^:"]+):(?P<sa>[^"]+)" cannot (?P<verb>\w+) resource "(?P<resource>[^"]+)"'
-    r'(?: in API group "(?P<group>[^"]*)")?',
+    rf'User {QUOTE}system:serviceaccount:(?P<namespace>[^:"\\]+):(?P<sa>[^"\\]+){QUOTE} cannot (?P<verb>\w+) resource '
+    rf'{QUOTE}(?P<resource>[^"\\]+){QUOTE}(?: in API group {QUOTE}(?P<group>[^"\\]*){QUOTE})?',
 )
 NOT_HOSTS = {"localhost", "127", "0", "http", "https", "tcp", "udp", "line", "file", "server", "the", "remote", "host",
              "ipv4", "ipv6"}

@@ -20,6 +20,11 @@ CHOSEN = [
     "payments-service-selector-typo",
     "cart-redis-password-rotated",
     "queue-worker-rolebinding-wrong-subject",
+    # Mechanisms of the scenarios from public failure material: a loopback address the
+    # dependency advertises, a worker left running the web program, missing config a log names.
+    "clickstream-kafka-advertised-localhost",
+    "claims-worker-runs-puma-default-cmd",
+    "payments-gateway-optional-secret-key-renamed",
 ]
 
 

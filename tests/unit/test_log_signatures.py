@@ -94,3 +94,13 @@ def test_a_loopback_address_is_marked_as_the_clients_own() -> None:
     assert found is not None and (found.host, found.port, found.loopback) == (None, 9092, True)
     remote = classify("ERROR dial tcp 127.0.0.1:6379 failed, then dial tcp 10.1.2.3:6380: connect: connection refused")
     assert remote is not None and (remote.port, remote.loopback) == (6380, False)  # a remote address wins
+
+
+def test_an_rbac_refusal_is_read_inside_a_json_body_too() -> None:
+    line = ('ERROR - Exception when calling create_namespaced_pod: (403) Reason: Forbidden HTTP response body: '
+            '{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods is forbidden: User '
+            '\\"system:serviceaccount:etl:etl-runner\\" cannot create resource \\"pods\\" in API group \\"\\" in the '
+            'namespace \\"etl\\"","reason":"Forbidden","code":403}')
+    found = classify(line)
+    assert found is not None and found.signature == "forbidden"
+    assert found.detail == {"namespace": "etl", "sa": "etl-runner", "verb": "create", "resource": "pods", "group": ""}
