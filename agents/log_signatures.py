@@ -98,7 +98,7 @@ ERROR_LEVEL = re.compile(
 HOST_PORT = re.compile(
     r"(?:(?:[a-z][a-z0-9+.-]*)://(?:[^@/\s]+@)?|\bdial tcp\s+|\bconnect(?:ing)? to\s+|\bhost[=:\s]+\"?|@)"
     r"(?P<host>[a-zA-Z0-9][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+)*)(?::(?P<port>\d{2,5}))?"
-    r"|(?<![\w.])(?P<host2>[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(?P<port2>\d{2,5})\b",
+    r"|(?<![\w./])(?P<host2>[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(?P<port2>\d{2,5})\b(?!:\d)",  # not file:line:col
     re.I,
 )
 # The API server's refusal, as a client prints it: plain, or inside a JSON body with its

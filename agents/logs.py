@@ -27,7 +27,7 @@ from aisre.kube.scope import ref
 
 AGENT = "logs"
 SAMPLE_CHARS = 300
-TAIL_MIN_LINES = 3  # the tail is the last fifth of the lines read, at least this many
+TAIL_MIN_LINES = 2  # the tail is the last fifth of the lines read, at least this many
 
 
 def _miner() -> TemplateMiner:

@@ -208,9 +208,12 @@ async def gather(ctx: AgentContext) -> AgentResult:
         refs = [(r.kind, r.name, r.optional) for r in references]
         sources = {(r.kind, r.name): r.source for r in reversed(references)}  # the first use wins
         env_names: dict[tuple[str, str], list[str]] = {}
+        optional_keys: dict[tuple[str, str], list[str]] = {}  # read only if present: a rename leaves them unset
         for r in references:
             if r.env_name:
                 env_names.setdefault((r.kind, r.name), []).append(r.env_name)
+            if r.optional and r.key:
+                optional_keys.setdefault((r.kind, r.name), []).append(r.key)
         for reference in references:
             name, item = reference.name, reference.key
             if reference.kind == "ConfigMap" and item and name in config_data and item not in config_data[name]:
@@ -230,7 +233,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
             if not name:
                 continue
             edge(ref(workload), f"{kind}/{name}", "uses", source=sources.get((kind, name), ""),
-                 env_names=env_names.get((kind, name), [])[:20])
+                 env_names=env_names.get((kind, name), [])[:20], optional_keys=optional_keys.get((kind, name), [])[:20])
             unknown = kind == "Secret" and secrets is None
             if (kind, name) not in existing and not optional and not unknown and not (kind == "ServiceAccount" and name == "default"):
                 pull = kind == "Secret" and name in pull_secrets

@@ -17,6 +17,7 @@ from aisre.agents.log_signatures import classify, is_error, remote_of
          "connection_refused", None, None),
         ("[2026-11-26 16:20:52.118][31][warning][config] [source/common/upstream/health_checker_impl.cc:188] "
          "health check failed: connection refused", "connection_refused", None, None),
+        ("TypeError: fetch failed at node:internal/deps/undici/undici:13185:13 cause: ConnectTimeoutError", "timeout", None, None),
         ("ERROR could not connect to orders-db:5432: Connection refused", "connection_refused", "orders-db", 5432),
         # gRPC status codes as clients print them.
         ('level=error msg="list failed" error="rpc error: code = Unavailable desc = transport is closing"',

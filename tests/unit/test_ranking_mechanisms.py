@@ -358,3 +358,12 @@ def test_a_peer_that_answers_in_another_protocol_is_a_service_port_that_reaches_
     findings = [healthy(client), healthy(server), service("gp-price", 50051), edge("Service/gp-price", server, "routesTo"),
                 edge(client, "Service/gp-price", "dependsOn", via=["PRICE_ADDR"]), line]
     assert top(findings) == (C.SERVICE_PORT_MISMATCH.value, "Service/gp-price")
+
+
+def test_a_changed_secret_read_only_if_present_leaves_a_setting_missing() -> None:
+    owner = "Deployment/op-pay"
+    changed = f("ConfigChanged", agent="changes", config_kind="Secret", name="op-pay-keys", used_by=[owner])
+    uses = edge(owner, "Secret/op-pay-keys", "uses", source="env", env_names=["PSP_KEY"], optional_keys=["psp-key"])
+    assert top(crashing(owner) + [changed, uses]) == (C.MISSING_CONFIG.value, "Secret/op-pay-keys")
+    required = edge(owner, "Secret/op-pay-keys", "uses", source="env", env_names=["PSP_KEY"], optional_keys=[])
+    assert top(crashing(owner) + [changed, required]) == (C.BAD_CONFIG_CHANGE.value, "Secret/op-pay-keys")

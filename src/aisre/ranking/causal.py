@@ -36,14 +36,17 @@ MAX_NODES = 5000
 CONFIG_FIELDS = frozenset({"env", "envFrom", "args", "restartedAt"})
 CLIENT_DEMOTION = 0.5
 HISTORY_WEIGHT = 0.5  # a dependency's failure that the client's current log no longer shows
+SINGLE_LINE_WEIGHT = 0.85  # one such line, still at the end of the client's current log
 
 # What a host-less line's wording says about the peer it talks to: words in the Service's
 # name or in the env keys that name it, and the protocol's well-known ports.
 PROTOCOL_HINTS: list[tuple[re.Pattern[str], tuple[str, ...], tuple[int, ...]]] = [
-    (re.compile(r"postgres|psql|\bpq:|pg_hba|SQLSTATE|FATAL:\s+(password|role|database|no pg_hba)", re.I),
+    (re.compile(r"postgres|psql|\bpq:|pg_hba|SQLSTATE|FATAL:\s+(password|role|database|no pg_hba)"
+                r"|too many clients already|remaining connection slots are reserved", re.I),
      ("postgres", "pg", "psql", "database", "db", "sql"), (5432,)),
     (re.compile(r"mysql|mariadb|access denied for user", re.I), ("mysql", "mariadb", "database", "db", "sql"), (3306,)),
-    (re.compile(r"redis|NOAUTH|WRONGPASS|READONLY|LOADING|maxmemory", re.I), ("redis", "cache", "session"), (6379,)),
+    (re.compile(r"redis|NOAUTH|WRONGPASS|READONLY|LOADING|maxmemory|max number of clients reached", re.I),
+     ("redis", "cache", "session"), (6379,)),
     (re.compile(r"mongo", re.I), ("mongo",), (27017,)),
     (re.compile(r"kafka|broker|SASL", re.I), ("kafka", "broker"), (9092, 9093)),
     (re.compile(r"amqp|rabbit", re.I), ("rabbit", "amqp", "mq"), (5672,)),
@@ -181,7 +184,7 @@ class _Origins:
     weight: float = 1.0  # of the line being followed: errors that ended are history, not a fault
 
     def add(self, category: C, resource: str, score: float, summary: str, ids: list[str], chain: list[Link]) -> None:
-        if self.weight < 1.0:
+        if self.weight <= HISTORY_WEIGHT:
             summary += " (earlier; the client's log is clean since)"
         self.candidates.append(Candidate(category, resource, score * self.weight, summary,
                                          list(dict.fromkeys(i for i in ids if i)), "dependency", chain=chain))
@@ -367,9 +370,11 @@ def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Ca
         link = [Link(client, via)]
         # Errors that reach the end of a current log, or a client that hurts now, are a fault;
         # a burst that ended (a failover, a restart long ago) is history.
-        lasting = (bool(finding.data.get("recent")) and not finding.data.get("previous")
-                   and int(finding.data.get("count") or 0) >= PERSISTENT_PEER_ERRORS)
-        out.weight = 1.0 if lasting or ix.impacted(client) else HISTORY_WEIGHT
+        current = bool(finding.data.get("recent")) and not finding.data.get("previous")
+        if current and int(finding.data.get("count") or 0) >= PERSISTENT_PEER_ERRORS or ix.impacted(client):
+            out.weight = 1.0
+        else:  # one line at the end of a short log says less; errors the log has moved past, less still
+            out.weight = SINGLE_LINE_WEIGHT if current else HISTORY_WEIGHT
         if finding.data.get("loopback"):
             # The client reaches for itself on its dependency's port: the dependency told it to
             # (the address it advertises, a redirect), so the fault is on the dependency's side.

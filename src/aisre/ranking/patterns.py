@@ -475,9 +475,17 @@ def crashes(ix: EvidenceIndex) -> Iterable[Candidate]:
         explained = bool(_log_signatures(ix, owner, "forbidden", "exec_format", "oom", "missing_setting", "bad_args", "disk_full"))
         missing = bool(_log_signatures(ix, owner, "missing_setting"))
         for config in changed_config:
+            obj = f"{config.data['config_kind']}/{config.data['name']}"
             score = (0.82 + (0.08 if config_logs else 0) + (0.03 if "restartedAt" in fields else 0)) * (0.9 if missing else 1.0)
-            yield Candidate(C.BAD_CONFIG_CHANGE, f"{config.data['config_kind']}/{config.data['name']}", min(score, 0.93),
-                            f"{config.data['config_kind']}/{config.data['name']} changed and {owner} now fails",
+            optional = [k for src, dst, data in ix.edges("uses") if src == owner and dst == obj for k in data.get("optional_keys") or []]
+            if optional and not config_logs:
+                # Keys read only if present: a change that renamed or dropped one leaves the
+                # variable unset rather than wrong, and the program stops for want of it.
+                yield Candidate(C.MISSING_CONFIG, obj, 0.87, f"{obj} changed and {owner}, which reads "
+                                f"{', '.join(optional[:3])} from it only if present, now fails", _ids([config], crash[:2]),
+                                "crashes")
+                score *= 0.92
+            yield Candidate(C.BAD_CONFIG_CHANGE, obj, min(score, 0.93), f"{obj} changed and {owner} now fails",
                             _ids([config], crash[:2], config_logs), "crashes")
         env_only = fields and fields <= {"env", "envFrom", "restartedAt"} and "env" in fields | {"envFrom"} and fields & {"env", "envFrom"}
         if env_only:
