@@ -205,3 +205,16 @@ def program_of(container: dict[str, Any]) -> tuple[str, str, str]:
 
 def programs(template: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     return {c["name"]: program_of(c) for c in (template.get("spec") or {}).get("containers") or []}
+
+
+def cronjob_of(job: dict[str, Any]) -> str | None:
+    """The CronJob a Job is a run of: its owner, else what its name and schedule annotation say
+    (``<cronjob>-<minutes>``, as the CronJob controller names its Jobs)."""
+    meta = job["metadata"]
+    owner = next((o.get("name") for o in meta.get("ownerReferences") or [] if o.get("kind") == "CronJob"), None)
+    if owner:
+        return owner
+    if "batch.kubernetes.io/cronjob-scheduled-timestamp" in (meta.get("annotations") or {}):
+        match = re.fullmatch(r"(.+)-\d+", meta.get("name", ""))
+        return match.group(1) if match else None
+    return None

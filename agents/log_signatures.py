@@ -37,7 +37,8 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     ("wrong_listener", re.compile(
         r"malformed HTTP response|http2: frame too large|server preface|PROTOCOL_ERROR|code = Unimplemented"
         r"|unexpected HTTP status code received from server: 4\d\d|received unexpected content-type"
-        r"|first record does not look like a TLS handshake|gave HTTP response to HTTPS client|wrong version number", re.I)),
+        r"|first record does not look like a TLS handshake|gave HTTP response to HTTPS client|wrong version number"
+        r"|StatusCode\.UNIMPLEMENTED|http2 header with status: 4\d\d", re.I)),
     ("dns_failure", re.compile(
         r"no such host|name or service not known|NXDOMAIN|could not resolve|temporary failure in name resolution"
         r"|getaddrinfo (ENOTFOUND|EAI_AGAIN)|unknown host|UnknownHostException|nodename nor servname", re.I)),
@@ -75,7 +76,7 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     ("peer_error", re.compile(
         r"\b(status(code)?|code|HTTP/\d(\.\d)?|response|returned|got)[ =:\"]*5\d\d\b|\b50[234] (Bad Gateway|Service Unavailable|Gateway Time-?out)\b"
         r"|\bupstream (prematurely closed|timed out)|code = (Internal|Unknown|DataLoss)"
-        r"|StatusCode\.(INTERNAL|UNKNOWN|UNIMPLEMENTED)", re.I)),
+        r"|StatusCode\.(INTERNAL|UNKNOWN)", re.I)),
     ("oom", re.compile(r"OutOfMemoryError|out of memory|cannot allocate memory|JavaScript heap out of memory", re.I)),
     ("too_many_files", re.compile(r"too many open files|EMFILE", re.I)),
     ("permission_denied", re.compile(r"permission denied|EACCES|operation not permitted|read-only file system", re.I)),
@@ -96,7 +97,7 @@ ERROR_LEVEL = re.compile(
 
 # host:port, URLs and "connect to host" phrases; the host is the first DNS label.
 HOST_PORT = re.compile(
-    r"(?:(?:[a-z][a-z0-9+.-]*)://(?:[^@/\s]+@)?|\bdial tcp\s+|\bconnect(?:ing)? to\s+|\bhost[=:\s]+\"?|@)"
+    r"(?:(?:[a-z][a-z0-9+.-]*):///?(?:[^@/\s]+@)?|\bdial tcp\s+|\bconnect(?:ing)? to\s+|\bhost[=:\s]+\"?|@)"
     r"(?P<host>[a-zA-Z0-9][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+)*)(?::(?P<port>\d{2,5}))?"
     r"|(?<![\w./])(?P<host2>[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(?P<port2>\d{2,5})\b(?!:\d)",  # not file:line:col
     re.I,

@@ -8,11 +8,10 @@ per root, not per pod); the pod names are kept in its data.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
-from aisre.agents.base import AgentContext, Findings, parse_time, resource_of
+from aisre.agents.base import AgentContext, Findings, cronjob_of, parse_time, resource_of
 from aisre.api.evidence import AgentResult
 from aisre.kube.scope import ref
 
@@ -123,26 +122,13 @@ def _desired_ready(workload: dict[str, Any]) -> tuple[int, int, int]:
     return desired, status.get("readyReplicas", 0), status.get("availableReplicas", status.get("readyReplicas", 0))
 
 
-def _cronjob_of(job: dict[str, Any]) -> str | None:
-    """The CronJob a Job is a run of: its owner, else what its name and schedule annotation say
-    (``<cronjob>-<minutes>``, as the CronJob controller names its Jobs)."""
-    meta = job["metadata"]
-    owner = next((o.get("name") for o in meta.get("ownerReferences") or [] if o.get("kind") == "CronJob"), None)
-    if owner:
-        return owner
-    if "batch.kubernetes.io/cronjob-scheduled-timestamp" in (meta.get("annotations") or {}):
-        match = re.fullmatch(r"(.+)-\d+", meta.get("name", ""))
-        return match.group(1) if match else None
-    return None
-
-
 def _later_success(ctx: AgentContext, job: dict[str, Any], failed_at: str | None) -> dict[str, Any] | None:
     """A Job of the same CronJob that completed after this one failed, if any."""
-    cronjob, failed = _cronjob_of(job), parse_time(failed_at)
+    cronjob, failed = cronjob_of(job), parse_time(failed_at)
     if cronjob is None or failed is None:
         return None
     for other in ctx.scope.workloads:
-        if other is job or other["kind"] != "Job" or _cronjob_of(other) != cronjob:
+        if other is job or other["kind"] != "Job" or cronjob_of(other) != cronjob:
             continue
         for condition in (other.get("status") or {}).get("conditions") or []:
             done = parse_time(condition.get("lastTransitionTime"))

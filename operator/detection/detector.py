@@ -225,11 +225,21 @@ class Detector:
         return tracked
 
     def due_signals(self, now: dt.datetime) -> list[Signal]:
-        due = [s for signals in self.active.values() for s in signals if s.due() <= now]
+        due = [s for signals in self.active.values() for s in signals if s.due() <= now and not self._by_design(s)]
         # An alert past its endsAt is over, even if Alertmanager never says so.
         for key in [k for k, s in self.alerts.items() if s.until is not None and s.until <= now]:
             del self.alerts[key]
         return due + list(self.alerts.values())
+
+    def _by_design(self, signal: Signal) -> bool:
+        """Asked again at each decision, since what answers it may be seen after the signal:
+        zero replicas while a twin serves (canary, blue/green), a CronJob run a later run
+        superseded."""
+        if signal.reason == "ScaledToZero":
+            return self.index.serving_twin(signal.object)
+        if signal.reason == "JobFailed":
+            return self.index.superseded(signal.object)
+        return False
 
     def decide(self, now: dt.datetime) -> list[Operation]:
         # A node counts as unwell while it shows trouble and a little after (3 × settle): a

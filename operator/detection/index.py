@@ -8,10 +8,11 @@ number of objects by a few hundred bytes each.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from aisre.agents.base import mentions_host, template_references
+from aisre.agents.base import cronjob_of, mentions_host, parse_time, programs, template_references
 from aisre.api.meta import ResourceRef
 from aisre.kube.scope import labels_match
 
@@ -36,6 +37,16 @@ class WorkloadInfo:
     pod_labels: dict[str, str]
     env: tuple[tuple[str, str], ...]  # host-like config values: who it connects to
     claims: tuple[str, ...]
+    program: frozenset[tuple[str, str, str]] = frozenset()  # what its containers run (repository, command, args)
+
+
+@dataclass(slots=True)
+class JobRun:
+    """One run of a CronJob (or of a Job named and annotated like one)."""
+
+    cronjob: str
+    failed_at: dt.datetime | None
+    completed_at: dt.datetime | None
 
 
 @dataclass
@@ -45,6 +56,8 @@ class ClusterIndex:
     workloads: dict[tuple[str, str, str], WorkloadInfo] = field(default_factory=dict)  # (ns, kind, name)
     services: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (ns, name) → selector
     unwell_nodes: set[str] = field(default_factory=set)
+    available: dict[tuple[str, str, str], int] = field(default_factory=dict)  # available replicas; no version bump
+    job_runs: dict[tuple[str, str], JobRun] = field(default_factory=dict)  # (ns, job name)
     # Answers that only change when workloads, Services or pods change: cached per version.
     version: int = 0
     _cache_version: int = -1
@@ -121,6 +134,7 @@ class ClusterIndex:
         meta = obj.get("metadata") or {}
         key = (meta.get("namespace", ""), kind, meta.get("name", ""))
         if deleted:
+            self.available.pop(key, None)
             if self.workloads.pop(key, None) is not None:
                 self.version += 1
             return
@@ -134,12 +148,46 @@ class ClusterIndex:
         claims = [r.name for r in template_references(template) if r.kind == "PersistentVolumeClaim"]
         for vct in spec.get("volumeClaimTemplates") or []:
             claims.append(f"{(vct.get('metadata') or {}).get('name', '')}-{key[2]}-")  # a prefix: <template>-<sts>-<n>
+        status = obj.get("status") or {}
+        self.available[key] = int(status.get("availableReplicas") or status.get("numberAvailable") or 0)
         info = WorkloadInfo(
             ResourceRef(kind=kind, name=key[2], namespace=key[0]), spec.get("replicas"),
-            dict((template.get("metadata") or {}).get("labels") or {}), tuple(pairs[:MAX_ENV_PAIRS]), tuple(claims))
+            dict((template.get("metadata") or {}).get("labels") or {}), tuple(pairs[:MAX_ENV_PAIRS]), tuple(claims),
+            frozenset(programs(template).values()))
         if self.workloads.get(key) != info:
             self.workloads[key] = info
             self.version += 1
+
+    def set_job(self, job: Obj, deleted: bool = False) -> None:
+        meta = job.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        cronjob = None if deleted else cronjob_of(job)
+        if cronjob is None:
+            self.job_runs.pop(key, None)
+            return
+        times: dict[str, dt.datetime | None] = {"Failed": None, "Complete": None}
+        for cond in (job.get("status") or {}).get("conditions") or []:
+            if cond.get("type") in times and cond.get("status") == "True":
+                times[cond["type"]] = parse_time(cond.get("lastTransitionTime"))
+        self.job_runs[key] = JobRun(cronjob, times["Failed"], times["Complete"])
+
+    def superseded(self, job: ResourceRef) -> bool:
+        """Whether a later run of the same CronJob completed after this failed one."""
+        run = self.job_runs.get((job.namespace or "", job.name))
+        if run is None or run.failed_at is None:
+            return False
+        return any(other.cronjob == run.cronjob and other.completed_at and other.completed_at > run.failed_at
+                   for (ns, _), other in self.job_runs.items() if ns == job.namespace)
+
+    def serving_twin(self, workload: ResourceRef) -> bool:
+        """Whether another workload of the namespace runs the same program and has pods
+        available (a canary's primary, the live colour of a blue/green pair)."""
+        key = (workload.namespace or "", workload.kind, workload.name)
+        info = self.workloads.get(key)
+        if info is None or not info.program:
+            return False
+        return any(other_key != key and other_key[0] == key[0] and other.program == info.program
+                   and self.available.get(other_key, 0) > 0 for other_key, other in self.workloads.items())
 
     def set_service(self, svc: Obj, deleted: bool = False) -> None:
         meta = svc.get("metadata") or {}

@@ -95,3 +95,5 @@ class Pipeline:
                                                             serves_traffic=self.index.serves_traffic(obj, kind)))
             elif kind == "Job":
                 self.detector.observe(uid, job_signals(obj, self.index.owners(obj), now))
+        if kind == "Job":
+            self.index.set_job(obj, deleted)

@@ -486,3 +486,25 @@ def test_a_root_in_another_namespace_is_never_adopted(world) -> None:
                                                                                 written["spec"]["fingerprint"])}
     # Even with a valid mark for its own name, an Incident whose root is in another namespace is not detection's.
     assert store.tracked_from(elsewhere, at(2), KEY, "aisre-system") is None
+
+
+def test_zero_replicas_while_a_twin_serves_and_a_superseded_cron_run_raise_nothing(world) -> None:
+    detector, pipeline, clock = world
+    canary = deployment("api", replicas=0)
+    primary = deployment("api-primary", replicas=2, labels={"app": "api-primary"})
+    primary["status"] = {"availableReplicas": 2}
+    pipeline.handle("Service", "ADDED", service("api-canary", {"app": "api"}))
+    pipeline.handle("Deployment", "ADDED", canary)
+    assert [s.reason for s in detector.due_signals(at(0))] == ["ScaledToZero"]  # alone, it is down
+    pipeline.handle("Deployment", "ADDED", primary)  # seen later: asked again at each decision
+    assert detector.due_signals(at(0)) == []
+
+    def run(name: str, condition: str, when: float) -> dict[str, Any]:
+        return {"kind": "Job", "metadata": {"name": name, "namespace": "shop", "uid": f"j-{name}",
+                                            "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": iso(at(when))}},
+                "status": {"conditions": [{"type": condition, "status": "True", "lastTransitionTime": iso(at(when))}]}}
+
+    pipeline.handle("Job", "ADDED", run("sync-29943100", "Failed", 60))
+    assert [s.reason for s in detector.due_signals(at(61))] == ["JobFailed"]
+    pipeline.handle("Job", "ADDED", run("sync-29943110", "Complete", 120))
+    assert detector.due_signals(at(121)) == []

@@ -23,6 +23,11 @@ from aisre.agents.log_signatures import classify, is_error, remote_of
         ('level=error msg="list failed" error="rpc error: code = Unavailable desc = transport is closing"',
          "connection_refused", None, None),
         ("ERROR rpc error: code = Unauthenticated desc = invalid API key", "auth_failure", None, None),
+        ('level=error msg="quote failed" target="dns:///pricer.shop.svc.cluster.local:50051" '
+         'error="rpc error: code = Unimplemented desc = unexpected HTTP status code received from server: 404"',
+         "wrong_listener", "pricer", 50051),
+        ("grpc._channel._InactiveRpcError: status = StatusCode.UNIMPLEMENTED details = "
+         "\"Received http2 header with status: 404\"", "wrong_listener", None, None),
         ("E1206 checkout failed: rpc error: code = Internal desc = payment declined by processor", "peer_error", None, None),
         ("MongoServerError: UserNotFound: Could not find user \"app\" for db \"admin\"", "auth_failure", None, None),
         ("psycopg2.OperationalError: could not connect to server: Connection refused. Is the server running on host \"ledger-db\"",
