@@ -94,6 +94,6 @@ class Pipeline:
                 self.detector.observe(uid, workload_signals(obj, kind, now, self.th,
                                                             serves_traffic=self.index.serves_traffic(obj, kind)))
             elif kind == "Job":
-                self.detector.observe(uid, job_signals(obj, self.index.owners(obj), now))
+                self.detector.observe(uid, job_signals(obj, self.index.owners(obj), now, self.th))
         if kind == "Job":
             self.index.set_job(obj, deleted)

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from aisre.agents.base import parse_time
+from aisre.agents.base import cronjob_of, parse_time
 from aisre.api.meta import ResourceRef
 from aisre.api.signal import Signal, SignalSource, signal_key
 from aisre.api.taxonomy import Severity
@@ -190,11 +190,15 @@ def workload_signals(obj: Obj, kind: str, now: dt.datetime, th: Thresholds, *, s
     return out
 
 
-def job_signals(job: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime) -> list[Signal]:
+def job_signals(job: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, th: Thresholds) -> list[Signal]:
+    """A failed Job. A failed run of a CronJob waits ``rerun_grace`` for a later run to complete
+    (the detector then drops it as superseded); one that fails every run still counts."""
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Failed" and cond.get("status") == "True":
+            hold = th.rerun_grace if cronjob_of(job) else 0.0
             return [make_signal(SignalSource.JOB, "JobFailed", job, "Job", now, owners=owners, severity=Severity.MEDIUM,
-                            message=cond.get("message", ""), jobReason=cond.get("reason", ""))]
+                                since=parse_time(cond.get("lastTransitionTime")) or now, hold=hold,
+                                message=cond.get("message", ""), jobReason=cond.get("reason", ""))]
     return []
 
 

@@ -33,6 +33,7 @@ class Thresholds:
     logs_interval: float = 120.0  # how often container logs are read for faults only they show; 0: never
     logs_confidence: float = 0.6  # a cause seen in logs must rank at least this sure to raise a signal
     post_change_window: float = 1800.0  # after a workload's spec changes, its namespace is looked at whole this long
+    rerun_grace: float = 900.0  # a failed CronJob run waits this long for a later run to complete
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Thresholds:
@@ -50,7 +51,7 @@ class Thresholds:
         grace times shrink accordingly; the counts (restarts) stay as they are."""
         return cls(image_pull_grace=2.0, pending_grace=2.0, not_ready_grace=2.0, init_grace=12.0, node_grace=1.0,
                    pvc_grace=2.0, event_window=120.0, settle=1.0, resolve_after=10.0, tick=0.25,
-                   metrics_interval=2.0, logs_interval=2.0, post_change_window=120.0)
+                   metrics_interval=2.0, logs_interval=2.0, post_change_window=120.0, rerun_grace=10.0)
 
     def as_env(self) -> dict[str, str]:
         return {f"AISRE_DETECT_{f.name.upper()}": str(getattr(self, f.name)) for f in dataclasses.fields(self)}

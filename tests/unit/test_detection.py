@@ -505,6 +505,12 @@ def test_zero_replicas_while_a_twin_serves_and_a_superseded_cron_run_raise_nothi
                 "status": {"conditions": [{"type": condition, "status": "True", "lastTransitionTime": iso(at(when))}]}}
 
     pipeline.handle("Job", "ADDED", run("sync-29943100", "Failed", 60))
-    assert [s.reason for s in detector.due_signals(at(61))] == ["JobFailed"]
+    assert detector.due_signals(at(61)) == []  # a failed run waits for the next one
+    assert [s.reason for s in detector.due_signals(at(60 + TH.rerun_grace))] == ["JobFailed"]  # none came: it counts
     pipeline.handle("Job", "ADDED", run("sync-29943110", "Complete", 120))
-    assert detector.due_signals(at(121)) == []
+    assert detector.due_signals(at(61 + TH.rerun_grace)) == []
+    # A Job that is no CronJob's run counts at once.
+    pipeline.handle("Job", "ADDED", {"kind": "Job", "metadata": {"name": "migrate", "namespace": "shop", "uid": "j-m"},
+                                     "status": {"conditions": [{"type": "Failed", "status": "True",
+                                                                "lastTransitionTime": iso(at(200))}]}})
+    assert [s.object.name for s in detector.due_signals(at(200))] == ["migrate"]
