@@ -77,6 +77,10 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"\b(status(code)?|code|HTTP/\d(\.\d)?|response|returned|got)[ =:\"]*5\d\d\b|\b50[234] (Bad Gateway|Service Unavailable|Gateway Time-?out)\b"
         r"|\bupstream (prematurely closed|timed out)|code = (Internal|Unknown|DataLoss)"
         r"|StatusCode\.(INTERNAL|UNKNOWN)", re.I)),
+    # A backend that answers and rejects the request itself (an HTTP 4xx, not 404 or 429, for
+    # a URL the line names): the contract between the two changed on one side.
+    ("peer_rejects", re.compile(
+        r"\b4(0[0-35-9]|1\d|2[0-8]|3[01])\b[^\n]{0,40}?\b(from|for url|calling|url)[ :='\"]*https?://", re.I)),
     ("oom", re.compile(r"OutOfMemoryError|out of memory|cannot allocate memory|JavaScript heap out of memory", re.I)),
     ("too_many_files", re.compile(r"too many open files|EMFILE", re.I)),
     ("permission_denied", re.compile(r"permission denied|EACCES|operation not permitted|read-only file system", re.I)),

@@ -116,14 +116,19 @@ async def gather(ctx: AgentContext) -> AgentResult:
                     edge(a, b, "twinOf")
 
     # Services: who backs them, and whether they can route at all.
+    targets: dict[str, list[netpol.DestPort]] = {}  # Service -> the pod ports it leads to
     for service in services:
         spec = service.get("spec") or {}
         selector = spec.get("selector") or {}
         sref = ref(service)
+        containers = [c for w in owners if selector and labels_match({"matchLabels": selector}, _pod_labels(w))
+                      for c in (_template(w).get("spec") or {}).get("containers") or []]
+        targets[sref] = netpol.destination_ports(spec.get("ports") or [], containers)
         # What exists and on which ports: ranking resolves the hosts logs name against it.
         out.add("ServicePorts", f"{sref} serves {[p.get('port') for p in spec.get('ports') or []]}", key=(sref, "ports"),
                 service=sref, ports=[p.get("port") for p in spec.get("ports") or []],
-                port_names=[p.get("name") for p in spec.get("ports") or [] if p.get("name")])
+                port_names=[p.get("name") for p in spec.get("ports") or [] if p.get("name")],
+                targets=[list(t) for t in targets[sref]])
         if not selector or spec.get("type") == "ExternalName":
             continue
         selected = [p for p in pods if labels_match({"matchLabels": selector}, p["metadata"].get("labels"))
@@ -229,6 +234,13 @@ async def gather(ctx: AgentContext) -> AgentResult:
         refs.append(("ServiceAccount", sa, False))
         pull_secrets = {p.get("name") for p in spec.get("imagePullSecrets") or [] if p.get("name")}
         refs.extend(("Secret", name, False) for name in sorted(pull_secrets))
+        # The credentials its pulls present: the pod's pull secrets and its ServiceAccount's.
+        account = next((a for a in accounts if a["metadata"]["name"] == sa), {})
+        presented = sorted(pull_secrets | {p.get("name") for p in account.get("imagePullSecrets") or [] if p.get("name")})
+        if presented:
+            out.add("PullSecrets", f"{ref(workload)} pulls with {', '.join(presented)}", key=(ref(workload), "pull"),
+                    owner=ref(workload), secrets=presented,
+                    existing=[n for n in presented if secrets is None or ("Secret", n) in existing])
         for kind, name, optional in refs:
             if not name:
                 continue
@@ -276,7 +288,8 @@ async def gather(ctx: AgentContext) -> AgentResult:
         for (svc, dst) in routes:
             if svc != dep["dst"] or dst not in by_ref or client is None:
                 continue
-            for name, direction in netpol.blockers(named, _pod_labels(client), _pod_labels(by_ref[dst]))[:1]:
+            for name, direction in netpol.blockers(named, _pod_labels(client), _pod_labels(by_ref[dst]),
+                                                   targets.get(svc))[:1]:
                 blocked.setdefault(name, []).append((ref(client), dst, direction))
     for policy in policies:
         pairs = blocked.get(ref(policy))

@@ -216,7 +216,7 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
     by_id = {f.id: f for f in outcome.findings}
     ordered = [by_id[i] for i in dict.fromkeys(cited) if i in by_id]
     cited_ids = set(cited)
-    ordered += [f for f in outcome.findings if f.id not in cited_ids and f.kind not in ("Edge", "ServicePorts", "ConfigPresent", "WorkloadHealthy", "Role", "RoleBinding", "ServiceAccountAccess")]
+    ordered += [f for f in outcome.findings if f.id not in cited_ids and f.kind not in ("Edge", "ServicePorts", "ConfigPresent", "WorkloadHealthy", "Role", "RoleBinding", "ServiceAccountAccess", "PullSecrets")]
     truncated = list(outcome.truncated)
     if len(ordered) > MAX_EVIDENCE:
         truncated.append(f"evidence: kept {MAX_EVIDENCE} of {len(ordered)} items (cited first)")

@@ -110,3 +110,13 @@ def test_an_rbac_refusal_is_read_inside_a_json_body_too() -> None:
     found = classify(line)
     assert found is not None and found.signature == "forbidden"
     assert found.detail == {"namespace": "etl", "sa": "etl-runner", "verb": "create", "resource": "pods", "group": ""}
+
+
+def test_a_4xx_for_a_named_url_is_the_peer_rejecting_but_an_access_log_is_not() -> None:
+    rejected = classify("ERROR c.x.y.Client : create failed: HTTP 400 Bad Request from http://q7-api/v1/items body=\"\"")
+    assert rejected is not None and (rejected.signature, rejected.host) == ("peer_rejects", "q7-api")
+    assert classify("Client error '403 Forbidden' for url 'http://q7-api.ns.svc.cluster.local/x'").signature == "peer_rejects"
+    # A server's own access log, a 404 and a throttle are something else.
+    assert classify('10.0.0.9 - - [12/Nov/2025:10:03:41 +0000] "POST /x HTTP/1.1" 400 143 "-" "ua/1"') is None
+    assert classify("HTTP 404 Not Found from http://q7-api/v1/items/9") is None
+    assert classify("HTTP 429 Too Many Requests from http://q7-api/v1").signature == "peer_full"

@@ -26,3 +26,27 @@ def test_an_egress_policy_without_port_53_leaves_its_pods_without_dns() -> None:
     assert netpol.blocks_dns([egress_db_only], {"app": "web"}) == ["egress"]
     assert netpol.blocks_dns([egress_db_only, dns], {"app": "web"}) == []
     assert netpol.blocks_dns([egress_db_only], {"app": "other"}) == []  # not selected, not isolated
+
+
+def test_rule_ports_are_the_pods_ports_not_the_services() -> None:
+    web, db = {"app": "web"}, {"app": "db"}
+    service_ports = [{"name": "http", "port": 80, "targetPort": "http"}]
+    containers = [{"name": "db", "ports": [{"name": "http", "containerPort": 8080}]}]
+    ports = netpol.destination_ports(service_ports, containers)
+    assert ports == [(8080, "http", "TCP")]
+
+    def allowing(*entries: dict) -> tuple[str, dict]:
+        return ("allow", {"podSelector": {"matchLabels": db}, "policyTypes": ["Ingress"],
+                          "ingress": [{"from": [{"podSelector": {"matchLabels": web}}], "ports": list(entries)}]})
+
+    assert netpol.blockers([allowing({"port": 80})], web, db, ports) == [("allow", "ingress")]  # the Service's port
+    assert netpol.blockers([allowing({"port": 8080})], web, db, ports) == []
+    assert netpol.blockers([allowing({"port": "http"})], web, db, ports) == []  # by the container port's name
+    assert netpol.blockers([allowing({"port": 8000, "endPort": 8100})], web, db, ports) == []
+    assert netpol.blockers([allowing({"port": 8080, "protocol": "UDP"})], web, db, ports) == [("allow", "ingress")]
+    # No port known (no Service, no declared ports): the peer decides alone, as before.
+    assert netpol.blockers([allowing({"port": 80})], web, db) == []
+    # A Service with several ports: blocked only when none of them is admitted.
+    two = netpol.destination_ports([{"port": 80, "targetPort": 8080}, {"port": 9102, "targetPort": 9102}], [])
+    assert two == [(8080, None, "TCP"), (9102, None, "TCP")]
+    assert netpol.blockers([allowing({"port": 9102})], web, db, two) == []

@@ -367,3 +367,45 @@ def test_a_changed_secret_read_only_if_present_leaves_a_setting_missing() -> Non
     assert top(crashing(owner) + [changed, uses]) == (C.MISSING_CONFIG.value, "Secret/op-pay-keys")
     required = edge(owner, "Secret/op-pay-keys", "uses", source="env", env_names=["PSP_KEY"], optional_keys=[])
     assert top(crashing(owner) + [changed, required]) == (C.BAD_CONFIG_CHANGE.value, "Secret/op-pay-keys")
+
+
+def test_credentials_presented_and_refused_put_the_pull_secret_first() -> None:
+    def pulling(owner: str, **pull) -> list[Finding]:
+        return [f("ContainerWaiting", owner, reason="ImagePullBackOff",
+                  message='failed to fetch oauth token: unexpected status: 401 Unauthorized'),
+                f("WorkloadUnavailable", owner, desired=2, available=0, ready=0, updated=2),
+                *([f("PullSecrets", owner, agent="topology", **pull)] if pull else [])]
+
+    # A Secret the pods present, unchanged, refused by the registry: its credentials are stale.
+    assert top(pulling("Deployment/q7", secrets=["robot-x"], existing=["robot-x"])) == ("ImagePullAuth", "Secret/robot-x")
+    # No credentials presented (or the Secret is not there): the workload's pull configuration.
+    assert top(pulling("Deployment/q7")) == ("ImagePullAuth", "Deployment/q7")
+    assert top(pulling("Deployment/q7", secrets=["robot-x"], existing=[])) == ("ImagePullAuth", "Deployment/q7")
+
+
+def test_requests_a_peer_rejects_point_at_the_peers_change_only_if_it_changed() -> None:
+    def world(changed: bool) -> list[Finding]:
+        found = [service("q7", 80), edge("Service/q7", "Deployment/q7", "routesTo"),
+                 edge("Deployment/c3", "Service/q7", "dependsOn", via=["Q7_URL"]), healthy("Deployment/q7"),
+                 healthy("Deployment/c3"),
+                 f("LogSignature", "Deployment/c3", agent="logs", signature="peer_rejects", host="q7", count=4, recent=3,
+                   previous=False, sample="HTTP 400 Bad Request from http://q7/v1/x")]
+        if changed:
+            found.append(f("ConfigChanged", agent="changes", config_kind="ConfigMap", name="q7-env", used_by=["Deployment/q7"]))
+        return found
+
+    assert top(world(True)) == ("BadConfigChange", "ConfigMap/q7-env")
+    ranked = rank(world(False), "ns")
+    assert not any(h.category == C.DEPENDENCY_FAILURE and h.confidence >= 0.6 for h in ranked)
+
+
+def test_an_idle_worker_at_zero_that_nobody_uses_is_not_a_fault() -> None:
+    def world(*extra: Finding) -> list[Finding]:
+        return [f("WorkloadScaledToZero", "Deployment/w9", desired=0), service("w9-metrics", 9102),
+                edge("Service/w9-metrics", "Deployment/w9", "routesTo"), healthy("Deployment/a1"), *extra]
+
+    assert top(world())[0] == "NoFault"
+    # Someone set the zero just now, or a client depends on what it serves: it hurts.
+    assert top(world(f("ReplicasChanged", "Deployment/w9", agent="changes"))) == ("ScaledToZero", "Deployment/w9")
+    assert top(world(edge("Deployment/a1", "Service/w9-metrics", "dependsOn", via=["W9_URL"]))) == \
+        ("ScaledToZero", "Deployment/w9")

@@ -22,7 +22,7 @@ from aisre.api.meta import ResourceRef
 # cannot be reached, or answers and refuses the client; ranking follows both to the peer.
 NETWORK_SIGNATURES = ("connection_refused", "timeout", "dns_failure")
 REFUSAL_SIGNATURES = ("auth_failure", "tls_failure", "too_many_connections", "no_servers", "peer_full", "peer_error",
-                      "wrong_listener")
+                      "wrong_listener", "peer_rejects")
 PEER_SIGNATURES = NETWORK_SIGNATURES + REFUSAL_SIGNATURES
 
 

@@ -34,28 +34,75 @@ def peer_matches(peer: dict[str, Any], labels: dict[str, str]) -> bool:
     return pods is None or labels_match(pods, labels)
 
 
-def allows(spec: dict[str, Any], peer_labels: dict[str, str], direction: str) -> bool:
-    """Whether the policy's rules of one direction (``ingress``/``egress``) admit the peer."""
+# A destination port as a rule can name it: its number and its name (either may be unknown),
+# and its protocol. Rules name the pod's port, never the Service's.
+DestPort = tuple[int | None, str | None, str]
+
+
+def admits_port(rule: dict[str, Any], port: DestPort | None) -> bool:
+    """Whether a rule's ``ports`` admit the destination port (no ports, or no port known: yes)."""
+    entries = rule.get("ports") or []
+    if not entries or port is None:
+        return True
+    number, name, protocol = port
+    for entry in entries:
+        if (entry.get("protocol") or "TCP") != protocol:
+            continue
+        want = entry.get("port")
+        if want is None:
+            return True
+        if isinstance(want, str) and not want.isdigit():
+            if name is None or want == name:  # a name we cannot resolve: give it the benefit
+                return True
+            continue
+        low, high = int(want), int(entry.get("endPort") or want)
+        if number is None or low <= number <= high:
+            return True
+    return False
+
+
+def allows(spec: dict[str, Any], peer_labels: dict[str, str], direction: str, port: DestPort | None = None) -> bool:
+    """Whether the policy's rules of one direction (``ingress``/``egress``) admit the peer on
+    the destination port."""
     for rule in spec.get(direction) or []:
         peers = rule.get("from" if direction == "ingress" else "to")
-        if not peers or any(peer_matches(peer, peer_labels) for peer in peers):
+        if (not peers or any(peer_matches(peer, peer_labels) for peer in peers)) and admits_port(rule, port):
             return True
     return False
 
 
 def blockers(policies: list[tuple[str, dict[str, Any]]], client: dict[str, str],
-             server: dict[str, str]) -> list[tuple[str, str]]:
-    """(policy, direction) that stop ``client`` pods from reaching ``server`` pods. Policies
+             server: dict[str, str], ports: list[DestPort] | None = None) -> list[tuple[str, str]]:
+    """(policy, direction) that stop ``client`` pods from reaching ``server`` pods on any of
+    ``ports`` (the destination pod ports the client may use; none known: any port). Policies
     add up: a direction is cut when some policy isolates the pod in it and none of those
-    admits the peer. The ones with rules of that direction come first (the allow-list a
-    person would extend), then the plain deny-alls."""
+    admits the peer on one of the ports. The ones with rules of that direction come first
+    (the allow-list a person would extend), then the plain deny-alls."""
     out: list[tuple[str, str]] = []
+    tried: list[DestPort | None] = list(ports) if ports else [None]
     for direction, kind, isolated, peer in (("ingress", "Ingress", server, client), ("egress", "Egress", client, server)):
         isolating = [(name, spec) for name, spec in policies if kind in policy_types(spec) and selects(spec, isolated)]
-        if not isolating or any(allows(spec, peer, direction) for _, spec in isolating):
+        if not isolating or any(allows(spec, peer, direction, port) for _, spec in isolating for port in tried):
             continue
         isolating.sort(key=lambda item: not item[1].get(direction))
         out += [(name, direction) for name, _ in isolating]
+    return out
+
+
+def destination_ports(service_ports: list[dict[str, Any]], containers: list[dict[str, Any]]) -> list[DestPort]:
+    """The pod ports a Service's ports lead to: each targetPort (or port) resolved against the
+    containers' declared ports, by number or by name."""
+    declared = [p for c in containers for p in c.get("ports") or []]
+    by_name = {p["name"]: p.get("containerPort") for p in declared if p.get("name")}
+    by_number = {p.get("containerPort"): p.get("name") for p in declared}
+    out: list[DestPort] = []
+    for port in service_ports:
+        target = port.get("targetPort", port.get("port"))
+        protocol = port.get("protocol") or "TCP"
+        if isinstance(target, str) and not target.isdigit():
+            out.append((by_name.get(target), target, protocol))
+        elif target is not None:
+            out.append((int(target), by_number.get(int(target)), protocol))
     return out
 
 

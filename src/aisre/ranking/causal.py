@@ -158,16 +158,31 @@ def _policies(ix: EvidenceIndex) -> list[tuple[str, dict]]:
     return [(p.data["policy"], p.data.get("spec") or {}) for p in ix.kind("NetworkPolicy")]
 
 
-def _policies_between(ix: EvidenceIndex, client: str, server: str) -> list[Finding]:
+def _destination_ports(ix: EvidenceIndex, service: str, port: object) -> list[netpol.DestPort]:
+    """The server's pod ports the client reaches through the Service: the one behind the port
+    its log names, else any the Service leads to."""
+    found = next((f for f in ix.kind("ServicePorts") if f.data["service"] == service), None)
+    if found is None:
+        return []
+    targets = [(t[0], t[1], t[2]) for t in found.data.get("targets") or []]
+    served = list(found.data.get("ports") or [])
+    port = int(port) if isinstance(port, str) and port.isdigit() else port
+    if port in served and len(served) == len(targets):
+        return [targets[served.index(port)]]
+    return targets
+
+
+def _policies_between(ix: EvidenceIndex, client: str, server: str, service: str = "", port: object = None) -> list[Finding]:
     """The NetworkPolicy that stops the client's pods from reaching the server's, if any."""
     client_labels, server_labels = ix.labels_of(client), ix.labels_of(server)
     if not client_labels and not server_labels:
         return []
     found = {p.data["policy"]: p for p in ix.kind("NetworkPolicy")}
+    ports = _destination_ports(ix, service, port) if service else []
     return [Finding(id=found[name].id, agent=found[name].agent, kind="NetworkPolicyBlocks", summary=found[name].summary,
                     resource=found[name].resource,
                     data={"policy": name, "blocked": [{"client": client, "server": server, "direction": direction}]})
-            for name, direction in netpol.blockers(_policies(ix), client_labels, server_labels)[:1]]
+            for name, direction in netpol.blockers(_policies(ix), client_labels, server_labels, ports)[:1]]
 
 
 def _changed_object(change: Finding) -> str:
@@ -250,7 +265,7 @@ def _unreachable(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: F
         chain = link + [Link(service, [graph.edges[service, server].get("evidence", "")])]
         policies = [f for f in ix.kind("NetworkPolicyBlocks")
                     if any(b["client"] == client and b["server"] == server for b in f.data.get("blocked") or [])]
-        policies = policies or _policies_between(ix, client, server)
+        policies = policies or _policies_between(ix, client, server, service, finding.data.get("port"))
         if policies:
             out.add(C.NETWORK_POLICY_BLOCK, policies[0].data["policy"], 0.92,
                     f"{policies[0].data['policy']} blocks {client} from reaching {server}", ids + [policies[0].id],
@@ -287,7 +302,7 @@ def _unreachable(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: F
 REFUSALS = {"auth_failure": "rejects its credentials", "tls_failure": "fails the TLS handshake",
             "too_many_connections": "refuses more connections", "no_servers": "has no usable server",
             "peer_full": "is full and refuses writes", "peer_error": "answers with server errors",
-            "wrong_listener": "answers in another protocol"}
+            "wrong_listener": "answers in another protocol", "peer_rejects": "rejects its requests (HTTP 4xx)"}
 
 
 def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Finding, service: str, link: list[Link],
@@ -345,6 +360,8 @@ def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Findi
                 out.add(C.APPLICATION_ERROR, server, 0.84 * weight, f"the new version of {server} {what} to {client}",
                         ids + [rollout.id] + server_evidence, chain + [Link(server, server_evidence + [rollout.id])])
         score = 0.86 if ix.impacted(server) else 0.74
+        if finding.data["signature"] == "peer_rejects" and not configs and rollout is None:
+            score = 0.45  # a request the peer judges bad, and nothing on its side changed: as likely the client's
         out.add(C.DEPENDENCY_FAILURE, server, score * weight, f"{server} (behind {service}) {what}; {client} fails",
                 ids + server_evidence, chain + [Link(server, server_evidence)])
     out.demote_client(ix, client)

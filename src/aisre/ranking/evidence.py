@@ -73,7 +73,7 @@ class EvidenceIndex:
         if self.of(owner, "JobSuperseded"):
             return False
         for finding in self.of(owner):
-            if finding.kind == "WorkloadScaledToZero" and self.healthy_twins(owner):
+            if finding.kind == "WorkloadScaledToZero" and (self.healthy_twins(owner) or self.idle_at_zero(owner)):
                 continue
             if finding.kind == "WorkloadUnavailable" and finding.data.get("available", 0) >= finding.data.get("desired", 0):
                 continue
@@ -86,6 +86,14 @@ class EvidenceIndex:
             if self.restarting_now(finding) or self.persistent_peer_errors(finding):
                 return True
         return self.liveness_kills(owner) >= LIVENESS_KILLS
+
+    def idle_at_zero(self, owner: str) -> bool:
+        """At zero replicas since before the window, and nothing depends on it: an idle worker
+        (scaled to zero by its autoscaler or by hand), whose Service, if any, no one uses."""
+        if self.of(owner, "ReplicasChanged"):
+            return False
+        routed = {src for src, dst, _ in self.edges("routesTo") if dst == owner}
+        return not any(dst in routed for _, dst, _ in self.edges("dependsOn"))
 
     @staticmethod
     def restarting_now(finding: Finding) -> bool:

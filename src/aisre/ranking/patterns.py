@@ -27,6 +27,8 @@ AUTH_PULL = re.compile(
     r"\b401\b|unauthori[sz]ed|authentication required|no basic auth credentials|authorization failed|failed to authorize"
     r"|invalid username/password|denied: requested access|insufficient_scope|403 forbidden|image pull secrets"
     r"|toomanyrequests|pull rate limit", re.I)  # the last: anonymous pulls throttled; credentials lift the limit
+# A refusal of the credentials presented (not a throttle, not a missing scope for the repository).
+AUTH_REFUSED = re.compile(r"\b401\b|unauthori[sz]ed|invalid username/password|authentication required", re.I)
 IMAGE_MISSING = re.compile(
     r"not found|manifest unknown|name unknown|does not exist|invalid reference format|no such host|InvalidImageName", re.I)
 INSUFFICIENT = re.compile(r"Insufficient (cpu|memory|pods|ephemeral-storage|nvidia|[a-z0-9./-]+)|Too many pods", re.I)
@@ -91,6 +93,15 @@ def image_pull(ix: EvidenceIndex) -> Iterable[Candidate]:
                 yield Candidate(C.IMAGE_PULL_AUTH, f"Secret/{secret.data['name']}", 0.93,
                                 f"the pull secret Secret/{secret.data['name']} changed and the registry now refuses "
                                 f"{owner}'s image", _ids([finding, secret], pulls), "image_pull")
+            # Credentials are presented, nothing about the pull changed, and the registry refuses
+            # them: what the Secret holds no longer works (expired, revoked), not the workload.
+            presented = [p for p in ix.of(owner, "PullSecrets") if p.data.get("existing")]
+            stale = presented and not rotated and not change and not missing_secret and AUTH_REFUSED.search(text)
+            for holder in presented if stale else []:
+                secret_name = holder.data["existing"][0]
+                yield Candidate(C.IMAGE_PULL_AUTH, f"Secret/{secret_name}", 0.92,
+                                f"{owner} presents Secret/{secret_name} and the registry refuses it: its credentials "
+                                "no longer work", _ids([finding, holder], pulls), "image_pull")
             yield Candidate(C.IMAGE_PULL_AUTH, owner, 0.9 if not rotated else 0.8,
                             f"the registry refuses to serve the image of {owner}: credentials (imagePullSecrets) "
                             "are missing or wrong", _ids([finding], pulls, change, missing_secret), "image_pull")
@@ -427,7 +438,9 @@ def scaled_to_zero(ix: EvidenceIndex) -> Iterable[Candidate]:
         changes = ix.of(owner, "ReplicasChanged")
         routed = [src for src, dst, _ in ix.edges("routesTo") if dst == owner]
         dependents = [src for src, dst, _ in ix.edges("dependsOn") if dst in routed]
-        score = 0.88 if changes else (0.75 if routed or dependents else 0.5)
+        # Relevance: a Service in front of it that nobody uses (its metrics endpoint) hurts no one;
+        # a zero someone set just now, or one that clients depend on, does.
+        score = 0.88 if changes else (0.75 if dependents else (0.45 if routed else 0.4))
         twins = ix.healthy_twins(owner)
         if twins:  # another workload runs the same program and serves: by design (canary, blue/green)
             score *= 0.4
