@@ -30,7 +30,10 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     ("bad_args", re.compile(
         r"flag provided but not defined|unknown (shorthand )?flag\b|unknown command \S+ for|unrecognized (arguments?|option)"
         r"|invalid option --|error: unexpected argument|error: (unknown|unrecognized) (option|argument)"
-        r"|^\s*usage: [\w./-]+ \[", re.I)),
+        r"|^\s*usage: [\w./-]+ \["
+        # A launcher asked for a script or subcommand it does not have (npm, yarn, click, Django, Rails, Thor).
+        r"|\bMissing script: |error Command \"[^\"]+\" not found|Error: No such command|Unknown command: '?\w"
+        r"|Could not find command \"", re.I)),
     # The program's own disk is full (a volume it writes to, or the node's disk under it).
     ("disk_full", re.compile(r"no space left on device|ENOSPC|disk (is )?full|could not (extend|write to) file.*space", re.I)),
     # What answers speaks another protocol: the Service sends the client to the wrong listener.
@@ -62,7 +65,8 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"|rate limit(ed| exceeded)|throttl(ed|ing) request|ServerBusy|Service is overloaded|code = ResourceExhausted", re.I)),
     ("connection_refused", re.compile(
         r"connection refused|ECONNREFUSED|actively refused|connect: connection reset|connection reset by peer|ECONNRESET"
-        r"|code = Unavailable|StatusCode\.UNAVAILABLE|status: Unavailable", re.I)),
+        r"|code = Unavailable|StatusCode\.UNAVAILABLE|status: Unavailable"
+        r"|could not be established\. Broker may not be available", re.I)),  # the Kafka client's refusal
     ("timeout", re.compile(
         r"i/o timeout|timed out|deadline exceeded|ETIMEDOUT|connect(ion)?[ _-]?time-?out|context deadline|timeout (after|while|waiting)",
         re.I)),

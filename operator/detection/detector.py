@@ -233,10 +233,10 @@ class Detector:
 
     def _by_design(self, signal: Signal) -> bool:
         """Asked again at each decision, since what answers it may be seen after the signal:
-        zero replicas while a twin serves (canary, blue/green), a CronJob run a later run
-        superseded."""
+        zero replicas while a twin serves (canary, blue/green) or since before we watched
+        with nothing depending on it (an idle worker), a CronJob run a later run superseded."""
         if signal.reason == "ScaledToZero":
-            return self.index.serving_twin(signal.object)
+            return self.index.serving_twin(signal.object) or self.index.idle_at_zero(signal.object)
         if signal.reason == "JobFailed":
             return self.index.superseded(signal.object)
         return False

@@ -58,6 +58,7 @@ class ClusterIndex:
     unwell_nodes: set[str] = field(default_factory=set)
     available: dict[tuple[str, str, str], int] = field(default_factory=dict)  # available replicas; no version bump
     job_runs: dict[tuple[str, str], JobRun] = field(default_factory=dict)  # (ns, job name)
+    zeroed_while_watched: set[tuple[str, str, str]] = field(default_factory=set)  # (ns, kind, name) scaled to 0 since we watch
     # Answers that only change when workloads, Services or pods change: cached per version.
     version: int = 0
     _cache_version: int = -1
@@ -178,6 +179,23 @@ class ClusterIndex:
             return False
         return any(other.cronjob == run.cronjob and other.completed_at and other.completed_at > run.failed_at
                    for (ns, _), other in self.job_runs.items() if ns == job.namespace)
+
+    def note_scaled(self, kind: str, obj: Obj, zeroed: bool) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), kind, meta.get("name", ""))
+        if zeroed:
+            self.zeroed_while_watched.add(key)
+        elif (obj.get("spec") or {}).get("replicas") != 0:
+            self.zeroed_while_watched.discard(key)
+
+    def idle_at_zero(self, workload: ResourceRef) -> bool:
+        """At zero since before we watched, and no workload's config names a Service in front
+        of it: an idle worker (its autoscaler scaled it to zero), which hurts no one."""
+        key = (workload.namespace or "", workload.kind, workload.name)
+        if key in self.zeroed_while_watched:
+            return False
+        return not any(other_key[0] == key[0] and self.depends_on(other.ref, workload)
+                       for other_key, other in self.workloads.items())
 
     def serving_twin(self, workload: ResourceRef) -> bool:
         """Whether another workload of the namespace runs the same program and has pods

@@ -39,7 +39,7 @@ class Pipeline:
         when = self.changed_at.get(namespace)
         return when is not None and when >= since
 
-    def _note_generation(self, uid: str, namespace: str, obj: Obj, deleted: bool, now: dt.datetime) -> None:
+    def _note_generation(self, uid: str, namespace: str, kind: str, obj: Obj, deleted: bool, now: dt.datetime) -> None:
         # A spec change bumps metadata.generation; the first sight of an object is not a change.
         generation = int((obj.get("metadata") or {}).get("generation") or 0)
         if deleted:
@@ -49,6 +49,9 @@ class Pipeline:
         self.generations[uid] = generation
         if before is not None and generation > before:
             self.changed_at[namespace] = now
+        # A zero set while we watch is someone's act, whether or not anything depends on it.
+        self.index.note_scaled(kind, obj, zeroed=(obj.get("spec") or {}).get("replicas") == 0 and before is not None
+                               and generation > before)
 
     def handle(self, kind: str, event_type: str, obj: Obj) -> None:
         """One watch event (ADDED, MODIFIED, DELETED) of one object of ``kind``."""
@@ -87,7 +90,7 @@ class Pipeline:
             if kind in ROLLOUT_KINDS or kind == "Job" and not self.index.owners(obj):
                 self.index.set_workload(obj, kind, deleted)
             if kind in ROLLOUT_KINDS and namespace is not None:
-                self._note_generation(uid, namespace, obj, deleted, now)
+                self._note_generation(uid, namespace, kind, obj, deleted, now)
             if deleted:
                 return
             if kind in ROLLOUT_KINDS:

@@ -490,11 +490,14 @@ def test_a_root_in_another_namespace_is_never_adopted(world) -> None:
 
 def test_zero_replicas_while_a_twin_serves_and_a_superseded_cron_run_raise_nothing(world) -> None:
     detector, pipeline, clock = world
-    canary = deployment("api", replicas=0)
+    canary = deployment("api", replicas=2)
     primary = deployment("api-primary", replicas=2, labels={"app": "api-primary"})
     primary["status"] = {"availableReplicas": 2}
     pipeline.handle("Service", "ADDED", service("api-canary", {"app": "api"}))
     pipeline.handle("Deployment", "ADDED", canary)
+    canary = deployment("api", replicas=0)
+    canary["metadata"]["generation"] = 2
+    pipeline.handle("Deployment", "MODIFIED", canary)
     assert [s.reason for s in detector.due_signals(at(0))] == ["ScaledToZero"]  # alone, it is down
     pipeline.handle("Deployment", "ADDED", primary)  # seen later: asked again at each decision
     assert detector.due_signals(at(0)) == []
@@ -514,3 +517,12 @@ def test_zero_replicas_while_a_twin_serves_and_a_superseded_cron_run_raise_nothi
                                      "status": {"conditions": [{"type": "Failed", "status": "True",
                                                                 "lastTransitionTime": iso(at(200))}]}})
     assert [s.object.name for s in detector.due_signals(at(200))] == ["migrate"]
+
+
+def test_a_worker_idle_at_zero_since_before_we_watched_raises_nothing_unless_a_client_names_it(world) -> None:
+    detector, pipeline, _ = world
+    pipeline.handle("Service", "ADDED", service("w9-metrics", {"app": "w9"}))
+    pipeline.handle("Deployment", "ADDED", deployment("w9", replicas=0))
+    assert detector.due_signals(at(0)) == []  # its autoscaler left it at zero; nobody uses the Service
+    pipeline.handle("Deployment", "ADDED", deployment("a1", env={"W9_URL": "http://w9-metrics:9102"}))
+    assert [s.reason for s in detector.due_signals(at(0))] == ["ScaledToZero"]  # a client names it: it hurts

@@ -120,3 +120,9 @@ def test_a_4xx_for_a_named_url_is_the_peer_rejecting_but_an_access_log_is_not() 
     assert classify('10.0.0.9 - - [12/Nov/2025:10:03:41 +0000] "POST /x HTTP/1.1" 400 143 "-" "ua/1"') is None
     assert classify("HTTP 404 Not Found from http://q7-api/v1/items/9") is None
     assert classify("HTTP 429 Too Many Requests from http://q7-api/v1").signature == "peer_full"
+
+
+@pytest.mark.parametrize("line", ['npm error Missing script: "start:prod"', 'error Command "serve" not found.',
+                                  "Error: No such command 'wrker'.", "Unknown command: 'migrat'"])
+def test_a_launcher_without_the_script_or_subcommand_is_a_bad_command(line: str) -> None:
+    assert classify(line).signature == "bad_args"

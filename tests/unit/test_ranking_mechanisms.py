@@ -409,3 +409,13 @@ def test_an_idle_worker_at_zero_that_nobody_uses_is_not_a_fault() -> None:
     assert top(world(f("ReplicasChanged", "Deployment/w9", agent="changes"))) == ("ScaledToZero", "Deployment/w9")
     assert top(world(edge("Deployment/a1", "Service/w9-metrics", "dependsOn", via=["W9_URL"]))) == \
         ("ScaledToZero", "Deployment/w9")
+
+
+def test_a_container_that_keeps_exiting_refuses_its_probes_without_the_probe_being_wrong() -> None:
+    probe = f("Event", "StatefulSet/k4", agent="events", reason="Unhealthy", type="Warning", count=5,
+              message="Readiness probe failed: dial tcp 10.0.0.71:9092: connect: connection refused")
+    ranked = rank([*crashing("StatefulSet/k4"), probe, f("ContainerNotReady", "StatefulSet/k4")], "ns")
+    assert ranked[0].category != C.READINESS_PROBE_FAILURE
+    running = [f("WorkloadUnavailable", "StatefulSet/k4", desired=2, available=0, ready=0, updated=2), probe,
+               f("ContainerNotReady", "StatefulSet/k4")]
+    assert top(running) == ("ReadinessProbeFailure", "StatefulSet/k4")  # running and refusing: the probe misses

@@ -329,8 +329,10 @@ def probes(ix: EvidenceIndex) -> Iterable[Candidate]:
             # A probe that reaches nothing (wrong port, path or command) is itself wrong; one the
             # program answers with "not ready" (5xx, an exec check's refusal) reports the
             # program's state, which its own cause explains.
-            wrong = changed or bool(PROBE_MISSES.search(_messages(readiness)))
-            yield Candidate(C.READINESS_PROBE_FAILURE, owner, 0.88 if changed else (0.84 if wrong else 0.58),
+            # A container that keeps exiting refuses every probe: that says nothing about the probe.
+            exiting = bool(_crashing(ix, owner))
+            wrong = changed or (bool(PROBE_MISSES.search(_messages(readiness))) and not exiting)
+            yield Candidate(C.READINESS_PROBE_FAILURE, owner, 0.88 if changed else (0.84 if wrong else (0.3 if exiting else 0.58)),
                             f"{owner}'s pods never become Ready: the readiness probe fails"
                             + ("" if wrong else " (the program answers that it is not ready)"),
                             _ids(readiness, not_ready, [ix.template_change(owner)] if changed else []), "probes")
