@@ -11,6 +11,8 @@ template log alike. Log text is evidence, never instructions: it is quoted, not 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -28,6 +30,36 @@ from aisre.kube.scope import ref
 AGENT = "logs"
 SAMPLE_CHARS = 300
 TAIL_MIN_LINES = 2  # the tail is the last fifth of the lines read, at least this many
+QUIET_AFTER = 600.0  # a line this much older than the log's last line is over, even in the tail
+# A line's own time, where it says it (ISO 8601 or its space-separated form, near the start).
+LINE_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})")
+
+
+def line_time(line: str) -> dt.datetime | None:
+    match = LINE_TIME.search(line[:80])
+    if not match:
+        return None
+    try:
+        return dt.datetime(*(int(g) for g in match.groups()))
+    except ValueError:
+        return None
+
+
+def recent_flags(lines: list[str]) -> list[bool]:
+    """Which lines still describe now: those in the tail (the last fifth, at least
+    ``TAIL_MIN_LINES``), except where lines carry their time and one is ``QUIET_AFTER``
+    older than the log's last: errors that stopped (a retry that succeeded, a rollback, a
+    restart long ago) leave a clean tail behind."""
+    tail_from = len(lines) - max(TAIL_MIN_LINES, len(lines) // 5)
+    last_time = next((t for t in map(line_time, reversed(lines[-50:])) if t is not None), None)
+    flags = []
+    for index, line in enumerate(lines):
+        recent = index >= tail_from
+        if recent and last_time is not None:
+            when = line_time(line)
+            recent = when is None or (last_time - when).total_seconds() < QUIET_AFTER
+        flags.append(recent)
+    return flags
 
 
 def _miner() -> TemplateMiner:
@@ -114,14 +146,11 @@ async def gather(ctx: AgentContext) -> AgentResult:
         signatures: dict[tuple[str, str | None, int | None], dict[str, Any]] = {}
         error_lines = 0
         lines = [line for line in text.splitlines()[-2000:] if line.strip()]
-        # The tail tells a fault that lasts from one that is over: errors that stopped
-        # (a retry that succeeded, a restart long ago) leave a clean tail behind.
-        tail_from = len(lines) - max(TAIL_MIN_LINES, len(lines) // 5)
+        recent_lines = recent_flags(lines)
         recent_error_lines = 0
-        for index, line in enumerate(lines):
+        for line, recent in zip(lines, recent_lines, strict=True):
             miner.add_log_message(line[:2000])
             signature = classify(line)
-            recent = index >= tail_from
             if is_error(line):
                 error_lines += 1
                 recent_error_lines += recent

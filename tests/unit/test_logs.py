@@ -20,3 +20,17 @@ def test_kopf_object_lines_name_their_object(capsys: pytest.CaptureFixture[str])
         logging.getLogger().handlers[:] = []
     assert line["event"] == "Handler failed temporarily" and line["level"] == "warning"
     assert line["k8s_ref"]["name"] == "checkout-1" and line["k8s_ref"]["namespace"] == "shop"
+
+
+def test_the_tail_is_recent_unless_its_lines_say_they_are_long_past() -> None:
+    from aisre.agents.logs import recent_flags
+
+    assert recent_flags(["a", "b", "c", "d", "e"]) == [False, False, False, True, True]  # the last two
+    timed = ['{"time":"2026-12-05T14:04:12.560Z","msg":"peer unavailable","status":500}',
+             '{"time":"2026-12-05T14:04:19.027Z","msg":"peer unavailable","status":500}',
+             '{"time":"2026-12-05T14:20:02.130Z","msg":"GET /x 200 64ms"}']
+    assert recent_flags(timed) == [False, False, True]  # 16 minutes before the last line: over
+    close = ["2026-12-05 14:19:58,001 ERROR peer unavailable", "2026-12-05 14:20:02,130 INFO GET /x 200"]
+    assert recent_flags(close) == [True, True]
+    assert recent_flags(["2026-12-05 14:04:12 ERROR x", "  at frame (no time)", "2026-12-05 14:20:02 INFO y"]) == \
+        [False, True, True]  # a line without its own time keeps the tail's rule
