@@ -57,7 +57,8 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"no reachable servers|server selection (error|timeout|timed out)|No servers? available|all (nodes|hosts|servers|brokers) (failed|down|unavailable)"
         r"|NoBrokersAvailable|no brokers? (available|found)|CLUSTERDOWN|Could not connect to any (servers|hosts)|NoHostAvailable"
         r"|failed to connect to all addresses|no healthy upstream|upstream connect error|MasterNotFound|No master|not the leader"
-        r"|READONLY You can't write|LOADING Redis is loading", re.I)),
+        r"|READONLY You can't write|LOADING Redis is loading"
+        r"|Not enough replicas available for query|Cannot achieve consistency level|NOT_ENOUGH_REPLICAS", re.I)),
     # A dependency that is full or throttling: it refuses writes or requests until it has room.
     ("peer_full", re.compile(
         r"OOM command not allowed|used memory > 'maxmemory'|cluster_block_exception|index read-only|read-only-allow-delete"
@@ -79,6 +80,7 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     # A backend that answers with server errors (an HTTP 5xx from a named peer).
     ("peer_error", re.compile(
         r"\b(status(code)?|code|HTTP/\d(\.\d)?|response|returned|got)[ =:\"]*5\d\d\b|\b50[234] (Bad Gateway|Service Unavailable|Gateway Time-?out)\b"
+        r"|https?://\S+:? 5\d\d\b|\b500 Internal Server Error\b"
         r"|\bupstream (prematurely closed|timed out)|code = (Internal|Unknown|DataLoss)"
         r"|StatusCode\.(INTERNAL|UNKNOWN)", re.I)),
     # A backend that answers and rejects the request itself (an HTTP 4xx, not 404 or 429, for
@@ -94,7 +96,7 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"|failed to (load|read|parse) (config|configuration|settings)", re.I)),
     ("missing_file", re.compile(r"no such file or directory|FileNotFoundError|ENOENT|not found in \$PATH", re.I)),
     ("panic", re.compile(
-        r"^panic:|goroutine \d+ \[running\]|Traceback \(most recent call last\)|Exception in thread"
+        r"^panic:|goroutine \d+ \[running\]|Traceback \(most recent call last\)|Exception in thread|^thread '[^']*' panicked at"
         r"|^\s+at [\w.$<>]+\(.*(\.java|\.kt|\.scala):\d+\)|Unhandled(Promise)?Rejection|uncaught exception"
         r"|segmentation fault|SIGSEGV|fatal error:|NullPointerException|TypeError:|KeyError:|AttributeError:", re.I)),
 ]

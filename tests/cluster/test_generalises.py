@@ -25,6 +25,10 @@ CHOSEN = [
     "clickstream-kafka-advertised-localhost",
     "claims-worker-runs-puma-default-cmd",
     "payments-gateway-optional-secret-key-renamed",
+    # A NetworkPolicy judged on the pod's port behind a Service; a peer that rejects requests
+    # (HTTP 4xx for URLs with fully qualified Service names) after its config changed.
+    "ratings-netpol-port-is-service-port",
+    "orders-api-django-allowed-hosts-hardened",
 ]
 
 

@@ -126,3 +126,16 @@ def test_a_4xx_for_a_named_url_is_the_peer_rejecting_but_an_access_log_is_not() 
                                   "Error: No such command 'wrker'.", "Unknown command: 'migrat'"])
 def test_a_launcher_without_the_script_or_subcommand_is_a_bad_command(line: str) -> None:
     assert classify(line).signature == "bad_args"
+
+
+@pytest.mark.parametrize(("line", "signature", "host"), [
+    ('"err":"POST http://q7-engine/v1/quotes: 500 Internal Server Error"', "peer_error", "q7-engine"),
+    ("thread 'tokio-runtime-worker' panicked at src/quote/multileg.rs:142:58:", "panic", None),
+    ("UnavailableException: Not enough replicas available for query at consistency LOCAL_QUORUM (2 required but only 1 alive)",
+     "no_servers", None),
+    ("[Consumer clientId=c-1] Connection to node -1 (k4/10.0.0.70:9092) could not be established. Broker may not be available.",
+     "connection_refused", None),
+])
+def test_runtime_and_client_wordings(line: str, signature: str, host: str | None) -> None:
+    found = classify(line)
+    assert found is not None and (found.signature, found.host) == (signature, host)

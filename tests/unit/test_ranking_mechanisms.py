@@ -419,3 +419,13 @@ def test_a_container_that_keeps_exiting_refuses_its_probes_without_the_probe_bei
     running = [f("WorkloadUnavailable", "StatefulSet/k4", desired=2, available=0, ready=0, updated=2), probe,
                f("ContainerNotReady", "StatefulSet/k4")]
     assert top(running) == ("ReadinessProbeFailure", "StatefulSet/k4")  # running and refusing: the probe misses
+
+
+def test_every_pod_ready_while_availability_waits_is_no_outage() -> None:
+    rolling = [f("WorkloadUnavailable", "StatefulSet/c5", desired=3, available=2, ready=3, updated=1), healthy("Deployment/a1")]
+    assert top(rolling)[0] == "NoFault"
+    errored = [f("WorkloadUnavailable", "Deployment/b2", desired=3, available=0, ready=0, updated=3),
+               f("ContainerNotReady", "Deployment/b2"),
+               f("Event", "Deployment/b2", agent="events", reason="Unhealthy", type="Warning", count=31,
+                 message='Readiness probe errored: strconv.Atoi: parsing "http": invalid syntax')]
+    assert top(errored) == ("ReadinessProbeFailure", "Deployment/b2")  # the kubelet could not run the probe

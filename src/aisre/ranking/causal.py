@@ -357,7 +357,9 @@ def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Findi
                         f"{server}'s rollout changed its {', '.join(sorted(fields & CONFIG_FIELDS))} and it now {what}",
                         ids + [rollout.id], chain + [Link(server, [rollout.id])])
             if "image" in fields and finding.data["signature"] == "peer_error":
-                out.add(C.APPLICATION_ERROR, server, 0.84 * weight, f"the new version of {server} {what} to {client}",
+                # Its own log showing its code crash (a panic, a stack trace) makes it the new code's fault.
+                crashes = any(f.data.get("signature") == "panic" for f in ix.of(server, "LogSignature"))
+                out.add(C.APPLICATION_ERROR, server, (0.92 if crashes else 0.84) * weight, f"the new version of {server} {what} to {client}",
                         ids + [rollout.id] + server_evidence, chain + [Link(server, server_evidence + [rollout.id])])
         score = 0.86 if ix.impacted(server) else 0.74
         if finding.data["signature"] == "peer_rejects" and not configs and rollout is None:

@@ -75,7 +75,9 @@ class EvidenceIndex:
         for finding in self.of(owner):
             if finding.kind == "WorkloadScaledToZero" and (self.healthy_twins(owner) or self.idle_at_zero(owner)):
                 continue
-            if finding.kind == "WorkloadUnavailable" and finding.data.get("available", 0) >= finding.data.get("desired", 0):
+            # Every pod Ready (availability waits out minReadySeconds during a rollout) is not an outage.
+            if finding.kind == "WorkloadUnavailable" and max(finding.data.get("available") or 0,
+                                                             finding.data.get("ready") or 0) >= (finding.data.get("desired") or 0):
                 continue
             if finding.kind == "ContainerWaiting" and finding.data.get("reason") in ("ContainerCreating", "PodInitializing"):
                 continue

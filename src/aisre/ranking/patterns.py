@@ -48,6 +48,7 @@ STARTUP = re.compile(r"startup probe", re.I)
 READINESS = re.compile(r"readiness probe", re.I)
 # A probe aimed where nothing answers: no listener on its port, no such path, no such command.
 PROBE_MISSES = re.compile(r"connection refused|statuscode: 4\d\d|no such file|executable file not found|not found in \$PATH"
+                          r"|probe errored"  # the kubelet could not even run it (a port name the container lacks)
                           r"|connect: no route|server misbehaving|HTTP response to HTTPS client|malformed HTTP", re.I)
 NODE_PRESSURE = re.compile(r"node was low on resource|node had condition|NodeNotReady|node .* not ready|DiskPressure|MemoryPressure", re.I)
 
