@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aisre.api.incident import IncidentSource
@@ -95,6 +96,16 @@ class Tracked:
             if signal.source == SignalSource.ALERTMANAGER:
                 self.source = IncidentSource.ALERTMANAGER if not self.opened else self.source
         self.last_seen = max(self.last_seen, now)
+
+    def promote_members(self, top_of: Callable[[ResourceRef], ResourceRef]) -> None:
+        """Members recorded before their controller was known (a quota's event on a
+        ReplicaSet seen before the ReplicaSet's owner) become that controller."""
+        for key, ref in list(self.members.items()):
+            top = top_of(ref)
+            if top != ref:
+                del self.members[key]
+                self.dirty = True
+                self.add_members([top])
 
     def add_members(self, refs: list[ResourceRef]) -> None:
         for ref in refs:
@@ -270,6 +281,7 @@ class Detector:
             touched.add(id(tracked))
         operations: list[Operation] = []
         for tracked in list(self.tracked.values()):
+            tracked.promote_members(lambda ref: self.index.top_of((), ref))
             active = id(tracked) in touched
             if active:
                 tracked.clear_since = None

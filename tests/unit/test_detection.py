@@ -526,3 +526,19 @@ def test_a_worker_idle_at_zero_since_before_we_watched_raises_nothing_unless_a_c
     assert detector.due_signals(at(0)) == []  # its autoscaler left it at zero; nobody uses the Service
     pipeline.handle("Deployment", "ADDED", deployment("a1", env={"W9_URL": "http://w9-metrics:9102"}))
     assert [s.reason for s in detector.due_signals(at(0))] == ["ScaledToZero"]  # a client names it: it hurts
+
+
+def test_a_member_seen_before_its_controller_becomes_that_controller(world) -> None:
+    detector, pipeline, clock = world
+    clock.now = at(1)
+    event = {"type": "Warning", "reason": "FailedCreate", "lastTimestamp": iso(T0), "count": 3,
+             "metadata": {"name": "ev1", "namespace": "shop", "uid": "ev1"},
+             "involvedObject": {"kind": "ReplicaSet", "name": "api-7d9", "namespace": "shop", "uid": "rs-api"},
+             "message": 'pods "api-x" is forbidden: exceeded quota: compute, requested: cpu=2'}
+    pipeline.handle("Event", "ADDED", event)  # the quota's refusal arrives before the ReplicaSet is known
+    [opened] = [o for o in decide(detector, 1) + decide(detector, 3) if isinstance(o, Open)]
+    assert [m.display() for m in opened.tracked.members.values()] == ["ReplicaSet/api-7d9"]
+    pipeline.handle("Deployment", "ADDED", deployment("api"))
+    pipeline.handle("ReplicaSet", "ADDED", replicaset("api"))
+    decide(detector, 3.5)
+    assert [m.display() for m in opened.tracked.members.values()] == ["Deployment/api"]
