@@ -121,8 +121,8 @@ async def gather(ctx: AgentContext) -> AgentResult:
         spec = service.get("spec") or {}
         selector = spec.get("selector") or {}
         sref = ref(service)
-        containers = [c for w in owners if selector and labels_match({"matchLabels": selector}, _pod_labels(w))
-                      for c in (_template(w).get("spec") or {}).get("containers") or []]
+        backing = [w for w in owners if selector and _pod_labels(w) and labels_match({"matchLabels": selector}, _pod_labels(w))]
+        containers = [c for w in backing for c in (_template(w).get("spec") or {}).get("containers") or []]
         targets[sref] = netpol.destination_ports(spec.get("ports") or [], containers)
         # What exists and on which ports: ranking resolves the hosts logs name against it.
         out.add("ServicePorts", f"{sref} serves {[p.get('port') for p in spec.get('ports') or []]}", key=(sref, "ports"),
@@ -133,7 +133,6 @@ async def gather(ctx: AgentContext) -> AgentResult:
             continue
         selected = [p for p in pods if labels_match({"matchLabels": selector}, p["metadata"].get("labels"))
                     and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
-        backing = [w for w in owners if _pod_labels(w) and labels_match({"matchLabels": selector}, _pod_labels(w))]
         for workload in backing:
             edge(sref, ref(workload), "routesTo")
         ready = [p for p in selected if any(c.get("type") == "Ready" and c.get("status") == "True"

@@ -92,10 +92,12 @@ class EvidenceIndex:
     def idle_at_zero(self, owner: str) -> bool:
         """At zero replicas since before the window, and nothing depends on it: an idle worker
         (scaled to zero by its autoscaler or by hand), whose Service, if any, no one uses."""
-        if self.of(owner, "ReplicasChanged"):
-            return False
-        routed = {src for src, dst, _ in self.edges("routesTo") if dst == owner}
-        return not any(dst in routed for _, dst, _ in self.edges("dependsOn"))
+        return not self.of(owner, "ReplicasChanged") and not self.dependents_through_services(owner)[1]
+
+    def dependents_through_services(self, owner: str) -> tuple[list[str], list[str]]:
+        """The Services that route to the owner, and the workloads that depend on those Services."""
+        routed = [src for src, dst, _ in self.edges("routesTo") if dst == owner]
+        return routed, [src for src, dst, _ in self.edges("dependsOn") if dst in routed]
 
     @staticmethod
     def restarting_now(finding: Finding) -> bool:

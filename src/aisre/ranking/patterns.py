@@ -439,8 +439,7 @@ def scaled_to_zero(ix: EvidenceIndex) -> Iterable[Candidate]:
     for finding in ix.kind("WorkloadScaledToZero"):
         owner = finding.data["owner"]
         changes = ix.of(owner, "ReplicasChanged")
-        routed = [src for src, dst, _ in ix.edges("routesTo") if dst == owner]
-        dependents = [src for src, dst, _ in ix.edges("dependsOn") if dst in routed]
+        routed, dependents = ix.dependents_through_services(owner)
         # Relevance: a Service in front of it that nobody uses (its metrics endpoint) hurts no one;
         # a zero someone set just now, or one that clients depend on, does.
         score = 0.88 if changes else (0.75 if dependents else (0.45 if routed else 0.4))
