@@ -35,6 +35,7 @@ from aisre.operator.http import Webhook, start_http
 from aisre.operator.leader import LeaderElector, Role
 from aisre.operator.logs import configure_logging
 from aisre.operator.metrics import LEADER
+from aisre.operator.namespace_sight import Insights, keep_in_sight, uses_globs
 from aisre.operator.signing_key import signing_key
 
 log = structlog.get_logger("aisre.operator")
@@ -63,6 +64,9 @@ def kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     # first Incident after a start must not wait a minute for its Investigation. Our
     # handlers are idempotent (marks, uids, the journal's claim), so a retry is safe.
     settings.execution.default_backoff = 5
+    # A 429 says when to come back ("storage is (re)initializing" after a CRD changes: 1 s);
+    # Kopf's own schedule would wait up to 21 s between tries and start a watch that late.
+    settings.networking.enforce_retry_after = True
     # Kopf runs standalone even with peering: the leader Lease decides which replica runs it.
     settings.peering.standalone = True
     return settings
@@ -125,14 +129,24 @@ async def _run_kopf(config: OperatorConfig, stop: asyncio.Event | threading.Even
         kwargs["namespaces"] = list(config.namespaces)
     else:
         kwargs["clusterwide"] = True
-    await kopf.operator(
-        settings=kopf_settings(config),
-        standalone=True,
-        stop_flag=stop,
-        ready_flag=kopf_ready,
-        memo=kopf.Memo(config=config, webhook=webhook, signing_key=key, elector=elector),
-        **kwargs,
-    )
+    insights = Insights()
+    # Started before Kopf, so Kopf's shutdown (which cancels what started after it) leaves it to us.
+    sight = (asyncio.create_task(keep_in_sight(insights, config.namespaces, connect(config.kubeconfig)),
+                                 name="namespace-sight") if uses_globs(config.namespaces) else None)
+    try:
+        await kopf.operator(
+            settings=kopf_settings(config),
+            standalone=True,
+            stop_flag=stop,
+            ready_flag=kopf_ready,
+            insights=insights,
+            memo=kopf.Memo(config=config, webhook=webhook, signing_key=key, elector=elector),
+            **kwargs,
+        )
+    finally:
+        if sight is not None:
+            sight.cancel()
+            await asyncio.gather(sight, return_exceptions=True)
 
 
 async def _campaign_then_run(config: OperatorConfig, elector: LeaderElector,
