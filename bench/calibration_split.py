@@ -2,7 +2,7 @@
 
 Reads a benchmark report (``aisre bench --json``; its hypotheses carry the ranking's raw
 ``score``), fits the piecewise-linear calibration map on the top-1 (score, correct) pairs
-of the tuning part (``aisre.ranking.calibration.fit_knots``), and reports the expected
+of the tuning part (``aisre.ranking.calibration.fit_knots``, shrunk by its ``PRIOR_WEIGHT``), and reports the expected
 calibration error of that map on the held-out part (scenarios tagged ``heldout``), next to
 the ECE of the map in force. The knots it prints are what ``calibration.KNOTS`` holds; the
 held-out part never takes part in the fit.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aisre.bench.score import expected_calibration_error
-from aisre.ranking.calibration import KNOTS, calibrate, fit_knots
+from aisre.ranking.calibration import KNOTS, PRIOR_WEIGHT, calibrate, fit_knots
 
 
 def pairs(results: list[dict[str, Any]]) -> list[tuple[float, bool]]:
@@ -34,7 +34,8 @@ def split(report: dict[str, Any]) -> dict[str, Any]:
     results = report["results"]
     tuning = pairs([r for r in results if not r.get("heldout")])
     heldout = pairs([r for r in results if r.get("heldout")])
-    knots = fit_knots(tuning)
+    knots = fit_knots(tuning, prior_weight=PRIOR_WEIGHT)
+    unshrunk = fit_knots(tuning)
     def ece(data: list[tuple[float, bool]], map_: list[tuple[float, float]]) -> float | None:
         value = expected_calibration_error([(calibrate(s, map_), ok) for s, ok in data])
         return None if value is None else round(value, 4)
@@ -43,6 +44,8 @@ def split(report: dict[str, Any]) -> dict[str, Any]:
         "fitted_knots": knots,
         "heldout_ece_fitted": ece(heldout, knots), "heldout_ece_in_force": ece(heldout, list(KNOTS)),
         "tuning_ece_fitted": ece(tuning, knots), "knots_in_force": list(KNOTS),
+        "prior_weight": PRIOR_WEIGHT, "heldout_ece_identity": ece(heldout, [(0.0, 0.0), (1.0, 1.0)]),
+        "unshrunk_knots": unshrunk, "heldout_ece_unshrunk": ece(heldout, unshrunk),
     }
 
 

@@ -172,3 +172,15 @@ def test_calibration_is_monotone() -> None:
     values = [calibrate(s / 20, knots) for s in range(21)]
     assert values == sorted(values)
     assert 0.0 <= values[0] and values[-1] <= 1.0
+
+
+def test_calibration_shrinks_toward_the_score() -> None:
+    """A suite where every answer is right moves confidences up only part of the way, and
+    never to certainty; the map in force is monotone and never claims more than 0.99."""
+    pairs = [(0.7 + i / 100, True) for i in range(20)]
+    unshrunk = fit_knots(pairs, bins=2)
+    shrunk = fit_knots(pairs, bins=2, prior_weight=40)
+    assert calibrate(0.75, unshrunk) == 1.0
+    assert 0.75 < calibrate(0.75, shrunk) < 0.85
+    values = [calibrate(s / 20) for s in range(21)]
+    assert values == sorted(values) and values[-1] <= 0.99
