@@ -21,6 +21,17 @@ MAX_ENV_PAIRS = 48
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 
 
+def probe_thresholds(pod: Obj) -> tuple[tuple[str, str, int], ...]:
+    """Each container's liveness and startup probe failureThreshold (Kubernetes' default 3)."""
+    out = []
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for probe in ("liveness", "startup"):
+            spec = container.get(f"{probe}Probe")
+            if spec:
+                out.append((container.get("name", ""), probe, int(spec.get("failureThreshold") or 3)))
+    return tuple(out)
+
+
 @dataclass(slots=True)
 class PodInfo:
     namespace: str
@@ -28,6 +39,9 @@ class PodInfo:
     node: str | None
     owners: tuple[ResourceRef, ...]
     claims: tuple[str, ...]
+    # (container, "liveness" | "startup", failureThreshold): how many failures the kubelet
+    # takes before it kills the container
+    probe_thresholds: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -126,10 +140,18 @@ class ClusterIndex:
             return
         claims = tuple(v["persistentVolumeClaim"]["claimName"] for v in (pod.get("spec") or {}).get("volumes") or []
                        if v.get("persistentVolumeClaim"))
-        info = PodInfo(meta.get("namespace", ""), meta.get("name", ""), (pod.get("spec") or {}).get("nodeName"), owners, claims)
+        info = PodInfo(meta.get("namespace", ""), meta.get("name", ""), (pod.get("spec") or {}).get("nodeName"), owners, claims,
+                       probe_thresholds(pod))
         if self.pods.get(uid) != info:
             self.pods[uid] = info
             self.version += 1
+
+    def probe_failure_threshold(self, pod_uid: str, container: str, probe: str) -> int | None:
+        """The failureThreshold of a container's liveness or startup probe (None: pod unknown)."""
+        info = self.pods.get(pod_uid)
+        if info is None:
+            return None
+        return next((n for c, p, n in info.probe_thresholds if c == container and p == probe), None)
 
     def set_workload(self, obj: Obj, kind: str, deleted: bool = False) -> None:
         meta = obj.get("metadata") or {}

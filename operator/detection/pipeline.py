@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aisre.operator.detection.detector import Detector
-from aisre.operator.detection.signals import event_signal, job_signals, node_signals, pod_signals, pvc_signals, workload_signals
+from aisre.operator.detection.signals import (event_signal, job_signals, node_signals, pod_signals, probe_of, pvc_signals,
+                                              workload_signals)
 from aisre.operator.detection.thresholds import Thresholds
 
 Obj = dict[str, Any]
@@ -74,7 +75,9 @@ class Pipeline:
             involved = obj.get("involvedObject") or {}
             owners = self.index.chain_from(involved.get("namespace") or "", involved.get("kind", ""),
                                            involved.get("name", ""), involved.get("uid", ""))
-            signal = event_signal(obj, owners, now, self.th)
+            probe = probe_of(obj) if involved.get("kind") == "Pod" else None
+            kill_after = self.index.probe_failure_threshold(involved.get("uid", ""), *probe) if probe else None
+            signal = event_signal(obj, owners, now, self.th, kill_after)
             if signal is not None:
                 self.detector.observe(uid, [signal])
         elif kind == "Node":

@@ -39,10 +39,19 @@ EVENT_REASONS = {
     "Evicted": Severity.HIGH,
     "SystemOOM": Severity.HIGH,
 }
-# Liveness (or startup) probes failing this often: the kubelet has killed the container at
-# least once (default failureThreshold 3) — a fault below the restart threshold.
+# Liveness (or startup) probes failing as often as the probe's failureThreshold (default 3):
+# the kubelet has killed the container at least once — a fault below the restart threshold.
+# Fewer failures are a probe doing its job (a slow start under a generous startupProbe).
 LIVENESS_FAILED = re.compile(r"(Liveness|Startup) probe failed", re.I)
 LIVENESS_FAILURES = 3
+CONTAINER_PATH = re.compile(r"spec\.(?:init)?[cC]ontainers\{([^}]+)\}")
+
+
+def probe_of(event: Obj) -> tuple[str, str] | None:
+    """(container, "liveness" | "startup") of a probe-failure event, None for other events."""
+    failed = LIVENESS_FAILED.match(event.get("message") or "") if event.get("reason") == "Unhealthy" else None
+    path = CONTAINER_PATH.search((event.get("involvedObject") or {}).get("fieldPath") or "")
+    return (path.group(1), failed.group(1).lower()) if failed and path else None
 QUOTA_NAME = re.compile(r"exceeded quota: ([a-z0-9]([-a-z0-9.]*[a-z0-9])?)")
 
 
@@ -127,13 +136,15 @@ def pod_signals(pod: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, th:
     return out
 
 
-def event_signal(event: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, th: Thresholds) -> Signal | None:
-    """A Warning event with a reason status does not show; None for the rest."""
+def event_signal(event: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, th: Thresholds,
+                 kill_after: int | None = None) -> Signal | None:
+    """A Warning event with a reason status does not show; None for the rest. ``kill_after``:
+    the failureThreshold of the probe a probe-failure event is about, where the pod is known."""
     if event.get("type") != "Warning":
         return None
     reason = event.get("reason") or ""
     liveness = reason == "Unhealthy" and LIVENESS_FAILED.match(event.get("message") or "") \
-        and int(event.get("count") or (event.get("series") or {}).get("count") or 1) >= LIVENESS_FAILURES
+        and int(event.get("count") or (event.get("series") or {}).get("count") or 1) >= (kill_after or LIVENESS_FAILURES)
     if reason not in EVENT_REASONS and not liveness:
         return None
     if liveness:

@@ -13,7 +13,8 @@ from aisre.api.signal import SignalSource
 from aisre.operator.detection import alertmanager, store
 from aisre.operator.detection.detector import Detector, Open, Resolve, Update
 from aisre.operator.detection.pipeline import Pipeline
-from aisre.operator.detection.signals import event_signal, node_signals, pod_signals
+from aisre.operator.detection.index import ClusterIndex, probe_thresholds
+from aisre.operator.detection.signals import event_signal, node_signals, pod_signals, probe_of
 from aisre.operator.detection.thresholds import Thresholds
 
 T0 = dt.datetime(2026, 11, 24, 12, 0, 0, tzinfo=dt.UTC)
@@ -152,6 +153,28 @@ def test_repeated_liveness_failures_are_a_signal_below_the_restart_threshold() -
     assert event_signal({**event, "count": 1}, (), at(1), TH) is None  # one failed probe kills nothing
     readiness = {**event, "message": "Readiness probe failed: HTTP probe failed with statuscode: 503"}
     assert event_signal(readiness, (), at(1), TH) is None
+
+
+def test_a_startup_probe_failing_within_its_threshold_kills_nothing() -> None:
+    """A slow start under a generous startupProbe (failureThreshold 60) fails many probes
+    and is not killed: only as many failures as the probe's threshold mean a kill."""
+    pod = {"metadata": {"name": "keycloak-0", "namespace": "sso", "uid": "p2"},
+           "spec": {"containers": [{"name": "keycloak", "startupProbe": {"httpGet": {"port": 9000}, "failureThreshold": 60},
+                                    "livenessProbe": {"httpGet": {"port": 9000}}}]}}
+    assert probe_thresholds(pod) == (("keycloak", "liveness", 3), ("keycloak", "startup", 60))
+    index = ClusterIndex()
+    index.set_pod(pod, ())
+    event = {"type": "Warning", "reason": "Unhealthy", "lastTimestamp": iso(T0), "count": 14,
+             "involvedObject": {"kind": "Pod", "name": "keycloak-0", "namespace": "sso", "uid": "p2",
+                                "fieldPath": "spec.containers{keycloak}"},
+             "message": 'Startup probe failed: Get "http://10.0.0.72:9000/health/started": connect: connection refused'}
+    probe = probe_of(event)
+    assert probe == ("keycloak", "startup")
+    kill_after = index.probe_failure_threshold("p2", *probe)
+    assert kill_after == 60
+    assert event_signal(event, (), at(1), TH, kill_after) is None
+    assert event_signal({**event, "count": 60}, (), at(1), TH, kill_after).reason == "LivenessProbeFailing"
+    assert event_signal(event, (), at(1), TH) is not None  # pod unknown: Kubernetes' default threshold
 
 
 # --- correlation, dedupe, severity -------------------------------------------------------------
