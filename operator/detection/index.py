@@ -32,6 +32,13 @@ def probe_thresholds(pod: Obj) -> tuple[tuple[str, str, int], ...]:
     return tuple(out)
 
 
+def pod_started(pod: Obj) -> bool:
+    """Running, with every container running (the kubelet starts none before its volumes mount)."""
+    status = pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    return status.get("phase") == "Running" and bool(statuses) and all("running" in (c.get("state") or {}) for c in statuses)
+
+
 @dataclass(slots=True)
 class PodInfo:
     namespace: str
@@ -42,6 +49,7 @@ class PodInfo:
     # (container, "liveness" | "startup", failureThreshold): how many failures the kubelet
     # takes before it kills the container
     probe_thresholds: tuple[tuple[str, str, int], ...] = ()
+    started: bool = False  # Running with every container running: its volumes were mounted
 
 
 @dataclass(slots=True)
@@ -141,10 +149,14 @@ class ClusterIndex:
         claims = tuple(v["persistentVolumeClaim"]["claimName"] for v in (pod.get("spec") or {}).get("volumes") or []
                        if v.get("persistentVolumeClaim"))
         info = PodInfo(meta.get("namespace", ""), meta.get("name", ""), (pod.get("spec") or {}).get("nodeName"), owners, claims,
-                       probe_thresholds(pod))
+                       probe_thresholds(pod), pod_started(pod))
         if self.pods.get(uid) != info:
             self.pods[uid] = info
             self.version += 1
+
+    def pod_is_started(self, pod_uid: str) -> bool:
+        info = self.pods.get(pod_uid)
+        return info is not None and info.started
 
     def probe_failure_threshold(self, pod_uid: str, container: str, probe: str) -> int | None:
         """The failureThreshold of a container's liveness or startup probe (None: pod unknown)."""

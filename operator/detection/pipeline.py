@@ -16,6 +16,9 @@ from aisre.operator.detection.thresholds import Thresholds
 Obj = dict[str, Any]
 CONTROLLER_KINDS = {"ReplicaSet", "Job"}  # owned by a Deployment / CronJob: the index links them up
 ROLLOUT_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
+# A pod's volume could not be mounted (yet): history once the pod's containers run, since
+# the kubelet starts none of them before every volume is mounted.
+MOUNT_REASONS = {"FailedMount", "FailedAttachVolume"}
 
 
 def _uid(obj: Obj, kind: str) -> str:
@@ -34,6 +37,7 @@ class Pipeline:
         self.clock = clock
         self.generations: dict[str, int] = {}  # rollout kinds, by uid: the spec generation last seen
         self.changed_at: dict[str, dt.datetime] = {}  # per namespace: when a workload's spec last changed
+        self.mount_failures: dict[str, set[str]] = {}  # pod uid -> uids of its mount-failure events
 
     def changed_since(self, namespace: str, since: dt.datetime) -> bool:
         """Whether a workload's spec (template, replicas) changed in the namespace since then."""
@@ -67,6 +71,9 @@ class Pipeline:
         if kind == "Pod":
             owners = self.index.owners(obj)
             self.index.set_pod(obj, owners, deleted)
+            if deleted or self.index.pod_is_started(uid):
+                for event_uid in self.mount_failures.pop(uid, set()):
+                    self.detector.forget(event_uid)
             if not deleted:
                 self.detector.observe(uid, pod_signals(obj, owners, now, self.th))
         elif kind == "Event":
@@ -75,6 +82,11 @@ class Pipeline:
             involved = obj.get("involvedObject") or {}
             owners = self.index.chain_from(involved.get("namespace") or "", involved.get("kind", ""),
                                            involved.get("name", ""), involved.get("uid", ""))
+            if involved.get("kind") == "Pod" and obj.get("reason") in MOUNT_REASONS:
+                if self.index.pod_is_started(involved.get("uid", "")):
+                    self.detector.forget(uid)
+                    return
+                self.mount_failures.setdefault(involved.get("uid", ""), set()).add(uid)
             probe = probe_of(obj) if involved.get("kind") == "Pod" else None
             kill_after = self.index.probe_failure_threshold(involved.get("uid", ""), *probe) if probe else None
             signal = event_signal(obj, owners, now, self.th, kill_after)

@@ -223,6 +223,30 @@ def test_a_client_failing_with_its_database_is_one_incident_about_the_database(w
     assert "shop/Deployment/web" in tracked.members
 
 
+def mount_failure(pod_name: str, seconds: float = 0) -> dict[str, Any]:
+    return {"kind": "Event", "type": "Warning", "reason": "FailedMount", "lastTimestamp": iso(at(seconds)),
+            "metadata": {"name": f"{pod_name}.mount", "namespace": "shop", "uid": f"e-{pod_name}"},
+            "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": "shop", "uid": f"p-{pod_name}"},
+            "message": 'MountVolume.SetUp failed for volume "kube-api-access-7xq2d" : object "shop"/"kube-root-ca.crt" not registered'}
+
+
+def test_a_mount_failure_is_history_once_the_pods_containers_run(world) -> None:
+    """The kubelet starts no container before every volume is mounted: a pod whose
+    containers run has its volumes, whatever FailedMount warning it had on the way."""
+    detector, pipeline, clock = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web"))
+    pipeline.handle("Event", "ADDED", mount_failure("web-0"))  # after the pod runs
+    pipeline.handle("Pod", "ADDED", pod("web-1", "web", waiting="ContainerCreating", phase="Pending"))
+    pipeline.handle("Event", "ADDED", mount_failure("web-1"))  # before: held, then forgotten when it runs
+    pipeline.handle("Pod", "MODIFIED", pod("web-1", "web"))
+    assert [op for s in (0, 200, 400) for op in decide(detector, s)] == []
+    clock.now = at(400)
+    pipeline.handle("Pod", "ADDED", pod("web-2", "web", waiting="ContainerCreating", phase="Pending"))
+    pipeline.handle("Event", "ADDED", mount_failure("web-2", 400))  # never mounts: a fault
+    ops = [op for s in (450, 530, 600) for op in decide(detector, s)]
+    assert len(ops) == 1 and isinstance(ops[0], Open)
+
+
 def test_pods_on_an_unwell_node_are_one_incident_about_the_node(world) -> None:
     detector, pipeline, _ = world
     pipeline.handle("Node", "MODIFIED", node("node-a", ready="False", since=at(-60)))
