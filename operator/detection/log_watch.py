@@ -33,17 +33,21 @@ from aisre.ranking.evidence import PERSISTENT_PEER_ERRORS, EvidenceIndex, persis
 from aisre.ranking.rank import rank
 
 CONTEXT_AGENTS = (AgentName.WORKLOADS, AgentName.EVENTS, AgentName.TOPOLOGY, AgentName.CHANGES)
+# Refusals that go on to the end of a log: a peer refusing the workload, or the API server
+# refusing its ServiceAccount (RBAC "forbidden": the workload cannot do its job either).
+LASTING_REFUSALS = (*REFUSAL_SIGNATURES, "forbidden")
 
 
 def lasting_errors(findings: list[Finding]) -> list[Finding]:
     """Log findings that say something goes wrong now: errors to a peer (named, or refusing
-    without a name) or a steady share of error lines, lasting to the end of a current log."""
+    without a name), the API server refusing the workload, or a steady share of error lines,
+    lasting to the end of a current log."""
     out = []
     for finding in findings:
         data = finding.data
         if EvidenceIndex.persistent_peer_errors(finding) or persistent_errors(finding):
             out.append(finding)
-        elif (finding.kind == "LogSignature" and not data.get("previous") and data.get("signature") in REFUSAL_SIGNATURES
+        elif (finding.kind == "LogSignature" and not data.get("previous") and data.get("signature") in LASTING_REFUSALS
               and int(data.get("count") or 0) >= PERSISTENT_PEER_ERRORS and int(data.get("recent") or 0) >= 1):
             out.append(finding)
     return out

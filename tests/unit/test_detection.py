@@ -499,6 +499,8 @@ def test_the_log_sweep_looks_further_only_at_errors_that_last() -> None:
     rate = Finding(id="t", agent="logs", kind="LogTemplates", summary="",
                    data={"owner": "Deployment/a", "previous": False, "error_lines": 12, "recent_error_lines": 3, "lines": 20})
     assert lasting_errors([refusal, over, rate]) == [refusal, rate]
+    forbidden = line(signature="forbidden", count=3, recent=1)  # the API server refusing its ServiceAccount
+    assert lasting_errors([forbidden, line(signature="forbidden", count=3, recent=0)]) == [forbidden]
 
 
 KEY = b"k" * 32
