@@ -185,10 +185,13 @@ class Detector:
         self.alerts[signal.key] = signal
         return True
 
-    def drop(self, tracked: Tracked, now: dt.datetime) -> None:
-        """Stop tracking (its namespace is going away) and leave the namespace alone a while."""
+    def drop(self, tracked: Tracked, now: dt.datetime, namespace_gone: bool = True) -> None:
+        """Stop tracking; where its namespace is going away (or refuses us), leave the
+        namespace alone a while. An Incident someone deleted mutes nothing: a fault that
+        lasts opens a new one."""
         self.tracked.pop(tracked.fingerprint, None)
-        self.muted[tracked.namespace] = now + dt.timedelta(seconds=MUTE_SECONDS)
+        if namespace_gone:
+            self.muted[tracked.namespace] = now + dt.timedelta(seconds=MUTE_SECONDS)
 
     def unopen(self, tracked: Tracked) -> None:
         """Its Incident could not be written: back to a candidate, and off the storm count."""

@@ -79,6 +79,17 @@ def watch_specs(include: tuple[str, ...]) -> list[WatchSpec]:
     return specs
 
 
+
+def incident_itself_gone(status: int, response: httpx.Response | None) -> bool:
+    """A 404 about the Incident object (someone deleted it), not about its namespace."""
+    if status != 404 or response is None:
+        return False
+    try:
+        details = response.json().get("details") or {}
+    except ValueError:
+        return False
+    return details.get("kind") == "incidents"
+
 class DetectionService:
     def __init__(self, thresholds: Thresholds, operator_namespace: str, include: tuple[str, ...] = (),
                  exclude: tuple[str, ...] = (), prometheus: PrometheusSettings | None = None,
@@ -236,10 +247,11 @@ class DetectionService:
             status = response.status_code if response is not None else 0
             detail = response.text[:300] if response is not None else f"{type(error).__name__}: {error}"[:300]
             if status in (403, 404) and isinstance(operation, Open | Update):
-                # The namespace is being deleted (or we may not write there): nothing to keep.
+                # The namespace is being deleted, we may not write there, or someone deleted
+                # the Incident (404 about the incident itself): nothing to keep.
                 log.warning("incident cannot be written; dropped", incident=tracked.name, status=status, error=detail)
                 INCIDENTS.labels("dropped").inc()
-                self.detector.drop(tracked, now)
+                self.detector.drop(tracked, now, namespace_gone=not incident_itself_gone(status, response))
                 return
             # Not the server's or the network's answer (a bug, a bad value): worth an error.
             report = log.warning if isinstance(error, httpx.HTTPError) else log.error

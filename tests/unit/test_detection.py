@@ -591,3 +591,29 @@ def test_a_member_seen_before_its_controller_becomes_that_controller(world) -> N
     pipeline.handle("ReplicaSet", "ADDED", replicaset("api"))
     decide(detector, 3.5)
     assert [m.display() for m in opened.tracked.members.values()] == ["Deployment/api"]
+
+
+def test_an_incident_someone_deleted_mutes_nothing(world) -> None:
+    """A 404 about the Incident itself (a person deleted it) stops tracking it; only a
+    namespace that is going away is left alone a while."""
+    import httpx
+
+    from aisre.operator.detection.service import incident_itself_gone
+
+    def answer(details_kind: str) -> httpx.Response:
+        return httpx.Response(404, json={"kind": "Status", "reason": "NotFound", "code": 404,
+                                         "details": {"name": "x", "group": "aisre.dev", "kind": details_kind}})
+
+    assert incident_itself_gone(404, answer("incidents"))
+    assert not incident_itself_gone(404, answer("namespaces"))
+    assert not incident_itself_gone(403, answer("incidents"))
+    assert not incident_itself_gone(404, httpx.Response(404, text="not json"))
+
+    detector, pipeline, _ = world
+    pipeline.handle("Pod", "ADDED", pod("web-0", "web", waiting="CrashLoopBackOff", restarts=5))
+    decide(detector, 0)
+    [opened] = decide(detector, 1.5)
+    detector.drop(opened.tracked, at(2), namespace_gone=False)
+    pipeline.handle("Pod", "ADDED", pod("db-0", "db", waiting="CrashLoopBackOff", restarts=5))
+    ops = decide(detector, 3) + decide(detector, 5)
+    assert any(isinstance(op, Open) for op in ops)
