@@ -5,6 +5,7 @@ what the throughput benchmark drives."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ ROLLOUT_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 # A pod's volume could not be mounted (yet): history once the pod's containers run, since
 # the kubelet starts none of them before every volume is mounted.
 MOUNT_REASONS = {"FailedMount", "FailedAttachVolume"}
+GONE_PODS_KEPT = 4096
 
 
 def _uid(obj: Obj, kind: str) -> str:
@@ -38,6 +40,9 @@ class Pipeline:
         self.generations: dict[str, int] = {}  # rollout kinds, by uid: the spec generation last seen
         self.changed_at: dict[str, dt.datetime] = {}  # per namespace: when a workload's spec last changed
         self.mount_failures: dict[str, set[str]] = {}  # pod uid -> uids of its mount-failure events
+        # Pods deleted lately: what their events still say (a mount that failed as the pod
+        # was torn down) is about nothing that runs. Bounded: the oldest are forgotten.
+        self.gone_pods: OrderedDict[str, None] = OrderedDict()
 
     def changed_since(self, namespace: str, since: dt.datetime) -> bool:
         """Whether a workload's spec (template, replicas) changed in the namespace since then."""
@@ -74,6 +79,10 @@ class Pipeline:
             if deleted or self.index.pod_is_started(uid):
                 for event_uid in self.mount_failures.pop(uid, set()):
                     self.detector.forget(event_uid)
+            if deleted:
+                self.gone_pods[uid] = None
+                while len(self.gone_pods) > GONE_PODS_KEPT:
+                    self.gone_pods.popitem(last=False)
             if not deleted:
                 self.detector.observe(uid, pod_signals(obj, owners, now, self.th))
         elif kind == "Event":
@@ -82,6 +91,8 @@ class Pipeline:
             involved = obj.get("involvedObject") or {}
             owners = self.index.chain_from(involved.get("namespace") or "", involved.get("kind", ""),
                                            involved.get("name", ""), involved.get("uid", ""))
+            if involved.get("kind") == "Pod" and involved.get("uid") in self.gone_pods:
+                return
             if involved.get("kind") == "Pod" and obj.get("reason") in MOUNT_REASONS:
                 if self.index.pod_is_started(involved.get("uid", "")):
                     self.detector.forget(uid)

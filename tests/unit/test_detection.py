@@ -247,6 +247,16 @@ def test_a_mount_failure_is_history_once_the_pods_containers_run(world) -> None:
     assert len(ops) == 1 and isinstance(ops[0], Open)
 
 
+def test_events_about_a_deleted_pod_raise_nothing(world) -> None:
+    """A mount that failed while a deleted pod was torn down is about nothing that runs."""
+    detector, pipeline, _ = world
+    gone = pod("web-3", "web", waiting="ContainerCreating", phase="Pending")
+    pipeline.handle("Pod", "ADDED", gone)
+    pipeline.handle("Pod", "DELETED", gone)
+    pipeline.handle("Event", "ADDED", mount_failure("web-3"))
+    assert [op for s in (0, 200, 400) for op in decide(detector, s)] == []
+
+
 def test_pods_on_an_unwell_node_are_one_incident_about_the_node(world) -> None:
     detector, pipeline, _ = world
     pipeline.handle("Node", "MODIFIED", node("node-a", ready="False", since=at(-60)))
