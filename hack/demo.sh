@@ -3,7 +3,8 @@
 # the operator (as `aisre run`), a real fault (a rollout asking for more CPU than any node
 # has), the Incident detection opens for it, the root cause its Investigation finds, the
 # RemediationPolicy's decision and the rollback executed (as the executor identity) and
-# verified, then the examples. Grace times are shortened so the demo takes seconds (the
+# verified; where the real node runs, a real crash loop from a bad release on it, found,
+# explained and rolled back; then the examples. Grace times are shortened so the demo takes seconds (the
 # defaults give a Pending pod 120 s before it is an incident).
 
 set -euo pipefail
@@ -16,6 +17,45 @@ NS="${AISRE_DEMO_NAMESPACE:-aisre-demo}"
 PORT="${AISRE_HTTP_PORT:-18080}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# The Incident detection opened in $NS for the workload named $1 (waits up to $2 s).
+incident_for() {
+  local name="" deadline=$((SECONDS + $2))
+  while [ -z "$name" ] && [ $SECONDS -lt $deadline ]; do
+    name="$(kubectl get incidents -n "$NS" -l aisre.dev/fingerprint \
+      -o jsonpath="{range .items[?(@.spec.resource.name==\"$1\")]}{.metadata.name}{end}" 2>/dev/null || true)"
+    [ -n "$name" ] || sleep 0.3
+  done
+  [ -n "$name" ] || { echo "no Incident for $1" >&2; tail -20 "$CLUSTER_DIR/operator.log" >&2; return 1; }
+  echo "$name"
+}
+
+# The policy Git would hold for the workload labelled app=$1: a rollback may run on its own.
+rollback_policy() {
+  kubectl apply -n "$NS" -f - <<POLICY
+apiVersion: aisre.dev/v1alpha1
+kind: RemediationPolicy
+metadata: {name: $1-rollbacks}
+spec:
+  targets: {selector: {matchLabels: {app: $1}}, kinds: [Deployment]}
+  mode: suggest
+  actions: [{type: rollback, mode: auto}]
+  limits: {actionsPerHour: 2, maxConcurrent: 1, cooldown: 10m, minHealthyPercent: 0}
+  verification: {timeout: 2m, revertOnFailure: true}
+POLICY
+}
+
+# Waits (up to $2 s) for the first action journaled in Incident $1 to have a result; prints the journal.
+journal_when_done() {
+  local result="" deadline=$((SECONDS + $2))
+  while [ $SECONDS -lt $deadline ]; do
+    result="$(kubectl get incident "$1" -n "$NS" -o jsonpath='{.status.remediations[0].result}' 2>/dev/null || true)"
+    case "$result" in Succeeded|Failed|Reverted|Skipped) break ;; esac
+    sleep 0.4
+  done
+  kubectl get incident "$1" -n "$NS" \
+    -o jsonpath='{range .status.remediations[*]}{.id}  {.type} {.target.kind}/{.target.name}  decision={.decision}  result={.result}  {.reason}{"\n"}{end}'
+}
 
 step "local cluster (kwokctl, real API server, scheduler, controller-manager)"
 bash hack/cluster-up.sh
@@ -32,10 +72,16 @@ helm template aisre charts/aisre -n aisre-system \
   --show-only templates/approvals-vap.yaml --show-only templates/executor-rbac.yaml | kubectl apply -f - >/dev/null
 kubectl get validatingadmissionpolicies
 
+# A demo run before this one left its workloads, Incidents and the ledger of its actions (whose
+# cooldowns outlive the Incidents, docs/security.md): start from a clean namespace.
+kubectl delete deployments,incidents,investigations,remediationpolicies --all -n "$NS" --ignore-not-found \
+  --wait=true >/dev/null 2>&1 || true
+kubectl delete configmap "aisre-ledger-$NS" -n aisre-system --ignore-not-found >/dev/null
+
 step "the operator (aisre run: detection on, actions as the executor), logs in $CLUSTER_DIR/operator.log"
 AISRE_HTTP_PORT="$PORT" AISRE_OPERATOR_NAMESPACE=aisre-system AISRE_DETECT_PENDING_GRACE=5 AISRE_DETECT_SETTLE=2 \
   AISRE_DETECT_RESOLVE_AFTER=15 AISRE_EXECUTOR_USER=system:serviceaccount:aisre-system:aisre-executor \
-  .venv/bin/aisre run > "$CLUSTER_DIR/operator.log" 2>&1 &
+  .venv/bin/aisre run -n "$NS" > "$CLUSTER_DIR/operator.log" 2>&1 &
 OPERATOR_PID=$!
 trap 'kill $OPERATOR_PID 2>/dev/null; wait $OPERATOR_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -57,17 +103,7 @@ kubectl create deployment checkout -n "$NS" --image=registry.local/shop/checkout
   --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl set resources deployment/checkout -n "$NS" --requests=cpu=100m,memory=256Mi >/dev/null
 kubectl rollout status deployment/checkout -n "$NS" --timeout=60s
-kubectl apply -n "$NS" -f - <<'POLICY'
-apiVersion: aisre.dev/v1alpha1
-kind: RemediationPolicy
-metadata: {name: checkout-rollbacks}
-spec:
-  targets: {selector: {matchLabels: {app: checkout}}, kinds: [Deployment]}
-  mode: suggest
-  actions: [{type: rollback, mode: auto}]
-  limits: {actionsPerHour: 2, maxConcurrent: 1, cooldown: 10m, minHealthyPercent: 0}
-  verification: {timeout: 2m, revertOnFailure: true}
-POLICY
+rollback_policy checkout
 
 step "a fault: checkout is rolled out asking for more CPU than any node has"
 kubectl set resources deployment/checkout -n "$NS" --requests=cpu=64,memory=256Mi >/dev/null
@@ -75,30 +111,62 @@ sleep 3
 kubectl get pods -n "$NS" -l app=checkout
 
 step "detection opens one Incident for the Deployment (not one per pod) and investigates it"
-INCIDENT=""
-for _ in $(seq 1 150); do
-  INCIDENT="$(kubectl get incidents -n "$NS" -l aisre.dev/fingerprint -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)"
-  [ -n "$INCIDENT" ] && break
-  sleep 0.2
-done
-[ -n "$INCIDENT" ] || { echo "no Incident"; tail -20 "$CLUSTER_DIR/operator.log"; exit 1; }
+INCIDENT="$(incident_for checkout 30)"
 kubectl wait -n "$NS" --for=jsonpath='{.status.rootCause.category}'=InsufficientResources --timeout=60s "incident/$INCIDENT"
 kubectl get incidents -A
 
 step "the policy's decision and the action, journaled in the Incident (then verified)"
-for _ in $(seq 1 200); do
-  RESULT="$(kubectl get incident "$INCIDENT" -n "$NS" -o jsonpath='{.status.remediations[0].result}' 2>/dev/null || true)"
-  case "$RESULT" in Succeeded|Failed|Reverted|Skipped) break ;; esac
-  sleep 0.4
-done
-kubectl get incident "$INCIDENT" -n "$NS" \
-  -o jsonpath='{range .status.remediations[*]}{.id}  {.type} {.target.kind}/{.target.name}  decision={.decision}  result={.result}  {.reason}{"\n"}{end}'
+journal_when_done "$INCIDENT" 80
 kubectl get rpol -n "$NS"
 kubectl rollout status deployment/checkout -n "$NS" --timeout=60s
 kubectl get pods -n "$NS" -l app=checkout
 
 step "aisre report incident/$INCIDENT (signals, root cause, the evidence for it, actions)"
 .venv/bin/aisre report "incident/$INCIDENT" -n "$NS"
+
+if [ "$(cat "$CLUSTER_DIR/realnode-status" 2>/dev/null)" = ready ]; then
+  step "on the real node (a real kubelet, containerd, runc): catalog 3.1.0, healthy"
+  kubectl delete incidents -n "$NS" -l aisre.dev/fingerprint --ignore-not-found >/dev/null
+  kubectl delete deployment catalog -n "$NS" --ignore-not-found --wait=true >/dev/null
+  kubectl apply -n "$NS" -f - <<'CATALOG'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: catalog, labels: {app: catalog}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: catalog}}
+  template:
+    metadata: {labels: {app: catalog, app.kubernetes.io/version: "3.1.0"}}
+    spec:
+      nodeSelector: {aisre.dev/kubelet: real}
+      tolerations: [{key: aisre.dev/real-node, operator: Exists, effect: NoSchedule}]
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: catalog
+          image: registry.local/faultapp:1
+          args: ["--listen", ":8080", "--print", "catalog 3.1.0: serving 1204 products"]
+          readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 2}
+CATALOG
+  rollback_policy catalog
+  kubectl rollout status deployment/catalog -n "$NS" --timeout=90s
+  kubectl get pods -n "$NS" -l app=catalog -o wide
+
+  step "a real fault: catalog 3.2.0 panics at start, and the kubelet puts it in a crash loop"
+  kubectl patch deployment catalog -n "$NS" --type=strategic -p '{"spec":{"template":{"metadata":{"labels":{"app.kubernetes.io/version":"3.2.0"}},"spec":{"containers":[{"name":"catalog","args":["--print","catalog 3.2.0: loading price rules","--print","panic: runtime error: index out of range [3] with length 3","--print","","--print","goroutine 1 [running]:","--print","catalog/internal/pricing.(*Rules).Apply(...)","--print","\t/src/internal/pricing/rules.go:112 +0x1c4","--exit","2"]}]}}}}' >/dev/null
+  INCIDENT="$(incident_for catalog 90)"
+  kubectl get pods -n "$NS" -l app=catalog
+  kubectl wait -n "$NS" --for=jsonpath='{.status.rootCause.category}'=ApplicationError --timeout=90s "incident/$INCIDENT"
+  kubectl get incident "$INCIDENT" -n "$NS"
+
+  step "the rollback the policy allows, executed and verified by the real kubelet's report"
+  journal_when_done "$INCIDENT" 160
+  kubectl rollout status deployment/catalog -n "$NS" --timeout=90s
+  kubectl get pods -n "$NS" -l app=catalog -o wide
+  kubectl logs -n "$NS" deployment/catalog | tail -2
+  .venv/bin/aisre report "incident/$INCIDENT" -n "$NS" | sed -n '1,25p'
+else
+  step "no real node here ($(cat "$CLUSTER_DIR/realnode-status" 2>/dev/null || echo 'not started')): the real-node part is skipped"
+fi
 
 step "the examples: an Investigation of deploy/checkout, an Incident, a RemediationPolicy"
 kubectl apply -n "$NS" -f examples/
