@@ -162,6 +162,9 @@ async def gather(ctx: AgentContext) -> AgentResult:
                                                 "loopback": signature.loopback})
             entry["count"] += 1
             entry["recent"] += recent
+            at = line_time(line)
+            if at is not None:
+                entry["last_at"] = at.isoformat()  # the program's own clock, as it wrote it
         errors += error_lines
         where = f"{'previous ' if previous else ''}log of {'init ' if init else ''}container {container}"
         for (name, host, port), entry in signatures.items():
@@ -175,6 +178,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
                 signature=name, host=host, port=port, container=container, init=init, previous=previous,
                 count=entry["count"], recent=entry["recent"], sample=entry["sample"], pod=pod["metadata"]["name"],
                 owner=owner_ref, detail=entry["detail"], fqdn=entry["fqdn"], loopback=entry["loopback"],
+                last_at=entry.get("last_at"),
             )
         clusters = sorted(miner.drain.clusters, key=lambda c: -c.size)[:5]
         out.add(

@@ -137,6 +137,19 @@ def _later_success(ctx: AgentContext, job: dict[str, Any], failed_at: str | None
     return None
 
 
+def _serving_since(ctx: AgentContext, workload: dict[str, Any]) -> str | None:
+    """When the first of the workload's ready pods became Ready (it has served since then)."""
+    times = []
+    for pod in ctx.scope.pods:
+        if ctx.scope.top_owner(pod) is not workload:
+            continue
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            became = parse_time(condition.get("lastTransitionTime"))
+            if condition.get("type") == "Ready" and condition.get("status") == "True" and became:
+                times.append(became)
+    return min(times).isoformat() if times else None
+
+
 def observe_workloads(ctx: AgentContext, out: Findings) -> None:
     for workload in ctx.scope.workloads:
         kind = workload["kind"]
@@ -172,7 +185,8 @@ def observe_workloads(ctx: AgentContext, out: Findings) -> None:
             out.add("WorkloadUnavailable", f"{wref}: {available}/{desired} available, {ready} ready, {updated} updated",
                     key=(wref,), resource=res, **common)
         else:
-            out.add("WorkloadHealthy", f"{wref}: {available}/{desired} available", key=(wref,), resource=res, **common)
+            out.add("WorkloadHealthy", f"{wref}: {available}/{desired} available", key=(wref,), resource=res, **common,
+                    serving_since=_serving_since(ctx, workload))
         for condition in status.get("conditions") or []:
             if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
                 out.add("RolloutStalled", f"{wref}: {condition.get('message', '')}", key=(wref, "deadline"),

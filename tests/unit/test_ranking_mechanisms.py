@@ -429,3 +429,21 @@ def test_every_pod_ready_while_availability_waits_is_no_outage() -> None:
                f("Event", "Deployment/b2", agent="events", reason="Unhealthy", type="Warning", count=31,
                  message='Readiness probe errored: strconv.Atoi: parsing "http": invalid syntax')]
     assert top(errored) == ("ReadinessProbeFailure", "Deployment/b2")  # the kubelet could not run the probe
+
+
+def test_refusals_from_before_the_server_was_up_are_a_start_up_race() -> None:
+    """A client started with its server is refused until the server listens; refusals that
+    all came shortly before the server's first pod became Ready, and none since, say
+    nothing about the Service's port. Refusals while the server serves still do."""
+    client, server = "Deployment/partner-sync", "Deployment/partner-gateway"
+
+    def world(last_refusal: str) -> list[Finding]:
+        return [service("partner-gateway", 443), edge("Service/partner-gateway", server, "routesTo"),
+                edge(client, "Service/partner-gateway", "dependsOn"), healthy(client),
+                f("WorkloadHealthy", server, desired=1, available=1, serving_since="2026-12-07T03:04:59+00:00"),
+                f("LogSignature", client, agent="logs", signature="connection_refused", host="partner-gateway", port=443,
+                  count=1, recent=1, last_at=last_refusal)]
+
+    assert top(world("2026-12-07T03:04:57")) == ("NoFault", "")
+    assert top(world("2026-12-07T03:05:30")) == ("ServicePortMismatch", "Service/partner-gateway")
+    assert top(world("2026-02-17T09:02:12")) == ("ServicePortMismatch", "Service/partner-gateway")  # not a start-up

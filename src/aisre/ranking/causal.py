@@ -20,6 +20,7 @@ dependency, and every candidate carries the chain of links that leads to it.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -192,6 +193,30 @@ def _changed_object(change: Finding) -> str:
     return change.data["owner"]
 
 
+
+# A client that starts with its server dials before the server listens; refusals that all
+# came within this many seconds before the server's first pod became Ready, and none since,
+# are that race (the client retries and is served), not a port that reaches no listener.
+STARTUP_RACE_S = 300.0
+
+
+def refused_while_starting(finding: Finding, healthy: list[Finding]) -> bool:
+    last, since = _naive(finding.data.get("last_at")), _naive(healthy[0].data.get("serving_since") if healthy else None)
+    if last is None or since is None:
+        return False
+    return 0 <= (since - last).total_seconds() <= STARTUP_RACE_S
+
+
+def _naive(value: str | None) -> dt.datetime | None:
+    """An ISO time as naive UTC (a log line's own clock carries no zone; Kubernetes' is UTC)."""
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
 @dataclass
 class _Origins:
     candidates: list[Candidate]
@@ -286,6 +311,8 @@ def _unreachable(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: F
                     "is down", ids + evidence, chain + [Link(server, evidence)])
             out.add(C.DEPENDENCY_FAILURE, service, 0.6, f"{service} has no healthy backend for {client}", ids + evidence, chain)
             out.demote_client(ix, client)
+        elif signature == "connection_refused" and refused_while_starting(finding, ix.of(server, "WorkloadHealthy")):
+            continue  # the client dialled before its server was up: a start-up race, over since
         elif signature == "connection_refused" and not finding.data.get("loopback") and ix.of(server, "WorkloadHealthy"):
             # Refused by a Service whose pods are all up: nothing listens where it sends the
             # client (its targetPort), even when the containers declare no ports to compare.
