@@ -15,6 +15,7 @@ from typing import Any
 from aisre.agents.base import cronjob_of, mentions_host, parse_time, programs, template_references
 from aisre.api.meta import ResourceRef
 from aisre.kube.scope import labels_match
+from aisre.operator.detection.signals import pod_started
 
 Obj = dict[str, Any]
 MAX_ENV_PAIRS = 48
@@ -30,13 +31,6 @@ def probe_thresholds(pod: Obj) -> tuple[tuple[str, str, int], ...]:
             if spec:
                 out.append((container.get("name", ""), probe, int(spec.get("failureThreshold") or 3)))
     return tuple(out)
-
-
-def pod_started(pod: Obj) -> bool:
-    """Running, with every container running (the kubelet starts none before its volumes mount)."""
-    status = pod.get("status") or {}
-    statuses = status.get("containerStatuses") or []
-    return status.get("phase") == "Running" and bool(statuses) and all("running" in (c.get("state") or {}) for c in statuses)
 
 
 @dataclass(slots=True)

@@ -91,15 +91,16 @@ class Pipeline:
             involved = obj.get("involvedObject") or {}
             owners = self.index.chain_from(involved.get("namespace") or "", involved.get("kind", ""),
                                            involved.get("name", ""), involved.get("uid", ""))
-            if involved.get("kind") == "Pod" and involved.get("uid") in self.gone_pods:
+            pod_uid = involved.get("uid", "") if involved.get("kind") == "Pod" else None
+            if pod_uid in self.gone_pods:
                 return
-            if involved.get("kind") == "Pod" and obj.get("reason") in MOUNT_REASONS:
-                if self.index.pod_is_started(involved.get("uid", "")):
+            if pod_uid is not None and obj.get("reason") in MOUNT_REASONS:
+                if self.index.pod_is_started(pod_uid):
                     self.detector.forget(uid)
                     return
-                self.mount_failures.setdefault(involved.get("uid", ""), set()).add(uid)
-            probe = probe_of(obj) if involved.get("kind") == "Pod" else None
-            kill_after = self.index.probe_failure_threshold(involved.get("uid", ""), *probe) if probe else None
+                self.mount_failures.setdefault(pod_uid, set()).add(uid)
+            probe = probe_of(obj) if pod_uid is not None else None
+            kill_after = self.index.probe_failure_threshold(pod_uid, *probe) if pod_uid is not None and probe else None
             signal = event_signal(obj, owners, now, self.th, kill_after)
             if signal is not None:
                 self.detector.observe(uid, [signal])

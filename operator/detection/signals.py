@@ -52,6 +52,15 @@ def probe_of(event: Obj) -> tuple[str, str] | None:
     failed = LIVENESS_FAILED.match(event.get("message") or "") if event.get("reason") == "Unhealthy" else None
     path = CONTAINER_PATH.search((event.get("involvedObject") or {}).get("fieldPath") or "")
     return (path.group(1), failed.group(1).lower()) if failed and path else None
+
+
+def pod_started(pod: Obj) -> bool:
+    """Running, with every container running (the kubelet starts none before its volumes mount)."""
+    status = pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    return status.get("phase") == "Running" and bool(statuses) and all("running" in (c.get("state") or {}) for c in statuses)
+
+
 QUOTA_NAME = re.compile(r"exceeded quota: ([a-z0-9]([-a-z0-9.]*[a-z0-9])?)")
 
 
@@ -128,7 +137,7 @@ def pod_signals(pod: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, th:
             add("InitContainerStuck", name, since=started, hold=th.init_grace, **detail)
 
     ready = conditions.get("Ready") or {}
-    running = status.get("phase") == "Running" and statuses and all("running" in (c.get("state") or {}) for c in statuses)
+    running = pod_started(pod)
     if running and ready.get("status") == "False" and not out:
         since = parse_time(ready.get("lastTransitionTime")) or now
         not_ready = [c.get("name", "") for c in statuses if not c.get("ready")]

@@ -193,7 +193,6 @@ def _changed_object(change: Finding) -> str:
     return change.data["owner"]
 
 
-
 # A client that starts with its server dials before the server listens; refusals that all
 # came within this many seconds before the server's first pod became Ready, and none since,
 # are that race (the client retries and is served), not a port that reaches no listener.
@@ -216,6 +215,7 @@ def _naive(value: str | None) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
 
 @dataclass
 class _Origins:
