@@ -29,6 +29,7 @@ MUTE_SECONDS = 30.0
 SEEN_KEYS = 400  # signal keys remembered per incident (persisted, so a restart does not recount)
 MAX_MEMBERS = 50
 MAX_HELD_ALERTS = 2000  # firing alerts held at once, over every namespace
+SWEPT = (SignalSource.LOGS, SignalSource.METRICS)  # conclusions of the log and metric sweeps
 SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
 
@@ -239,21 +240,34 @@ class Detector:
         return tracked
 
     def due_signals(self, now: dt.datetime) -> list[Signal]:
-        due = [s for signals in self.active.values() for s in signals if s.due() <= now and not self._by_design(s)]
+        due = [s for signals in self.active.values() for s in signals if self._due(s) <= now and not self._by_design(s)]
         # An alert past its endsAt is over, even if Alertmanager never says so.
         for key in [k for k, s in self.alerts.items() if s.until is not None and s.until <= now]:
             del self.alerts[key]
         return due + list(self.alerts.values())
 
+    def _due(self, signal: Signal) -> dt.datetime:
+        """When a signal starts to count. What the log and metric sweeps conclude about a
+        CronJob run waits as the run's failure does (``rerun_grace`` after it failed, for a
+        later run to complete and make it history); a run still going is not judged yet. The
+        sweep may read a failed run's logs before its Job shows Failed."""
+        run = self.index.cron_run(signal.object, *signal.owners) if signal.source in SWEPT else None
+        if run is None:
+            return signal.due()
+        failed_at = run[1].failed_at or signal.time
+        return max(signal.due(), failed_at + dt.timedelta(seconds=self.th.rerun_grace))
+
     def _by_design(self, signal: Signal) -> bool:
         """Asked again at each decision, since what answers it may be seen after the signal:
         zero replicas while a twin serves (canary, blue/green) or since before we watched
-        with nothing depending on it (an idle worker), a CronJob run a later run superseded."""
+        with nothing depending on it (an idle worker), a CronJob run a later run superseded, a
+        Service that selects nothing while nobody names it (or that now selects something)."""
         if signal.reason == "ScaledToZero":
             return self.index.serving_twin(signal.object) or self.index.idle_at_zero(signal.object)
-        if signal.reason == "JobFailed":
-            return self.index.superseded(signal.object)
-        return False
+        if signal.reason == "SelectsNoPods":
+            return not self.index.named_but_selects_nothing(signal.object)
+        run = self.index.cron_run(signal.object, *signal.owners)
+        return run is not None and self.index.superseded(run[0])
 
     def decide(self, now: dt.datetime) -> list[Operation]:
         # A node counts as unwell while it shows trouble and a little after (3 × settle): a

@@ -44,6 +44,7 @@ class PodInfo:
     # takes before it kills the container
     probe_thresholds: tuple[tuple[str, str, int], ...] = ()
     started: bool = False  # Running with every container running: its volumes were mounted
+    labels: dict[str, str] = field(default_factory=dict)  # what Services select it by
 
 
 @dataclass(slots=True)
@@ -143,7 +144,7 @@ class ClusterIndex:
         claims = tuple(v["persistentVolumeClaim"]["claimName"] for v in (pod.get("spec") or {}).get("volumes") or []
                        if v.get("persistentVolumeClaim"))
         info = PodInfo(meta.get("namespace", ""), meta.get("name", ""), (pod.get("spec") or {}).get("nodeName"), owners, claims,
-                       probe_thresholds(pod), pod_started(pod))
+                       probe_thresholds(pod), pod_started(pod), dict(meta.get("labels") or {}))
         if self.pods.get(uid) != info:
             self.pods[uid] = info
             self.version += 1
@@ -199,6 +200,14 @@ class ClusterIndex:
             if cond.get("type") in times and cond.get("status") == "True":
                 times[cond["type"]] = parse_time(cond.get("lastTransitionTime"))
         self.job_runs[key] = JobRun(cronjob, times["Failed"], times["Complete"])
+
+    def cron_run(self, *refs: ResourceRef) -> tuple[ResourceRef, JobRun] | None:
+        """The CronJob run among these objects (a signal's object and owners), if any."""
+        for ref in refs:
+            run = self.job_runs.get((ref.namespace or "", ref.name)) if ref.kind == "Job" else None
+            if run is not None:
+                return ref, run
+        return None
 
     def superseded(self, job: ResourceRef) -> bool:
         """Whether a later run of the same CronJob completed after this failed one."""
@@ -263,6 +272,28 @@ class ClusterIndex:
         """Whether a Service routes to this workload's pods."""
         meta = obj.get("metadata") or {}
         return bool(self.services_of(ResourceRef(kind=kind, name=meta.get("name", "?"), namespace=meta.get("namespace"))))
+
+    def named_but_selects_nothing(self, service: ResourceRef) -> bool:
+        """A Service that some workload's config names as a host, whose selector matches no
+        workload's pod template and no pod: its clients reach nothing."""
+        return self._cached(("selects_nothing", service.namespace, service.name),
+                            lambda: self._named_but_selects_nothing(service.namespace or "", service.name))
+
+    def selects_no_workload(self, namespace: str, selector: dict[str, str]) -> bool:
+        """Whether a Service selector matches no workload's pod template in its namespace."""
+        selects = {"matchLabels": selector}
+        return not any(key[0] == namespace and info.pod_labels and labels_match(selects, info.pod_labels)
+                       for key, info in self.workloads.items())
+
+    def _named_but_selects_nothing(self, namespace: str, name: str) -> bool:
+        selector = self.services.get((namespace, name))
+        if not selector or not self.selects_no_workload(namespace, selector):
+            return False
+        if any(pod.namespace == namespace and labels_match({"matchLabels": selector}, pod.labels)
+               for pod in self.pods.values()):
+            return False
+        return any(mentions_host(key, value, name, namespace)
+                   for (ns, _, _), info in self.workloads.items() if ns == namespace for key, value in info.env)
 
     def depends_on(self, client: ResourceRef, server: ResourceRef) -> bool:
         """Whether ``client``'s config names a Service in front of ``server``'s pods as a host."""

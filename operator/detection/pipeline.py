@@ -11,7 +11,7 @@ from typing import Any
 
 from aisre.operator.detection.detector import Detector
 from aisre.operator.detection.signals import (event_signal, job_signals, node_signals, pod_signals, probe_of, pvc_signals,
-                                              workload_signals)
+                                              service_signals, workload_signals)
 from aisre.operator.detection.thresholds import Thresholds
 
 Obj = dict[str, Any]
@@ -109,6 +109,10 @@ class Pipeline:
                 self.detector.observe(uid, node_signals(obj, now, self.th))
         elif kind == "Service":
             self.index.set_service(obj, deleted)
+            if not deleted:
+                selector = (obj.get("spec") or {}).get("selector") or {}
+                selects = not self.index.selects_no_workload(namespace or "", selector)
+                self.detector.observe(uid, service_signals(obj, now, self.th, selects))
         elif kind == "PersistentVolumeClaim":
             if not deleted:
                 self.detector.observe(uid, pvc_signals(obj, now, self.th))

@@ -222,6 +222,17 @@ def job_signals(job: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, th:
     return []
 
 
+def service_signals(svc: Obj, now: dt.datetime, th: Thresholds, selects_a_workload: bool) -> list[Signal]:
+    """A Service whose selector matches no workload's pods. It counts only while some
+    workload's config names it and no pod matches either (the detector asks again at each
+    decision, as the workloads may be created after it): a leftover nobody calls is no fault."""
+    selector = (svc.get("spec") or {}).get("selector") or {}
+    if not selector or selects_a_workload:
+        return []
+    return [make_signal(SignalSource.SERVICE, "SelectsNoPods", svc, "Service", now, severity=Severity.HIGH,
+                        hold=th.not_ready_grace, message=f"selector {selector} matches no pod, and a client names it")]
+
+
 def pvc_signals(pvc: Obj, now: dt.datetime, th: Thresholds) -> list[Signal]:
     phase = (pvc.get("status") or {}).get("phase")
     if phase == "Pending":

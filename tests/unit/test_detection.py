@@ -14,7 +14,7 @@ from aisre.operator.detection import alertmanager, store
 from aisre.operator.detection.detector import Detector, Open, Resolve, Update
 from aisre.operator.detection.pipeline import Pipeline
 from aisre.operator.detection.index import ClusterIndex, probe_thresholds
-from aisre.operator.detection.signals import event_signal, node_signals, pod_signals, probe_of
+from aisre.operator.detection.signals import event_signal, make_signal, node_signals, pod_signals, probe_of
 from aisre.operator.detection.thresholds import Thresholds
 
 T0 = dt.datetime(2026, 11, 24, 12, 0, 0, tzinfo=dt.UTC)
@@ -576,6 +576,56 @@ def test_zero_replicas_while_a_twin_serves_and_a_superseded_cron_run_raise_nothi
                                      "status": {"conditions": [{"type": "Failed", "status": "True",
                                                                 "lastTransitionTime": iso(at(200))}]}})
     assert [s.object.name for s in detector.due_signals(at(200))] == ["migrate"]
+
+
+def test_logs_about_a_cron_run_wait_for_the_run_to_end_and_for_the_next_run(world) -> None:
+    detector, pipeline, _ = world
+
+    def run(name: str, conditions: list[tuple[str, float]]) -> dict[str, Any]:
+        return {"kind": "Job", "metadata": {"name": name, "namespace": "shop", "uid": f"j-{name}",
+                                            "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": iso(T0)}},
+                "status": {"conditions": [{"type": c, "status": "True", "lastTransitionTime": iso(at(when))}
+                                          for c, when in conditions]}}
+
+    def logs_say(when: float) -> None:
+        # The log sweep names the run itself; its Job may not show Failed yet.
+        target = {"metadata": {"name": "sync-29943100", "namespace": "shop"}}
+        detector.observe("logs/shop", [make_signal(SignalSource.LOGS, "ApplicationError", target, "Job", at(when))])
+
+    pipeline.handle("Job", "ADDED", run("sync-29943100", []))
+    logs_say(5)
+    assert detector.due_signals(at(5 + TH.rerun_grace / 2)) == []  # the run is not over: not judged yet
+    pipeline.handle("Job", "MODIFIED", run("sync-29943100", [("Failed", 10)]))
+    logs_say(12)
+    assert detector.due_signals(at(12)) == []  # failed: it waits for the next run
+    assert {s.reason for s in detector.due_signals(at(10 + TH.rerun_grace))} == {"ApplicationError", "JobFailed"}
+    pipeline.handle("Job", "ADDED", run("sync-29943110", [("Complete", 30)]))
+    assert detector.due_signals(at(10 + TH.rerun_grace)) == []  # the next run completed: history
+    # A Job that is nobody's run is judged on its logs at once.
+    target = {"metadata": {"name": "migrate", "namespace": "shop"}}
+    detector.observe("logs/shop", [make_signal(SignalSource.LOGS, "ApplicationError", target, "Job", at(40))])
+    assert [s.object.name for s in detector.due_signals(at(40))] == ["migrate"]
+
+
+def test_a_service_a_client_names_that_selects_no_pod_is_trouble_and_a_leftover_is_not(world) -> None:
+    detector, pipeline, clock = world
+    later = at(TH.not_ready_grace + 1)
+    pipeline.handle("Service", "ADDED", service("payments", {"app": "payments"}))  # created before its Deployment
+    pipeline.handle("Deployment", "ADDED", deployment("payments"))
+    pipeline.handle("Deployment", "ADDED", deployment("checkout", env={"PAYMENTS_URL": "http://payments:8080"}))
+    pipeline.handle("Service", "ADDED", service("payments-canary", {"app": "payments", "track": "canary"}))
+    assert detector.due_signals(later) == []  # one serves, the other is a leftover nobody calls
+    # A change to the Service (a label its pods lack) leaves the named one routing nowhere.
+    pipeline.handle("Service", "MODIFIED", service("payments", {"app": "payments", "owner": "netops"}))
+    assert detector.due_signals(at(0)) == []  # within its grace
+    [signal] = detector.due_signals(later)
+    assert (signal.reason, signal.object.display()) == ("SelectsNoPods", "Service/payments")
+    # A pod the operator of some custom resource made carries the label: it routes there.
+    bare = pod("payments-x", "payments")
+    bare["metadata"]["ownerReferences"] = []
+    bare["metadata"]["labels"] = {"app": "payments", "owner": "netops"}
+    pipeline.handle("Pod", "ADDED", bare)
+    assert detector.due_signals(later) == []
 
 
 def test_a_worker_idle_at_zero_since_before_we_watched_raises_nothing_unless_a_client_names_it(world) -> None:

@@ -29,6 +29,7 @@ class SignalSource(str, Enum):
     WORKLOAD = "workload"
     JOB = "job"
     PVC = "pvc"
+    SERVICE = "service"
     ALERTMANAGER = "alertmanager"
     METRICS = "metrics"  # detection's own look at Prometheus series
     LOGS = "logs"  # detection's own look at container logs
