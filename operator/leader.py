@@ -176,6 +176,7 @@ class LeaderElector:
         self.lost = asyncio.Event()
         self.tried = asyncio.Event()  # one attempt made and the Lease read: we know our role
         self.last_renewed = 0.0
+        self.written_version = ""  # the Lease's resourceVersion our last write returned
 
     @property
     def is_leader(self) -> bool:
@@ -187,6 +188,27 @@ class LeaderElector:
         a leader that checks this before each change stops acting before anyone else
         starts, even before its loop notices it lost the Lease."""
         return self.is_leader and not steps_down(self.last_renewed, self.clock(), self.settings)
+
+    async def fence(self) -> bool:
+        """``may_act``, and the Lease read now is still the one this replica last wrote: same
+        holder, same resourceVersion. Any other write to it since (a takeover, an admin's
+        edit, a clock that lied about the deadline) stops the change; so does a Lease that
+        cannot be read. Checked before each change is claimed and before it is sent."""
+        if not self.may_act():
+            return False
+        try:
+            got = await self.client.get(self._url(self.name))
+            got.raise_for_status()
+            lease = got.json()
+        except (httpx.HTTPError, ValueError) as error:
+            log.warning("could not read the lease to fence a change", error=f"{type(error).__name__}: {error}"[:300])
+            return False
+        version = (lease.get("metadata") or {}).get("resourceVersion", "")
+        if record_of(lease).holder != self.identity or not version or version != self.written_version:
+            log.warning("the lease changed under this leader: acting no more", lease=f"{self.namespace}/{self.name}",
+                        holder=record_of(lease).holder, identity=self.identity)
+            return False
+        return True
 
     @property
     def holder(self) -> str:
@@ -255,6 +277,7 @@ class LeaderElector:
             written.raise_for_status()
             lease = written.json()
             self.record = record_of(lease)
+            self.written_version = lease["metadata"]["resourceVersion"]
             self.observed = observe(self.observed, lease["metadata"]["resourceVersion"], self.clock())
             return True
         except Exception as error:  # any failure is a failed round: a leader steps down at its deadline

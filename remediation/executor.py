@@ -31,7 +31,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -127,8 +127,9 @@ class Remediator:
     signing_key: bytes | None = None  # the operator's key: without one nothing is trusted, nothing runs
     min_healthy_floor: int = 0  # the lowest minHealthyPercent a namespace's own policy may set
     # With leader election: whether this replica may still act (leading, renewed within the
-    # deadline). Checked before the claim and again before the change is sent.
-    may_act: Callable[[], bool] | None = None
+    # deadline, the Lease unchanged since its own last write). Asked before deciding, before
+    # the claim and again before the change is sent.
+    may_act: Callable[[], Awaitable[bool]] | None = None
     # Deciding reads every journal (rate, concurrency, cooldown) and the claim writes one:
     # one decision at a time, so two Incidents handled at once cannot both see room for one
     # more action. The change itself and its verification run outside it.
@@ -220,7 +221,7 @@ class Remediator:
             await self._remediate(namespace, name)
 
     async def _remediate(self, namespace: str, name: str) -> None:
-        if self.may_act is not None and not self.may_act():
+        if self.may_act is not None and not await self.may_act():
             return  # not (or no longer surely) the leader: another replica decides
         incident = await kubeapi.get_or_none(self.client, self._incident_path(namespace, name))
         if incident is None or not needs_remediation(incident) or is_resolved(incident):
@@ -376,7 +377,7 @@ class Remediator:
         """Journals the action as Running; None when another writer holds it, or when this
         replica no longer leads."""
         assert plan is not None
-        if self.may_act is not None and not self.may_act():
+        if self.may_act is not None and not await self.may_act():
             return None
         meta = incident["metadata"]
         started = inputs.now()
@@ -395,7 +396,7 @@ class Remediator:
         """The claimed change, its verification and its result."""
         incident, entry, action, plan, policy = claimed
         await _pause(PAUSE_AFTER_CLAIM)
-        if self.may_act is not None and not self.may_act():
+        if self.may_act is not None and not await self.may_act():
             # Lost the Lease since the claim: send nothing. The entry stays Running, and the
             # next leader finishes it from what it finds (Failed, Interrupted: not sent).
             return

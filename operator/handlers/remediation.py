@@ -36,7 +36,7 @@ async def open_remediator(memo: kopf.Memo, **_: Any) -> None:
                                  max_verify_seconds=config.max_verify_seconds,
                                  operator_namespace=config.operator_namespace, signing_key=memo.signing_key,
                                  min_healthy_floor=config.min_healthy_floor,
-                                 may_act=memo.elector.may_act if memo.get("elector") is not None else None)
+                                 may_act=memo.elector.fence if memo.get("elector") is not None else None)
 
 
 @kopf.on.cleanup()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 
-from attack_helpers import as_user, journal, refused_by_admission, replicas
+from aisre.kube.reader import connect
+from aisre.operator.leader import LeaderElector, LeaseSettings
+from attack_helpers import as_user, detected, journal, refused_by_admission, replicas
 from conftest_helpers import deployment
-from attack_helpers import detected
 from remediation_helpers import action, apply, available, get, policy, signed, wait
 
 AUTO_SCALE = [{"type": "scale", "mode": "auto"}]
@@ -152,6 +153,35 @@ async def test_a_resolved_incident_is_never_acted_on(kubectl, user_ns, remediato
     assert replicas(kubectl, user_ns) == 2
 
 
+async def test_a_leader_whose_lease_was_taken_acts_no_more_before_its_deadline(kubectl, kubeconfig, user_ns, remediator,
+                                                                              key) -> None:
+    """Fencing by the Lease itself: once anyone else writes the leader's Lease (a replica
+    that took it over, however its clock told it the term had passed), the leader sends no
+    change, though its own renew deadline has not passed yet."""
+    web(kubectl, user_ns)
+    policy(kubectl, user_ns, actions=AUTO_SCALE)
+    detected(kubectl, user_ns, "inc", {"kind": "Deployment", "name": "web"},
+             [action("scale-1", "scale", "Deployment", "web", replicas=3)], key=key)
+    client = connect(str(kubeconfig))
+    elector = LeaderElector(client, user_ns, "aisre-leader", "replica-a",
+                            LeaseSettings(duration=60, renew=20, renew_deadline=40, retry=1))
+    try:
+        assert await elector.try_acquire_or_renew()
+        elector.leading.set()
+        elector.last_renewed = elector.clock()
+        assert await elector.fence()  # holds it, unchanged since its own write
+        lease = get(kubectl, "lease", "aisre-leader", user_ns)
+        lease["spec"]["holderIdentity"] = "replica-b"
+        kubectl("replace", "-n", user_ns, "-f", "-", input=json.dumps(lease))  # another replica's write
+        assert elector.may_act()  # within its renew deadline, by its own clock
+        remediator.may_act = elector.fence
+        await remediator.remediate(user_ns, "inc")
+        assert journal(kubectl, user_ns, "inc") == {}  # nothing claimed
+        assert replicas(kubectl, user_ns) == 2
+    finally:
+        await client.aclose()
+
+
 async def test_a_replica_that_lost_the_lease_acts_no_more(kubectl, user_ns, remediator, key) -> None:
     """With leader election, a replica past its renew deadline (another may take the Lease
     over soon) neither claims nor sends a change."""
@@ -159,7 +189,10 @@ async def test_a_replica_that_lost_the_lease_acts_no_more(kubectl, user_ns, reme
     policy(kubectl, user_ns, actions=AUTO_SCALE)
     detected(kubectl, user_ns, "inc", {"kind": "Deployment", "name": "web"},
              [action("scale-1", "scale", "Deployment", "web", replicas=3)], key=key)
-    remediator.may_act = lambda: False
+    async def not_leading() -> bool:
+        return False
+
+    remediator.may_act = not_leading
     await remediator.remediate(user_ns, "inc")
     assert journal(kubectl, user_ns, "inc") == {}  # nothing decided, nothing claimed
     assert replicas(kubectl, user_ns) == 2
