@@ -20,10 +20,13 @@ from typing import Any
 
 import httpx
 import kopf
+import structlog
 
 from aisre.api.meta import GROUP, VERSION
 from aisre.api.signing import MARK_ANNOTATION, has_mark, object_mark
 from aisre.operator.investigation import rfc3339
+
+log = structlog.get_logger("aisre.operator.incidents")
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
@@ -109,6 +112,26 @@ class StartGate:
         self.per_minute = per_minute
         self.started: dict[str, deque[float]] = {}
 
+    def seed(self, investigations: list[Mapping[str, Any]], wall: dt.datetime, now: float) -> int:
+        """Count the Investigations that Incidents started within the last minute (read
+        at start-up), so a restart does not give a namespace a fresh minute. Returns how
+        many were counted."""
+        counted = 0
+        for inv in investigations:
+            meta = inv.get("metadata") or {}
+            if not (inv.get("spec") or {}).get("incidentRef") or not meta.get("creationTimestamp"):
+                continue
+            created = dt.datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00"))
+            age = (wall - created).total_seconds()
+            if 0 <= age < 60:
+                self.started.setdefault(meta.get("namespace", ""), deque()).append(now - age)
+                counted += 1
+        for window in self.started.values():
+            ordered = sorted(window)
+            window.clear()
+            window.extend(ordered)
+        return counted
+
     def wait_for(self, namespace: str, now: float) -> float:
         """Seconds until an Investigation may start in ``namespace`` (0: now, and counted)."""
         window = self.started.setdefault(namespace, deque())
@@ -118,6 +141,20 @@ class StartGate:
             return 60 - (now - window[0])
         window.append(now)
         return 0.0
+
+
+async def seed_start_gate(gate: StartGate, client: httpx.AsyncClient) -> None:
+    """The storm cap's last minute, from the Investigations that exist (a restart must not
+    open a fresh minute). Without the right to list them cluster-wide, the count starts empty."""
+    try:
+        listed = await client.get(f"/apis/{GROUP}/{VERSION}/investigations")
+        listed.raise_for_status()
+        counted = gate.seed(listed.json().get("items") or [], dt.datetime.now(dt.UTC), time.monotonic())
+    except (httpx.HTTPError, ValueError) as error:
+        log.warning("storm cap starts without the last minute's Investigations", error=f"{type(error).__name__}: {error}"[:300])
+        return
+    if counted:
+        log.info("storm cap counts Investigations started before this start", investigations=counted)
 
 
 async def start_investigation(body: kopf.Body, client: httpx.AsyncClient, key: bytes,

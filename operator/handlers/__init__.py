@@ -20,7 +20,7 @@ from aisre.kube.reader import connect
 from aisre.operator.webhook_token import webhook_token
 from aisre.operator.acceptance import accept
 from aisre.operator.detection.service import DetectionService
-from aisre.operator.incidents import StartGate, reinvestigate, start_investigation
+from aisre.operator.incidents import StartGate, reinvestigate, seed_start_gate, start_investigation
 from aisre.operator.llm_step import LLMService
 from aisre.operator.login import connection_info
 from aisre.operator.run_investigation import Slots, already_done
@@ -70,6 +70,7 @@ async def open_clients(memo: kopf.Memo, **_: Any) -> None:
     memo.llm = LLMService.from_config(memo.config.llm)
     memo.slots = Slots(memo.config.max_concurrent_investigations)
     memo.incident_gate = StartGate(memo.config.thresholds.storm_per_minute)
+    await seed_start_gate(memo.incident_gate, memo.kube)
 
 
 @kopf.on.startup()

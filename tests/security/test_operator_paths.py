@@ -16,8 +16,8 @@ import pytest
 
 from aisre.bench.operator_thread import OperatorThread, free_port
 from aisre.operator.detection.thresholds import Thresholds
-from attack_helpers import OPERATOR_NS, SECURITY_PREFIX, aisre_object, as_user
-from conftest_helpers import deployment
+from attack_helpers import OPERATOR_NS, SECURITY_PREFIX, aisre_object, as_user, grant_namespace_user
+from conftest_helpers import deployment, temporary_namespace
 from remediation_helpers import apply, available, get, wait
 
 TOKEN = "s3cret-webhook-token"
@@ -150,6 +150,32 @@ def test_incidents_people_create_count_against_the_storm_cap(kubectl, user_kubec
     throttled = [i for i in incidents if any(c["type"] == "Throttled" and c["status"] == "True"
                                              for c in (i.get("status") or {}).get("conditions") or [])]
     assert len(throttled) == 3, [i["metadata"]["name"] for i in throttled]
+
+
+def test_restarting_the_operator_does_not_open_a_fresh_storm_minute(kubectl, user_kubeconfig, boundary) -> None:
+    """Incidents up to the cap, an operator restart, and more Incidents inside the same
+    minute: the new process counts the Investigations already started and starts none."""
+    with temporary_namespace(kubectl, "aisre-own-storm-") as ns:  # the tier's operator leaves it alone
+        grant_namespace_user(kubectl, ns)
+
+        def investigations() -> int:
+            return len(json.loads(kubectl("get", "investigations", "-n", ns, "-o", "json").stdout)["items"])
+
+        def serve() -> OperatorThread:
+            return OperatorThread(kubeconfig=kubectl.kubeconfig, http_port=free_port(), namespaces=(ns,),
+                                  operator_namespace=OPERATOR_NS, thresholds=Thresholds(storm_per_minute=STORM))
+
+        def create(names: range) -> None:
+            many = "\n---\n".join(incident(f"storm-{i}") for i in names)
+            assert as_user(kubectl, user_kubeconfig, "create", "-n", ns, "-f", "-", input=many).returncode == 0
+
+        create(range(STORM))
+        with serve():
+            wait(lambda: investigations() >= STORM, 30, "the first Investigations")
+        with serve():
+            create(range(STORM, STORM + 3))  # new ones, after the restart
+            time.sleep(6)
+            assert investigations() == STORM
 
 
 def post(operator: OperatorThread, payload: dict, token: str = TOKEN) -> tuple[int, dict]:

@@ -122,6 +122,21 @@ def test_the_storm_gate_counts_every_incident_per_namespace_per_minute() -> None
     assert gate.wait_for("shop", 60.5) == 0.0
 
 
+def test_the_storm_gate_counts_what_started_before_a_restart() -> None:
+    wall = dt.datetime(2026, 12, 7, 12, 0, 30, tzinfo=dt.UTC)
+
+    def investigation(ns: str, created: str, incident: bool = True) -> dict:
+        return {"metadata": {"namespace": ns, "creationTimestamp": created},
+                "spec": {"incidentRef": {"name": "i"}} if incident else {}}
+
+    gate = StartGate(2)
+    assert gate.seed([investigation("shop", "2026-12-07T12:00:10Z"), investigation("shop", "2026-12-07T12:00:20Z"),
+                      investigation("pay", "2026-12-07T11:58:00Z"),  # older than a minute
+                      investigation("pay", "2026-12-07T12:00:25Z", incident=False)], wall, 1000.0) == 2
+    assert gate.wait_for("shop", 1000.0) == pytest.approx(40.0)  # the first of them ages out at 12:01:10
+    assert gate.wait_for("pay", 1000.0) == 0.0
+
+
 async def test_slots_bound_concurrent_work_first_come_first_served() -> None:
     slots = Slots(2)
     running, most, order = 0, 0, []
