@@ -169,7 +169,8 @@ class Detector:
         if any(t.root.namespace == namespace and any(r.source != SignalSource.LOGS.value for r in t.reasons.values())
                for t in self.tracked.values()):
             return True
-        return any(s.object.namespace == namespace for uid, signals in self.active.items() if uid != besides for s in signals)
+        return any(s.object.namespace == namespace and not self._by_design(s)
+                   for uid, signals in self.active.items() if uid != besides for s in signals)
 
     def forget(self, uid: str) -> None:
         self.active.pop(uid, None)

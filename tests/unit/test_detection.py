@@ -615,6 +615,7 @@ def test_a_service_a_client_names_that_selects_no_pod_is_trouble_and_a_leftover_
     pipeline.handle("Deployment", "ADDED", deployment("checkout", env={"PAYMENTS_URL": "http://payments:8080"}))
     pipeline.handle("Service", "ADDED", service("payments-canary", {"app": "payments", "track": "canary"}))
     assert detector.due_signals(later) == []  # one serves, the other is a leftover nobody calls
+    assert not detector.reports_trouble_in("shop", "logs/shop")  # nor does it keep the log sweep quiet
     # A change to the Service (a label its pods lack) leaves the named one routing nowhere.
     pipeline.handle("Service", "MODIFIED", service("payments", {"app": "payments", "owner": "netops"}))
     assert detector.due_signals(at(0)) == []  # within its grace
