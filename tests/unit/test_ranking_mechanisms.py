@@ -445,5 +445,6 @@ def test_refusals_from_before_the_server_was_up_are_a_start_up_race() -> None:
                   count=1, recent=1, last_at=last_refusal)]
 
     assert top(world("2026-12-07T03:04:57")) == ("NoFault", "")
+    assert top(world("2026-12-07T03:05:02")) == ("NoFault", "")  # Ready, but kube-proxy not there yet
     assert top(world("2026-12-07T03:05:30")) == ("ServicePortMismatch", "Service/partner-gateway")
     assert top(world("2026-02-17T09:02:12")) == ("ServicePortMismatch", "Service/partner-gateway")  # not a start-up

@@ -197,13 +197,16 @@ def _changed_object(change: Finding) -> str:
 # came within this many seconds before the server's first pod became Ready, and none since,
 # are that race (the client retries and is served), not a port that reaches no listener.
 STARTUP_RACE_S = 300.0
+# A Ready pod is reachable through its Service only once kube-proxy has programmed the new
+# endpoints (a second or so, more under load): refusals this soon after Ready are the race too.
+ENDPOINTS_LAG_S = 10.0
 
 
 def refused_while_starting(finding: Finding, healthy: list[Finding]) -> bool:
     last, since = _naive(finding.data.get("last_at")), _naive(healthy[0].data.get("serving_since") if healthy else None)
     if last is None or since is None:
         return False
-    return 0 <= (since - last).total_seconds() <= STARTUP_RACE_S
+    return -ENDPOINTS_LAG_S <= (since - last).total_seconds() <= STARTUP_RACE_S
 
 
 def _naive(value: str | None) -> dt.datetime | None:
