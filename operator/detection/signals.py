@@ -15,6 +15,7 @@ from aisre.agents.base import cronjob_of, parse_time
 from aisre.api.meta import ResourceRef
 from aisre.api.signal import Signal, SignalSource, signal_key
 from aisre.api.taxonomy import Severity
+from aisre.ranking.evidence import LIVENESS_KILLS
 from aisre.operator.detection.thresholds import Thresholds
 
 Obj = dict[str, Any]
@@ -39,9 +40,11 @@ EVENT_REASONS = {
     "Evicted": Severity.HIGH,
     "SystemOOM": Severity.HIGH,
 }
-# Liveness (or startup) probes failing as often as the probe's failureThreshold (default 3):
-# the kubelet has killed the container at least once — a fault below the restart threshold.
-# Fewer failures are a probe doing its job (a slow start under a generous startupProbe).
+# Liveness (or startup) probes failing as often as the probe's failureThreshold (default 3)
+# times LIVENESS_KILLS: the kubelet has killed the container that often — a fault below the
+# restart threshold. One kill can be a cold start (a cache warming, a JIT) that a generous
+# probe would have let through; the Investigation's ranking asks for the same number of
+# kills before the workload counts as hurting, so detection and diagnosis agree.
 LIVENESS_FAILED = re.compile(r"(Liveness|Startup) probe failed", re.I)
 LIVENESS_FAILURES = 3
 CONTAINER_PATH = re.compile(r"spec\.(?:init)?[cC]ontainers\{([^}]+)\}")
@@ -153,7 +156,8 @@ def event_signal(event: Obj, owners: tuple[ResourceRef, ...], now: dt.datetime, 
         return None
     reason = event.get("reason") or ""
     liveness = reason == "Unhealthy" and LIVENESS_FAILED.match(event.get("message") or "") \
-        and int(event.get("count") or (event.get("series") or {}).get("count") or 1) >= (kill_after or LIVENESS_FAILURES)
+        and int(event.get("count") or (event.get("series") or {}).get("count") or 1) \
+        >= LIVENESS_KILLS * (kill_after or LIVENESS_FAILURES)
     if reason not in EVENT_REASONS and not liveness:
         return None
     if liveness:
