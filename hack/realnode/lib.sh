@@ -70,3 +70,27 @@ cgroup_dirs() {
   done </proc/self/mounts
   return 0
 }
+
+# start NAME CMD...: detached, logging to logs/NAME.log (appended), pid in pids/NAME.pid
+start() {
+  local name=$1; shift
+  setsid "$@" >>"$NODE_DIR/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$NODE_DIR/pids/$name.pid"
+}
+
+# in_node: the command prefix that runs a command in the node's mount namespace
+in_node() {
+  echo nsenter --mount="/proc/$(cat "$NODE_DIR/pids/ns-holder.pid")/ns/mnt" --
+}
+
+node_ready() {
+  [[ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+
+# start_kubelet: the kubelet of the node (up.sh, and kubelet.sh after a scenario stopped it)
+start_kubelet() {
+  start kubelet $(in_node) kubelet --config="$NODE_DIR/kubelet.yaml" \
+    --kubeconfig="$NODE_DIR/kubelet.kubeconfig" --root-dir="$NODE_DIR/kubelet" \
+    --cert-dir="$NODE_DIR/kubelet/pki" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
+    --node-labels=aisre.dev/kubelet=real --v=2
+}

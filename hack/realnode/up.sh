@@ -27,10 +27,6 @@ die() { log "ERROR: $*"; [[ -d "$NODE_DIR/logs" ]] && log "logs: $NODE_DIR/logs/
 
 source "$ROOT/hack/retry.sh"  # retry SECONDS DESCRIPTION CMD...
 
-node_ready() {
-  [[ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
-}
-
 running() {
   local p
   for p in "${PROCESSES[@]}"; do alive "$p" || return 1; done
@@ -64,6 +60,7 @@ rm -f "$tools_log"
 bash "$ROOT/hack/images/build.sh"
 
 mkdir -p "$NODE_DIR"/{logs,pids,cni/net.d,cni/ipam,containerd/certs.d,kubelet/pki,pod-logs,registry}
+ln -sf "$HERE/kubelet.sh" "$NODE_DIR/kubelet.sh"  # for the bench: stop and start the kubelet alone
 echo "$NODE_DIR" >"$OWNER_FILE"
 
 # The service range the API server allocates from, and the cluster DNS address in it.
@@ -148,15 +145,6 @@ chain nat AISRE-REALNODE-OUT OUTPUT
 ipt -t nat -A AISRE-REALNODE-OUT -d "$NODE_IP" -p tcp --dport "$KUBELET_PORT" -j REDIRECT --to-ports "$KUBELET_PORT"
 
 # --- 3. the node's processes ---------------------------------------------------------------
-start() {  # start NAME CMD...: detached, logging to logs/NAME.log, pid in pids/NAME.pid
-  local name=$1; shift
-  setsid "$@" >"$NODE_DIR/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$NODE_DIR/pids/$name.pid"
-}
-in_node() {  # the command, in the node's mount namespace
-  echo nsenter --mount="/proc/$(cat "$NODE_DIR/pids/ns-holder.pid")/ns/mnt" --
-}
-
 log "registries on 127.0.0.1:$REGISTRY_PORT and :$PRIVATE_REGISTRY_PORT, pushing the images"
 for name in registry private-registry; do
   start "$name" registry serve "$NODE_DIR/registry/$name.yaml"
@@ -184,10 +172,7 @@ start containerd $(in_node) containerd --config "$NODE_DIR/containerd/config.tom
 retry 30 "containerd ($SOCK)" ctr --address "$SOCK" version
 alive containerd || die "containerd exited"
 
-start kubelet $(in_node) kubelet --config="$NODE_DIR/kubelet.yaml" \
-  --kubeconfig="$NODE_DIR/kubelet.kubeconfig" --root-dir="$NODE_DIR/kubelet" \
-  --cert-dir="$NODE_DIR/kubelet/pki" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
-  --node-labels=aisre.dev/kubelet=real --v=2
+start_kubelet
 retry 90 "node $NODE_NAME Ready (kubelet log: $NODE_DIR/logs/kubelet.log)" node_ready
 alive kubelet || die "the kubelet exited"
 

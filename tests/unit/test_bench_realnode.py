@@ -78,7 +78,6 @@ def test_a_real_scenario_parses_and_simulated_is_the_default() -> None:
 
 @pytest.mark.parametrize("step", [
     {"runtime": {"selector": {"app": "web"}, "state": "CrashLoopBackOff"}},
-    {"node": {"name": "aisre-real-0", "conditions": [{"type": "Ready", "status": "False"}]}},
     {"metrics": [{"series": "container_memory_working_set_bytes"}]},
 ])
 def test_a_real_scenario_may_not_say_what_the_kubelet_reports(step: dict[str, Any]) -> None:
@@ -86,6 +85,33 @@ def test_a_real_scenario_may_not_say_what_the_kubelet_reports(step: dict[str, An
     data["fault"].append(step)
     with pytest.raises(ValidationError, match="kubelet: real scenarios cannot have"):
         Scenario.model_validate(data)
+
+
+@pytest.mark.parametrize("node, played", [
+    ({"kubelet": "stop"}, True),
+    ({"conditions": [{"type": "Ready", "status": "False"}]}, True),  # a stopped kubelet shows that
+    ({"conditions": [{"type": "Ready", "status": "Unknown"}], "kubelet": "stop"}, True),
+    ({"conditions": [{"type": "MemoryPressure", "status": "True"}]}, False),  # no way to make a real node say it
+    ({"conditions": [{"type": "Ready", "status": "True"}]}, False),
+])
+def test_a_real_scenarios_node_step_stops_the_kubelet_and_says_nothing_else(node: dict[str, Any], played: bool) -> None:
+    data = yaml.safe_load(SCENARIO)
+    data["fault"].append({"node": {"podSelector": {"app": "web"}, **node}})
+    if played:
+        assert Scenario.model_validate(data).fault[-1].node is not None
+    else:
+        with pytest.raises(ValidationError, match="stopping the real kubelet"):
+            Scenario.model_validate(data)
+
+
+def test_a_simulated_kubelet_stop_reports_what_the_node_controller_writes() -> None:
+    from aisre.bench.scenario import NodeStep
+
+    step = NodeStep.model_validate({"name": "kwok-node-0", "kubelet": "stop"})
+    [ready] = step.reported_conditions()
+    assert (ready.type, ready.status, ready.reason) == ("Ready", "Unknown", "NodeStatusUnknown")
+    with pytest.raises(ValidationError, match="conditions, or kubelet: stop"):
+        NodeStep.model_validate({"name": "kwok-node-0"})
 
 
 def test_an_unknown_kubelet_is_refused() -> None:

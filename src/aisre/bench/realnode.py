@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -30,6 +32,8 @@ NODE_LABEL = ("aisre.dev/kubelet", "real")
 TAINT_KEY = "aisre.dev/real-node"
 TOLERATION = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 STATUS_FILE = "realnode-status"  # written by hack/cluster-up.sh next to the kubeconfig
+KUBELET_CONTROL = Path("realnode") / "kubelet.sh"  # hack/realnode/up.sh links it into the cluster directory
+KUBELET_CONTROL_TIMEOUT_S = 180.0
 
 # Where each kind keeps its pod spec.
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -81,6 +85,38 @@ def unavailable(kube: Kube, state_dir: Path | None = None) -> str | None:
             return None
     why = recorded if recorded and recorded != "ready" else "no Ready node labelled aisre.dev/kubelet=real"
     return f"no real node: {why} (docs/real-node.md)"
+
+
+def kubelet(state_dir: Path, verb: str) -> str:
+    """Stops (``stop``) or starts (``start``: and waits until the node is Ready) the real
+    node's kubelet alone, or tells whether it runs (``status``), with the script the node's
+    cluster directory links to (hack/realnode/kubelet.sh). Raises RuntimeError with the
+    script's reason when it fails."""
+    script = state_dir / KUBELET_CONTROL
+    if not script.exists():
+        raise RuntimeError(f"no {script}: the real node was started without it (make cluster-down cluster-up)")
+    try:
+        done = subprocess.run(["bash", str(script), verb], env={**os.environ, "AISRE_CLUSTER_DIR": str(state_dir)},
+                              capture_output=True, text=True, timeout=KUBELET_CONTROL_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"kubelet {verb}: no answer within {KUBELET_CONTROL_TIMEOUT_S:g} s") from error
+    if done.returncode != 0:
+        raise RuntimeError(f"kubelet {verb}: {(done.stderr or done.stdout).strip()[-500:]}")
+    return done.stdout.strip()
+
+
+def restart_stopped_kubelet(state_dir: Path) -> str | None:
+    """After a run that ended with the kubelet stopped (killed mid-scenario): start it again.
+    Returns what was done, or None when there was nothing to do (no real node, or it runs)."""
+    if not (state_dir / KUBELET_CONTROL).exists():
+        return None
+    try:
+        if kubelet(state_dir, "status") != "stopped":
+            return None
+        kubelet(state_dir, "start")
+    except RuntimeError as error:
+        return f"the real node's kubelet was stopped and could not start again: {error}"
+    return "the real node's kubelet, stopped by an earlier run, runs again"
 
 
 # A probe that fails once while a new container starts is no report of a fault; one that keeps

@@ -80,6 +80,9 @@ def session(options: Options, err: TextIO, items: list[LoadedScenario | LoadErro
     with ExitStack() as stack:
         stack.callback(kube.close)
         leftovers = cluster.sweep_dead_runs(kube, context.log_root) + recover(kube, context.journal_dir, cluster.run_alive)
+        restarted = realnode.restart_stopped_kubelet(state_dir)
+        if restarted:
+            leftovers.append(restarted)
         if leftovers:
             _log(f"cleaned up after an earlier run: {', '.join(leftovers)}", err)
         cluster.install_crds(kube)

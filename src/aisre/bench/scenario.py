@@ -177,20 +177,39 @@ class NodeCondition(_Model):
         return {True: "True", False: "False"}.get(value, value) if isinstance(value, bool) else value
 
 
+# What the node lifecycle controller writes once a kubelet stops posting its status.
+KUBELET_STOPPED = NodeCondition(type="Ready", status="Unknown", reason="NodeStatusUnknown",
+                                message="Kubelet stopped posting node status.")
+
+
 class NodeStep(_Model):
-    """Node conditions to report on some nodes, until the scenario ends."""
+    """Node conditions to report on some nodes, until the scenario ends; or ``kubelet: stop``,
+    a node whose kubelet stops. On the real node (``kubelet: real``) a node step stops the real
+    kubelet (the runner starts it again afterwards), so it can only say that: ``kubelet: stop``
+    or a Ready condition that is not True."""
 
     pod_selector: Labels | None = None
     name: str | None = None
     selector: Labels | None = None
-    conditions: list[NodeCondition] = Field(min_length=1)
+    conditions: list[NodeCondition] = Field(default_factory=list)
+    kubelet: Literal["stop"] | None = None
 
     @model_validator(mode="after")
     def _one_way_to_choose(self) -> NodeStep:
         chosen = [k for k in ("pod_selector", "name", "selector") if getattr(self, k) is not None]
         if len(chosen) != 1:
             raise ValueError("node: give exactly one of podSelector, name or selector")
+        if not self.conditions and self.kubelet is None:
+            raise ValueError("node: give conditions, or kubelet: stop")
         return self
+
+    def reported_conditions(self) -> list[NodeCondition]:
+        """The conditions a simulated node reports: the step's, else a stopped kubelet's."""
+        return self.conditions or [KUBELET_STOPPED]
+
+    def only_stops_the_kubelet(self) -> bool:
+        """Whether a real kubelet stopping shows all this step says: nothing but a Ready that is not True."""
+        return all(c.type == "Ready" and c.status != "True" for c in self.conditions)
 
 
 class FaultStep(_Model):
@@ -259,8 +278,9 @@ class Expect(_Model):
 
 
 # Steps that write what a kubelet (or the metrics of one) would report: a real kubelet writes
-# these itself, so a `kubelet: real` scenario may not have them.
-SIMULATION_STEPS = ("runtime", "node", "metrics")
+# these itself, so a `kubelet: real` scenario may not have them. (Its `node` steps stop the
+# real kubelet instead.)
+SIMULATION_STEPS = ("runtime", "metrics")
 
 
 class Scenario(_Model):
@@ -287,6 +307,9 @@ class Scenario(_Model):
             if simulated:
                 raise ValueError(f"kubelet: real scenarios cannot have {', '.join(simulated)} steps: "
                                  "the real kubelet reports what happens (say what breaks, not how it is reported)")
+            if any(s.node is not None and not s.node.only_stops_the_kubelet() for s in self.fault):
+                raise ValueError("kubelet: real scenarios play a node step by stopping the real kubelet: it can "
+                                 "only say kubelet: stop, or a Ready condition that is not True")
         return self
 
     def runtime_steps(self) -> list[tuple[int, RuntimeStep]]:

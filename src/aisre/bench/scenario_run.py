@@ -147,6 +147,7 @@ class ScenarioRun:
             journal_path=self.context.journal_dir / f"{self.namespace}.json",
         )
         self.expected, self.also_acceptable = expected_causes(self.scenario, [])
+        self._kubelet_stopped = False  # a node step stopped the real kubelet: start it before anything else
 
     # --- the namespace -------------------------------------------------------------------------
     def __enter__(self) -> ScenarioRun:
@@ -162,6 +163,12 @@ class ScenarioRun:
         with shielded():
             self.runtime.stop()
             self.cleanup_problems.extend(self.nodes.restore())  # always: nodes are shared
+            if self._kubelet_stopped:  # before the namespace goes: only a kubelet deletes its pods
+                try:
+                    realnode.kubelet(self.context.state_dir, "start")
+                    self._kubelet_stopped = False
+                except RuntimeError as error:
+                    self.cleanup_problems.append(str(error))
             if self.context.keep_namespaces:
                 self._mark_kept()
             else:
@@ -232,7 +239,8 @@ class ScenarioRun:
         pods = self.kube.pods(self.namespace)
         # Node expectations by podSelector name the nodes the pods run on now.
         self.expected, self.also_acceptable = expected_causes(self.scenario, pods)
-        if self.scenario.runtime_steps() or any(s.node for s in self.scenario.fault):
+        simulated = self.scenario.kubelet == "simulated"
+        if self.scenario.runtime_steps() or simulated and any(s.node for s in self.scenario.fault):
             if self.context.kwok_problem:
                 raise ScenarioError(self.context.kwok_problem)
         if self.scenario.runtime_steps():
@@ -257,6 +265,17 @@ class ScenarioRun:
                 time.sleep(REAL_STATUS_GRACE_S)  # nothing to watch for: the status has no marker
             self.timings["fault_s"] = time.monotonic() - started
 
+    def _stop_real_kubelet(self, nodes: list[str], all_nodes: list[dict[str, Any]]) -> None:
+        real = {n["metadata"]["name"] for n in all_nodes
+                if (n["metadata"].get("labels") or {}).get(realnode.NODE_LABEL[0]) == realnode.NODE_LABEL[1]}
+        if not nodes or set(nodes) - real:
+            raise ScenarioError(f"node step: it picks {nodes or 'no node'}; a real scenario can only stop the real node's kubelet")
+        self._kubelet_stopped = True  # first: a stop cut short still gets its start
+        try:
+            realnode.kubelet(self.context.state_dir, "stop")
+        except RuntimeError as error:
+            raise ScenarioError(str(error)) from error
+
     def _step(self, index: int, step: FaultStep) -> None:
         where = f"fault step {index + 1} ({step.kind})"
         try:
@@ -275,7 +294,10 @@ class ScenarioRun:
             elif step.node is not None:
                 all_nodes = Kube.raw(self.kube.core.list_node)["items"]
                 nodes = choose_nodes(step.node, self.kube.pods(self.namespace), all_nodes)
-                self.nodes.apply(index, step.node, nodes)
+                if self.scenario.kubelet == "real":
+                    self._stop_real_kubelet(nodes, all_nodes)
+                else:
+                    self.nodes.apply(index, step.node, nodes)
             elif step.metrics is not None:
                 written = metrics.write_step(self.context.prometheus_url, step.metrics, self.namespace,
                                              self.kube.pods(self.namespace), time.time())

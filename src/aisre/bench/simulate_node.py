@@ -167,8 +167,9 @@ class NodeSimulator:
         body = kwok.node_hold_stage(stage, nodes, namespace=self.journal.namespace, run_id=self.journal.run_id)
         self.kube.custom.create_cluster_custom_object(kwok.KWOK_GROUP, kwok.KWOK_VERSION, "stages", body)
         for name in nodes:
-            self._set(name, lambda node: with_conditions(node["status"].get("conditions") or [], step.conditions, _now()),
-                      step.conditions)
+            conditions = step.reported_conditions()
+            self._set(name, lambda node: with_conditions(node["status"].get("conditions") or [], conditions, _now()),
+                      conditions)
 
     def restore(self) -> list[str]:
         return restore(self.kube, self.journal)
