@@ -448,3 +448,11 @@ def test_refusals_from_before_the_server_was_up_are_a_start_up_race() -> None:
     assert top(world("2026-12-07T03:05:02")) == ("NoFault", "")  # Ready, but kube-proxy not there yet
     assert top(world("2026-12-07T03:05:30")) == ("ServicePortMismatch", "Service/partner-gateway")
     assert top(world("2026-02-17T09:02:12")) == ("ServicePortMismatch", "Service/partner-gateway")  # not a start-up
+    # The server's rollout now crash-loops its new pod beside the old one that serves: that is
+    # the server's own fault, and the client's start-up refusals do not make it a dependency's.
+    rollout = world("2026-12-07T03:04:57") + [
+        f("ContainerWaiting", server, reason="CrashLoopBackOff", restarts=4),
+        f("LogSignature", server, agent="logs", signature="python_exception", count=6, recent=6, previous=True,
+          sample="ModuleNotFoundError: No module named 'gateway.velocity'"),
+        f("TemplateChange", server, agent="changes", fields=["env", "command"])]
+    assert top(rollout)[1] == server and top(rollout)[0] != "DependencyFailure"

@@ -308,14 +308,17 @@ def _unreachable(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: F
                     chain + [Link(server, [zero[0].id])])
             out.demote_client(ix, client)
             continue
+        if signature == "connection_refused" and refused_while_starting(finding, ix.of(server, "WorkloadHealthy")):
+            # The client dialled before its server was up: a start-up race, over since. What
+            # troubles the server now (a rollout's new pod crash-looping beside the old one that
+            # serves) is its own evidence's to say, not these refusals'.
+            continue
         if ix.impacted(server):
             evidence = [f.id for f in ix.of(server) if f.kind in ("WorkloadUnavailable", "ContainerWaiting", "ContainerNotReady")][:3]
             out.add(C.DEPENDENCY_FAILURE, server, 0.86, f"{client} fails because its dependency {server} (behind {service}) "
                     "is down", ids + evidence, chain + [Link(server, evidence)])
             out.add(C.DEPENDENCY_FAILURE, service, 0.6, f"{service} has no healthy backend for {client}", ids + evidence, chain)
             out.demote_client(ix, client)
-        elif signature == "connection_refused" and refused_while_starting(finding, ix.of(server, "WorkloadHealthy")):
-            continue  # the client dialled before its server was up: a start-up race, over since
         elif signature == "connection_refused" and not finding.data.get("loopback") and ix.of(server, "WorkloadHealthy"):
             # Refused by a Service whose pods are all up: nothing listens where it sends the
             # client (its targetPort), even when the containers declare no ports to compare.
