@@ -7,6 +7,9 @@
 # The scenarios' `metrics` steps are written into it through the remote-write receiver
 # (--web.enable-remote-write-receiver) with an out-of-order window, so series may start
 # in the past (t < 0) — see docs/metrics.md for why this and not promtool/scraping.
+# When the local cluster has its real node (hack/realnode/), it also scrapes that kubelet's
+# cAdvisor endpoint every 5 s with the cluster admin's client certificate: the real node's
+# containers' CPU, throttling and memory, real series with no backfill.
 #
 # Usage: hack/prometheus.sh install | start | stop | url
 #   AISRE_PROMETHEUS_BINARY=PATH   use this prometheus binary instead of Debian's
@@ -52,17 +55,46 @@ url() { echo "http://127.0.0.1:$PORT"; }
 
 ready() { curl -fsS -m 2 "$(url)/-/ready" >/dev/null 2>&1; }
 
-start() {
-  if ready; then log "already running at $(url)"; url; return 0; fi
-  install
-  mkdir -p "$DIR/data"
-  cat > "$DIR/prometheus.yml" <<CFG
-# Written by hack/prometheus.sh. No scrape jobs: series arrive by remote write.
+CLUSTER_DIR="$(realpath -m "${AISRE_CLUSTER_DIR:-$ROOT/.cluster}")"
+PKI="$CLUSTER_DIR/kwok/clusters/aisre/pki"
+KUBELET_ADDRESS=127.0.0.1:10250  # the real node's kubelet (hack/realnode/lib.sh KUBELET_PORT)
+
+config() {
+  cat <<CFG
+# Written by hack/prometheus.sh. Series of scenarios arrive by remote write; the real node's
+# kubelet, when the cluster has one, is scraped.
 global: {scrape_interval: 15s, evaluation_interval: 15s}
 storage:
   tsdb:
     out_of_order_time_window: 1d
 CFG
+  if [[ -d "$CLUSTER_DIR/realnode" && -f "$PKI/admin.crt" ]]; then
+    cat <<CFG
+scrape_configs:
+  - job_name: kubelet-cadvisor
+    scheme: https
+    metrics_path: /metrics/cadvisor
+    scrape_interval: 5s
+    tls_config: {cert_file: $PKI/admin.crt, key_file: $PKI/admin.key, insecure_skip_verify: true}
+    static_configs: [{targets: ['$KUBELET_ADDRESS'], labels: {node: aisre-real-0}}]
+CFG
+  fi
+}
+
+start() {
+  mkdir -p "$DIR/data"
+  config > "$DIR/prometheus.yml.new"
+  if ready; then
+    # Running already: take the current config (the real node may have come up since).
+    if ! cmp -s "$DIR/prometheus.yml.new" "$DIR/prometheus.yml" && [[ -f "$DIR/pid" ]]; then
+      mv "$DIR/prometheus.yml.new" "$DIR/prometheus.yml"
+      kill -HUP "$(cat "$DIR/pid")" 2>/dev/null && log "reloaded its configuration"
+    fi
+    rm -f "$DIR/prometheus.yml.new"
+    log "already running at $(url)"; url; return 0
+  fi
+  install
+  mv "$DIR/prometheus.yml.new" "$DIR/prometheus.yml"
   log "starting $(binary) on $(url) (data in $DIR/data)"
   # setsid: the server outlives this script (it is stopped with `stop`, by its pid).
   setsid "$(binary)" --config.file="$DIR/prometheus.yml" --storage.tsdb.path="$DIR/data" \

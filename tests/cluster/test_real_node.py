@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from aisre.bench import realnode
 from aisre.bench.runner import Options, run
 from conftest_helpers import REPO, Kubectl, temporary_namespace
 
@@ -71,8 +72,8 @@ def wait_for(what: str, check: Any, timeout: float) -> Any:
 
 def run_pod(kubectl: Kubectl, namespace: str, name: str, command: list[str] | None = None, restart: str = "Always",
             image: str = BUSYBOX, args: list[str] | None = None, labels: dict[str, str] | None = None,
-            **spec: Any) -> None:
-    container: dict[str, Any] = {"name": "main", "image": image}
+            pull: str = "IfNotPresent", **spec: Any) -> None:
+    container: dict[str, Any] = {"name": "main", "image": image, "imagePullPolicy": pull}
     if command is not None:
         container["command"] = command
     if args is not None:
@@ -181,7 +182,9 @@ def test_services_and_pods_by_name(real_node: dict[str, Any], kubectl: Kubectl, 
 
 def test_image_pulls_fail_for_real(real_node: dict[str, Any], kubectl: Kubectl, real_ns: str) -> None:
     run_pod(kubectl, real_ns, "missing-tag", image="registry.local/faultapp:no-such-tag")
-    run_pod(kubectl, real_ns, "no-secret", image="private.registry.local/faultapp:1")
+    # Always: the node may hold the image from an earlier pull with credentials, and then
+    # IfNotPresent would start it without asking the registry.
+    run_pod(kubectl, real_ns, "no-secret", image="private.registry.local/faultapp:1", pull="Always")
     kubectl("-n", real_ns, "create", "secret", "docker-registry", "pull", "--docker-server=private.registry.local",
             "--docker-username=aisre", "--docker-password=aisre-pull-secret")
     run_pod(kubectl, real_ns, "with-secret", image="private.registry.local/faultapp:1",
@@ -242,6 +245,27 @@ def test_real_scenarios_end_to_end(real_node: dict[str, Any], kubeconfig: Path, 
     assert results["real-image-tag-typo"]["timings"]["kubelet_report_s"] >= 0
     assert results["real-nofault-rolling-update"]["timings"]["kubelet_report_s"] == -1
     assert results["real-nofault-rolling-update"]["incident_raised"] is False
+
+
+def test_the_kubelet_stops_and_starts_alone(real_node: dict[str, Any], kubeconfig: Path, kubectl: Kubectl,
+                                            real_ns: str) -> None:
+    """What a node step of a real scenario does (hack/realnode/kubelet.sh through the cluster
+    directory): the kubelet stops while its containers run on, and starts again with the
+    node Ready and the pod still there. (The node turning NotReady takes the controller
+    manager's grace, minutes here: the scenario real-sensor-ingest-kubelet-stopped plays that.)"""
+    run_pod(kubectl, real_ns, "steady", ["sleep", "3600"])
+    started = running(kubectl, real_ns, "steady")["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+    state_dir = kubeconfig.parent
+    try:
+        realnode.kubelet(state_dir, "stop")
+        assert realnode.kubelet(state_dir, "status") == "stopped"
+        assert kubectl("-n", real_ns, "logs", "steady", check=False).returncode != 0  # nobody serves its logs
+    finally:
+        realnode.kubelet(state_dir, "start")
+    assert realnode.kubelet(state_dir, "status") == "running"
+    after = running(kubectl, real_ns, "steady")
+    assert after["status"]["containerStatuses"][0]["state"]["running"]["startedAt"] == started  # not restarted
+    assert realnode.restart_stopped_kubelet(state_dir) is None  # nothing left to mend
 
 
 def _links() -> list[str]:

@@ -105,6 +105,28 @@ def kubelet(state_dir: Path, verb: str) -> str:
     return done.stdout.strip()
 
 
+# After a scenario stopped the kubelet: how long the node must have been Ready, untainted,
+# before the next scenario starts — detection folds pods that fail on a node that was unwell
+# a moment ago into that node's Incident, and the next scenario's faults are its own.
+NODE_SETTLE_S = 15.0
+
+
+def wait_node_settled(kube: Kube, timeout: float = 120.0) -> str | None:
+    """Waits until every real node is Ready without a node.kubernetes.io/ taint, then
+    ``NODE_SETTLE_S`` more; returns why not, after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        nodes = kube.core.list_node(label_selector=f"{NODE_LABEL[0]}={NODE_LABEL[1]}").items
+        ready = all(any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+                    and not any(t.key.startswith("node.kubernetes.io/") for t in node.spec.taints or [])
+                    for node in nodes)
+        if ready:
+            time.sleep(NODE_SETTLE_S)
+            return None
+        time.sleep(1.0)
+    return f"the real node was not Ready and untainted within {timeout:g} s of its kubelet's restart"
+
+
 def restart_stopped_kubelet(state_dir: Path) -> str | None:
     """After a run that ended with the kubelet stopped (killed mid-scenario): start it again.
     Returns what was done, or None when there was nothing to do (no real node, or it runs)."""

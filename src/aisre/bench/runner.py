@@ -135,10 +135,13 @@ def _delete_namespace(kube: Kube, name: str) -> None:
 
 
 def prometheus_for(options: Options, items: list[LoadedScenario | LoadError] | tuple, err: TextIO) -> str | None:
-    """The Prometheus of this run: the one given, else the local one when a scenario needs it."""
+    """The Prometheus of this run: the one given, else the local one when a scenario needs it
+    (metrics steps to write, or a real node whose kubelet it scrapes)."""
     if options.prometheus_url:
         return options.prometheus_url
-    if not any(isinstance(i, LoadedScenario) and metrics.has_metrics(i.scenario) for i in items):
+    # Real scenarios read what Prometheus scrapes from the real kubelet (hack/prometheus.sh).
+    if not any(isinstance(i, LoadedScenario) and (metrics.has_metrics(i.scenario) or i.scenario.kubelet == "real")
+               for i in items):
         return None
     checkout = cluster.find_checkout()
     if checkout is None:

@@ -169,6 +169,10 @@ class ScenarioRun:
                     self._kubelet_stopped = False
                 except RuntimeError as error:
                     self.cleanup_problems.append(str(error))
+                else:
+                    unsettled = realnode.wait_node_settled(self.kube)
+                    if unsettled:
+                        self.cleanup_problems.append(unsettled)
             if self.context.keep_namespaces:
                 self._mark_kept()
             else:
