@@ -116,7 +116,7 @@ class StartGate:
         """Count the Investigations that Incidents started within the last minute (read
         at start-up), so a restart does not give a namespace a fresh minute. Returns how
         many were counted."""
-        counted = 0
+        recent: dict[str, list[float]] = {}
         for inv in investigations:
             meta = inv.get("metadata") or {}
             if not (inv.get("spec") or {}).get("incidentRef") or not meta.get("creationTimestamp"):
@@ -124,13 +124,10 @@ class StartGate:
             created = dt.datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00"))
             age = (wall - created).total_seconds()
             if 0 <= age < 60:
-                self.started.setdefault(meta.get("namespace", ""), deque()).append(now - age)
-                counted += 1
-        for window in self.started.values():
-            ordered = sorted(window)
-            window.clear()
-            window.extend(ordered)
-        return counted
+                recent.setdefault(meta.get("namespace", ""), []).append(now - age)
+        for namespace, times in recent.items():  # wait_for reads each window oldest first
+            self.started[namespace] = deque(sorted([*self.started.get(namespace, ()), *times]))
+        return sum(map(len, recent.values()))
 
     def wait_for(self, namespace: str, now: float) -> float:
         """Seconds until an Investigation may start in ``namespace`` (0: now, and counted)."""

@@ -203,10 +203,10 @@ class LeaderElector:
         except (httpx.HTTPError, ValueError) as error:
             log.warning("could not read the lease to fence a change", error=f"{type(error).__name__}: {error}"[:300])
             return False
-        version = (lease.get("metadata") or {}).get("resourceVersion", "")
-        if record_of(lease).holder != self.identity or not version or version != self.written_version:
+        holder, version = record_of(lease).holder, (lease.get("metadata") or {}).get("resourceVersion", "")
+        if holder != self.identity or not version or version != self.written_version:
             log.warning("the lease changed under this leader: acting no more", lease=f"{self.namespace}/{self.name}",
-                        holder=record_of(lease).holder, identity=self.identity)
+                        holder=holder, identity=self.identity)
             return False
         return True
 
