@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help tools venv install crds docs cluster-up cluster-down demo test test-unit clean prometheus prometheus-down
+.PHONY: help tools venv install crds docs cluster-up cluster-down demo test test-unit clean prometheus prometheus-down neo4j neo4j-down
 
 help:
 	@echo "make demo          local cluster + CRDs + operator + examples, then kubectl get aisre -A"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-detection  detection throughput (one core) and memory/latency from 500 to 5,000 pods"
 	@echo "make bench-real    the scenarios of scenarios-real/ on the real node, both modes, into bench/results/real-*.json"
 	@echo "make prometheus    Debian's Prometheus on loopback for the metrics agent (tests and bench start it themselves)"
+	@echo "make neo4j         Neo4j (its test harness) on loopback for the knowledge graph (tests start it themselves)"
 
 tools:
 	bash hack/tools.sh
@@ -57,6 +58,13 @@ prometheus:
 
 prometheus-down:
 	bash hack/prometheus.sh stop
+
+# The knowledge graph's Neo4j on loopback (docs/knowledge.md); the tests start it themselves.
+neo4j:
+	bash hack/neo4j.sh start
+
+neo4j-down:
+	bash hack/neo4j.sh stop
 
 demo: tools install
 	bash hack/demo.sh

@@ -74,7 +74,7 @@ kubectl get validatingadmissionpolicies
 
 # A demo run before this one left its workloads, Incidents and the ledger of its actions (whose
 # cooldowns outlive the Incidents, docs/security.md): start from a clean namespace.
-kubectl delete deployments,incidents,investigations,remediationpolicies --all -n "$NS" --ignore-not-found \
+kubectl delete deployments,incidents,investigations,remediationpolicies,runbooks --all -n "$NS" --ignore-not-found \
   --wait=true >/dev/null 2>&1 || true
 kubectl delete configmap "aisre-ledger-$NS" -n aisre-system --ignore-not-found >/dev/null
 
@@ -104,6 +104,10 @@ kubectl create deployment checkout -n "$NS" --image=registry.local/shop/checkout
 kubectl set resources deployment/checkout -n "$NS" --requests=cpu=100m,memory=256Mi >/dev/null
 kubectl rollout status deployment/checkout -n "$NS" --timeout=60s
 rollback_policy checkout
+
+step "the starter runbooks, cluster-wide (examples/runbooks/ in aisre-system; teams keep theirs in Git)"
+kubectl apply -n aisre-system -f examples/runbooks/ >/dev/null
+kubectl get runbooks -n aisre-system | head -5
 
 step "a fault: checkout is rolled out asking for more CPU than any node has"
 kubectl set resources deployment/checkout -n "$NS" --requests=cpu=64,memory=256Mi >/dev/null

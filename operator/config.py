@@ -11,6 +11,7 @@ from pathlib import Path
 from aisre.agents.base import PrometheusSettings
 
 from aisre.operator.detection.thresholds import Thresholds
+from aisre.operator.graph_store import GraphSettings
 from aisre.operator.leader import LeaseSettings
 from aisre.llm.settings import LLMConfig
 
@@ -59,6 +60,7 @@ class OperatorConfig:
     max_concurrent_investigations: int = 8
     llm: LLMConfig = field(default_factory=LLMConfig)  # no API key: the LLM is never used
     prometheus: PrometheusSettings | None = None  # None: the metrics agent is not planned
+    neo4j: GraphSettings | None = None  # None: memory is the embedded index only (docs/knowledge.md)
 
     @property
     def lease_name(self) -> str:
@@ -93,7 +95,21 @@ class OperatorConfig:
                                                       cls.max_concurrent_investigations)),
             llm=LLMConfig.from_env(env),
             prometheus=prometheus_from_env(env),
+            neo4j=neo4j_from_env(env),
         )
+
+
+def neo4j_from_env(env: dict[str, str]) -> GraphSettings | None:
+    """AISRE_NEO4J_URI (unset: no knowledge graph), AISRE_NEO4J_USER, the password from
+    AISRE_NEO4J_PASSWORD_FILE (a mounted Secret, the chart's way) or AISRE_NEO4J_PASSWORD,
+    AISRE_NEO4J_DATABASE (default: the server's)."""
+    uri = (env.get("AISRE_NEO4J_URI") or "").strip()
+    if not uri:
+        return None
+    password_file = env.get("AISRE_NEO4J_PASSWORD_FILE")
+    password = Path(password_file).read_text().strip() if password_file else env.get("AISRE_NEO4J_PASSWORD") or None
+    return GraphSettings(uri=uri, user=env.get("AISRE_NEO4J_USER") or None, password=password,
+                         database=env.get("AISRE_NEO4J_DATABASE") or None)
 
 
 def prometheus_from_env(env: dict[str, str]) -> PrometheusSettings | None:

@@ -36,6 +36,7 @@ class Webhook:
     token: str | None = None
     detection: Any = None  # DetectionService
     role: Role | None = None  # None: a single replica, always in charge
+    graph: Any = None  # GraphStore, when the knowledge graph is configured
 
 
 def _answer(code: int, **body: Any) -> web.Response:
@@ -83,7 +84,9 @@ def build_app(ready: asyncio.Event, hook: Webhook | None = None) -> web.Applicat
     async def readyz(_: web.Request) -> web.Response:
         # A standby is ready: it serves /metrics and stands by, and a rollout waits for it.
         if role.ready(ready.is_set()):
-            return web.json_response({"status": "ready", "role": role.name, "leader": role.holder or None})
+            # A Neo4j outage degrades memory to the embedded index: reported, still ready.
+            graph = {"neo4j": hook.graph.state()} if hook.graph is not None else {}
+            return web.json_response({"status": "ready", "role": role.name, "leader": role.holder or None, **graph})
         return web.json_response({"status": "starting" if role.name != "stepped-down" else "stopping",
                                   "role": role.name}, status=503)
 

@@ -204,10 +204,11 @@ async def reinvestigate(body: kopf.Body, old: Any, new: Any, client: httpx.Async
 
 
 async def mirror_root_cause(client: httpx.AsyncClient, namespace: str, incident: str, investigation: Mapping[str, Any],
-                            status: dict[str, Any]) -> None:
+                            status: dict[str, Any], recorded: dict[str, Any] | None = None) -> None:
     """Copy a finished Investigation's root cause into its Incident's status, when it is
     the Investigation the operator started for that Incident (by uid: another object of
-    the same name, or one that merely names the Incident in spec.incidentRef, is not)."""
+    the same name, or one that merely names the Incident in spec.incidentRef, is not).
+    ``recorded``: the Incident as a case of the memory of past incidents, and its recurrences."""
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/incidents/{incident}"
     current = await client.get(path)
     if current.status_code != 200:
@@ -219,6 +220,7 @@ async def mirror_root_cause(client: httpx.AsyncClient, namespace: str, incident:
     patch: dict[str, Any] = {}
     if root:
         patch["rootCause"] = root
+        patch.update(recorded or {})
         message = f"{root['category']} on {(root.get('resource') or {}).get('kind', '')}/" \
                   f"{(root.get('resource') or {}).get('name', '')} ({root.get('confidence', 0):.2f})"
         if incident_status.get("state") not in ("Resolved", "Mitigated"):

@@ -60,3 +60,29 @@ LEADER = Gauge(
     "1 while this replica leads (holds the leader Lease and runs Kopf, detection and remediation; "
     "always 1 without AISRE_PEERING), 0 while it stands by.",
 )
+MEMORY_CASES = Gauge(
+    "aisre_memory_cases",
+    "Past incidents in the memory's index (concluded Incidents with a root cause).",
+)
+ROOT_CAUSES_CONFIRMED = Gauge(
+    "aisre_root_causes_confirmed_ratio",
+    "Of the Incidents people gave feedback on (aisre feedback), the share whose root cause they confirmed.",
+)
+NEO4J_UP = Gauge(
+    "aisre_graph_up",
+    "1 while the knowledge graph's Neo4j answers, 0 while it does not (memory falls back to the embedded index).",
+)
+NEO4J_WRITES = Counter(
+    "aisre_graph_writes_total",
+    "Investigations written to the knowledge graph, by outcome: written, failed (retried), dropped (queue full).",
+    ["outcome"],
+)
+NEO4J_WRITE_SECONDS = Histogram(
+    "aisre_graph_write_duration_seconds",
+    "Wall time of writing one Investigation's batches to Neo4j.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+NEO4J_QUEUE = Gauge(
+    "aisre_graph_queue",
+    "Investigations waiting to be written to the knowledge graph (bounded).",
+)

@@ -69,6 +69,31 @@ def recommend(category: C, resource: str, namespace: str, findings: list[Finding
     return actions
 
 
+def runbook_actions(runbooks: list[dict[str, Any]], root: dict[str, Any], namespace: str,
+                    existing: list[dict[str, Any]], kinds_of: dict[str, set[str]]) -> list[dict[str, Any]]:
+    """The actions matched runbooks propose, on the root cause's resource, for the policy to
+    decide on like any other: only types that apply to its kind (``kinds_of``: the catalog's
+    target kinds per type) and that the evidence did not already recommend. Pure."""
+    resource = root.get("resource") or {}
+    kind, name = resource.get("kind"), resource.get("name")
+    if not kind or not name:
+        return []
+    taken = {a["type"] for a in existing}
+    added: list[dict[str, Any]] = []
+    for runbook in runbooks:
+        for proposed in runbook.get("actions") or []:
+            if proposed["type"] in taken or kind not in kinds_of.get(proposed["type"], set()):
+                continue
+            taken.add(proposed["type"])
+            target = ResourceRef(kind=kind, name=name, namespace=None if kind == "Node" else namespace)
+            reason = f"proposed by runbook {runbook['namespace']}/{runbook['name']}" + (
+                f": {proposed['reason']}" if proposed.get("reason") else "")
+            added.append(RecommendedAction(id=_action_id(ActionType(proposed["type"]), f"{kind}/{name}"),
+                                           type=ActionType(proposed["type"]), target=target,
+                                           parameters=proposed.get("parameters") or None, reason=reason[:1024]).to_kube())
+    return added
+
+
 def bind_actions(actions: list[dict[str, Any]], namespace: str, incident_uid: str, investigation_uid: str,
                  key: bytes) -> list[dict[str, Any]]:
     """The recommendations of an Investigation the operator started for an Incident, bound

@@ -24,6 +24,11 @@ from aisre.llm.cost import spent_today
 from aisre.operator.investigation import Outcome, investigate, rfc3339, status_of
 from aisre.operator.llm_step import LLM_USED, LLMService
 from aisre.operator.recommend import bind_actions
+from aisre.operator.runbook_step import attach_runbooks
+from aisre.operator.memory_step import incident_patch, recall
+from aisre.knowledge.graph import investigation_batches
+from aisre.knowledge.memory import Memory
+from aisre.operator.graph_store import GraphStore
 from aisre.redact import redact_text
 from aisre.operator.metrics import INVESTIGATION_SECONDS, INVESTIGATIONS, LLM_COST, LLM_TOKENS
 
@@ -90,18 +95,19 @@ async def _mark_queued(client: httpx.AsyncClient, body: kopf.Body, waiting: int)
 
 async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None = None,
               prometheus: PrometheusSettings | None = None, key: bytes | None = None,
-              operator_namespace: str | None = None, slots: Slots | None = None) -> None:
+              operator_namespace: str | None = None, slots: Slots | None = None, memory: Memory | None = None,
+              graph: GraphStore | None = None) -> None:
     """One Investigation, once one of ``slots`` is free (FIFO: the first queued runs first)."""
     try:
         Investigation.model_validate({"spec": body.get("spec") or {}})
     except ValidationError:
         return  # the Accepted condition already says why
     if slots is None:
-        await _run(body, patch, client, llm, prometheus, key, operator_namespace, None)
+        await _run(body, patch, client, llm, prometheus, key, operator_namespace, None, memory, graph)
         return
     queued = await _mark_queued(client, body, slots.size) if slots.full else None
     async with slots.semaphore:
-        await _run(body, patch, client, llm, prometheus, key, operator_namespace, queued)
+        await _run(body, patch, client, llm, prometheus, key, operator_namespace, queued, memory, graph)
 
 
 class Slots:
@@ -118,7 +124,8 @@ class Slots:
 
 async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None,
                prometheus: PrometheusSettings | None, key: bytes | None, operator_namespace: str | None,
-               queued: list[dict[str, Any]] | None) -> None:
+               queued: list[dict[str, Any]] | None, memory: Memory | None = None,
+               graph: GraphStore | None = None) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     generation = body["metadata"].get("generation")
     spec = Investigation.model_validate({"spec": body.get("spec") or {}}).spec
@@ -137,7 +144,15 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
     except TimeoutError:
         outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")
     status = status_of(outcome, namespace, started)
+    await attach_runbooks(client, reader, status, namespace, operator_namespace)
     incident = owning_incident(body)
+    case = None
+    if memory is not None:
+        case = await recall(memory, reader, status, namespace, incident or {"uid": body["metadata"]["uid"], "name": name},
+                            graph)
+    if graph is not None and status.get("rootCause"):
+        edges = [f.data for f in outcome.findings if f.kind == "Edge"]
+        graph.submit(investigation_batches(dict(body["metadata"]), status, edges, case if incident is not None else None))
     if incident is not None and key is not None and status.get("recommendedActions"):
         status["recommendedActions"] = bind_actions(status["recommendedActions"], namespace, incident["uid"],
                                                     body["metadata"]["uid"], key)
@@ -181,7 +196,10 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
         await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations/{name}/status",
                            json={"status": status}, headers={"Content-Type": "application/merge-patch+json"})
         if incident is not None:
-            await mirror_root_cause(client, namespace, incident["name"], body, status)
+            recorded = incident_patch(memory, case) if memory is not None and case is not None else None
+            await mirror_root_cause(client, namespace, incident["name"], body, status, recorded)
+            if memory is not None and case is not None:
+                memory.add(case)  # at once: its watch event brings the same case a moment later
     except httpx.HTTPError:
         pass  # the Incident shows the link on the next resume; the Investigation holds the result
     elapsed = time.perf_counter() - clock

@@ -15,14 +15,7 @@ from typing import Any
 import kubernetes
 
 from aisre.api.meta import GROUP, VERSION
-
-
-def whoami(api_client: kubernetes.client.ApiClient) -> tuple[str, list[str]]:
-    """The caller's user name and groups as the API server authenticates them."""
-    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    answer = kubernetes.client.AuthenticationV1Api(api_client).create_self_subject_review(review)
-    info = answer.status.user_info
-    return str(info.username), [str(g) for g in info.groups or []]
+from aisre.kube.identity import whoami
 
 
 class NothingToApprove(LookupError):

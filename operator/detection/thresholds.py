@@ -55,5 +55,14 @@ class Thresholds:
                    pvc_grace=2.0, event_window=120.0, settle=1.0, resolve_after=10.0, tick=0.25,
                    metrics_interval=2.0, logs_interval=2.0, post_change_window=120.0, rerun_grace=25.0)
 
+    @classmethod
+    def real_time(cls) -> Thresholds:
+        """For a benchmark run with scenarios the real kubelet plays: those run in real time,
+        so a pod's cold start takes its real seconds (a process warming up, a liveness kill
+        and the restart: 10-25 s here) and a 2 s not-ready grace calls every slow start a
+        fault. The rest stays compressed: real faults show at once, and the other graces
+        only wait for what is already failing."""
+        return dataclasses.replace(cls.compressed(), not_ready_grace=20.0)
+
     def as_env(self) -> dict[str, str]:
         return {f"AISRE_DETECT_{f.name.upper()}": str(getattr(self, f.name)) for f in dataclasses.fields(self)}

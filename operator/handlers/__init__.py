@@ -22,6 +22,9 @@ from aisre.operator.acceptance import accept
 from aisre.operator.detection.service import DetectionService
 from aisre.operator.incidents import StartGate, reinvestigate, seed_start_gate, start_investigation
 from aisre.operator.llm_step import LLMService
+from aisre.operator.graph_store import GraphStore
+from aisre.operator.memory_step import observe_incident
+from aisre.knowledge.memory import Memory
 from aisre.operator.login import connection_info
 from aisre.operator.run_investigation import Slots, already_done
 from aisre.operator.run_investigation import run as run_investigation
@@ -70,6 +73,12 @@ async def open_clients(memo: kopf.Memo, **_: Any) -> None:
     memo.llm = LLMService.from_config(memo.config.llm)
     memo.slots = Slots(memo.config.max_concurrent_investigations)
     memo.incident_gate = StartGate(memo.config.thresholds.storm_per_minute)
+    memo.memory = Memory()
+    memo.graph = None
+    if memo.config.neo4j is not None:
+        memo.graph = GraphStore(memo.config.neo4j)
+        memo.graph.start()
+        memo.webhook.graph = memo.graph  # /readyz reports it
     await seed_start_gate(memo.incident_gate, memo.kube)
 
 
@@ -96,6 +105,8 @@ async def close_clients(memo: kopf.Memo, **_: Any) -> None:
         await memo.kube.aclose()
     if getattr(memo, "llm", None) is not None:
         await memo.llm.close()
+    if getattr(memo, "graph", None) is not None:
+        await memo.graph.close()
 
 
 # After acceptance: an Incident starts the Investigation it owns (once).
@@ -118,4 +129,13 @@ async def on_investigation(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, 
     if already_done(body):
         return
     await run_investigation(body, patch, memo.kube, getattr(memo, "llm", None), memo.config.prometheus,
-                            memo.signing_key, memo.config.operator_namespace, memo.slots)
+                            memo.signing_key, memo.config.operator_namespace, memo.slots, getattr(memo, "memory", None),
+                            getattr(memo, "graph", None))
+
+
+# Every Incident's case joins the memory of past incidents; the initial listing rebuilds it.
+@kopf.on.event(GROUP, VERSION, "incidents", id="memory")
+def remember_incident(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memory = getattr(memo, "memory", None)
+    if memory is not None:
+        observe_incident(memory, event.get("type"), dict(body), getattr(memo, "graph", None))

@@ -94,6 +94,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             external_operator=args.external_operator,
             timeout=args.timeout,
             keep_namespaces=args.keep_namespaces,
+            statuses=args.statuses,
+            neo4j_url=args.neo4j_url,
             remediate=args.remediate,
             llm_url=args.llm_url,
             llm_json=args.llm_json,
@@ -147,6 +149,38 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    import kubernetes
+    from pydantic import ValidationError
+
+    from aisre import console
+    from aisre.knowledge.feedback import give_feedback
+
+    try:
+        _, name = console.aisre_ref(args.object, ("incidents",))
+        resource = None
+        if args.resource:
+            kind, _, res_name = args.resource.partition("/")
+            if not kind or not res_name:
+                raise console.UsageError(f"--resource wants KIND/NAME, not {args.resource!r}")
+            resource = {"kind": kind, "name": res_name}
+    except console.UsageError as error:
+        print(f"aisre feedback: {error}", file=sys.stderr)
+        return 2
+    cluster = console.connect(args.kubeconfig)
+    try:
+        user = give_feedback(cluster.api_client, args.namespace or cluster.namespace, name,
+                             "correct" if args.correct else "wrong", args.category, resource, args.comment or "")
+    except (ValueError, ValidationError) as error:
+        print(f"aisre feedback: {error}", file=sys.stderr)
+        return 2
+    except kubernetes.client.ApiException as error:
+        print(f"aisre feedback: refused ({error.status}): {error.body or error.reason}", file=sys.stderr)
+        return 1
+    print(f"incident/{name}: root cause marked {'correct' if args.correct else 'wrong'} by {user}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisre", description="An SRE inside the cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting the local one")
     bench.add_argument("--external-operator", action="store_true", help="an operator already runs; do not start one in-process")
     bench.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each Investigation to conclude (default 60)")
+    bench.add_argument("--statuses", type=Path, help="investigate mode: write each concluded Investigation's status "
+                       "into this directory (NAME.json), for bench/recurrence.py")
+    bench.add_argument("--neo4j-url", help="the in-process operator writes its knowledge graph to this Neo4j "
+                       "(bolt://127.0.0.1:7688 from hack/neo4j.sh; user neo4j, password from AISRE_NEO4J_PASSWORD)")
     bench.add_argument("--keep-namespaces", action="store_true", help="keep each scenario's namespace (and its simulated pods) for inspection")
     bench.add_argument("--prometheus-url", default=os.environ.get("AISRE_PROMETHEUS_URL") or None,
                        help="Prometheus for metrics steps and the metrics agent (default $AISRE_PROMETHEUS_URL; "
@@ -218,6 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--comment", help="why it is approved")
     approve.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
     approve.set_defaults(func=_cmd_approve)
+
+    feedback = sub.add_parser("feedback", help="record whether an Incident's root cause was right (as the current user)")
+    feedback.add_argument("object", help="incident/NAME")
+    verdict = feedback.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--correct", action="store_true", help="the root cause found is the cause")
+    verdict.add_argument("--wrong", action="store_true", help="it is not (say what it was with --category/--resource)")
+    feedback.add_argument("--category", help="for --wrong: the root-cause category it really was")
+    feedback.add_argument("--resource", help="for --wrong: the object that really was the cause, KIND/NAME")
+    feedback.add_argument("--comment", help="why")
+    feedback.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
+    feedback.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
+    feedback.set_defaults(func=_cmd_feedback)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(__version__) or 0)

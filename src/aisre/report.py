@@ -30,6 +30,41 @@ def chain_lines(chain: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def runbook_lines(runbooks: list[dict[str, Any]]) -> list[str]:
+    """The runbooks that apply to the root cause: why each matched, its steps, links and
+    the actions it proposes (which the policy decides on)."""
+    out: list[str] = []
+    for runbook in runbooks:
+        out += ["", f"### Runbook: {runbook.get('title', '')} (`{runbook.get('namespace')}/{runbook.get('name')}`)", "",
+                f"Matched on {'; '.join(runbook.get('matchedOn') or []) or '—'}.", ""]
+        out += [f"{step}. {text}" for step, text in enumerate(runbook.get("steps") or [], 1)]
+        links = runbook.get("links") or []
+        if links:
+            out += ["", "Links: " + ", ".join(f"[{link.get('title')}]({link.get('url')})" for link in links)]
+        actions = runbook.get("actions") or []
+        if actions:
+            out += ["", "Proposes (the RemediationPolicy decides): " + ", ".join(
+                f"**{a['type']}**" + (f" ({', '.join(f'{k}={v}' for k, v in a['parameters'].items())})"
+                                      if a.get("parameters") else "") for a in actions)]
+    return out
+
+
+def memory_lines(status: dict[str, Any]) -> list[str]:
+    """What the memory of past incidents says: recurrences and the most similar past Incidents."""
+    similar = status.get("similarIncidents") or []
+    if not similar and not status.get("seenBefore"):
+        return []
+    out = ["", "## Seen before", ""]
+    if status.get("seenBefore"):
+        out += [status["seenBefore"], ""]
+    for past in similar:
+        out.append(f"- `{past.get('namespace')}/{past.get('name')}` {past.get('concludedAt', '')}: {past.get('category')} on "
+                   f"`{past.get('resource') or '—'}`, similarity {past.get('similarity', 0):.2f} "
+                   f"({'; '.join(past.get('matchedOn') or [])}); {past.get('outcome', '')}"
+                   + (f"; root cause marked {past['verdict']}" if past.get("verdict") else ""))
+    return out
+
+
 def render_investigation(obj: dict[str, Any]) -> str:
     meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status") or {}
     lines = [f"# Investigation {meta.get('namespace')}/{meta.get('name')}", ""]
@@ -46,6 +81,8 @@ def render_investigation(obj: dict[str, Any]) -> str:
         lines += ["", f"**{root['category']}** on `{_resource(root.get('resource'))}` "
                   f"(confidence {root.get('confidence', 0):.2f})", "", root.get("summary", "")]
         lines += chain_lines((status.get("hypotheses") or [{}])[0].get("chain") or [])
+        lines += runbook_lines(status.get("runbooks") or [])
+        lines += memory_lines(status)
     else:
         conditions = {c["type"]: c for c in status.get("conditions") or []}
         done = conditions.get("Completed")
@@ -132,6 +169,14 @@ def render_incident(incident: dict[str, Any], investigation: dict[str, Any] | No
     if evidence:
         lines += ["", "## Evidence for the root cause", "", "| Id | Agent | Kind | Observation |", "|---|---|---|---|"]
         lines += [f"| {e['id']} | {e['agent']} | {e['kind']} | {_cell(e['summary'])[:300]} |" for e in evidence]
+    if status.get("seenBefore"):
+        lines += ["", f"**Seen before:** {status['seenBefore']}"]
+    runbooks = inv_status.get("runbooks") or []
+    if runbooks:
+        lines += ["", "## Runbook", "", f"The runbook for this root cause: **{runbooks[0].get('title', '')}** "
+                  f"(`{runbooks[0].get('namespace')}/{runbooks[0].get('name')}`), matched on "
+                  f"{'; '.join(runbooks[0].get('matchedOn') or []) or '—'}."]
+        lines += [f"Also listed: {r.get('title', '')} (`{r.get('namespace')}/{r.get('name')}`)." for r in runbooks[1:]]
     if investigation:
         lines.append(f"\nInvestigation: `{investigation['metadata']['name']}` (`aisre report investigation/"
                      f"{investigation['metadata']['name']}` for every hypothesis and all evidence).")

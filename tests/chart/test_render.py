@@ -140,6 +140,25 @@ def test_alertmanager_token_and_prometheus_auth() -> None:
     assert "AISRE_PROMETHEUS_URL" not in env_of(render())  # no URL: no metrics agent
 
 
+def test_neo4j_uri_user_and_password_from_a_mounted_secret(tmp_path) -> None:
+    objects = render("neo4j.uri=neo4j://neo4j.knowledge:7687", "neo4j.passwordSecret.name=neo4j-auth",
+                     "neo4j.database=aisre")
+    env, main = env_of(objects), container(objects)
+    assert env["AISRE_NEO4J_URI"] == "neo4j://neo4j.knowledge:7687" and env["AISRE_NEO4J_USER"] == "neo4j"
+    assert env["AISRE_NEO4J_PASSWORD_FILE"] == "/etc/aisre/neo4j/password" and env["AISRE_NEO4J_DATABASE"] == "aisre"
+    assert any(m["mountPath"] == "/etc/aisre/neo4j" for m in main["volumeMounts"])
+    [volume] = [v for v in one(objects, "Deployment", "aisre")["spec"]["template"]["spec"]["volumes"] if v["name"] == "neo4j-password"]
+    assert volume["secret"]["secretName"] == "neo4j-auth"
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    config = OperatorConfig.from_env({**env, "AISRE_NEO4J_PASSWORD_FILE": str(secret)})
+    assert config.neo4j is not None and (config.neo4j.uri, config.neo4j.password, config.neo4j.database) == \
+        ("neo4j://neo4j.knowledge:7687", "s3cret", "aisre")
+    assert "AISRE_NEO4J_URI" not in env_of(render()) and OperatorConfig.from_env(env_of(render())).neo4j is None
+    bad = helm("template", "aisre", str(CHART), "--set", "neo4j.uri=http://neo4j:7474", check=False)
+    assert bad.returncode != 0 and "/neo4j/uri" in bad.stderr
+
+
 def lease_rules(objects, namespace: str = "aisre-system") -> set:
     return set(rules_of(one(objects, "Role", "aisre-operator-leases", namespace)))
 
@@ -206,7 +225,7 @@ def test_crds_install_unless_skipped() -> None:
     def crds(*flags: str) -> set[str]:
         out = helm("template", "aisre", str(CHART), *flags).stdout
         return {d["metadata"]["name"] for d in yaml.safe_load_all(out) if d and d["kind"] == "CustomResourceDefinition"}
-    aisre_crds = {"incidents.aisre.dev", "investigations.aisre.dev", "remediationpolicies.aisre.dev"}
+    aisre_crds = {"incidents.aisre.dev", "investigations.aisre.dev", "remediationpolicies.aisre.dev", "runbooks.aisre.dev"}
     assert crds("--include-crds") == aisre_crds
     assert crds() == set()
     names = {d["metadata"]["name"] for p in (CHART / "crds").glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d}
@@ -356,7 +375,8 @@ def test_the_trust_boundary_admits_only_the_operators_status_writes() -> None:
     objects = render()
     writers = one(objects, "ValidatingAdmissionPolicy", "aisre-status-writers")
     rules = writers["spec"]["matchConstraints"]["resourceRules"][0]
-    assert set(rules["resources"]) == {"incidents/status", "investigations/status", "remediationpolicies/status"}
+    assert set(rules["resources"]) == {"incidents/status", "investigations/status", "remediationpolicies/status",
+                                      "runbooks/status"}
     [validation] = writers["spec"]["validations"]
     assert validation["expression"] == 'request.userInfo.username in ["system:serviceaccount:aisre-system:aisre"]'
     assert "matchResources" not in one(objects, "ValidatingAdmissionPolicyBinding", "aisre-status-writers")["spec"]

@@ -18,6 +18,7 @@ import kubernetes
 import pytest
 
 # The in-process operator lives with the bench runner, which runs it the same way.
+from aisre.operator.graph_store import GraphSettings
 from aisre.bench.operator_thread import OperatorThread, free_port
 
 # Test modules import conftest_helpers from this folder (tests run in importlib mode);
@@ -100,6 +101,23 @@ def prometheus() -> str:
     done = subprocess.run(["bash", str(REPO / "hack" / "prometheus.sh"), "start"], check=True, timeout=300,
                           capture_output=True, text=True)
     return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Iterator[GraphSettings]:
+    """The loopback Neo4j of hack/neo4j.sh (Neo4j's test harness from Maven Central; started
+    if needed, stopped after the session if this session started it), or the one named by
+    AISRE_TEST_NEO4J_URI (with AISRE_TEST_NEO4J_PASSWORD)."""
+    named = os.environ.get("AISRE_TEST_NEO4J_URI")
+    if named:
+        yield GraphSettings(uri=named, user="neo4j", password=os.environ.get("AISRE_TEST_NEO4J_PASSWORD") or None)
+        return
+    script = ["bash", str(REPO / "hack" / "neo4j.sh")]
+    running = subprocess.run([*script, "status"], capture_output=True, text=True).returncode == 0
+    done = subprocess.run([*script, "start"], check=True, timeout=900, capture_output=True, text=True)
+    yield GraphSettings(uri=done.stdout.strip().splitlines()[-1], user="neo4j", password="password")
+    if not running:
+        subprocess.run([*script, "stop"], timeout=120, capture_output=True)
 
 
 @pytest.fixture(scope="session")

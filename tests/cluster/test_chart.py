@@ -43,7 +43,7 @@ from remediation_helpers import action, apply, available, detected, journal, pol
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chart"))
 from chart_render import CHART, env_of, helm, render  # noqa: E402
 
-KEPT_CRDS = ["incidents.aisre.dev", "investigations.aisre.dev", "remediationpolicies.aisre.dev"]
+KEPT_CRDS = ["incidents.aisre.dev", "investigations.aisre.dev", "remediationpolicies.aisre.dev", "runbooks.aisre.dev"]
 CLUSTER_KINDS = "clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings"
 
 

@@ -14,7 +14,8 @@ import yaml
 
 from conftest_helpers import REPO, temporary_namespace
 
-DOCS = [REPO / "docs" / "policy-cookbook.md", REPO / "docs" / "quickstart.md"]
+DOCS = [REPO / "docs" / "policy-cookbook.md", REPO / "docs" / "quickstart.md", REPO / "docs" / "knowledge.md"]
+RUNBOOKS = sorted((REPO / "examples" / "runbooks").glob("*.yaml"))
 BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
 
 
@@ -28,7 +29,8 @@ def examples(path: Path) -> list[tuple[str, dict]]:
 
 
 ALL = [example for path in DOCS for example in examples(path)]
-AISRE = [(label, doc) for label, doc in ALL if str(doc.get("apiVersion", "")).startswith("aisre.dev/")]
+AISRE = [(label, doc) for label, doc in ALL if str(doc.get("apiVersion", "")).startswith("aisre.dev/")] + [
+    (f"examples/runbooks/{path.name}", yaml.safe_load(path.read_text())) for path in RUNBOOKS]
 
 
 def test_the_docs_have_examples_of_every_kind_of_tool() -> None:
@@ -36,6 +38,13 @@ def test_the_docs_have_examples_of_every_kind_of_tool() -> None:
     assert {("aisre.dev", "RemediationPolicy"), ("aisre.dev", "Investigation"), ("source.toolkit.fluxcd.io", "GitRepository"),
             ("kustomize.toolkit.fluxcd.io", "Kustomization"), ("argoproj.io", "Application")} <= kinds
     assert len(AISRE) >= 10
+
+
+def test_the_starter_runbooks_cover_every_fault_category() -> None:
+    from aisre.api.taxonomy import RootCauseCategory
+
+    covered = {c for path in RUNBOOKS for c in yaml.safe_load(path.read_text())["spec"]["match"].get("categories") or []}
+    assert covered == {c.value for c in RootCauseCategory} - {"NoFault"}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ OPERATOR_NS = "aisre-system"
 # aisre-own-* alone: what happens here is this tier's doing.
 SECURITY_PREFIX = "aisre-own-sec-"
 USER = "aisre-dev"
-AISRE_KINDS = ",".join(f"{plural}.{GROUP}{sub}" for plural in ("incidents", "investigations", "remediationpolicies")
+AISRE_KINDS = ",".join(f"{plural}.{GROUP}{sub}" for plural in ("incidents", "investigations", "remediationpolicies", "runbooks")
                        for sub in ("", "/status"))
 
 

@@ -81,6 +81,30 @@ def test_escalating_an_existing_policy_is_refused(kubectl, user_kubeconfig, aisr
     assert pause.returncode == 0, pause.stderr
 
 
+def runbook(name: str, **spec) -> str:
+    return aisre_object("Runbook", name, {"title": "t", "match": {"kinds": ["Deployment"]}, "steps": ["s"], **spec})
+
+
+def test_a_runbook_cannot_propose_what_its_author_may_not_do(kubectl, user_kubeconfig, aisre_only_ns, user_ns) -> None:
+    """A policy in auto mode runs what a matching runbook proposes: a runbook's actions need
+    its author's own rights, like an acting policy's, and adding them later is checked too."""
+    for proposed in ("scale", "rollback", "deletePod", "cordonNode"):
+        result = as_user(kubectl, user_kubeconfig, "apply", "-n", aisre_only_ns, "-f", "-",
+                         input=runbook("rb", actions=[{"type": proposed}]))
+        assert refused_by_admission(result, "aisre-policy-authority"), (proposed, result.stderr)
+    # steps alone grant nothing, and are theirs to write
+    ok = as_user(kubectl, user_kubeconfig, "apply", "-n", aisre_only_ns, "-f", "-", input=runbook("rb"))
+    assert ok.returncode == 0, ok.stderr
+    added = as_user(kubectl, user_kubeconfig, "patch", "runbook", "rb", "-n", aisre_only_ns, "--type=merge", "-p",
+                    json.dumps({"spec": {"actions": [{"type": "rollback"}]}}))
+    assert refused_by_admission(added, "aisre-policy-authority"), added.stderr
+    # where they may patch workloads themselves, proposing a rollback is theirs; a node is not
+    own = as_user(kubectl, user_kubeconfig, "apply", "-n", user_ns, "-f", "-", input=runbook("rb", actions=[{"type": "rollback"}]))
+    assert own.returncode == 0, own.stderr
+    node = as_user(kubectl, user_kubeconfig, "apply", "-n", user_ns, "-f", "-", input=runbook("n", actions=[{"type": "cordonNode"}]))
+    assert refused_by_admission(node, "aisre-policy-authority"), node.stderr
+
+
 async def test_a_namespaces_policy_never_governs_a_node(kubectl, user_ns, remediator, key) -> None:
     """A policy in a namespace (written by someone who could) with cordonNode in auto mode
     and a signed cordon recommendation: the node is not cordoned."""
@@ -143,6 +167,31 @@ def test_an_approval_in_someone_elses_name_is_refused(kubectl, user_kubeconfig, 
     result = as_user(kubectl, user_kubeconfig, "patch", "incident", "inc", "-n", user_ns, "--type=merge", "-p",
                      json.dumps({"spec": {"approvals": [{"actionId": "scale-1", "approvedBy": "alice"}]}}))
     assert refused_by_admission(result, "aisre-approval-identity"), result.stderr
+
+
+def test_feedback_in_someone_elses_name_is_refused(kubectl, user_kubeconfig, user_ns) -> None:
+    """A verdict on a root cause feeds memory and the confirmed-share metric: it must be its
+    author's. Forged, refused; through `aisre feedback`, recorded as the user."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    detected(kubectl, user_ns, "inc", {"kind": "Deployment", "name": "web"}, [])
+    forged = as_user(kubectl, user_kubeconfig, "patch", "incident", "inc", "-n", user_ns, "--type=merge", "-p",
+                     json.dumps({"spec": {"feedback": {"verdict": "wrong", "category": "BadImage", "by": "alice"}}}))
+    assert refused_by_admission(forged, "aisre-approval-identity"), forged.stderr
+    aisre = Path(sys.executable).parent / "aisre"
+    done = subprocess.run([aisre, "feedback", "incident/inc", "-n", user_ns, "--wrong", "--category", "BadImage",
+                           "--resource", "Deployment/web", "--kubeconfig", str(user_kubeconfig)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    feedback = get(kubectl, "incident", "inc", user_ns)["spec"]["feedback"]
+    assert feedback == {"verdict": "wrong", "category": "BadImage", "resource": {"kind": "Deployment", "name": "web"},
+                        "by": USER, "comment": ""}
+    # someone else's verdict stays theirs: rewriting it under their name is refused too
+    rewrite = as_user(kubectl, user_kubeconfig, "patch", "incident", "inc", "-n", user_ns, "--type=merge", "-p",
+                      json.dumps({"spec": {"feedback": {"verdict": "correct", "by": "alice", "category": None, "resource": None}}}))
+    assert refused_by_admission(rewrite, "aisre-approval-identity"), rewrite.stderr
 
 
 async def test_an_approval_claiming_a_group_one_is_not_in_is_refused(kubectl, user_kubeconfig, user_ns, remediator, key) -> None:

@@ -3,6 +3,7 @@ storm control, severity, resolution, and what survives a restart (pure parts).""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -378,6 +379,17 @@ def test_thresholds_come_from_the_environment() -> None:
     th = Thresholds.from_env({"AISRE_DETECT_NOT_READY_GRACE": "45", "AISRE_DETECT_RESTARTS": "5"})
     assert th.not_ready_grace == 45.0 and th.restarts == 5 and th.pending_grace == Thresholds().pending_grace
     assert Thresholds.from_env(Thresholds.compressed().as_env()) == Thresholds.compressed()
+
+
+def test_a_real_cold_start_outlasts_the_compressed_grace_but_not_the_real_time_one() -> None:
+    """Real-kubelet scenarios run in real time: a pod that warms up for 13 s, killed once by
+    its liveness probe on the way, is starting, not failing; a readiness probe that never
+    passes is still found within seconds of the kubelet's report."""
+    cold_start = pod("a", "catalog", ready=False, ready_since=T0, restarts=1, last_finished=at(10))
+    assert [s.due() <= at(13) for s in pod_signals(cold_start, (), at(13), Thresholds.compressed())] == [True]
+    assert [s.due() <= at(13) for s in pod_signals(cold_start, (), at(13), Thresholds.real_time())] == [False]
+    assert Thresholds.real_time().not_ready_grace <= 20.0
+    assert dataclasses.replace(Thresholds.real_time(), not_ready_grace=2.0) == Thresholds.compressed()
 
 
 def test_a_node_that_recovered_no_longer_absorbs_what_happens_on_it(world) -> None:

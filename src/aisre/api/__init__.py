@@ -7,6 +7,7 @@ from aisre.api.incident import Incident, IncidentSpec, IncidentStatus
 from aisre.api.investigation import Investigation, InvestigationSpec, InvestigationStatus
 from aisre.api.meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus
 from aisre.api.remediation_policy import RemediationPolicy, RemediationPolicySpec, RemediationPolicyStatus
+from aisre.api.runbook import Runbook, RunbookSpec
 from aisre.api.taxonomy import ActionType, AgentName, RemediationMode, RootCauseCategory, Severity
 
 __all__ = [
@@ -28,5 +29,7 @@ __all__ = [
     "RemediationPolicySpec",
     "RemediationPolicyStatus",
     "RootCauseCategory",
+    "Runbook",
+    "RunbookSpec",
     "Severity",
 ]

@@ -18,8 +18,9 @@ from aisre.api.incident import Incident
 from aisre.api.investigation import Investigation
 from aisre.api.meta import GROUP, VERSION, KubeModel
 from aisre.api.remediation_policy import RemediationPolicy
+from aisre.api.runbook import Runbook
 
-KINDS: tuple[type[KubeModel], ...] = (Incident, Investigation, RemediationPolicy)
+KINDS: tuple[type[KubeModel], ...] = (Incident, Investigation, RemediationPolicy, Runbook)
 CATEGORY = "aisre"
 
 # Keys of JSON Schema that Kubernetes' JSONSchemaProps either lacks or that we drop.

@@ -25,7 +25,7 @@ from aisre.api.meta import (
     printer_column,
     validations,
 )
-from aisre.api.taxonomy import ActionType, Severity
+from aisre.api.taxonomy import ActionType, RootCauseCategory, Severity
 
 
 class IncidentSource(str, Enum):
@@ -65,6 +65,29 @@ class Approval(KubeModel):
     )
 
 
+class Verdict(str, Enum):
+    CORRECT = "correct"
+    WRONG = "wrong"
+
+
+class Feedback(KubeModel):
+    """A person's verdict on the root cause found; the API server checks ``by`` is the
+    requesting user (ValidatingAdmissionPolicy in the chart)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("self.verdict == 'wrong' || (!has(self.category) && !has(self.resource))",
+                "a correct verdict names no other category or resource"),
+        )
+    )
+
+    verdict: Verdict = Field(..., description="correct: the root cause found is the cause; wrong: it is not.")
+    category: RootCauseCategory | None = Field(None, description="For a wrong verdict: the category it really was.")
+    resource: ResourceRef | None = Field(None, description="For a wrong verdict: the object that really was the cause.")
+    by: str = Field(..., min_length=1, max_length=253, description="Who gave it, as the API server knows them.")
+    comment: str = Field("", max_length=1024, description="Why, in a few words.")
+
+
 class IncidentSpec(KubeModel):
     """What is wrong, where, since when and how often."""
 
@@ -92,6 +115,9 @@ class IncidentSpec(KubeModel):
     last_seen: dt.datetime | None = Field(None, description="When it was last seen.")
     occurrences: int = Field(1, ge=1, description="How many signals were folded into this Incident.")
     investigate: bool = Field(True, description="Start an Investigation for this Incident.")
+    feedback: Feedback | None = Field(
+        None, description="A person's verdict on the root cause (aisre feedback); the memory of past incidents and "
+        "the share of confirmed root causes use it.")
     approvals: list[Approval] | None = Field(
         None,
         max_length=32,
@@ -168,6 +194,22 @@ class InvestigationRef(KubeModel):
     uid: str | None = Field(None, max_length=64, description="Its uid.")
 
 
+class CaseRecord(KubeModel):
+    """The Incident as a case in the memory of past incidents (the index is rebuilt from these)."""
+
+    category: str = Field(..., max_length=64, description="The root cause's category.")
+    kind: str = Field("", max_length=63, description="The root cause's resource kind.")
+    resource: str = Field("", max_length=320, description="The root cause's resource, Kind/name.")
+    identity: list[Annotated[str, Field(max_length=320)]] = Field(
+        default_factory=list, max_length=4,
+        description="Who the workload is across renames: its name without generated suffixes, its app label.")
+    signature: list[Annotated[str, Field(max_length=128)]] = Field(
+        default_factory=list, max_length=64,
+        description="The evidence signature: reasons, evidence kinds, log signatures and templates, changed fields, "
+        "the causal chain's shape.")
+    concluded_at: dt.datetime = Field(..., description="When the root cause was found.")
+
+
 class IncidentStatus(ObservedStatus):
     """The Incident as aisre sees it. Written by the operator only."""
 
@@ -177,6 +219,10 @@ class IncidentStatus(ObservedStatus):
     investigations: int | None = Field(None, ge=0, le=100, description="How many Investigations were started for it.")
     timeline: list[TimelineEntry] | None = Field(None, max_length=100, description="What happened, in time order.")
     remediations: list[JournalEntry] | None = Field(None, max_length=32, description="The remediation journal.")
+    case: CaseRecord | None = Field(None, description="This Incident in the memory of past incidents.")
+    recurrences: int | None = Field(
+        None, ge=0, description="Earlier Incidents with the same root cause on the same workload within 30 days.")
+    seen_before: str | None = Field(None, max_length=512, description="How often it recurred, and what was done last time.")
     resolved_at: dt.datetime | None = Field(None, description="When the signals cleared.")
     report: str | None = Field(None, max_length=65536, description="Post-incident report (Markdown), once resolved.")
 
@@ -193,6 +239,8 @@ class Incident(KubeModel):
         printer_column("State", ".status.state"),
         printer_column("Root Cause", ".status.rootCause.category"),
         printer_column("Confidence", ".status.rootCause.confidence", "number"),
+        printer_column("Recurrences", ".status.recurrences", "integer",
+                       description="Earlier Incidents like it on the same workload within 30 days."),
         printer_column("Resource", ".spec.resource.name", priority=1),
         AGE_COLUMN,
     ]

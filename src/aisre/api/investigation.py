@@ -23,6 +23,7 @@ from aisre.api.meta import (
     printer_column,
     validations,
 )
+from aisre.api.runbook import RunbookAction, RunbookLink
 from aisre.api.taxonomy import ActionType, AgentName, RootCauseCategory
 
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -240,6 +241,36 @@ class LLMReport(KubeModel):
     )
 
 
+class MatchedRunbook(KubeModel):
+    """A Runbook that applies to the root cause, why it matched, and its steps as they read
+    when the Investigation concluded."""
+
+    name: str = Field(..., max_length=253, description="The Runbook's name.")
+    namespace: str = Field(..., max_length=63, description="Its namespace (the operator's: it applies cluster-wide).")
+    title: str = Field(..., max_length=200, description="Its title.")
+    matched_on: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=8, description="Which of its match fields held, and on what.")
+    steps: list[Annotated[str, Field(max_length=2000)]] = Field(
+        default_factory=list, max_length=20, description="What a person should check and do, in order (Markdown).")
+    links: list[RunbookLink] | None = Field(None, max_length=10, description="Its links.")
+    actions: list[RunbookAction] | None = Field(None, max_length=5, description="The actions it proposes.")
+
+
+class SimilarIncident(KubeModel):
+    """A past Incident like this one, from the operator's memory, and why it is alike."""
+
+    name: str = Field(..., max_length=253, description="The past Incident.")
+    namespace: str = Field(..., max_length=63, description="Its namespace.")
+    concluded_at: dt.datetime | None = Field(None, description="When its root cause was found.")
+    category: str = Field(..., max_length=64, description="Its root-cause category.")
+    resource: str = Field("", max_length=320, description="Its root cause's resource, Kind/name, as it was then.")
+    similarity: Confidence = Field(..., description="0 to 1: category, kind, workload identity and evidence signature.")
+    matched_on: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=8, description="Which parts of the signature matched.")
+    outcome: str = Field("", max_length=256, description="What was done about it, and whether verification passed.")
+    verdict: str | None = Field(None, max_length=16, description="A person's feedback on its root cause, if any.")
+
+
 class InvestigationStatus(ObservedStatus):
     """What aisre found. Written by the operator only."""
 
@@ -256,6 +287,13 @@ class InvestigationStatus(ObservedStatus):
     recommended_actions: list[RecommendedAction] | None = Field(
         None, max_length=10, description="Typed repairs, for the RemediationPolicy to decide on."
     )
+    runbooks: list[MatchedRunbook] | None = Field(
+        None, max_length=3, description="Runbooks that apply to the root cause, best first, and why each matched.")
+    similar_incidents: list[SimilarIncident] | None = Field(
+        None, max_length=3, description="The most similar past Incidents of this namespace, best first.")
+    seen_before: str | None = Field(
+        None, max_length=512, description="How often this root cause recurred on this workload lately, and what was "
+        "done last time.")
     cost: CostSummary | None = Field(None, description="Tokens and money spent.")
     llm: LLMReport | None = Field(None, description="What the optional LLM planner and narrator did.")
     truncated: list[Annotated[str, Field(max_length=256)]] | None = Field(
@@ -275,6 +313,7 @@ class Investigation(KubeModel):
         printer_column("State", ".status.state"),
         printer_column("Root Cause", ".status.rootCause.category"),
         printer_column("Confidence", ".status.rootCause.confidence", "number"),
+        printer_column("Runbook", ".status.runbooks[0].name", description="The best-matching runbook.", priority=1),
         AGE_COLUMN,
     ]
 

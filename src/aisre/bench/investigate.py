@@ -31,6 +31,7 @@ class Outcome:
     investigate_s: float | None = None  # created -> root cause in status
     error: str | None = None
     llm: dict[str, Any] | None = None  # what the LLM did and cost, when it was configured
+    status: Mapping[str, Any] | None = None  # the concluded Investigation's status (bench --statuses)
 
 
 def llm_of(status: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def _failure(status: Mapping[str, Any]) -> str:
 
 def outcome_of(status: Mapping[str, Any], root_cause_s: float | None) -> Outcome:
     """What a concluded Investigation's status says (pure)."""
-    out = Outcome(ranked=ranked(status), investigate_s=root_cause_s, llm=llm_of(status))
+    out = Outcome(ranked=ranked(status), investigate_s=root_cause_s, llm=llm_of(status), status=status)
     if status.get("state") == "Failed":
         out.error = f"investigation failed: {_failure(status)}"
         return out

@@ -7,13 +7,15 @@ Who it talks to: the cluster (``cluster``), the operator (in-process through
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from kubernetes.client.exceptions import ApiException
 
@@ -29,6 +31,7 @@ from aisre.bench.scenario_run import NAMESPACE_PREFIX, BenchContext, ScenarioErr
 from aisre.bench.score import Cause, Result
 from aisre.bench.simulate_node import recover
 from aisre.operator.detection.thresholds import Thresholds
+from aisre.operator.graph_store import GraphSettings
 
 NAMESPACE_GONE_S = 60.0
 
@@ -47,6 +50,8 @@ class Options:
     llm_url: str | None = None  # a Messages API (the tests' scripted fake) for the in-process operator
     llm_json: Path | None = None
     prometheus_url: str | None = None  # None: started by hack/prometheus.sh if a scenario has metrics steps
+    statuses: Path | None = None  # investigate mode: write each concluded Investigation's status here
+    neo4j_url: str | None = None  # the in-process operator writes its knowledge graph here (user neo4j, AISRE_NEO4J_PASSWORD)
 
 
 def _log(message: str, err: TextIO) -> None:
@@ -87,20 +92,24 @@ def session(options: Options, err: TextIO, items: list[LoadedScenario | LoadErro
             _log(f"cleaned up after an earlier run: {', '.join(leftovers)}", err)
         cluster.install_crds(kube)
         context.kwok_problem = cluster.kwok_available(kube)
-        if any(isinstance(i, LoadedScenario) and i.scenario.kubelet == "real" for i in items):
+        real = any(isinstance(i, LoadedScenario) and i.scenario.kubelet == "real" for i in items)
+        if real:
             context.real_node_problem = realnode.unavailable(kube, state_dir)
             if context.real_node_problem:
                 _log(context.real_node_problem, err)
         context.operator_namespace = _operator_namespace(kube, context)
         if not options.external_operator:
             # Detect mode: the scenarios compress minutes of trouble into seconds, so the
-            # operator runs with grace times compressed to match (Thresholds.compressed).
+            # operator runs with grace times compressed to match (Thresholds.compressed);
+            # the real kubelet's scenarios run in real time (Thresholds.real_time).
             detection = options.mode == "detect"
             stack.enter_context(OperatorThread(
                 kubeconfig, free_port(), namespaces=(context.namespace_pattern,), detection=detection,
-                operator_namespace=context.operator_namespace, thresholds=Thresholds.compressed(),
+                operator_namespace=context.operator_namespace, thresholds=Thresholds.real_time() if real else Thresholds.compressed(),
                 llm=llm_config(options.llm_url) if options.llm_url else None,
-                prometheus_url=context.prometheus_url))
+                prometheus_url=context.prometheus_url,
+                **({"neo4j": GraphSettings(options.neo4j_url, "neo4j", os.environ.get("AISRE_NEO4J_PASSWORD", "password") or None)}
+                   if options.neo4j_url else {})))
             _log(f"operator running in-process for namespaces {context.namespace_pattern}"
                  f"{' with detection' if detection else ''}", err)
         try:
@@ -112,6 +121,14 @@ def session(options: Options, err: TextIO, items: list[LoadedScenario | LoadErro
                     _delete_namespace(kube, context.operator_namespace)
                     _wait_namespaces_gone(kube, context.run_id, err)
                 stack.close()
+
+
+def _save_status(directory: Path, name: str, run: ScenarioRun, status: Mapping[str, Any]) -> None:
+    """One scenario's concluded Investigation, for what reads statuses offline (bench/recurrence.py)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.json").write_text(json.dumps(
+        {"name": name, "namespace": run.namespace, "expected": run.expected.display(), "status": status},
+        indent=1, default=str))
 
 
 def _operator_namespace(kube: Kube, context: BenchContext) -> str:
@@ -170,7 +187,7 @@ def _wait_namespaces_gone(kube: Kube, run_id: str, err: TextIO) -> None:
 
 
 def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextIO, mode: str = "investigate",
-         remediate_mode: str = "off") -> Result:
+         remediate_mode: str = "off", statuses: Path | None = None) -> Result:
     """One scenario: set up, fault, then detect (wait for the operator's Incident and its
     Investigation) or investigate (create an Investigation), remediate if asked, clean up, score."""
     started = time.monotonic()
@@ -194,6 +211,8 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
                 result.incidents, result.detect_s = outcome.incidents, outcome.detect_s
             else:
                 outcome = investigate(context.kube, run.namespace, timeout)
+                if statuses is not None and outcome.status is not None:
+                    _save_status(statuses, item.name, run, outcome.status)
             result.ranked, result.concluded, result.investigate_s = outcome.ranked, outcome.concluded, outcome.investigate_s
             result.llm = outcome.llm
             errors.extend(run.problems + run.runtime.errors)  # the simulation ran on meanwhile
@@ -234,7 +253,8 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
                     if isinstance(item, LoadError):
                         results.append(_unplayable(item, item.error))
                     else:
-                        results.append(play(context, item, options.timeout, err, options.mode, options.remediate))
+                        results.append(play(context, item, options.timeout, err, options.mode, options.remediate,
+                                            options.statuses))
                     r = results[-1]
                     _log(f"{number}/{len(items)} {r.name}: " + ("ok" if r.top1 else "wrong")
                          + (f" ({r.error})" if r.error else "") + f" in {r.timings.get('total_s', 0):.1f} s", err)

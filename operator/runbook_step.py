@@ -1,0 +1,68 @@
+"""Runbooks for a concluded Investigation: read the Runbooks of its namespace and of the
+operator's (those apply cluster-wide), list the ones that match in status, and add the
+actions they propose to the recommendations (the policy still decides on each).
+
+Never fails an Investigation: a Runbook that cannot be read is a Runbook not listed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import structlog
+
+from aisre.api.meta import GROUP, VERSION
+from aisre.kube.reader import ClusterReader, KubeAccessError
+from aisre.kube.resources import RESOURCES
+from aisre.knowledge.runbooks import conclusion_of, matching, needs_labels
+from aisre.operator.recommend import runbook_actions
+from aisre.remediation.actions import CATALOG
+
+log = structlog.get_logger(__name__)
+PLURAL_OF_KIND = {r.kind: r.plural for r in RESOURCES.values() if r.plural != "secrets"}  # secret objects are never read
+
+
+async def _runbooks_in(client: httpx.AsyncClient, namespace: str) -> list[dict[str, Any]]:
+    try:
+        response = await client.get(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/runbooks")
+        response.raise_for_status()
+        return list(response.json().get("items") or [])
+    except (httpx.HTTPError, ValueError) as error:  # no CRD yet, no RBAC: no runbooks
+        log.info("runbooks not read", namespace=namespace, error=repr(error))
+        return []
+
+
+async def root_labels(reader: ClusterReader, resource: dict[str, Any], namespace: str) -> dict[str, str]:
+    """The labels of the root cause's resource (none for a Secret: its object is never read)."""
+    plural = PLURAL_OF_KIND.get(resource.get("kind", ""))
+    if plural is None or not resource.get("name"):
+        return {}
+    try:
+        obj = await reader.get(plural, resource["name"], None if resource.get("kind") == "Node" else namespace)
+    except KubeAccessError:
+        return {}
+    return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
+
+
+async def attach_runbooks(client: httpx.AsyncClient, reader: ClusterReader, status: dict[str, Any], namespace: str,
+                          operator_namespace: str | None) -> None:
+    """Adds ``runbooks`` (and the actions they propose) to an Investigation's status."""
+    root = status.get("rootCause")
+    if not root:
+        return
+    runbooks = await _runbooks_in(client, namespace)
+    if operator_namespace and operator_namespace != namespace:
+        runbooks += await _runbooks_in(client, operator_namespace)
+    if not runbooks:
+        return
+    labels = await root_labels(reader, root.get("resource") or {}, namespace) if needs_labels(runbooks) else {}
+    conclusion = conclusion_of(status, labels)
+    matched = matching(runbooks, conclusion, namespace) if conclusion is not None else []
+    if not matched:
+        return
+    status["runbooks"] = matched
+    existing = status.get("recommendedActions") or []
+    kinds_of = {action.value: module.kinds for action, module in CATALOG.items()}
+    status["recommendedActions"] = existing + runbook_actions(matched, root, namespace, existing, kinds_of)[
+        :max(0, 10 - len(existing))]
