@@ -198,3 +198,26 @@ def classify(line: str) -> LineSignature | None:
 
 def is_error(line: str) -> bool:
     return bool(ERROR_LEVEL.search(line)) or classify(line) is not None
+
+
+# A program's own memory figures in its log lines (JSON or key=value): rssMB, heapUsed,
+# mem_bytes, "working_set": … The key names memory; a configured bound (limit, max, total,
+# free, available) is not a reading.
+MEMORY_FIGURE = re.compile(
+    r"\"?(?P<key>[A-Za-z_]*(?:rss|heap|mem(?:ory)?|resident|working_?set)[A-Za-z_]*)\"?\s*[:=]\s*\"?"
+    r"(?P<value>\d+(?:\.\d+)?)", re.I)
+NOT_A_READING = re.compile(r"limit|max|total|free|avail|size_?limit|request", re.I)
+
+
+def memory_figures(line: str) -> list[tuple[str, float]]:
+    """The memory readings a log line reports, as (key, value): units cancel in a trend."""
+    return [(m.group("key"), float(m.group("value"))) for m in MEMORY_FIGURE.finditer(line)
+            if not NOT_A_READING.search(m.group("key"))]
+
+
+def climbing(values: list[float], *, min_readings: int = 3, min_ratio: float = 1.5, dip: float = 0.02) -> bool:
+    """Readings that only go up (dips within ``dip`` aside) and end ``min_ratio`` times where
+    they began: a run's memory that never came back down."""
+    if len(values) < min_readings or values[0] <= 0:
+        return False
+    return all(b >= a * (1 - dip) for a, b in zip(values, values[1:])) and values[-1] >= min_ratio * values[0]

@@ -22,7 +22,7 @@ from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
 from aisre.agents.base import AgentContext, Findings, resource_of
-from aisre.agents.log_signatures import classify, is_error
+from aisre.agents.log_signatures import classify, climbing, is_error, memory_figures
 from aisre.api.evidence import AgentResult
 from aisre.kube.reader import KubeAccessError
 from aisre.kube.scope import ref
@@ -148,8 +148,11 @@ async def gather(ctx: AgentContext) -> AgentResult:
         lines = [line for line in text.splitlines()[-2000:] if line.strip()]
         recent_lines = recent_flags(lines)
         recent_error_lines = 0
+        memory: dict[str, list[float]] = {}  # the program's own memory readings, by key, in order
         for line, recent in zip(lines, recent_lines, strict=True):
             miner.add_log_message(line[:2000])
+            for key, value in memory_figures(line[:2000]):
+                memory.setdefault(key, []).append(value)
             signature = classify(line)
             if is_error(line):
                 error_lines += 1
@@ -180,6 +183,16 @@ async def gather(ctx: AgentContext) -> AgentResult:
                 owner=owner_ref, detail=entry["detail"], fqdn=entry["fqdn"], loopback=entry["loopback"],
                 last_at=entry.get("last_at"),
             )
+        for key, values in memory.items():
+            if climbing(values):
+                out.add(
+                    "LogMemoryGrowing",
+                    f"{key} reported by container {container} climbs {values[0]:g} -> {values[-1]:g} over "
+                    f"{len(values)} readings in the {where} of {owner_ref}",
+                    key=(owner_ref, container, "memory", key, str(previous)), resource=resource_of(owner),
+                    owner=owner_ref, container=container, previous=previous, field=key, first=values[0],
+                    last=values[-1], readings=len(values), pod=pod["metadata"]["name"],
+                )
         clusters = sorted(miner.drain.clusters, key=lambda c: -c.size)[:5]
         out.add(
             "LogTemplates",

@@ -4,7 +4,8 @@
 # has), the Incident detection opens for it, the root cause its Investigation finds, the
 # RemediationPolicy's decision and the rollback executed (as the executor identity) and
 # verified; where the real node runs, a real crash loop from a bad release on it, found,
-# explained and rolled back; then the examples. Grace times are shortened so the demo takes seconds (the
+# explained and rolled back; then the examples, and what the knowledge graph (Neo4j on
+# loopback) holds about the Incidents. Grace times are shortened so the demo takes seconds (the
 # defaults give a Pending pod 120 s before it is an incident).
 
 set -euo pipefail
@@ -78,8 +79,13 @@ kubectl delete deployments,incidents,investigations,remediationpolicies,runbooks
   --wait=true >/dev/null 2>&1 || true
 kubectl delete configmap "aisre-ledger-$NS" -n aisre-system --ignore-not-found >/dev/null
 
+step "the knowledge graph: Neo4j on loopback (hack/neo4j.sh: its test harness from Maven Central)"
+NEO4J_URL="$(bash hack/neo4j.sh start | tail -1)" || NEO4J_URL=""
+[ -n "$NEO4J_URL" ] && echo "$NEO4J_URL" || echo "no Neo4j here: memory stays the embedded index"
+
 step "the operator (aisre run: detection on, actions as the executor), logs in $CLUSTER_DIR/operator.log"
-AISRE_HTTP_PORT="$PORT" AISRE_OPERATOR_NAMESPACE=aisre-system AISRE_DETECT_PENDING_GRACE=5 AISRE_DETECT_SETTLE=2 \
+AISRE_NEO4J_URI="$NEO4J_URL" AISRE_NEO4J_USER=neo4j AISRE_NEO4J_PASSWORD="${AISRE_NEO4J_PASSWORD:-password}" \
+  AISRE_HTTP_PORT="$PORT" AISRE_OPERATOR_NAMESPACE=aisre-system AISRE_DETECT_PENDING_GRACE=5 AISRE_DETECT_SETTLE=2 \
   AISRE_DETECT_RESOLVE_AFTER=15 AISRE_EXECUTOR_USER=system:serviceaccount:aisre-system:aisre-executor \
   .venv/bin/aisre run -n "$NS" > "$CLUSTER_DIR/operator.log" 2>&1 &
 OPERATOR_PID=$!
@@ -184,8 +190,28 @@ kubectl get aisre -A
 step "aisre report investigation/checkout-1 (the root cause, hypotheses, evidence, actions)"
 .venv/bin/aisre report investigation/checkout-1 -n "$NS"
 
+if [ -n "$NEO4J_URL" ]; then
+  step "what the knowledge graph holds about this namespace's Incidents (Cypher, docs/knowledge.md)"
+  NS="$NS" NEO4J_URL="$NEO4J_URL" .venv/bin/python - <<'CYPHER'
+import os
+import neo4j
+
+QUERY = """
+MATCH (inv:Investigation {namespace: $ns})-[:FOR]->(inc:Incident)
+OPTIONAL MATCH (inv)-[c:CHAIN]->(o:Object)
+WITH inc, inv, o ORDER BY c.step
+RETURN inc.name AS incident, inc.category AS category, inv.confidence AS confidence, collect(o.key) AS chain
+"""
+auth = ("neo4j", os.environ.get("AISRE_NEO4J_PASSWORD", "password"))
+with neo4j.GraphDatabase.driver(os.environ["NEO4J_URL"], auth=auth) as driver:
+    records, _, _ = driver.execute_query(QUERY, ns=os.environ["NS"])
+for r in records:
+    print(f"{r['incident']}: {r['category']} ({r['confidence']}) via {' -> '.join(r['chain']) or 'no chain'}")
+CYPHER
+fi
+
 step "operator metrics"
-curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^aisre_(handler_calls|incidents|signals)_total' || true
+curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^aisre_((handler_calls|incidents|signals|graph_writes)_total|memory_cases|graph_up)' || true
 
 echo
 echo "The cluster stays up: export KUBECONFIG=$KUBECONFIG to explore; 'make cluster-down' removes it."

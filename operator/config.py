@@ -4,6 +4,7 @@ defaults that work for ``aisre run`` on a laptop against the current kubeconfig.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from aisre.operator.detection.thresholds import Thresholds
 from aisre.operator.graph_store import GraphSettings
 from aisre.operator.leader import LeaseSettings
 from aisre.llm.settings import LLMConfig
+from aisre.ranking.calibration import checked_knots
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -61,6 +63,8 @@ class OperatorConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)  # no API key: the LLM is never used
     prometheus: PrometheusSettings | None = None  # None: the metrics agent is not planned
     neo4j: GraphSettings | None = None  # None: memory is the embedded index only (docs/knowledge.md)
+    # A cluster's own calibration map (aisre calibration refits it on people's verdicts); None: the suite's.
+    calibration_knots: tuple[tuple[float, float], ...] | None = None
 
     @property
     def lease_name(self) -> str:
@@ -96,7 +100,20 @@ class OperatorConfig:
             llm=LLMConfig.from_env(env),
             prometheus=prometheus_from_env(env),
             neo4j=neo4j_from_env(env),
+            calibration_knots=knots_from_env(env),
         )
+
+
+def knots_from_env(env: dict[str, str]) -> tuple[tuple[float, float], ...] | None:
+    """AISRE_CALIBRATION_KNOTS: a JSON list of [score, confidence] pairs (what aisre calibration
+    prints); a malformed one stops the operator at start with the reason."""
+    raw = (env.get("AISRE_CALIBRATION_KNOTS") or "").strip()
+    if not raw:
+        return None
+    try:
+        return tuple(checked_knots(json.loads(raw)))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"AISRE_CALIBRATION_KNOTS: {error}") from error
 
 
 def neo4j_from_env(env: dict[str, str]) -> GraphSettings | None:

@@ -25,6 +25,7 @@ from aisre.operator.llm_step import LLMService
 from aisre.operator.graph_store import GraphStore
 from aisre.operator.memory_step import observe_incident
 from aisre.knowledge.memory import Memory
+from aisre.ranking.calibration import use_knots
 from aisre.operator.login import connection_info
 from aisre.operator.run_investigation import Slots, already_done
 from aisre.operator.run_investigation import run as run_investigation
@@ -74,6 +75,7 @@ async def open_clients(memo: kopf.Memo, **_: Any) -> None:
     memo.slots = Slots(memo.config.max_concurrent_investigations)
     memo.incident_gate = StartGate(memo.config.thresholds.storm_per_minute)
     memo.memory = Memory()
+    use_knots(memo.config.calibration_knots)
     memo.graph = None
     if memo.config.neo4j is not None:
         memo.graph = GraphStore(memo.config.neo4j)

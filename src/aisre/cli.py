@@ -181,6 +181,44 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibration(args: argparse.Namespace) -> int:
+    import json
+
+    import kubernetes
+
+    from aisre import console
+    from aisre.bench.score import expected_calibration_error
+    from aisre.knowledge.feedback import verdict_pairs
+    from aisre.ranking.calibration import PRIOR_WEIGHT, calibrate, fit_knots
+
+    cluster = console.connect(args.kubeconfig)
+    namespace = None if args.all_namespaces else (args.namespace or cluster.namespace)
+    try:
+        incidents = console.list_objects(cluster, namespace, "incidents")
+        investigations = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
+                          for o in console.list_objects(cluster, namespace, "investigations")}
+    except kubernetes.client.ApiException as error:
+        print(f"aisre calibration: {console.api_error_message(error)}", file=sys.stderr)
+        return 1
+    pairs = verdict_pairs(incidents, investigations)
+    knots = fit_knots(pairs, prior_weight=PRIOR_WEIGHT)
+    result = {"verdicts": len(pairs), "confirmed": sum(ok for _, ok in pairs),
+              "ece_in_force": expected_calibration_error([(calibrate(s), ok) for s, ok in pairs]),
+              "ece_refit": expected_calibration_error([(calibrate(s, knots), ok) for s, ok in pairs]),
+              "knots": knots}
+    if args.output == "json":
+        print(json.dumps(result, indent=1))
+        return 0
+    if not pairs:
+        print("no Incident with feedback yet (aisre feedback incident/NAME --correct | --wrong)")
+        return 0
+    print(f"{result['verdicts']} verdicts, {result['confirmed']} confirmed ({result['confirmed'] / len(pairs):.0%}); "
+          f"ECE of the calibration in force {result['ece_in_force']:.3f}, of a refit on them {result['ece_refit']:.3f} "
+          f"(shrunk toward the scores by {PRIOR_WEIGHT:g} pseudo-answers per bin)")
+    print(f"to calibrate with it: AISRE_CALIBRATION_KNOTS='{json.dumps(knots)}' (chart: calibration.knots)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisre", description="An SRE inside the cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
     feedback.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
     feedback.set_defaults(func=_cmd_feedback)
+
+    calibration = sub.add_parser("calibration", help="how honest the confidence is on this cluster, judged by "
+                                 "people's verdicts (aisre feedback), and the calibration refitted on them")
+    calibration.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
+    calibration.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    calibration.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    calibration.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
+    calibration.set_defaults(func=_cmd_calibration)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(__version__) or 0)

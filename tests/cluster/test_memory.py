@@ -6,7 +6,10 @@ it is alike, and a recurrence on the Incident's printer column."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from aisre.api import GROUP, VERSION
@@ -64,4 +67,16 @@ def test_a_recurrence_is_recognised_after_a_restart(kubeconfig, kubectl, own_nam
     assert "RECURRENCES" in row[0]
     recurrences = row[0].index("RECURRENCES")
     assert [line[recurrences:].split()[0] for line in row[1:] if line.startswith("ledger-pending-2")] == ["1"]
+
+    # people's verdicts: what the cluster's own calibration is judged and refitted on
+    aisre = Path(sys.executable).parent / "aisre"
+    for name, verdict in (("ledger-pending-1", "--correct"), ("ledger-pending-2", "--correct")):
+        done = subprocess.run([aisre, "feedback", f"incident/{name}", "-n", ns, verdict, "--kubeconfig", str(kubeconfig)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    report = subprocess.run([aisre, "calibration", "-n", ns, "-o", "json", "--kubeconfig", str(kubeconfig)],
+                            capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0, report.stderr
+    figures = json.loads(report.stdout)
+    assert (figures["verdicts"], figures["confirmed"]) == (2, 2) and figures["knots"][0] == [0.0, 0.0]
 

@@ -139,3 +139,18 @@ def test_a_launcher_without_the_script_or_subcommand_is_a_bad_command(line: str)
 def test_runtime_and_client_wordings(line: str, signature: str, host: str | None) -> None:
     found = classify(line)
     assert found is not None and (found.signature, found.host) == (signature, host)
+
+
+def test_a_programs_own_memory_readings_and_whether_they_climb() -> None:
+    from aisre.agents.log_signatures import climbing, memory_figures
+
+    line = '{"msg":"stats","cacheEntries":412880,"rssMB":388,"heapUsedMB":301,"heapLimitMB":1536,"reqPerMin":5120}'
+    assert memory_figures(line) == [("rssMB", 388.0), ("heapUsedMB", 301.0)]
+    assert memory_figures("gc done heap_alloc=123456 heap_max=999999 mem_free=5 took=3ms") == [("heap_alloc", 123456.0)]
+    assert memory_figures("Memory usage: 512MB of 1024MB") == []  # no key=value reading, no guess
+    assert memory_figures("served 200 in 5ms") == []
+    assert climbing([388, 561, 742, 918])
+    assert climbing([100, 99, 150, 160])  # a 1 % dip is noise
+    assert not climbing([388, 561])  # two readings are no trend
+    assert not climbing([400, 410, 420])  # up, but only 5 %: a settled heap
+    assert not climbing([388, 700, 300, 918])  # it came back down: the GC works

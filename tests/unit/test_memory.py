@@ -183,3 +183,32 @@ def test_feedback_corrects_what_memory_keeps_and_counts_the_confirmed_share() ->
         memory.note_verdict(uid, verdict)
     memory.note_verdict("d", None)
     assert memory.confirmed_share() == 2 / 3
+
+
+def test_a_clusters_own_calibration_from_its_verdicts() -> None:
+    import pytest
+
+    from aisre.knowledge.feedback import verdict_pairs
+    from aisre.operator.config import OperatorConfig
+    from aisre.ranking.calibration import KNOTS, calibrate, use_knots
+
+    def incident(name: str, verdict: str | None) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "shop"}, "status": {"investigationRef": {"name": f"inv-{name}"}},
+                "spec": {"feedback": {"verdict": verdict, "by": "alice"}} if verdict else {}}
+
+    investigations = {("shop", f"inv-{n}"): {"status": {"hypotheses": [{"score": s}]}}
+                      for n, s in (("a", 0.9), ("b", 0.8), ("c", 0.95))}
+    assert verdict_pairs([incident("a", "correct"), incident("b", "wrong"), incident("c", None), incident("gone", "correct")],
+                         investigations) == [(0.9, True), (0.8, False)]
+    mine = [[0.0, 0.0], [0.9, 0.7], [1.0, 0.95]]
+    config = OperatorConfig.from_env({"AISRE_CALIBRATION_KNOTS": "[[0, 0], [0.9, 0.7], [1, 0.95]]"})
+    assert config.calibration_knots == ((0.0, 0.0), (0.9, 0.7), (1.0, 0.95))
+    for bad in ("[[0, 0], [0.9, 0.7]]", "[[0, 0], [0.5, 0.9], [0.4, 0.95], [1, 1]]", "not json"):
+        with pytest.raises(ValueError, match="AISRE_CALIBRATION_KNOTS"):
+            OperatorConfig.from_env({"AISRE_CALIBRATION_KNOTS": bad})
+    try:
+        use_knots(mine)
+        assert calibrate(0.9) == 0.7
+    finally:
+        use_knots(None)
+    assert calibrate(0.9) == calibrate(0.9, KNOTS)

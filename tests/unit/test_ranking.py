@@ -54,6 +54,20 @@ def test_oom_is_memory_limit_and_leak_is_an_alternative() -> None:
     assert C.MEMORY_LEAK in [h.category for h in hypotheses[:3]]
 
 
+def test_memory_its_own_logs_show_climbing_through_each_run_is_a_leak() -> None:
+    d = "Deployment/geocoder"
+    oom = [unavailable(d), f("ContainerTerminated", d, reason="OOMKilled", exit_code=137, current=False)]
+    climbed = f("LogMemoryGrowing", d, agent="logs", field="rssMB", first=388.0, last=918.0, readings=4, previous=True)
+    hypotheses = rank([*oom, climbed], "ns")
+    assert (hypotheses[0].category, hypotheses[0].resource) == (C.MEMORY_LEAK, d)
+    assert climbed.id in hypotheses[0].evidence_ids
+    # a rollout that cut the limit is the limit, whatever the readings
+    resized = f("TemplateChange", d, agent="changes", fields=["resources"], revision=2, previous_revision=1)
+    assert rank([*oom, climbed, resized], "ns")[0].category == C.MEMORY_LIMIT_TOO_LOW
+    # readings that climb in a program nothing killed are its warm-up, not a fault
+    assert C.MEMORY_LEAK not in [h.category for h in rank([climbed], "ns")]
+
+
 def test_client_crash_points_at_the_database() -> None:
     client, db = "Deployment/checkout", "Deployment/orders-db"
     findings = [

@@ -37,3 +37,19 @@ def give_feedback(api_client: kubernetes.client.ApiClient, namespace: str, incid
     kubernetes.client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "incidents", incident, body)
     return user
+
+
+def verdict_pairs(incidents: list[dict[str, Any]], investigations: dict[tuple[str, str], dict[str, Any]]
+                  ) -> list[tuple[float, bool]]:
+    """(the ranking's raw score of the root cause, whether people confirmed it) for every
+    Incident with a verdict whose Investigation is still there: what a cluster's own
+    calibration is fitted and judged on. ``investigations`` by (namespace, name)."""
+    pairs = []
+    for incident in incidents:
+        verdict = ((incident.get("spec") or {}).get("feedback") or {}).get("verdict")
+        ref = ((incident.get("status") or {}).get("investigationRef") or {}).get("name")
+        investigation = investigations.get(((incident.get("metadata") or {}).get("namespace", ""), ref or ""))
+        hypotheses = ((investigation or {}).get("status") or {}).get("hypotheses") or []
+        if verdict and hypotheses and hypotheses[0].get("score") is not None:
+            pairs.append((float(hypotheses[0]["score"]), verdict == "correct"))
+    return pairs

@@ -28,7 +28,31 @@ KNOTS: list[tuple[float, float]] = [
 ]
 
 
-def calibrate(score: float, knots: Sequence[tuple[float, float]] = KNOTS) -> float:
+_active: list[tuple[float, float]] = list(KNOTS)
+
+
+def checked_knots(knots: Sequence[Sequence[float]]) -> list[tuple[float, float]]:
+    """Knots as a map needs them: from (0, 0) to score 1.0, increasing, within [0, 1]."""
+    out = [(float(x), float(y)) for x, y in knots]
+    if len(out) < 2 or out[0][0] != 0.0 or out[-1][0] != 1.0:
+        raise ValueError("knots run from score 0.0 to score 1.0")
+    for (x0, y0), (x1, y1) in zip(out, out[1:]):
+        if not (x1 > x0 and y1 >= y0):
+            raise ValueError(f"knots must increase: ({x0}, {y0}) then ({x1}, {y1})")
+    if any(not 0.0 <= v <= 1.0 for pair in out for v in pair):
+        raise ValueError("knots lie within [0, 1]")
+    return out
+
+
+def use_knots(knots: Sequence[Sequence[float]] | None) -> None:
+    """The map this process calibrates with: a cluster's own fit (``aisre calibration``
+    refits it on its people's verdicts; AISRE_CALIBRATION_KNOTS), or the suite's (None)."""
+    global _active
+    _active = checked_knots(knots) if knots is not None else list(KNOTS)
+
+
+def calibrate(score: float, knots: Sequence[tuple[float, float]] | None = None) -> float:
+    knots = _active if knots is None else knots
     score = min(max(score, 0.0), 1.0)
     xs = [k[0] for k in knots]
     i = bisect_right(xs, score)

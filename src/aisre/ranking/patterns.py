@@ -307,8 +307,12 @@ def memory(ix: EvidenceIndex) -> Iterable[Candidate]:
                         + (" since the rollout changed resources" if changed else ""),
                         _ids(oom, [ix.template_change(owner)] if changed else []), "memory")
         if not changed:
-            yield Candidate(C.MEMORY_LEAK, owner, 0.45, f"{owner}'s memory may grow until it is OOMKilled",
-                            _ids(oom), "memory")
+            # The program's own memory readings climbing through a run (the one that was
+            # killed, or the one since) is a leak's signature; without them a leak is a guess.
+            climbed = ix.of(owner, "LogMemoryGrowing")
+            yield Candidate(C.MEMORY_LEAK, owner, 0.9 if climbed else 0.45,
+                            f"{owner}'s memory climbs through each run until it is OOMKilled, by its own logs"
+                            if climbed else f"{owner}'s memory may grow until it is OOMKilled", _ids(climbed, oom), "memory")
 
 
 @pattern
