@@ -120,7 +120,11 @@ RBAC_SUBJECT = re.compile(
     rf'{QUOTE}(?P<resource>[^"\\]+){QUOTE}(?: in API group {QUOTE}(?P<group>[^"\\]*){QUOTE})?',
 )
 NOT_HOSTS = {"localhost", "127", "0", "http", "https", "tcp", "udp", "line", "file", "server", "the", "remote", "host",
-             "ipv4", "ipv6"}
+             "ipv4", "ipv6", "upstream"}
+# An nginx proxy's error line names its peer in one field, `upstream: "http://10.0.0.7:80/path"`;
+# its `host:`, `server:` and `client:` fields are the request's Host header, its own
+# server_name and the caller, never the peer.
+NGINX_UPSTREAM = re.compile(r'\bupstream: "(?P<url>[a-z][a-z0-9+.-]*://[^"/\s]+)')
 # `main.go:45`, `server.cc:936`: a source file and line in a log's caller field, not a peer.
 SOURCE_FILE = re.compile(r"\.(go|cc|cpp|c|h|hpp|py|java|kt|scala|js|mjs|ts|rb|rs|cs|php|ex|exs|erl)$", re.I)
 QUOTED_HOST = re.compile(r"\bhost\s+\"(?P<host>[a-zA-Z0-9][a-zA-Z0-9.-]*)\"", re.I)
@@ -179,6 +183,12 @@ def remote_name(line: str) -> tuple[str | None, int | None, str | None]:
 WARNING_LEVEL = re.compile(r"\b(WARN|WARNING|UserWarning|DeprecationWarning|NOTICE)\b|level=warn|\"level\":\s*\"warn", re.I)
 
 
+def _peer_text(line: str) -> str:
+    """The part of a line that names its peer: an nginx error's upstream field, else all of it."""
+    upstream = NGINX_UPSTREAM.search(line)
+    return upstream.group("url") if upstream else line
+
+
 def classify(line: str) -> LineSignature | None:
     for name, pattern in SIGNATURES:
         if name == "missing_setting" and WARNING_LEVEL.search(line):
@@ -188,10 +198,11 @@ def classify(line: str) -> LineSignature | None:
             if name == "forbidden":
                 match = RBAC_SUBJECT.search(line)
                 detail = {k: v for k, v in match.groupdict().items() if v is not None} if match else None
-            host, port, fqdn = remote_name(line) if name in PEER_SIGNATURES else (None, None, None)
+            peer = _peer_text(line)
+            host, port, fqdn = remote_name(peer) if name in PEER_SIGNATURES else (None, None, None)
             loopback = False
             if name in PEER_SIGNATURES and host is None:
-                port, loopback = address_port(line)
+                port, loopback = address_port(peer)
             return LineSignature(name, host, port, detail, fqdn, loopback)
     return None
 

@@ -154,3 +154,16 @@ def test_a_programs_own_memory_readings_and_whether_they_climb() -> None:
     assert not climbing([388, 561])  # two readings are no trend
     assert not climbing([400, 410, 420])  # up, but only 5 %: a settled heap
     assert not climbing([388, 700, 300, 918])  # it came back down: the GC works
+
+
+def test_an_nginx_error_names_its_peer_only_in_the_upstream_field() -> None:
+    from aisre.agents.log_signatures import classify
+
+    by_address = classify('2026/12/04 09:33:12 [error] 23#23: *1181 connect() failed (111: Connection refused) while '
+                          'connecting to upstream, client: 10.0.0.1, server: support.example.com, request: "GET /help '
+                          'HTTP/1.1", upstream: "http://10.0.0.201:80/help", host: "support.example.com"')
+    assert by_address is not None and (by_address.signature, by_address.host, by_address.port) == ("connection_refused", None, 80)
+    by_name = classify('2026/12/04 09:33:12 [error] 7#7: *9 upstream timed out (110: Connection timed out) while reading '
+                       'response header from upstream, client: 10.0.0.1, server: _, request: "GET / HTTP/1.1", '
+                       'upstream: "http://checkout.shop.svc.cluster.local:8080/", host: "shop.example.com"')
+    assert by_name is not None and (by_name.host, by_name.port) == ("checkout", 8080)

@@ -68,6 +68,45 @@ def test_memory_its_own_logs_show_climbing_through_each_run_is_a_leak() -> None:
     assert C.MEMORY_LEAK not in [h.category for h in rank([climbed], "ns")]
 
 
+def test_a_proxys_own_502s_are_its_refusals_not_a_second_peer() -> None:
+    """A gateway's access log shows the 502s it answered (no peer named); its error log names
+    the upstream it could not connect to, by address. The refusal decides, and a healthy
+    server refusing means its Service sends clients where nothing listens."""
+    gateway, server, other = "Deployment/portal", "Deployment/help", "Deployment/tickets"
+    findings = [
+        f("ServicePorts", agent="topology", service="Service/help", ports=[80]),
+        f("ServicePorts", agent="topology", service="Service/tickets", ports=[8080]),
+        edge(gateway, "Service/help", "dependsOn"), edge(gateway, "Service/tickets", "dependsOn"),
+        edge("Service/help", server, "routesTo"), edge("Service/tickets", other, "routesTo"),
+        f("WorkloadHealthy", server, desired=2, available=2), f("WorkloadHealthy", other, desired=2, available=2),
+        f("TemplateChange", server, agent="changes", fields=["image"], revision=2, previous_revision=1),
+        f("LogSignature", gateway, agent="logs", signature="connection_refused", host=None, port=80, count=2, recent=2,
+          sample="connect() failed (111: Connection refused) while connecting to upstream"),
+        f("LogSignature", gateway, agent="logs", signature="peer_error", host=None, port=None, count=2, recent=2,
+          sample='"GET /help/returns HTTP/1.1" 502 157'),
+    ]
+    assert top(findings) == ("ServicePortMismatch", "Service/help")
+    # without the refusal, the 502s alone still point at the release that preceded them
+    assert top([x for x in findings if x.data.get("signature") != "connection_refused"])[1] == server
+
+
+def test_a_failure_the_log_names_once_is_that_peer_when_another_line_names_none() -> None:
+    client = "Deployment/checkout"
+    findings = [
+        f("ServicePorts", agent="topology", service="Service/pricing", ports=[50051]),
+        f("ServicePorts", agent="topology", service="Service/inventory", ports=[8080]),
+        edge(client, "Service/pricing", "dependsOn"), edge(client, "Service/inventory", "dependsOn"),
+        edge("Service/pricing", "Deployment/pricing", "routesTo"), edge("Service/inventory", "Deployment/inventory", "routesTo"),
+        f("LogSignature", client, agent="logs", signature="wrong_listener", host="pricing", port=50051, count=1, recent=1,
+          sample="failed to connect to pricing:50051: error reading server preface: http2: frame too large"),
+        f("LogSignature", client, agent="logs", signature="wrong_listener", host=None, port=None, count=3, recent=3,
+          sample="price lookup failed: error reading server preface: http2: frame too large"),
+    ]
+    hypotheses = rank(findings, "ns")
+    assert (hypotheses[0].category, hypotheses[0].resource) == (C.SERVICE_PORT_MISMATCH, "Service/pricing")
+    assert "Service/inventory" not in [h.resource for h in hypotheses]
+
+
 def test_client_crash_points_at_the_database() -> None:
     client, db = "Deployment/checkout", "Deployment/orders-db"
     findings = [

@@ -405,19 +405,33 @@ def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Findi
 def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Candidate], dict[str, float]]:
     """Candidates at the origin of dependency failures, and a demotion factor per client."""
     out = _Origins([], {})
-    for finding in ix.kind("LogSignature"):
-        signature = finding.data.get("signature")
-        if signature not in PEER_SIGNATURES:
-            continue
-        client = finding.data["owner"]
+    peer_findings = [f for f in ix.kind("LogSignature") if f.data.get("signature") in PEER_SIGNATURES]
+    # The peer a client's log names for a failure: a line of the same failure that names no
+    # peer is the same peer, not one guessed from the wording.
+    named = {(f.data["owner"], f.data.get("signature")): service for f in peer_findings
+             if (service := resolve_service(ix, f)) is not None}
+    resolved = []
+    for finding in peer_findings:
+        client, signature = finding.data["owner"], finding.data.get("signature")
         service, via = resolve_service(ix, finding), [finding.id]
+        if service is None and (client, signature) in named:
+            service = named[(client, signature)]
         if service is None:
             matched = peer_by_port(ix, graph, finding)
             if matched is None:
                 matched = peer_by_protocol(ix, graph, finding)
             if matched:
                 service, via = matched[0], [finding.id, *(i for i in matched[1] if i)]
-        if service is None:
+        if service is not None:
+            resolved.append((finding, service, via))
+    # A program's own server-error answers (its access log's 502s) that name no peer are what
+    # its failures to reach its peers look like from its callers' side: where its log names
+    # those failures, they say what it is, and the 502s point at no peer of their own.
+    explained = {f.data["owner"] for f, _, _ in resolved
+                 if f.data.get("signature") != "peer_error" and (f.data.get("host") or f.data.get("port"))}
+    for finding, service, via in resolved:
+        signature, client = finding.data.get("signature"), finding.data["owner"]
+        if signature == "peer_error" and not finding.data.get("host") and client in explained:
             continue
         link = [Link(client, via)]
         # Errors that reach the end of a current log, or a client that hurts now, are a fault;
