@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import kopf
 from pydantic import ValidationError
 
+from aisre import audit
 from aisre.agents.base import PrometheusSettings
 from aisre.api.conditions import set_condition
 from aisre.api.investigation import Investigation, InvestigationState
@@ -110,6 +112,25 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm
         await _run(body, patch, client, llm, prometheus, key, operator_namespace, queued, memory, graph)
 
 
+def _audit(body: kopf.Body, outcome: Outcome, status: dict[str, Any], incident: dict[str, str] | None) -> None:
+    """The Investigation's decisions in the audit trail: the plan, then the root cause chosen."""
+    meta = body["metadata"]
+    obj = {"kind": "Investigation", "namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid")}
+    actor = f"aisre-operator/{os.environ.get('HOSTNAME', 'aisre')}"
+    for entry in outcome.timeline:
+        if entry["event"] == "Planned":
+            audit.emit("PlanChosen", actor=actor, obj=obj, reason=f"agents: {entry['message']}",
+                       detail={"incident": incident["name"] if incident else None})
+    root = status.get("rootCause") or {}
+    audit.emit("RootCauseChosen" if outcome.ok else f"Investigation{outcome.reason}", actor=actor, obj=obj,
+               reason=root.get("summary") or outcome.message,
+               detail={"category": root.get("category"), "resource": root.get("resource"), "confidence": root.get("confidence"),
+                       "alternatives": [{"category": h.get("category"), "confidence": h.get("confidence")}
+                                        for h in (status.get("hypotheses") or [])[1:3]],
+                       "runbooks": [r["name"] for r in status.get("runbooks") or []],
+                       "incident": incident["name"] if incident else None})
+
+
 class Slots:
     """At most ``size`` Investigations at once; the rest wait in arrival order."""
 
@@ -203,6 +224,7 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
     except httpx.HTTPError:
         pass  # the Incident shows the link on the next resume; the Investigation holds the result
     elapsed = time.perf_counter() - clock
+    _audit(body, outcome, status, incident)
     INVESTIGATIONS.labels(outcome.reason).inc()
     INVESTIGATION_SECONDS.observe(elapsed)
     root: dict[str, Any] = status.get("rootCause") or {}

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import httpx
 from pydantic import ValidationError
 
+from aisre import audit
 from aisre.api.incident import ActionResult, Decision, IncidentState, JournalEntry
 from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import API_VERSION
@@ -184,6 +185,10 @@ class Remediator:
         meta = incident["metadata"]
         involved = {"apiVersion": API_VERSION, "kind": "Incident", "name": meta["name"],
                     "namespace": meta["namespace"], "uid": meta.get("uid")}
+        audit.emit(reason, actor=f"aisre-operator/{self.instance}", obj=involved, reason=message, detail={
+            "action": entry.id, "type": getattr(entry.type, "value", entry.type), "target": entry.target.to_kube(),
+            "decision": getattr(entry.decision, "value", entry.decision), "result": getattr(entry.result, "value", entry.result),
+            "policy": entry.policy, "approvedBy": entry.approved_by})
         await kubeapi.post_event(self.client, involved, type_, reason, message, self.instance)
         t = entry.target
         target = {"kind": t.kind, "name": t.name, "namespace": t.namespace or meta["namespace"]}

@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from aisre.kube.reader import connect
 from aisre.remediation.executor import Remediator
@@ -277,9 +278,14 @@ async def test_approve_mode_waits_then_executes(kubectl, namespace, remediator, 
             json.dumps({"spec": {"approvals": [{"actionId": "scale-1", "approvedBy": "aisre-dev",
                                                 "revision": entry["revision"]}]}}),
             kubeconfig=user_kubeconfig)
-    await remediator.remediate(namespace, "inc")
+    with capture_logs() as logs:
+        await remediator.remediate(namespace, "inc")
     entry = journal(kubectl, namespace, "inc")["scale-1"]
     assert (entry["decision"], entry["result"], entry["approvedBy"]) == ("Execute", "Succeeded", "aisre-dev"), entry
+    # the audit trail: the execution and its verification, with the approver's identity
+    trail = [log["audit"] for log in logs if log.get("event") == "audit"]
+    assert [a["decision"] for a in trail] == ["RemediationStarted", "RemediationSucceeded"], trail
+    assert all(a["object"]["name"] == "inc" and a["detail"]["approvedBy"] == "aisre-dev" for a in trail)
 
 
 async def test_a_verb_outside_the_enabled_set_fails_closed(kubectl, namespace, kubeconfig, chart) -> None:
