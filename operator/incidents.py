@@ -12,6 +12,7 @@ else there was made by someone else, and a fresh one is created under a generate
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections import deque
@@ -140,11 +141,20 @@ class StartGate:
         return 0.0
 
 
+SEED_ATTEMPTS = 5
+
+
 async def seed_start_gate(gate: StartGate, client: httpx.AsyncClient) -> None:
     """The storm cap's last minute, from the Investigations that exist (a restart must not
     open a fresh minute). Without the right to list them cluster-wide, the count starts empty."""
     try:
-        listed = await client.get(f"/apis/{GROUP}/{VERSION}/investigations")
+        for attempt in range(SEED_ATTEMPTS):
+            listed = await client.get(f"/apis/{GROUP}/{VERSION}/investigations")
+            # Just after the CRDs are (re)installed the API server answers 429 "storage is
+            # (re)initializing" for a moment: that is worth a wait, not an empty storm cap.
+            if listed.status_code not in (429, 503) or attempt == SEED_ATTEMPTS - 1:
+                break
+            await asyncio.sleep(float(listed.headers.get("Retry-After") or 1))
         listed.raise_for_status()
         counted = gate.seed(listed.json().get("items") or [], dt.datetime.now(dt.UTC), time.monotonic())
     except (httpx.HTTPError, ValueError) as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import pytest
 
@@ -135,6 +136,21 @@ def test_the_storm_gate_counts_what_started_before_a_restart() -> None:
                       investigation("pay", "2026-12-07T12:00:25Z", incident=False)], wall, 1000.0) == 2
     assert gate.wait_for("shop", 1000.0) == pytest.approx(40.0)  # the first of them ages out at 12:01:10
     assert gate.wait_for("pay", 1000.0) == 0.0
+
+
+async def test_the_storm_gate_waits_out_an_api_server_still_loading_its_crds() -> None:
+    import httpx
+
+    from aisre.operator.incidents import seed_start_gate
+
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    answers = [httpx.Response(429, headers={"Retry-After": "0"}, json={"message": "storage is (re)initializing"}),
+               httpx.Response(200, json={"items": [{"metadata": {"namespace": "shop", "creationTimestamp": now},
+                                                    "spec": {"incidentRef": {"name": "i"}}}] * 2})]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: answers.pop(0)), base_url="https://k") as client:
+        gate = StartGate(2)
+        await seed_start_gate(gate, client)
+    assert not answers and gate.wait_for("shop", time.monotonic()) > 0  # both counted: the minute is full
 
 
 async def test_slots_bound_concurrent_work_first_come_first_served() -> None:
