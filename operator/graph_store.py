@@ -57,7 +57,11 @@ class GraphStore:
     def start(self) -> None:
         self._task = asyncio.create_task(self._drain(), name="neo4j-writer")
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop writing: what is queued gets ``grace`` seconds (a restart must not lose the
+        last Investigations while Neo4j answers), then the writer and the driver stop."""
+        if self._task is not None and self.up and not self._task.done():
+            await self.flush(grace)
         if self._task is not None:
             self._task.cancel()
             try:

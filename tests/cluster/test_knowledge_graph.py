@@ -132,6 +132,19 @@ async def test_cypher_similarity_agrees_with_the_embedded_memory(neo4j_settings:
         await store.close()
 
 
+async def test_what_is_queued_when_the_operator_stops_is_written(neo4j_settings: GraphSettings) -> None:
+    namespace = f"kg-{random.randrange(10**8)}"
+    store = GraphStore(neo4j_settings)
+    store.start()
+    assert await store.similar(Case("probe", namespace, "p", T0, "BadImage")) == []  # in contact
+    cases = [Case(f"{namespace}-{i}", namespace, f"inc-{i}", T0, "BadImage") for i in range(20)]
+    for case in cases:
+        store.submit(Batches([(WRITE_CASE, [case_row(case)])]))
+    await store.close()  # no flush asked for: stopping drains the queue (within its grace)
+    written = await query(neo4j_settings, "MATCH (i:Incident {namespace: $ns}) RETURN count(i) AS n", ns=namespace)
+    assert written == [{"n": 20}]
+
+
 async def test_an_outage_degrades_to_the_embedded_memory() -> None:
     store = GraphStore(GraphSettings(uri=f"bolt://127.0.0.1:{free_port()}"))  # nothing listens there
     store.start()
