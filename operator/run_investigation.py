@@ -165,6 +165,7 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
     except TimeoutError:
         outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")
     status = status_of(outcome, namespace, started)
+    knowing = time.perf_counter()
     await attach_runbooks(client, reader, status, namespace, operator_namespace)
     incident = owning_incident(body)
     case = None
@@ -174,6 +175,12 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
     if graph is not None and status.get("rootCause"):
         edges = [f.data for f in outcome.findings if f.kind == "Edge"]
         graph.submit(investigation_batches(dict(body["metadata"]), status, edges, case if incident is not None else None))
+    if status.get("rootCause"):
+        # What knowledge added, and what it cost (before the final Completed entry).
+        status["timeline"].insert(len(status["timeline"]) - 1, {
+            "time": rfc3339(dt.datetime.now(dt.UTC)), "event": "Recalled",
+            "message": f"{len(status.get('runbooks') or [])} runbooks, {len(status.get('similarIncidents') or [])} similar "
+                       f"past Incidents in {1000 * (time.perf_counter() - knowing):.1f} ms"})
     if incident is not None and key is not None and status.get("recommendedActions"):
         status["recommendedActions"] = bind_actions(status["recommendedActions"], namespace, incident["uid"],
                                                     body["metadata"]["uid"], key)
