@@ -107,6 +107,24 @@ def test_a_failure_the_log_names_once_is_that_peer_when_another_line_names_none(
     assert "Service/inventory" not in [h.resource for h in hypotheses]
 
 
+def test_credentials_a_peer_stopped_accepting_come_from_the_issuer_that_changed() -> None:
+    bff, api, idp = "Deployment/bff", "Deployment/orders", "Deployment/keycloak"
+    findings = [
+        f("ServicePorts", agent="topology", service="Service/orders", ports=[8080]),
+        f("ServicePorts", agent="topology", service="Service/keycloak", ports=[8080]),
+        edge(bff, "Service/orders", "dependsOn"), edge(bff, "Service/keycloak", "dependsOn"),
+        edge("Service/orders", api, "routesTo"), edge("Service/keycloak", idp, "routesTo"),
+        f("WorkloadHealthy", api, desired=2, available=2), f("WorkloadHealthy", idp, desired=1, available=1),
+        f("ConfigChanged", agent="changes", config_kind="ConfigMap", name="keycloak-env", used_by=[idp]),
+        f("LogSignature", bff, agent="logs", signature="auth_failure", host="orders", port=8080, count=2, recent=2,
+          sample='upstream rejected request status=401 error="invalid_token" iss claim is not valid'),
+    ]
+    assert top(findings) == ("BadConfigChange", "ConfigMap/keycloak-env")
+    # a change on the rejecting peer's own side is its own lead, not the issuer's
+    mine = f("ConfigChanged", agent="changes", config_kind="Secret", name="orders-jwt", used_by=[api])
+    assert top([*findings, mine]) == ("BadConfigChange", "Secret/orders-jwt")
+
+
 def test_client_crash_points_at_the_database() -> None:
     client, db = "Deployment/checkout", "Deployment/orders-db"
     findings = [

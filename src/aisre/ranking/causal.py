@@ -399,7 +399,29 @@ def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Findi
             score = 0.45  # a request the peer judges bad, and nothing on its side changed: as likely the client's
         out.add(C.DEPENDENCY_FAILURE, server, score * weight, f"{server} (behind {service}) {what}; {client} fails",
                 ids + server_evidence, chain + [Link(server, server_evidence)])
+        if finding.data["signature"] == "auth_failure" and not configs and rollout is None:
+            _issuer_changed(ix, graph, out, finding, service, server, chain, weight)
     out.demote_client(ix, client)
+
+
+def _issuer_changed(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Finding, service: str, server: str,
+                    chain: list[Link], weight: float) -> None:
+    """A peer that did not change rejects credentials that used to pass: what the client
+    presents comes from elsewhere (a token its identity provider issues, a password another
+    service keeps). The config change of another of the client's dependencies is the lead."""
+    client = finding.data["owner"]
+    for other, _ in _dependencies(graph, client):
+        if other == service:
+            continue
+        for issuer in _backing(graph, other):
+            for config in ix.kind("ConfigChanged"):
+                if issuer not in (config.data.get("used_by") or []):
+                    continue
+                obj = f"{config.data['config_kind']}/{config.data['name']}"
+                out.add(C.BAD_CONFIG_CHANGE, obj, 0.9 * weight,
+                        f"{server} rejects the credentials {client} presents since {obj}, which {issuer} (behind {other}) "
+                        "uses, changed", [finding.id, config.id],
+                        chain + [Link(server, []), Link(other, []), Link(obj, [config.id])])
 
 
 def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Candidate], dict[str, float]]:
