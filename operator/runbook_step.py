@@ -7,6 +7,7 @@ Never fails an Investigation: a Runbook that cannot be read is a Runbook not lis
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -33,6 +34,10 @@ async def _runbooks_in(client: httpx.AsyncClient, namespace: str) -> list[dict[s
         return []
 
 
+async def _none() -> list[dict[str, Any]]:
+    return []
+
+
 async def root_labels(reader: ClusterReader, resource: dict[str, Any], namespace: str) -> dict[str, str]:
     """The labels of the root cause's resource (none for a Secret: its object is never read)."""
     plural = PLURAL_OF_KIND.get(resource.get("kind", ""))
@@ -51,12 +56,16 @@ async def attach_runbooks(client: httpx.AsyncClient, reader: ClusterReader, stat
     root = status.get("rootCause")
     if not root:
         return
-    runbooks = await _runbooks_in(client, namespace)
-    if operator_namespace and operator_namespace != namespace:
-        runbooks += await _runbooks_in(client, operator_namespace)
+    # Both lists and the root cause's labels at once (the reader memoises the labels, which
+    # the memory of past incidents reads next): an Investigation waits for one round trip.
+    here, cluster_wide, labels = await asyncio.gather(
+        _runbooks_in(client, namespace),
+        _runbooks_in(client, operator_namespace) if operator_namespace and operator_namespace != namespace else _none(),
+        root_labels(reader, root.get("resource") or {}, namespace))
+    runbooks = here + cluster_wide
     if not runbooks:
         return
-    labels = await root_labels(reader, root.get("resource") or {}, namespace) if needs_labels(runbooks) else {}
+    labels = labels if needs_labels(runbooks) else {}
     conclusion = conclusion_of(status, labels)
     matched = matching(runbooks, conclusion, namespace) if conclusion is not None else []
     if not matched:
