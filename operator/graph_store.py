@@ -20,7 +20,7 @@ import neo4j
 import structlog
 
 from aisre.knowledge.graph import CONSTRAINTS, SIMILAR, Batches, similar_parameters
-from aisre.knowledge.memory import MIN_SIMILARITY, Case, Match
+from aisre.knowledge.memory import MIN_SIMILARITY, Case, Match, explanation
 from aisre.operator.metrics import NEO4J_QUEUE, NEO4J_UP, NEO4J_WRITE_SECONDS, NEO4J_WRITES
 
 log = structlog.get_logger(__name__)
@@ -45,7 +45,6 @@ class GraphStore:
         self.queue: asyncio.Queue[Batches] = asyncio.Queue(maxsize=queue_size)
         self.up: bool | None = None  # None until the first contact
         self.last_error = ""
-        self.written = 0
         self._schema = False
         self._task: asyncio.Task[None] | None = None
 
@@ -122,7 +121,6 @@ class GraphStore:
                     failures += 1
                     continue  # MERGE makes the retry harmless
                 failures = 0
-                self.written += 1
                 self._mark(True)
                 NEO4J_WRITES.labels("written").inc()
                 NEO4J_WRITE_SECONDS.observe(time.perf_counter() - started)
@@ -151,13 +149,6 @@ def _match(row: dict[str, Any]) -> Match:
     case = Case(uid=row["uid"], namespace=row["namespace"], name=row["name"], concluded_at=when, category=row["category"],
                 kind=row.get("kind") or "", resource=row.get("resource") or "", identity=tuple(row.get("identity") or ()),
                 actions=actions)  # type: ignore[arg-type]
-    # the same explanation as the embedded memory's (aisre.knowledge.memory.similarity)
-    why = [f"category {row['category']}"]
-    if row.get("sameKind"):
-        why.append(f"kind {case.kind}")
-    if row.get("sharedIdentity"):
-        why.append("same workload (" + ", ".join(sorted(row["sharedIdentity"])) + ")")
-    shared = sorted(row.get("shared") or [])
-    if shared:
-        why.append(f"evidence {len(shared)} of {row.get('union')}: " + ", ".join(shared[:6]))
-    return Match(case, float(row["similarity"]), tuple(why))
+    why = explanation(row["category"], case.kind if row.get("sameKind") else None, row.get("sharedIdentity") or [],
+                      row.get("shared") or [], row.get("union"))
+    return Match(case, float(row["similarity"]), why)

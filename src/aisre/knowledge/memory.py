@@ -15,6 +15,7 @@ import datetime as dt
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,28 +125,35 @@ class Match:
     matched_on: tuple[str, ...]
 
 
+def explanation(category: str, kind: str | None, shared_identity: Iterable[str], shared: Iterable[str],
+                union: int) -> tuple[str, ...]:
+    """Which parts of two cases matched, in words: the embedded index and the Cypher over the
+    graph (operator/graph_store.py) explain a match the same way."""
+    why = [f"category {category}"]
+    if kind:
+        why.append(f"kind {kind}")
+    if identity := sorted(shared_identity):
+        why.append("same workload (" + ", ".join(identity) + ")")
+    if evidence := sorted(shared):
+        why.append(f"evidence {len(evidence)} of {union}: " + ", ".join(evidence[:6]))
+    return tuple(why)
+
+
 def similarity(new: Case, old: Case) -> Match | None:
     """How alike two cases are, and which parts matched; None when the root cause differs
     (another category is another problem, however alike the symptoms)."""
     if new.category != old.category:
         return None
-    why = [f"category {new.category}"]
-    score = 0.35
-    if new.kind and new.kind == old.kind:
-        score += 0.15
-        why.append(f"kind {new.kind}")
-    shared_identity = sorted(set(new.identity) & set(old.identity))
-    if shared_identity:
-        score += 0.2
-        why.append("same workload (" + ", ".join(shared_identity) + ")")
+    same_kind = bool(new.kind) and new.kind == old.kind
+    shared_identity = set(new.identity) & set(old.identity)
     union = new.signature | old.signature
     shared = new.signature & old.signature
+    score = 0.35 + (0.15 if same_kind else 0.0) + (0.2 if shared_identity else 0.0)
     if union:
         score += 0.3 * len(shared) / len(union)
-        if shared:
-            why.append(f"evidence {len(shared)} of {len(union)}: " + ", ".join(sorted(shared)[:6]))
+    why = explanation(new.category, new.kind if same_kind else None, shared_identity, shared, len(union))
     # Three decimals, rounded half up the same way as the Cypher (aisre.knowledge.graph.SIMILAR).
-    return Match(old, math.floor(score * 1000 + 0.5) / 1000, tuple(why))
+    return Match(old, math.floor(score * 1000 + 0.5) / 1000, why)
 
 
 class Memory:
