@@ -19,6 +19,7 @@ from aisre.api.conditions import ACCEPTED, REASON_INVALID_SPEC, REASON_SPEC_ACCE
 from aisre.api.incident import Incident, IncidentState
 from aisre.api.investigation import Investigation, InvestigationState, InvestigationTarget
 from aisre.api.meta import ConditionStatus, KubeModel
+from aisre.api.notification_route import NotificationRoute
 from aisre.api.remediation_policy import RemediationPolicy, RemediationPolicySpec
 
 
@@ -98,4 +99,6 @@ def accept(model: type[KubeModel], body: Mapping[str, Any], now: dt.datetime) ->
         patch["state"] = _incident_state(conditions, status.get("state"))
     elif isinstance(parsed, RemediationPolicy):
         patch["actionsSummary"] = describe_actions(parsed.spec)
+    elif isinstance(parsed, NotificationRoute):
+        patch["sinks"] = ",".join(sink.type for sink in parsed.spec.sinks)
     return patch

@@ -14,6 +14,8 @@ from aisre.agents.base import PrometheusSettings
 from aisre.operator.detection.thresholds import Thresholds
 from aisre.operator.graph_store import GraphSettings
 from aisre.operator.leader import LeaseSettings
+from aisre.operator.notify_step import NotifySettings
+from aisre.notify import RetryPolicy
 from aisre.llm.settings import LLMConfig
 from aisre.ranking.calibration import checked_knots
 
@@ -65,6 +67,7 @@ class OperatorConfig:
     neo4j: GraphSettings | None = None  # None: memory is the embedded index only (docs/knowledge.md)
     # A cluster's own calibration map (aisre calibration refits it on people's verdicts); None: the suite's.
     calibration_knots: tuple[tuple[float, float], ...] | None = None
+    notify: NotifySettings = field(default_factory=NotifySettings)  # NotificationRoutes' deliveries
 
     @property
     def lease_name(self) -> str:
@@ -101,7 +104,21 @@ class OperatorConfig:
             prometheus=prometheus_from_env(env),
             neo4j=neo4j_from_env(env),
             calibration_knots=knots_from_env(env),
+            notify=notify_from_env(env),
         )
+
+
+def notify_from_env(env: dict[str, str]) -> NotifySettings:
+    """AISRE_GRAFANA_URL (put in every message; {namespace} and {incident} are filled in),
+    AISRE_NOTIFY_TIMEOUT_SECONDS per request, AISRE_NOTIFY_ATTEMPTS per message,
+    AISRE_NOTIFY_DEADLINE_SECONDS per Incident's delivery run."""
+    default = NotifySettings()
+    return NotifySettings(
+        grafana_url=(env.get("AISRE_GRAFANA_URL") or "").strip() or None,
+        timeout_s=float(env.get("AISRE_NOTIFY_TIMEOUT_SECONDS") or default.timeout_s),
+        deadline_s=float(env.get("AISRE_NOTIFY_DEADLINE_SECONDS") or default.deadline_s),
+        retry=RetryPolicy(attempts=int(env.get("AISRE_NOTIFY_ATTEMPTS") or default.retry.attempts)),
+    )
 
 
 def knots_from_env(env: dict[str, str]) -> tuple[tuple[float, float], ...] | None:

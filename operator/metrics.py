@@ -86,3 +86,9 @@ NEO4J_QUEUE = Gauge(
     "aisre_graph_queue",
     "Investigations waiting to be written to the knowledge graph (bounded).",
 )
+NOTIFICATIONS = Counter(
+    "aisre_notifications_total",
+    "Messages to NotificationRoutes' sinks, by sink type (slack, slackWebhook, teams, pagerDuty, opsgenie, webhook) "
+    "and result (Sent, Failed, RateLimited).",
+    ["sink", "result"],
+)

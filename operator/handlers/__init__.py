@@ -15,6 +15,7 @@ from aisre.api.conditions import ACCEPTED, is_true
 from aisre.api.incident import Incident
 from aisre.api.investigation import Investigation
 from aisre.api.meta import GROUP, VERSION, KubeModel
+from aisre.api.notification_route import NotificationRoute
 from aisre.api.remediation_policy import RemediationPolicy
 from aisre.kube.reader import connect
 from aisre.operator.webhook_token import webhook_token
@@ -31,6 +32,7 @@ from aisre.operator.run_investigation import Slots, already_done
 from aisre.operator.run_investigation import run as run_investigation
 from aisre.operator.metrics import HANDLER_CALLS, HANDLER_SECONDS
 from aisre.operator.handlers import remediation as _remediation  # noqa: F401  (registers its handlers)
+from aisre.operator.handlers import notifications as _notifications  # noqa: F401  (registers its handlers)
 
 
 @kopf.on.login()
@@ -64,7 +66,7 @@ def _register(model: type[KubeModel]) -> None:
         _accept_into(model, body, patch)
 
 
-for _model in (Incident, Investigation, RemediationPolicy):
+for _model in (Incident, Investigation, RemediationPolicy, NotificationRoute):
     _register(_model)
 
 

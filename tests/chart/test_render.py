@@ -225,7 +225,8 @@ def test_crds_install_unless_skipped() -> None:
     def crds(*flags: str) -> set[str]:
         out = helm("template", "aisre", str(CHART), *flags).stdout
         return {d["metadata"]["name"] for d in yaml.safe_load_all(out) if d and d["kind"] == "CustomResourceDefinition"}
-    aisre_crds = {"incidents.aisre.dev", "investigations.aisre.dev", "remediationpolicies.aisre.dev", "runbooks.aisre.dev"}
+    aisre_crds = {"incidents.aisre.dev", "investigations.aisre.dev", "remediationpolicies.aisre.dev", "runbooks.aisre.dev",
+                  "notificationroutes.aisre.dev"}
     assert crds("--include-crds") == aisre_crds
     assert crds() == set()
     names = {d["metadata"]["name"] for p in (CHART / "crds").glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d}
@@ -376,7 +377,7 @@ def test_the_trust_boundary_admits_only_the_operators_status_writes() -> None:
     writers = one(objects, "ValidatingAdmissionPolicy", "aisre-status-writers")
     rules = writers["spec"]["matchConstraints"]["resourceRules"][0]
     assert set(rules["resources"]) == {"incidents/status", "investigations/status", "remediationpolicies/status",
-                                      "runbooks/status"}
+                                      "runbooks/status", "notificationroutes/status"}
     [validation] = writers["spec"]["validations"]
     assert validation["expression"] == 'request.userInfo.username in ["system:serviceaccount:aisre-system:aisre"]'
     assert "matchResources" not in one(objects, "ValidatingAdmissionPolicyBinding", "aisre-status-writers")["spec"]
@@ -414,9 +415,14 @@ def test_the_signing_key_is_mounted_for_the_operator_only() -> None:
     config = OperatorConfig.from_env(env)
     assert config.signing_key_file == env["AISRE_SIGNING_KEY_FILE"] and config.min_healthy_floor == 50
     assert config.max_concurrent_investigations == 8
-    # no Role of the chart lets anyone read Secrets in the release's namespace
+    # no Role of the chart lets anyone read the chart's Secrets: Secret reads are by name
+    # (notifications.secretNames), and no such name is one of the chart's own
+    own = {o["metadata"]["name"] for o in objects if o["kind"] == "Secret"}
     for role in find(objects, "Role") + find(objects, "ClusterRole"):
-        assert not [r for r in rules_of(role) if r[1] == "secrets" and r[2] in ("get", "watch")], role["metadata"]["name"]
+        for rule in role.get("rules") or []:
+            if "secrets" in rule.get("resources", []) and {"get", "watch"} & set(rule.get("verbs", [])):
+                assert rule.get("resourceNames") and not own & set(rule["resourceNames"]), role["metadata"]["name"]
+                assert "watch" not in rule["verbs"] and "list" not in rule["verbs"]
 
 
 def test_the_ledger_is_writable_by_the_operator_in_its_namespace_only() -> None:
@@ -424,3 +430,27 @@ def test_the_ledger_is_writable_by_the_operator_in_its_namespace_only() -> None:
     ledger = set(rules_of(one(objects, "Role", "aisre-operator-ledger", "aisre-system")))
     assert ledger == {("", "configmaps", v) for v in ("get", "list", "create", "update")}
     assert ("", "configmaps", "create") not in operator_rules(objects)
+
+
+def test_notification_credentials_are_the_named_secrets_only() -> None:
+    """The operator may get Secrets with the names in notifications.secretNames and no other
+    (never list or watch); in namespace scope only in its namespaces; none when the list is empty."""
+    role = one(render(), "ClusterRole", "aisre-notification-secrets")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                              "resourceNames": ["aisre-notifications"]}]
+    binding = one(render(), "ClusterRoleBinding", "aisre-notification-secrets")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "aisre", "namespace": "aisre-system"}]
+    scoped = render("rbac.scope=namespace", "watch.namespaces={shop}", "notifications.secretNames={pager-creds}")
+    roles = [o for o in scoped if o["kind"] == "Role" and o["metadata"]["name"] == "aisre-notification-secrets"]
+    assert {r["metadata"]["namespace"] for r in roles} == {"shop", "aisre-system"}
+    assert all(r["rules"][0]["resourceNames"] == ["pager-creds"] for r in roles)
+    assert not find(render("rbac.scope=namespace", "watch.namespaces={shop}"), "ClusterRole", "aisre-notification-secrets")
+    assert not [o for o in render("notifications.secretNames=null") if "notification-secrets" in o["metadata"]["name"]]
+    refused = helm("template", "aisre", str(CHART), "-n", "aisre-system", "--set", "notifications.secretNames={aisre-signing-key}",
+                   check=False)
+    assert refused.returncode != 0 and "must not name the signing key" in refused.stderr
+    env = env_of(render("notifications.grafanaUrl=https://grafana.example/d/x"))
+    assert env["AISRE_GRAFANA_URL"] == "https://grafana.example/d/x" and env["AISRE_NOTIFY_ATTEMPTS"] == "4"
+    rules = operator_rules(render())
+    assert {("aisre.dev", "notificationroutes", "watch"), ("aisre.dev", "notificationroutes/status", "patch")} <= rules
+    assert ("aisre.dev", "notificationroutes", "update") not in rules

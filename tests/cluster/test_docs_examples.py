@@ -14,8 +14,10 @@ import yaml
 
 from conftest_helpers import REPO, temporary_namespace
 
-DOCS = [REPO / "docs" / "policy-cookbook.md", REPO / "docs" / "quickstart.md", REPO / "docs" / "knowledge.md"]
+DOCS = [REPO / "docs" / "policy-cookbook.md", REPO / "docs" / "quickstart.md", REPO / "docs" / "knowledge.md",
+        REPO / "docs" / "notifications.md"]
 RUNBOOKS = sorted((REPO / "examples" / "runbooks").glob("*.yaml"))
+ROUTES = sorted((REPO / "examples" / "notifications").glob("*.yaml"))
 BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
 
 
@@ -30,7 +32,8 @@ def examples(path: Path) -> list[tuple[str, dict]]:
 
 ALL = [example for path in DOCS for example in examples(path)]
 AISRE = [(label, doc) for label, doc in ALL if str(doc.get("apiVersion", "")).startswith("aisre.dev/")] + [
-    (f"examples/runbooks/{path.name}", yaml.safe_load(path.read_text())) for path in RUNBOOKS]
+    (f"examples/runbooks/{path.name}", yaml.safe_load(path.read_text())) for path in RUNBOOKS] + [
+    (f"examples/notifications/{path.name}", yaml.safe_load(path.read_text())) for path in ROUTES]
 
 
 def test_the_docs_have_examples_of_every_kind_of_tool() -> None:
@@ -38,6 +41,16 @@ def test_the_docs_have_examples_of_every_kind_of_tool() -> None:
     assert {("aisre.dev", "RemediationPolicy"), ("aisre.dev", "Investigation"), ("source.toolkit.fluxcd.io", "GitRepository"),
             ("kustomize.toolkit.fluxcd.io", "Kustomization"), ("argoproj.io", "Application")} <= kinds
     assert len(AISRE) >= 10
+
+
+def test_the_notification_docs_show_every_example_and_every_sink_type() -> None:
+    from aisre.api.notification_route import SINK_TYPES
+
+    shown = {json.dumps(doc, sort_keys=True) for _, doc in examples(REPO / "docs" / "notifications.md")}
+    for path in ROUTES:  # docs/notifications.md shows each example file as it is
+        assert json.dumps(yaml.safe_load(path.read_text()), sort_keys=True) in shown, path.name
+    used = {kind for path in ROUTES for sink in yaml.safe_load(path.read_text())["spec"]["sinks"] for kind in sink if kind != "name"}
+    assert used == set(SINK_TYPES)
 
 
 def test_the_starter_runbooks_cover_every_fault_category() -> None:

@@ -15,7 +15,8 @@ OPERATOR_NS = "aisre-system"
 # aisre-own-* alone: what happens here is this tier's doing.
 SECURITY_PREFIX = "aisre-own-sec-"
 USER = "aisre-dev"
-AISRE_KINDS = ",".join(f"{plural}.{GROUP}{sub}" for plural in ("incidents", "investigations", "remediationpolicies", "runbooks")
+AISRE_KINDS = ",".join(f"{plural}.{GROUP}{sub}" for plural in ("incidents", "investigations", "remediationpolicies", "runbooks",
+                                                                 "notificationroutes")
                        for sub in ("", "/status"))
 
 

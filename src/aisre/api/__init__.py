@@ -6,6 +6,7 @@ imports nothing else of aisre.
 from aisre.api.incident import Incident, IncidentSpec, IncidentStatus
 from aisre.api.investigation import Investigation, InvestigationSpec, InvestigationStatus
 from aisre.api.meta import API_VERSION, GROUP, VERSION, Condition, ConditionStatus
+from aisre.api.notification_route import NotificationRoute, NotificationRouteSpec
 from aisre.api.remediation_policy import RemediationPolicy, RemediationPolicySpec, RemediationPolicyStatus
 from aisre.api.runbook import Runbook, RunbookSpec
 from aisre.api.taxonomy import ActionType, AgentName, RemediationMode, RootCauseCategory, Severity
@@ -24,6 +25,8 @@ __all__ = [
     "Investigation",
     "InvestigationSpec",
     "InvestigationStatus",
+    "NotificationRoute",
+    "NotificationRouteSpec",
     "RemediationMode",
     "RemediationPolicy",
     "RemediationPolicySpec",

@@ -17,10 +17,11 @@ import yaml
 from aisre.api.incident import Incident
 from aisre.api.investigation import Investigation
 from aisre.api.meta import GROUP, VERSION, KubeModel
+from aisre.api.notification_route import NotificationRoute
 from aisre.api.remediation_policy import RemediationPolicy
 from aisre.api.runbook import Runbook
 
-KINDS: tuple[type[KubeModel], ...] = (Incident, Investigation, RemediationPolicy, Runbook)
+KINDS: tuple[type[KubeModel], ...] = (Incident, Investigation, RemediationPolicy, Runbook, NotificationRoute)
 CATEGORY = "aisre"
 
 # Keys of JSON Schema that Kubernetes' JSONSchemaProps either lacks or that we drop.

@@ -31,6 +31,8 @@ from aisre.api.taxonomy import ActionType, RootCauseCategory, Severity
 class IncidentSource(str, Enum):
     DETECTION = "detection"
     ALERTMANAGER = "alertmanager"
+    PAGERDUTY = "pagerduty"
+    OPSGENIE = "opsgenie"
     MANUAL = "manual"
 
 
@@ -88,6 +90,24 @@ class Feedback(KubeModel):
     comment: str = Field("", max_length=1024, description="Why, in a few words.")
 
 
+class PagerSystem(str, Enum):
+    PAGERDUTY = "pagerDuty"
+    OPSGENIE = "opsgenie"
+
+
+class PageRef(KubeModel):
+    """A page (PagerDuty incident, Opsgenie alert) this Incident was raised from."""
+
+    system: PagerSystem = Field(..., description="pagerDuty or opsgenie.")
+    id: str = Field(..., min_length=1, max_length=128, description="The pager's id of the incident or alert.")
+    key: str | None = Field(
+        None, max_length=255,
+        description="What resolves it through the pager's event API: PagerDuty's incident_key (the Events API v2 "
+        "dedup_key), Opsgenie's alias.")
+    url: str | None = Field(None, max_length=1024, description="Where people see it.")
+    closed: bool = Field(False, description="The pager said it is resolved (so aisre never resolves it again).")
+
+
 class IncidentSpec(KubeModel):
     """What is wrong, where, since when and how often."""
 
@@ -103,7 +123,11 @@ class IncidentSpec(KubeModel):
 
     title: str = Field(..., min_length=1, max_length=256, description="What is wrong, in a few words.")
     severity: Severity = Field(Severity.MEDIUM, description="critical, high, medium or low.")
-    source: IncidentSource = Field(IncidentSource.MANUAL, description="Who raised it: detection, alertmanager or manual.")
+    source: IncidentSource = Field(
+        IncidentSource.MANUAL, description="Who raised it: detection, alertmanager, pagerduty, opsgenie or manual.")
+    pages: list[PageRef] | None = Field(
+        None, max_length=16, description="The pages it was raised from; resolved with it where a NotificationRoute "
+        "has the pager's credentials (docs/pagers.md).")
     resource: ResourceRef = Field(..., description="The object the Incident is about (its root, not each pod).")
     affected: list[ResourceRef] | None = Field(None, max_length=50, description="Other objects affected (pods, nodes).")
     fingerprint: str | None = Field(
@@ -210,6 +234,56 @@ class CaseRecord(KubeModel):
     concluded_at: dt.datetime = Field(..., description="When the root cause was found.")
 
 
+class DeliveryResult(str, Enum):
+    SENT = "Sent"
+    FAILED = "Failed"  # gave up after retries, or the sink refused it (see error)
+    RATE_LIMITED = "RateLimited"  # the route's own limit: sent later
+
+
+class NotificationDelivery(KubeModel):
+    """One delivery of a change of this Incident to one sink of one NotificationRoute."""
+
+    route: str = Field(..., max_length=320, description="The NotificationRoute, namespace/name.")
+    sink: str = Field(..., max_length=63, description="The sink's name in the route.")
+    type: str = Field(..., max_length=32, description="The sink's type (slack, pagerDuty, ...).")
+    event: str = Field(..., max_length=32, description="The change sent (Opened, Identified, Resolved, ...).")
+    time: dt.datetime = Field(..., description="When the delivery ended.")
+    result: DeliveryResult = Field(..., description="Sent, Failed or RateLimited.")
+    attempts: int = Field(1, ge=0, le=100, description="HTTP requests made for it (retries included).")
+    error: str = Field("", max_length=512, description="Why it failed, for Failed.")
+
+
+class SinkState(KubeModel):
+    """What one sink of one route was last sent for this Incident; checked before sending,
+    so a restart or a redelivered event never posts a second thread or a second page."""
+
+    route: str = Field(..., max_length=320, description="The NotificationRoute, namespace/name.")
+    sink: str = Field(..., max_length=63, description="The sink's name in the route.")
+    sent: str = Field("", max_length=256, description="Digest of the last change sent (event and what it said).")
+    events: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        None, max_length=8, description="Changes sent so far.", json_schema_extra={"x-kubernetes-list-type": "set"})
+    thread: str | None = Field(None, max_length=64, description="Slack: the ts of the thread's first message.")
+    channel: str | None = Field(None, max_length=80, description="Slack: the channel id the thread is in.")
+    key: str | None = Field(None, max_length=255, description="PagerDuty dedup_key / Opsgenie alias used.")
+
+
+class PageResult(str, Enum):
+    RESOLVED = "Resolved"  # the pager took the resolve (202)
+    FAILED = "Failed"  # the pager refused it, or gave up after retries (see error)
+    NO_ROUTE = "NoRoute"  # no NotificationRoute that sees this Incident has credentials for that pager
+
+
+class PageResolution(KubeModel):
+    """What aisre did about one page when this Incident resolved."""
+
+    system: PagerSystem = Field(..., description="pagerDuty or opsgenie.")
+    id: str = Field(..., max_length=128, description="The page's id (spec.pages[].id).")
+    result: PageResult = Field(..., description="Resolved, Failed or NoRoute.")
+    route: str | None = Field(None, max_length=320, description="The NotificationRoute whose credentials were used.")
+    time: dt.datetime = Field(..., description="When it was tried.")
+    error: str = Field("", max_length=512, description="Why it was not resolved.")
+
+
 class IncidentStatus(ObservedStatus):
     """The Incident as aisre sees it. Written by the operator only."""
 
@@ -224,6 +298,12 @@ class IncidentStatus(ObservedStatus):
         None, ge=0, description="Earlier Incidents with the same root cause on the same workload within 30 days.")
     seen_before: str | None = Field(None, max_length=512, description="How often it recurred, and what was done last time.")
     resolved_at: dt.datetime | None = Field(None, description="When the signals cleared.")
+    notified: list[SinkState] | None = Field(
+        None, max_length=64, description="Per route and sink: what was last sent (NotificationRoutes).")
+    notifications: list[NotificationDelivery] | None = Field(
+        None, max_length=30, description="The latest deliveries to NotificationRoutes' sinks, oldest first (bounded).")
+    pages: list[PageResolution] | None = Field(
+        None, max_length=16, description="The pages (spec.pages) aisre resolved, or could not, when it resolved.")
     report: str | None = Field(None, max_length=65536, description="Post-incident report (Markdown), once resolved.")
 
 
