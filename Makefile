@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help tools venv install crds docs cluster-up cluster-down demo test test-unit clean prometheus prometheus-down neo4j neo4j-down
+.PHONY: help tools venv install crds docs cluster-up cluster-down demo test test-unit clean prometheus prometheus-down neo4j neo4j-down jaeger jaeger-down
 
 help:
 	@echo "make demo          local cluster + CRDs + operator + examples, then kubectl get aisre -A"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-real    the scenarios of scenarios-real/ on the real node, both modes, into bench/results/real-*.json"
 	@echo "make prometheus    Debian's Prometheus on loopback for the metrics agent (tests and bench start it themselves)"
 	@echo "make neo4j         Neo4j (its test harness) on loopback for the knowledge graph (tests start it themselves)"
+	@echo "make jaeger        Jaeger v2 (built from its Go module) on loopback for traces (tests start it themselves)"
 
 tools:
 	bash hack/tools.sh
@@ -65,6 +66,14 @@ neo4j:
 
 neo4j-down:
 	bash hack/neo4j.sh stop
+
+# The trace collector (Jaeger v2, built from its Go module; docs/tracing.md) on loopback;
+# the tracing tests start it themselves.
+jaeger:
+	bash hack/jaeger.sh start
+
+jaeger-down:
+	bash hack/jaeger.sh stop
 
 demo: tools install
 	bash hack/demo.sh

@@ -18,6 +18,8 @@ HELM_VERSION="${AISRE_HELM_VERSION:-v3.19.5}"
 # the real node's cluster DNS and image registry (hack/realnode/)
 COREDNS_VERSION="${AISRE_COREDNS_VERSION:-v1.14.7}"
 REGISTRY_VERSION="${AISRE_REGISTRY_VERSION:-v3.1.2}"
+# the trace collector of the tracing tests (hack/jaeger.sh): Jaeger v2, all-in-one
+JAEGER_VERSION="${AISRE_JAEGER_VERSION:-v1.75.0}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${AISRE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aisre/tools}"
@@ -93,18 +95,22 @@ build_kubernetes() {  # builds every k8s command we need in one module graph
   mkdir -p "$dir"; mv "$dir.partial"/* "$dir/"; rmdir "$dir.partial"; rm -rf "$work"
 }
 
-build_etcd() {
-  local dir="$CACHE/etcd-$ETCD_VERSION"
-  [[ -x "$dir/etcd" ]] && return 0
-  log "building etcd $ETCD_VERSION"
+# build_in_wrapper NAME VERSION PACKAGE: a wrapper module requires PACKAGE@VERSION and builds
+# it. For commands whose go.mod has replace directives (etcd's server, Jaeger), which
+# `go install pkg@version` refuses; their replaces do not apply, and the build proves the
+# published requirements suffice.
+build_in_wrapper() {
+  local dir="$CACHE/$1-$2"
+  [[ -x "$dir/$1" ]] && return 0
+  log "building $1 $2"
   local work; work="$(mktemp -d)"
   ( cd "$work"
-    printf 'module aisre.local/etcd-build\n\ngo 1.24\n' > go.mod
-    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
+    printf 'module aisre.local/%s-build\n\ngo 1.24\n' "$1" > go.mod
+    go get "$3@$2" >/dev/null
     mkdir -p "$dir.partial"
-    go build -ldflags "-s -w" -o "$dir.partial/etcd" go.etcd.io/etcd/server/v3
+    go build -ldflags "-s -w" -o "$dir.partial/$1" "$3"
   )
-  mkdir -p "$dir"; mv "$dir.partial/etcd" "$dir/"; rmdir "$dir.partial"; rm -rf "$work"
+  mkdir -p "$dir"; mv "$dir.partial/$1" "$dir/"; rmdir "$dir.partial"; rm -rf "$work"
 }
 
 # CoreDNS with the plugins of hack/tools/coredns.go only, in a wrapper module; the cache
@@ -141,7 +147,8 @@ tool_path() {  # prints the cached path of NAME, building it when absent
   case "$1" in
     kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy)
       locked "kubernetes-$K8S_VERSION" build_kubernetes; echo "$CACHE/kubernetes-$K8S_VERSION/$1" ;;
-    etcd) locked "etcd-$ETCD_VERSION" build_etcd; echo "$CACHE/etcd-$ETCD_VERSION/etcd" ;;
+    etcd) locked "etcd-$ETCD_VERSION" build_in_wrapper etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3
+      echo "$CACHE/etcd-$ETCD_VERSION/etcd" ;;
     kwok|kwokctl)
       install_module_cmd "$1" "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/$1" \
         "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
@@ -157,6 +164,9 @@ tool_path() {  # prints the cached path of NAME, building it when absent
       install_module_cmd registry "$REGISTRY_VERSION" github.com/distribution/distribution/v3/cmd/registry \
         "-X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION"
       echo "$CACHE/registry-$REGISTRY_VERSION/registry" ;;
+    jaeger)  # first build: about 4 minutes on two cores
+      locked "jaeger-$JAEGER_VERSION" build_in_wrapper jaeger "$JAEGER_VERSION" github.com/jaegertracing/jaeger/cmd/jaeger
+      echo "$CACHE/jaeger-$JAEGER_VERSION/jaeger" ;;
     *) log "unknown tool $1"; return 2 ;;
   esac
 }
@@ -175,4 +185,5 @@ KWOK_VERSION=$KWOK_VERSION
 HELM_VERSION=$HELM_VERSION
 COREDNS_VERSION=$COREDNS_VERSION
 REGISTRY_VERSION=$REGISTRY_VERSION
+JAEGER_VERSION=$JAEGER_VERSION
 VERS

@@ -47,6 +47,12 @@ class OperatorConfig:
     # The Alertmanager webhook's bearer token: a mounted Secret file, or namespace/name[:key] of a Secret.
     alertmanager_token_file: str | None = None
     alertmanager_token_secret: str | None = None
+    # The pagers' webhooks (docs/pagers.md), the same way: PagerDuty's signing secret(s), one
+    # a line, and the bearer token Opsgenie's webhook integration sends.
+    pagerduty_secret_file: str | None = None
+    pagerduty_secret_secret: str | None = None
+    opsgenie_token_file: str | None = None
+    opsgenie_token_secret: str | None = None
     # The identity remediation changes are made as (impersonated), e.g.
     # system:serviceaccount:aisre-system:aisre-executor; None: the operator's own (dev only).
     executor_user: str | None = field(default_factory=lambda: os.environ.get("AISRE_EXECUTOR_USER") or None)
@@ -93,6 +99,10 @@ class OperatorConfig:
             thresholds=Thresholds.from_env(env),
             alertmanager_token_file=env.get("AISRE_ALERTMANAGER_TOKEN_FILE") or None,
             alertmanager_token_secret=env.get("AISRE_ALERTMANAGER_TOKEN_SECRET") or None,
+            pagerduty_secret_file=env.get("AISRE_PAGERDUTY_SECRET_FILE") or None,
+            pagerduty_secret_secret=env.get("AISRE_PAGERDUTY_SECRET_SECRET") or None,
+            opsgenie_token_file=env.get("AISRE_OPSGENIE_TOKEN_FILE") or None,
+            opsgenie_token_secret=env.get("AISRE_OPSGENIE_TOKEN_SECRET") or None,
             executor_user=env.get("AISRE_EXECUTOR_USER") or None,
             max_verify_seconds=float(env["AISRE_MAX_VERIFY_SECONDS"]) if env.get("AISRE_MAX_VERIFY_SECONDS") else None,
             signing_key_file=env.get("AISRE_SIGNING_KEY_FILE") or None,

@@ -26,6 +26,7 @@ import structlog
 from aisre.api.meta import GROUP, VERSION
 from aisre.api.signing import MARK_ANNOTATION, has_mark, object_mark
 from aisre.operator.investigation import rfc3339
+from aisre.tracing import TRACEPARENT_ANNOTATION
 
 log = structlog.get_logger("aisre.operator.incidents")
 
@@ -55,6 +56,9 @@ def investigation_for(incident: dict[str, Any], number: int = 1) -> dict[str, An
             "labels": {f"{GROUP}/incident": meta["name"][:63]},
             "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident", "name": meta["name"],
                                  "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
+            # Its trace continues the Incident's (detection's span, or the webhook request's).
+            **({"annotations": {TRACEPARENT_ANNOTATION: traced}}
+               if (traced := (meta.get("annotations") or {}).get(TRACEPARENT_ANNOTATION)) else {}),
         },
         "spec": {"target": target, "question": f"why: {spec.get('title', '')}"[:2000], "incidentRef": {"name": meta["name"]}},
     }
@@ -86,7 +90,8 @@ async def _create(client: httpx.AsyncClient, manifest: dict[str, Any], key: byte
     ``status.investigationRef``."""
     meta = manifest["metadata"]
     incident_uid = meta["ownerReferences"][0]["uid"]
-    meta["annotations"] = {MARK_ANNOTATION: object_mark(key, "Investigation", meta["namespace"], meta["name"], incident_uid)}
+    meta["annotations"] = {**(meta.get("annotations") or {}),
+                           MARK_ANNOTATION: object_mark(key, "Investigation", meta["namespace"], meta["name"], incident_uid)}
     response = await _post(client, manifest)
     if response.status_code == 409:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/investigations/{meta['name']}"

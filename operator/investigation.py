@@ -8,6 +8,10 @@ investigation with a condition that says so — no retries.
 After the ranking, the optional LLM step (``llm_step``) may plan an ambiguous case and
 narrate; it never changes the recommended actions, which come from the catalog for the
 best deterministic hypothesis.
+
+Each step is a span of the Investigation's trace (``aisre.tracing``; no-ops when tracing is
+off): one per agent, the deterministic ranking, the LLM step (its calls are spans of
+their own, in ``aisre.llm.client``) and the choice of actions.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ from aisre.llm.planner import AgentCall
 from aisre.llm.validate import LLMHypothesis
 from aisre.operator.llm_step import LLMService, LLMStep, new_hypotheses, run_llm_step
 from aisre.operator.planner import plan
-from aisre.operator.recommend import recommend
+from aisre.operator.recommend import advise, recommend
 from aisre.ranking.rank import MAX_HYPOTHESES, RankedHypothesis, rank
 from aisre.redact import redact, redact_text
+from aisre.tracing import annotate, fail, span
 
 AGENTS: dict[AgentName, Callable[[AgentContext], Awaitable[AgentResult]]] = {
     AgentName.WORKLOADS: workloads.gather,
@@ -79,17 +84,23 @@ def _window_start(spec: InvestigationSpec, now: dt.datetime) -> dt.datetime:
 
 
 async def run_agent(name: AgentName, context: AgentContext, deadline: float) -> AgentResult:
-    started = time.perf_counter()
-    try:
-        result = await asyncio.wait_for(AGENTS[name](context), timeout=deadline)
-    except TimeoutError:
-        result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=f"timed out after {deadline:.1f} s")
-    except KubeAccessError as error:
-        result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=str(error)[:500])
-    except Exception as error:  # an agent's bug must not fail the investigation
-        result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=f"{type(error).__name__}: {error}"[:500])
-    result.latency_seconds = round(time.perf_counter() - started, 4)
-    return result
+    with span(f"agent {name.value}", attributes={"aisre.agent": name.value, "aisre.deadline_s": deadline}):
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(AGENTS[name](context), timeout=deadline)
+        except TimeoutError:
+            result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=f"timed out after {deadline:.1f} s")
+        except KubeAccessError as error:
+            result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=str(error)[:500])
+        except Exception as error:  # an agent's bug must not fail the investigation
+            result = AgentResult(agent=name.value, status=AgentStatus.ERROR,
+                                 message=f"{type(error).__name__}: {error}"[:500])
+        result.latency_seconds = round(time.perf_counter() - started, 4)
+        status = AgentStatus(result.status).value
+        annotate(**{"aisre.agent.status": status, "aisre.agent.findings": len(result.findings)})
+        if status == AgentStatus.ERROR.value:
+            fail(result.message)
+        return result
 
 
 def _agent_calls(context: AgentContext, names: list[AgentName]) -> dict[str, AgentCall]:
@@ -110,6 +121,15 @@ def actions_of(hypotheses: list[RankedHypothesis], findings: list[Finding], name
         return []
     top = hypotheses[0]
     return [a.to_kube() for a in recommend(top.category, top.resource, namespace, findings, list(top.evidence_ids))]
+
+
+def note_of(hypotheses: list[RankedHypothesis], findings: list[Finding], namespace: str) -> dict[str, Any] | None:
+    """``status.remediationNote`` when no catalog action fits the best deterministic hypothesis."""
+    if not hypotheses:
+        return None
+    top = hypotheses[0]
+    note = advise(top.category, top.resource, namespace, findings, list(top.evidence_ids)).note
+    return {"category": C(top.category).value, "message": redact_text(note)[:1024]} if note else None
 
 
 async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader,
@@ -141,12 +161,23 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
     findings = [f for r in results for f in r.findings]
     timeline.append({"time": _now(), "event": "EvidenceGathered",
                      "message": f"{len(findings)} findings from {sum(1 for r in results if r.status == AgentStatus.SUCCESS)} agents"})
-    hypotheses = rank(findings, namespace)
+    with span("rank", attributes={"aisre.findings": len(findings)}):
+        hypotheses = rank(findings, namespace)
+        if hypotheses:
+            annotate(**{"aisre.hypotheses": len(hypotheses), "aisre.top.category": C(hypotheses[0].category).value,
+                        "aisre.top.confidence": hypotheses[0].confidence, "aisre.top.score": hypotheses[0].score})
     timeline.append({"time": _now(), "event": "Ranked", "message": f"{len(hypotheses)} hypotheses"})
-    step = await run_llm_step(llm, spec, namespace, hypotheses=hypotheses, findings=findings,
-                              actions=actions_of(hypotheses, findings, namespace),
-                              agents=_agent_calls(context, [p.name for p in planned]), spent_today=spent_today,
-                              seconds_left=spec.deadline_seconds - (time.monotonic() - clock) - 0.5, today=now.date())
+    with span("recommend") as chosen:
+        actions = actions_of(hypotheses, findings, namespace)
+        chosen.set_attribute("aisre.actions", [str(a.get("type")) for a in actions])
+    with span("rank llm") as llm_span:
+        step = await run_llm_step(llm, spec, namespace, hypotheses=hypotheses, findings=findings, actions=actions,
+                                  agents=_agent_calls(context, [p.name for p in planned]), spent_today=spent_today,
+                                  seconds_left=spec.deadline_seconds - (time.monotonic() - clock) - 0.5,
+                                  today=now.date())
+        llm_span.set_attributes({"aisre.llm.used": step.used, "aisre.llm.reason": step.reason or ""})
+        if step.spend is not None:
+            llm_span.set_attributes({"aisre.llm.calls": step.spend.calls, "aisre.llm.cost_usd": step.spend.usd})
     findings = findings + step.new_findings
     if step.spend is not None:  # the LLM was tried (otherwise the LLMUsed condition alone says why not)
         timeline.append({"time": _now(), "event": "LLM", "message": f"{step.reason}: {step.message}"})
@@ -241,6 +272,9 @@ def status_of(outcome: Outcome, namespace: str, started: dt.datetime) -> dict[st
         top = status["hypotheses"][0]
         status["rootCause"] = {k: v for k, v in top.items() if k not in ("evidenceIds", "source", "chain", "score")}
         status["recommendedActions"] = actions_of(outcome.hypotheses, outcome.findings, namespace)
+        note = note_of(outcome.hypotheses, outcome.findings, namespace)
+        if note:
+            status["remediationNote"] = note
     status["agents"] = [
         {"name": r.agent, "status": r.status.value if hasattr(r.status, "value") else r.status,
          "latencySeconds": round(r.latency_seconds, 4), "costUsd": r.cost_usd, "findings": len(r.findings),

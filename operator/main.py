@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import kopf
 import structlog
 
+from aisre import tracing
 from aisre.api.meta import GROUP
 from aisre.operator import handlers  # noqa: F401  (registers the Kopf handlers)
 from aisre.operator.config import OperatorConfig
@@ -85,6 +87,9 @@ async def serve(
     """Run Kopf (on the leader, or always without peering) and the HTTP server until
     stopped; then shut both down cleanly and release the Lease."""
     kopf_ready = asyncio.Event()
+    if tracing.configure():  # OTEL_* variables; off (no-op spans) without an endpoint
+        log.info("tracing on", endpoint=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                 or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     async with connect(config.kubeconfig) as client:
         key = await signing_key(config, client)
     elector = _elector(config)
@@ -110,6 +115,7 @@ async def serve(
     finally:
         marker.cancel()
         await runner.cleanup()
+        await asyncio.to_thread(tracing.shutdown)  # flushes the spans still batched
         log.info("operator stopped")
 
 

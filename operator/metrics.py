@@ -50,6 +50,20 @@ ALERTMANAGER_REQUESTS = Counter(
     "Alertmanager webhook requests, by HTTP status.",
     ["code"],
 )
+
+PAGER_REQUESTS = Counter(
+    "aisre_pager_requests_total",
+    "Pager webhook requests (pagerduty, opsgenie), by HTTP status.",
+    ["pager", "code"],
+)
+
+PAGES = Counter(
+    "aisre_pages_total",
+    "Pages received, by pager and outcome: accepted (a signal), unmatched (names nothing the cluster has, or a "
+    "namespace not watched), ignored (not a trigger or resolve, or aisre's own page), refused (held alerts at their cap); "
+    "and when their Incident resolved: resolved, resolve_failed, no_route (no NotificationRoute has the credentials).",
+    ["pager", "outcome"],
+)
 REMEDIATIONS = Counter(
     "aisre_remediations_total",
     "Remediation journal entries recorded, by action type, policy decision and result.",

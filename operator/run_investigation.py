@@ -1,6 +1,10 @@
 """An Investigation from the handler's side: mark it Running, investigate within the
 deadline, write conditions, state and result, and post Kubernetes Events for start and
 result. Called by the Kopf handler; the work itself is ``investigation.investigate``.
+
+The whole run is the root span of the Investigation's trace (a child of the trace its
+Incident came with: the ``aisre.dev/traceparent`` annotation), and its trace id is written
+in the status at once, so the trace can be found while the Investigation still runs.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from aisre.operator.recommend import bind_actions
 from aisre.operator.runbook_step import attach_runbooks
 from aisre.operator.memory_step import incident_patch, recall
 from aisre.knowledge.graph import investigation_batches
-from aisre.knowledge.memory import Memory
+from aisre.knowledge.memory import Case, Memory
 from aisre.operator.graph_store import GraphStore
 from aisre.redact import redact_text
+from aisre.tracing import TRACEPARENT_ANNOTATION, annotate, span, trace_id, traceparent
 from aisre.operator.metrics import INVESTIGATION_SECONDS, INVESTIGATIONS, LLM_COST, LLM_TOKENS
 
 COMPLETED = "Completed"
@@ -46,11 +51,17 @@ def already_done(body: kopf.Body) -> bool:
 
 async def _mark_running(client: httpx.AsyncClient, namespace: str, name: str, started: dt.datetime) -> None:
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/investigations/{name}/status"
-    body = {"status": {"state": InvestigationState.RUNNING.value, "startedAt": rfc3339(started)}}
+    body = {"status": {"state": InvestigationState.RUNNING.value, "startedAt": rfc3339(started), **_trace()}}
     try:
         await client.patch(path, json=body, headers={"Content-Type": "application/merge-patch+json"})
     except httpx.HTTPError:
         pass  # progress display only; the result is written through Kopf's patch
+
+
+def _trace() -> dict[str, str]:
+    """The current trace's id and the root span's traceparent, for the status (nothing when off)."""
+    found = trace_id()
+    return {"traceId": found, "traceParent": traceparent() or ""} if found else {}
 
 
 async def _spent_today(client: httpx.AsyncClient, namespace: str, name: str, llm: LLMService | None) -> float:
@@ -105,11 +116,23 @@ async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm
     except ValidationError:
         return  # the Accepted condition already says why
     if slots is None:
-        await _run(body, patch, client, llm, prometheus, key, operator_namespace, None, memory, graph)
+        await _traced(body, patch, client, llm, prometheus, key, operator_namespace, None, memory, graph)
         return
     queued = await _mark_queued(client, body, slots.size) if slots.full else None
     async with slots.semaphore:
-        await _run(body, patch, client, llm, prometheus, key, operator_namespace, queued, memory, graph)
+        await _traced(body, patch, client, llm, prometheus, key, operator_namespace, queued, memory, graph)
+
+
+async def _traced(body: kopf.Body, *args: Any) -> None:
+    """``_run`` as the root span of the Investigation's trace."""
+    meta = body["metadata"]
+    target = (body.get("spec") or {}).get("target") or {}
+    incident = owning_incident(body)
+    with span("investigation", parent=(meta.get("annotations") or {}).get(TRACEPARENT_ANNOTATION), attributes={
+            "aisre.investigation": f"{meta['namespace']}/{meta['name']}", "aisre.investigation.uid": meta.get("uid"),
+            "aisre.target": f"{target.get('kind') or 'selector'}/{target.get('name') or ''}",
+            "aisre.incident": incident["name"] if incident else None}):
+        await _run(body, *args)
 
 
 def _audit(body: kopf.Body, outcome: Outcome, status: dict[str, Any], incident: dict[str, str] | None) -> None:
@@ -166,12 +189,22 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
         outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")
     status = status_of(outcome, namespace, started)
     knowing = time.perf_counter()
-    await attach_runbooks(client, reader, status, namespace, operator_namespace)
     incident = owning_incident(body)
-    case = None
-    if memory is not None:
-        case = await recall(memory, reader, status, namespace, incident or {"uid": body["metadata"]["uid"], "name": name},
-                            graph)
+
+    async def runbooks() -> None:
+        with span("runbooks"):
+            await attach_runbooks(client, reader, status, namespace, operator_namespace)
+
+    async def remember() -> Case | None:
+        if memory is None:
+            return None
+        with span("memory recall"):
+            return await recall(memory, reader, status, namespace,
+                                incident or {"uid": body["metadata"]["uid"], "name": name}, graph)
+
+    # Runbooks (from the API server) and past incidents (from Neo4j, or the embedded index) at
+    # once: they write different parts of the status, and the Investigation waits for the slower.
+    _, case = await asyncio.gather(runbooks(), remember())
     if graph is not None and status.get("rootCause"):
         edges = [f.data for f in outcome.findings if f.kind == "Edge"]
         graph.submit(investigation_batches(dict(body["metadata"]), status, edges, case if incident is not None else None))
@@ -214,7 +247,11 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
         observedGeneration=generation,
         state=(InvestigationState.COMPLETED if outcome.ok else InvestigationState.FAILED).value,
         durationSeconds=round(time.perf_counter() - clock, 3),
+        **_trace(),
     )
+    annotate(**{"aisre.state": status["state"], "aisre.reason": outcome.reason,
+                "aisre.root_cause.category": (status.get("rootCause") or {}).get("category"),
+                "aisre.root_cause.confidence": (status.get("rootCause") or {}).get("confidence")})
     patch.status.update(status)
     try:
         # The result at once (Kopf writes the same patch again when the handler returns),

@@ -1,6 +1,7 @@
 """Runbooks for a concluded Investigation: read the Runbooks of its namespace and of the
 operator's (those apply cluster-wide), list the ones that match in status, and add the
-actions they propose to the recommendations (the policy still decides on each).
+actions they propose to the recommendations (the policy still decides on each). When no
+catalog action fits the root cause, the remediation note points at the best match.
 
 Never fails an Investigation: a Runbook that cannot be read is a Runbook not listed.
 """
@@ -56,6 +57,30 @@ async def attach_runbooks(client: httpx.AsyncClient, reader: ClusterReader, stat
     root = status.get("rootCause")
     if not root:
         return
+    try:
+        await _attach(client, reader, status, namespace, operator_namespace, root)
+    finally:
+        point_note_at_runbook(status)
+
+
+def point_note_at_runbook(status: dict[str, Any]) -> None:
+    """The remediation note (no catalog action fits) names the best-matching Runbook, or
+    says that none matches (pure)."""
+    note = status.get("remediationNote")
+    if not note:
+        return
+    runbooks = status.get("runbooks") or []
+    if runbooks:
+        note["runbook"] = f"{runbooks[0]['namespace']}/{runbooks[0]['name']}"
+        suffix = f" Follow the runbook {note['runbook']} ({runbooks[0].get('title', '')})."
+    else:
+        suffix = " No Runbook matches this root cause; write one (docs/knowledge.md) to record the fix."
+    if suffix not in note["message"]:
+        note["message"] = note["message"][:1024 - len(suffix)] + suffix
+
+
+async def _attach(client: httpx.AsyncClient, reader: ClusterReader, status: dict[str, Any], namespace: str,
+                  operator_namespace: str | None, root: dict[str, Any]) -> None:
     # Both lists and the root cause's labels at once (the reader memoises the labels, which
     # the memory of past incidents reads next): an Investigation waits for one round trip.
     here, cluster_wide, labels = await asyncio.gather(

@@ -42,9 +42,11 @@ from aisre import audit
 from aisre.api.incident import ActionResult, Decision, IncidentState, JournalEntry
 from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import API_VERSION
+from aisre.api.taxonomy import ActionType
 from aisre.api.remediation_policy import RemediationPolicySpec, Verification
 from aisre.errors import AisreError
 from aisre.redact import redact, redact_text
+from aisre.tracing import record_span
 from aisre.api.signing import verify_action
 from aisre.remediation import inputs, kubeapi, ledger
 from aisre.remediation.actions import CATALOG
@@ -127,6 +129,8 @@ class Remediator:
     operator_namespace: str | None = None  # its policies may govern other namespaces (targets.namespaces)
     signing_key: bytes | None = None  # the operator's key: without one nothing is trusted, nothing runs
     min_healthy_floor: int = 0  # the lowest minHealthyPercent a namespace's own policy may set
+    # Known-good ConfigMap contents (``snapshots``), shared with the operator's keeper; restoreConfig reads them.
+    snapshots: Any = None
     # With leader election: whether this replica may still act (leading, renewed within the
     # deadline, the Lease unchanged since its own last write). Asked before deciding, before
     # the claim and again before the change is sent.
@@ -137,6 +141,8 @@ class Remediator:
     _deciding: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     # One pass per Incident at a time: Kopf's handler and the timed retry never interleave.
     _incidents: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, repr=False)
+    # Per Incident uid: the traceparent of its Investigation's root span (status.traceParent).
+    _traces: dict[str, str] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ journal
 
@@ -185,7 +191,19 @@ class Remediator:
         meta = incident["metadata"]
         involved = {"apiVersion": API_VERSION, "kind": "Incident", "name": meta["name"],
                     "namespace": meta["namespace"], "uid": meta.get("uid")}
-        audit.emit(reason, actor=f"aisre-operator/{self.instance}", obj=involved, reason=message, detail={
+        # Each decision and result is a span of the Investigation's trace (the action's, from
+        # its start to its end), and its audit record names that trace.
+        ran = entry.started_at is not None and entry.finished_at is not None
+        traced = record_span("remediation action" if ran else "remediation decision",
+                             parent=self._traces.get(meta.get("uid", "")),
+                             start=entry.started_at if ran else None, end=entry.finished_at if ran else None,
+                             attributes={"aisre.action": entry.id, "aisre.action.type": getattr(entry.type, "value", entry.type),
+                                         "aisre.target": _target_text(entry), "aisre.event": reason,
+                                         "aisre.decision": getattr(entry.decision, "value", entry.decision),
+                                         "aisre.result": getattr(entry.result, "value", entry.result),
+                                         "aisre.policy": entry.policy, "aisre.reason": redact_text(message)[:500]},
+                             error=message if type_ == "Warning" else None)
+        audit.emit(reason, actor=f"aisre-operator/{self.instance}", obj=involved, reason=message, trace_id=traced, detail={
             "action": entry.id, "type": getattr(entry.type, "value", entry.type), "target": entry.target.to_kube(),
             "decision": getattr(entry.decision, "value", entry.decision), "result": getattr(entry.result, "value", entry.result),
             "policy": entry.policy, "approvedBy": entry.approved_by})
@@ -251,6 +269,11 @@ class Remediator:
                 o.get("controller") and o.get("uid") == meta.get("uid")
                 for o in investigation["metadata"].get("ownerReferences") or []):
             return []  # not the Investigation the operator created for this Incident
+        parent = (investigation.get("status") or {}).get("traceParent")
+        if parent:  # what this Incident's decisions and actions continue (bounded: recent Incidents only)
+            self._traces[meta.get("uid", "")] = parent
+            while len(self._traces) > 1000:
+                self._traces.pop(next(iter(self._traces)))
         out: list[tuple[RecommendedAction, str | None]] = []
         for raw in ((investigation.get("status") or {}).get("recommendedActions") or [])[:10]:
             try:
@@ -346,12 +369,19 @@ class Remediator:
         marker = (module.marker_from_target(target) if module.marker_from_target
                   else f"{meta['namespace']}/{meta['name']}/{action.id}/{rfc3339(now)}")
         try:
-            context = await module.context(self.client, action, target) if module.context else None
+            context = await self._context(module, action, target)
             return module.plan(target, action, marker, context), context, None
         except PreconditionFailed as error:
             return None, None, f"PreconditionFailed: {error}"
         except AisreError as error:
             return None, None, f"{error.reason}: {error}"
+
+    async def _context(self, module: Any, action: RecommendedAction, target: dict[str, Any]) -> Any:
+        if module.context is None:
+            return None
+        if module.snapshots:
+            return await module.context(self.client, action, target, self.snapshots)
+        return await module.context(self.client, action, target)
 
     def _marker(self, plan: Plan) -> str | None:
         if plan.method == "DELETE":
@@ -365,7 +395,13 @@ class Remediator:
         assert plan is not None
         try:
             after = await apply(self.executor, plan, dry_run=True)
-            lines = redacted_diff(target, after) if plan.method == "PATCH" else [f"delete {plan.summary}"]
+            module = CATALOG[ActionType(entry.type)]
+            if plan.method != "PATCH":
+                lines = [f"delete {plan.summary}"]
+            elif module.dry_run_diff is not None:  # what the generic spec diff does not show (a ConfigMap's data)
+                lines = [plan.summary, *module.dry_run_diff(target, after)]
+            else:
+                lines = redacted_diff(target, after)
             detail = "server-side dry run (dryRun=All) accepted:\n" + "\n".join(lines)
             result = ActionResult.SUCCEEDED
         except AisreError as error:
@@ -442,7 +478,7 @@ class Remediator:
             t = action.target
             target = await kubeapi.get(self.client, kubeapi.object_path(t.kind, t.namespace, t.name))
             target.setdefault("kind", t.kind)
-            context = await module.context(self.client, action, target) if module.context else None
+            context = await self._context(module, action, target)
             undo_plan = module.revert(target, json.loads(entry.undo), f"{entry.marker}/revert", context)
             await apply(self.executor, undo_plan, dry_run=False)
         except AisreError as error:

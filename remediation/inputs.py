@@ -19,6 +19,7 @@ from aisre.api.meta import API_VERSION
 from aisre.api.remediation_policy import RemediationPolicySpec
 from aisre.api.taxonomy import ActionType
 from aisre.remediation import kubeapi, ledger
+from aisre.remediation.actions import restore_config
 from aisre.remediation.policy import PastAction, TargetState, parse_quantity, target_key
 
 
@@ -147,10 +148,19 @@ async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> 
                 grand = next((r for r in (parent.get("metadata") or {}).get("ownerReferences") or [] if r.get("controller")), None)
                 if grand:
                     owners.append(target_key(grand.get("kind", ""), t.namespace, grand.get("name", "")))
+    if t.kind == "ConfigMap":
+        # restoreConfig acts for the workloads that use it: they are what the Incident is
+        # about (owners) and what its restart takes replicas from (the blast radius).
+        users = await restore_config.users(client, t.namespace or "", t.name)
+        owners += [target_key(u["kind"], t.namespace, u["metadata"]["name"]) for u in users]
+        counts = [_counts(u) for u in users]
+        if counts and all(c[0] is not None for c in counts):
+            replicas, ready = sum(c[0] or 0 for c in counts), sum(c[1] or 0 for c in counts)
     if t.kind == "Node":
         nodes = (await kubeapi.get(client, "/api/v1/nodes")).get("items") or []
         replicas, ready = len(nodes), sum(1 for n in nodes if _node_ready(n))
-    revision = metadata.get("uid") if t.kind == "Pod" else str(metadata.get("generation") or 0)
+    revision = metadata.get("uid") if t.kind == "Pod" else (
+        metadata.get("resourceVersion") if t.kind == "ConfigMap" else str(metadata.get("generation") or 0))  # no generation
     state = TargetState(exists=True, revision=revision, labels=metadata.get("labels") or {},
                         annotations=metadata.get("annotations") or {},
                         replicas=replicas, ready=ready, memory_limit_bytes=_limit_bytes(obj, action), owners=tuple(owners))

@@ -33,6 +33,7 @@ PATHS = {
     "ControllerRevision": ("/apis/apps/v1", "controllerrevisions", True),
     "Pod": ("/api/v1", "pods", True),
     "Node": ("/api/v1", "nodes", False),
+    "ConfigMap": ("/api/v1", "configmaps", True),  # restoreConfig (never Secrets)
 }
 
 

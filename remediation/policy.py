@@ -391,6 +391,12 @@ def check_gitops(i: DecisionInput) -> Verdict | None:
     assert i.policy is not None
     owner = gitops_owner(i.target.labels, i.target.annotations)
     if owner and not i.policy.allow_git_ops_managed:
+        if i.action.type == ActionType.RESTORE_CONFIG:
+            # Its content lives in Git: the fix is the revert of the commit that changed it there.
+            t = i.action.target
+            return Verdict(Decision.SUGGESTED, GITOPS_MANAGED,
+                           f"managed by GitOps ({owner}); revert the commit that changed {t.kind}/{t.name} in Git and "
+                           "let the GitOps controller sync it (a direct restore would be reverted), then restart its users")
         return Verdict(Decision.SUGGESTED, GITOPS_MANAGED,
                        f"managed by GitOps ({owner}); a direct change would be reverted, so suggest only")
     return None

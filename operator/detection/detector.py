@@ -15,6 +15,7 @@ import datetime as dt
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aisre.api.incident import IncidentSource
 from aisre.api.meta import ResourceRef
@@ -30,6 +31,11 @@ SEEN_KEYS = 400  # signal keys remembered per incident (persisted, so a restart 
 MAX_MEMBERS = 50
 MAX_HELD_ALERTS = 2000  # firing alerts held at once, over every namespace
 SWEPT = (SignalSource.LOGS, SignalSource.METRICS)  # conclusions of the log and metric sweeps
+# Sources from outside whose reasons are free text (never a metric label), and the Incident
+# source an Incident they raise records.
+OUTSIDE = {SignalSource.ALERTMANAGER: IncidentSource.ALERTMANAGER, SignalSource.PAGERDUTY: IncidentSource.PAGERDUTY,
+           SignalSource.OPSGENIE: IncidentSource.OPSGENIE}
+MAX_PAGES = 16
 SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
 
@@ -64,6 +70,8 @@ class Tracked:
     aggregate: bool = False
     dirty: bool = True
     written_at: dt.datetime | None = None
+    pages: dict[str, dict[str, Any]] = field(default_factory=dict)  # by signal key: spec.pages entries
+    traceparent: str | None = None  # of the first webhook request that brought a signal (W3C)
 
     @property
     def opened(self) -> bool:
@@ -85,7 +93,7 @@ class Tracked:
             self.occurrences += 1
             self.dirty = True
             # Alert names are free text from outside: never a label value (bounded cardinality).
-            SIGNALS.labels(signal.source.value, "Alert" if signal.source == SignalSource.ALERTMANAGER else signal.reason).inc()
+            SIGNALS.labels(signal.source.value, "Alert" if signal.source in OUTSIDE else signal.reason).inc()
             count = self.reasons.get(signal.reason)
             if count is None:
                 self.reasons[signal.reason] = ReasonCount(signal.source.value, signal.reason, 1, signal.time, signal.time,
@@ -94,8 +102,13 @@ class Tracked:
                 count.count += 1
                 count.last_seen = max(count.last_seen, signal.time)
                 count.message = signal.message or count.message
-            if signal.source == SignalSource.ALERTMANAGER:
-                self.source = IncidentSource.ALERTMANAGER if not self.opened else self.source
+            if signal.source in OUTSIDE and not self.opened:
+                self.source = OUTSIDE[signal.source]
+            page = signal.detail.get("page")
+            if page and signal.key not in self.pages and len(self.pages) < MAX_PAGES:
+                self.pages[signal.key] = {**page, "closed": False}
+            if signal.traceparent and self.traceparent is None and not self.opened:
+                self.traceparent = signal.traceparent
         self.last_seen = max(self.last_seen, now)
 
     def promote_members(self, top_of: Callable[[ResourceRef], ResourceRef]) -> None:
@@ -181,6 +194,11 @@ class Detector:
         self.signals_seen += 1
         if not signal.firing:
             self.alerts.pop(signal.key, None)
+            for tracked in self.tracked.values():  # the pager resolved it: never resolve it again
+                page = tracked.pages.get(signal.key)
+                if page is not None and not page["closed"]:
+                    page["closed"] = True
+                    tracked.dirty = True
             return True
         if signal.key not in self.alerts and len(self.alerts) >= MAX_HELD_ALERTS:
             return False
@@ -358,6 +376,7 @@ class Detector:
         for key in tracked.seen:
             storm.seen[key] = None
         storm.occurrences += tracked.occurrences
+        storm.pages.update(list(tracked.pages.items())[:MAX_PAGES - len(storm.pages)])
         for reason, count in tracked.reasons.items():
             storm.reasons.setdefault(reason, count)
         storm.severity = _max_severity(storm.severity, tracked.severity)

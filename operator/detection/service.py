@@ -19,8 +19,10 @@ import httpx
 import structlog
 
 from aisre.agents.base import PrometheusSettings
+from aisre.api.incident import IncidentSource
 from aisre.api.meta import GROUP, VERSION
 from aisre.api.signal import Signal
+from aisre.api.taxonomy import Severity
 from aisre.kube.reader import ClusterReader
 from aisre.operator.detection import log_watch, metric_watch, store
 from aisre.operator.detection.detector import Detector, Open, Operation, Resolve, Tracked, Update
@@ -30,6 +32,7 @@ from aisre.operator.detection.watch import WatchSpec, watch_forever
 from aisre.operator.investigation import rfc3339
 from aisre.operator.metrics import INCIDENTS
 from aisre.report import render_incident
+from aisre.tracing import span, traceparent
 
 log = structlog.get_logger("aisre.detection")
 
@@ -233,13 +236,22 @@ class DetectionService:
         tracked = operation.tracked
         try:
             if isinstance(operation, Open):
-                await store.create(self.client, tracked, now, self.key, self.operator_namespace)
+                # The Incident's trace continues the webhook request's, if one came with it;
+                # its Investigation's trace continues this span (store writes it as an annotation).
+                with span("incident open", parent=tracked.traceparent, attributes={
+                        "aisre.incident": f"{tracked.namespace}/{tracked.name}", "aisre.root": tracked.root.display,
+                        "aisre.source": IncidentSource(tracked.source).value,
+                        "aisre.severity": Severity(tracked.severity).value, "aisre.signals": tracked.occurrences}):
+                    tracked.traceparent = traceparent()
+                    await store.create(self.client, tracked, now, self.key, self.operator_namespace)
                 INCIDENTS.labels("opened").inc()
             elif isinstance(operation, Update):
                 await store.update(self.client, tracked, now, self.key)
                 tracked.dirty = False
                 tracked.written_at = now
             elif isinstance(operation, Resolve):
+                if tracked.dirty:  # a page its pager closed since the last write is on record first
+                    await store.update(self.client, tracked, now, self.key)
                 await store.resolve(self.client, tracked, now, await self._report(tracked, now))
                 INCIDENTS.labels("resolved").inc()
         except Exception as error:  # whatever failed, the Incident is retried, never left half-open

@@ -26,18 +26,21 @@ import structlog
 from aisre.agents.base import parse_time
 from aisre.api.incident import IncidentSource
 from aisre.api.meta import GROUP, VERSION, ResourceRef
+from aisre.api.signal import SignalSource, signal_key
 from aisre.api.signing import MARK_ANNOTATION, has_mark, object_mark
 from aisre.api.taxonomy import Severity
 from aisre.operator.detection.correlate import Root
 from aisre.operator.detection.detector import ReasonCount, Tracked
 from aisre.operator.investigation import rfc3339
 from aisre.redact import redact_text
+from aisre.tracing import TRACEPARENT_ANNOTATION
 
 log = structlog.get_logger("aisre.detection")
 
 FINGERPRINT_LABEL = f"{GROUP}/fingerprint"
 KEYS_ANNOTATION = f"{GROUP}/signal-keys"
 ROOT_ANNOTATION = f"{GROUP}/root"
+SOURCE_OF_PAGER = {"pagerDuty": SignalSource.PAGERDUTY.value, "opsgenie": SignalSource.OPSGENIE.value}
 
 
 def _path(namespace: str, name: str | None = None, status: bool = False) -> str:
@@ -65,6 +68,7 @@ def spec_of(t: Tracked) -> dict[str, Any]:
         "firstSeen": rfc3339(t.first_seen),
         "lastSeen": rfc3339(max(t.last_seen, t.first_seen)),
         "occurrences": max(1, t.occurrences),
+        **({"pages": list(t.pages.values())[:16]} if t.pages else {}),
     }
 
 
@@ -73,7 +77,8 @@ def _metadata(t: Tracked, key: bytes) -> dict[str, Any]:
     return {
         "labels": {FINGERPRINT_LABEL: t.fingerprint, "app.kubernetes.io/managed-by": "aisre"},
         "annotations": {KEYS_ANNOTATION: ",".join(t.seen), ROOT_ANNOTATION: f"{t.root.kind}/{t.root.namespace}/{t.root.name}",
-                        MARK_ANNOTATION: object_mark(key, "Incident", t.namespace, t.name, t.fingerprint)},
+                        MARK_ANNOTATION: object_mark(key, "Incident", t.namespace, t.name, t.fingerprint),
+                        **({TRACEPARENT_ANNOTATION: t.traceparent} if t.traceparent else {})},
     }
 
 
@@ -156,6 +161,9 @@ def tracked_from(incident: dict[str, Any], now: dt.datetime, key: bytes, operato
     for ref in spec.get("affected") or []:
         r = ResourceRef.model_validate(ref)
         t.members[f"{r.namespace or ''}/{r.display()}"] = r
+    for page in spec.get("pages") or []:
+        if page.get("system") and page.get("id"):  # keyed as the page's signal is (pagers.signal_of)
+            t.pages[signal_key(SOURCE_OF_PAGER.get(page["system"], ""), page["id"])] = dict(page)
     for s in spec.get("signals") or []:
         t.reasons[s["reason"]] = ReasonCount(s.get("source", ""), s["reason"], int(s.get("count", 1)),
                                              _parse(s.get("firstSeen")), _parse(s.get("lastSeen")), s.get("message", ""))

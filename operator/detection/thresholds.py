@@ -34,6 +34,10 @@ class Thresholds:
     logs_confidence: float = 0.6  # a cause seen in logs must rank at least this sure to raise a signal
     post_change_window: float = 1800.0  # after a workload's spec changes, its namespace is looked at whole this long
     rerun_grace: float = 900.0  # a failed CronJob run waits this long for a later run to complete
+    # A page (PagerDuty, Opsgenie) counts as firing until its pager resolves it or this long
+    # after it triggered, whichever is first; after that only the cluster's own signals keep
+    # its Incident open. 0: until the pager resolves it.
+    page_hold: float = 900.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Thresholds:
@@ -53,7 +57,8 @@ class Thresholds:
         under load here (10 s raised a false positive in CI)."""
         return cls(image_pull_grace=2.0, pending_grace=2.0, not_ready_grace=2.0, init_grace=12.0, node_grace=1.0,
                    pvc_grace=2.0, event_window=120.0, settle=1.0, resolve_after=10.0, tick=0.25,
-                   metrics_interval=2.0, logs_interval=2.0, post_change_window=120.0, rerun_grace=25.0)
+                   metrics_interval=2.0, logs_interval=2.0, post_change_window=120.0, rerun_grace=25.0,
+                   page_hold=8.0)
 
     @classmethod
     def real_time(cls) -> Thresholds:

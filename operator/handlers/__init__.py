@@ -18,7 +18,7 @@ from aisre.api.meta import GROUP, VERSION, KubeModel
 from aisre.api.notification_route import NotificationRoute
 from aisre.api.remediation_policy import RemediationPolicy
 from aisre.kube.reader import connect
-from aisre.operator.webhook_token import webhook_token
+from aisre.operator.webhook_token import opsgenie_token, pagerduty_secrets, webhook_token
 from aisre.operator.acceptance import accept
 from aisre.operator.detection.service import DetectionService
 from aisre.operator.incidents import StartGate, reinvestigate, seed_start_gate, start_investigation
@@ -33,6 +33,7 @@ from aisre.operator.run_investigation import run as run_investigation
 from aisre.operator.metrics import HANDLER_CALLS, HANDLER_SECONDS
 from aisre.operator.handlers import remediation as _remediation  # noqa: F401  (registers its handlers)
 from aisre.operator.handlers import notifications as _notifications  # noqa: F401  (registers its handlers)
+from aisre.operator.handlers import pages as _pages  # noqa: F401  (registers its handlers)
 
 
 @kopf.on.login()
@@ -90,6 +91,8 @@ async def open_clients(memo: kopf.Memo, **_: Any) -> None:
 async def start_detection(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     config = memo.config
     memo.webhook.token = await webhook_token(config, memo.kube, logger)
+    memo.webhook.pagerduty_secrets = await pagerduty_secrets(config, memo.kube, logger)
+    memo.webhook.opsgenie_token = await opsgenie_token(config, memo.kube, logger)
     if not config.detection:
         return
     memo.detection = DetectionService(config.thresholds, config.operator_namespace, config.namespaces,

@@ -1,4 +1,5 @@
-"""Kopf handlers for remediation: every change of an Incident (its status, when detection
+"""Kopf handlers for remediation: the keeper of known-good ConfigMap contents
+(``config_snapshots``) starts with the remediator; every change of an Incident (its status, when detection
 names the root cause; its spec, when an approval is added) runs the remediator for it.
 
 A watch-event handler rather than a field-change handler: Kopf's diff base ignores
@@ -11,14 +12,17 @@ processes the journal claim (resourceVersion precondition) keeps actions exactly
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import kopf
 
 from aisre.api.meta import GROUP, VERSION
 from aisre.kube.reader import connect
+from aisre.operator.config_snapshots import keep_snapshots
 from aisre.operator.metrics import REMEDIATIONS
 from aisre.remediation.executor import Remediator, needs_remediation, waits_for_time
+from aisre.remediation.snapshots import SnapshotStore
 
 
 def _count(action: str, decision: str, result: str) -> None:
@@ -32,7 +36,13 @@ async def open_remediator(memo: kopf.Memo, **_: Any) -> None:
     executor = connect(config.kubeconfig)
     if config.executor_user:
         executor.headers["Impersonate-User"] = config.executor_user
-    memo.remediator = Remediator(client, executor, instance=config.instance, on_result=_count,
+    memo.snapshots = SnapshotStore(client, config.operator_namespace, memo.signing_key)
+    interval = float(os.environ.get("AISRE_SNAPSHOT_INTERVAL") or 60)
+    if interval > 0:
+        memo.snapshot_keeper = asyncio.create_task(keep_snapshots(
+            memo.snapshots, client, config.namespaces, config.exclude_namespaces, interval,
+            float(os.environ.get("AISRE_SNAPSHOT_SETTLE") or 30)), name="config-snapshots")
+    memo.remediator = Remediator(client, executor, instance=config.instance, on_result=_count, snapshots=memo.snapshots,
                                  max_verify_seconds=config.max_verify_seconds,
                                  operator_namespace=config.operator_namespace, signing_key=memo.signing_key,
                                  min_healthy_floor=config.min_healthy_floor,
@@ -43,6 +53,8 @@ async def open_remediator(memo: kopf.Memo, **_: Any) -> None:
 async def close_remediator(memo: kopf.Memo, **_: Any) -> None:
     for task in (memo.get("retries") or {}).values():
         task.cancel()
+    if memo.get("snapshot_keeper") is not None:
+        memo.snapshot_keeper.cancel()
     remediator = getattr(memo, "remediator", None)
     if remediator is not None:
         await remediator.client.aclose()

@@ -6,7 +6,7 @@ verified, reverted — is one record: ``schema`` (``aisre.audit/v1``), ``id``, `
 ``actor`` (the operator instance, or the person whose approval counted), ``object`` (the
 Incident or Investigation it is about: kind, namespace, name, uid), ``decision`` (CamelCase),
 ``reason`` (one line, redacted), ``detail`` (structured, redacted) and ``traceId`` (the W3C trace
-of the work, when there is one). Records go out as JSON lines on the ``aisre.audit`` logger,
+of the work, when there is one: given, or the current span's). Records go out as JSON lines on the ``aisre.audit`` logger,
 beside the Kubernetes Events the same decisions post (docs/security.md, "Audit").
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from aisre.redact import redact, redact_text
+from aisre.tracing import trace_id as current_trace_id
 
 SCHEMA = "aisre.audit/v1"
 log = structlog.get_logger("aisre.audit")
@@ -30,7 +31,8 @@ def record(decision: str, *, actor: str, obj: dict[str, Any], reason: str, detai
     return {"schema": SCHEMA, "id": str(uuid.uuid4()),
             "time": (time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "actor": actor, "object": {k: obj.get(k) for k in ("kind", "namespace", "name", "uid") if obj.get(k)},
-            "decision": decision, "reason": redact_text(reason)[:1000], "detail": redact(detail or {}), "traceId": trace_id}
+            "decision": decision, "reason": redact_text(reason)[:1000], "detail": redact(detail or {}),
+            "traceId": trace_id or current_trace_id()}
 
 
 def emit(decision: str, **fields: Any) -> dict[str, Any]:

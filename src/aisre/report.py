@@ -49,6 +49,15 @@ def runbook_lines(runbooks: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def note_lines(note: dict[str, Any] | None) -> list[str]:
+    """The remediation note: no catalog action can fix the root cause; what a person must
+    do, and the runbook to follow."""
+    if not note:
+        return []
+    runbook = f" Runbook: `{note['runbook']}`." if note.get("runbook") and note["runbook"] not in note.get("message", "") else ""
+    return [f"- **No automatic fix.** {note.get('message', '')}{runbook}"]
+
+
 def memory_lines(status: dict[str, Any]) -> list[str]:
     """What the memory of past incidents says: recurrences and the most similar past Incidents."""
     similar = status.get("similarIncidents") or []
@@ -98,12 +107,13 @@ def render_investigation(obj: dict[str, Any]) -> str:
             lines.append(f"| {rank} | {h['category']} | {_resource(h.get('resource'))} | {h.get('confidence', 0):.2f} | "
                          f"{', '.join(h.get('evidenceIds') or []) or '—'} | {_cell(h.get('summary', ''))} |")
     actions = status.get("recommendedActions") or []
-    if actions:
+    if actions or status.get("remediationNote"):
         lines += ["", "## Recommended actions", ""]
         for action in actions:
             params = ", ".join(f"{k}={v}" for k, v in (action.get("parameters") or {}).items())
             lines.append(f"- `{action['id']}` **{action['type']}** {_resource(action.get('target'))}"
                          f"{' (' + params + ')' if params else ''}: {action.get('reason', '')}")
+        lines += note_lines(status.get("remediationNote"))
     evidence = status.get("evidence") or []
     if evidence:
         lines += ["", "## Evidence", "", "| Id | Agent | Kind | Observation |", "|---|---|---|---|"]
@@ -180,6 +190,9 @@ def render_incident(incident: dict[str, Any], investigation: dict[str, Any] | No
     if investigation:
         lines.append(f"\nInvestigation: `{investigation['metadata']['name']}` (`aisre report investigation/"
                      f"{investigation['metadata']['name']}` for every hypothesis and all evidence).")
+    note = inv_status.get("remediationNote")
+    if note:
+        lines += ["", "## What a person must do", ""] + note_lines(note)
     journal = status.get("remediations") or []
     lines += ["", "## Actions taken", ""]
     if journal:

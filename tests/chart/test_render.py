@@ -277,10 +277,24 @@ EXECUTOR_WRITES = {
     "rollback": {("apps", r, "patch") for r in ("deployments", "statefulsets", "daemonsets")} | {("", "pods", "delete")},
     "cordonNode": {("", "nodes", "patch")},
     "uncordonNode": {("", "nodes", "patch")},
+    "restoreConfig": {("", "configmaps", "patch")} | {("apps", r, "patch") for r in ("deployments", "statefulsets", "daemonsets")},
 }
 
 
-@pytest.mark.parametrize("actions", [["scale"], ["rollback"], ["deletePod", "cordonNode"], ["rolloutRestart"], []],
+def test_configmaps_are_patched_only_where_restore_config_is_enabled() -> None:
+    """Not by default (a wider right than the workload actions); with it, patch on
+    configmaps (and the restart of their users), never on secrets."""
+    default = set(rules_of(one(render(), "ClusterRole", "aisre-executor")))
+    assert not any(r in ("configmaps", "secrets") for _, r, _ in default)
+    enabled = set(rules_of(one(render(json_sets=['remediation.executor.actions=["restoreConfig"]']), "ClusterRole",
+                               "aisre-executor")))
+    assert ("", "configmaps", "patch") in enabled and not any(r == "secrets" for _, r, _ in enabled)
+    scoped = render("rbac.scope=namespace", "watch.namespaces={shop}", json_sets=['remediation.executor.actions=["restoreConfig"]'])
+    assert ("", "configmaps", "patch") in set(rules_of(one(scoped, "Role", "aisre-executor", "shop")))
+
+
+@pytest.mark.parametrize("actions", [["scale"], ["rollback"], ["deletePod", "cordonNode"], ["rolloutRestart"],
+                                     ["restoreConfig"], []],
                          ids=lambda a: "+".join(a) or "none")
 def test_executor_gets_only_the_enabled_verbs(actions) -> None:
     objects = render(json_sets=[f"remediation.executor.actions={json.dumps(actions)}"])
@@ -454,3 +468,47 @@ def test_notification_credentials_are_the_named_secrets_only() -> None:
     rules = operator_rules(render())
     assert {("aisre.dev", "notificationroutes", "watch"), ("aisre.dev", "notificationroutes/status", "patch")} <= rules
     assert ("aisre.dev", "notificationroutes", "update") not in rules
+
+
+def test_pager_webhook_credentials_are_mounted_secrets_the_operator_reads() -> None:
+    objects = render("pagers.pagerDuty.signingSecret.name=pd-webhook", "pagers.opsgenie.tokenSecret.name=og-webhook",
+                     "pagers.opsgenie.tokenSecret.key=bearer")
+    env, main = env_of(objects), container(objects)
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+    assert volumes["pagerduty-secret"]["secretName"] == "pd-webhook"
+    assert volumes["pagerduty-secret"]["items"] == [{"key": "secret", "path": "secret"}]
+    assert volumes["opsgenie-token"]["items"] == [{"key": "bearer", "path": "token"}]
+    mounts = {m["name"]: m for m in main["volumeMounts"]}
+    assert mounts["pagerduty-secret"]["readOnly"] and mounts["opsgenie-token"]["mountPath"] == "/etc/aisre/opsgenie"
+    config = OperatorConfig.from_env(env)
+    assert config.pagerduty_secret_file == "/etc/aisre/pagerduty/secret"
+    assert config.opsgenie_token_file == "/etc/aisre/opsgenie/token"
+    assert not any("secretKeyRef" in json.dumps(e) for e in main["env"])
+    plain = env_of(render())
+    assert "AISRE_PAGERDUTY_SECRET_FILE" not in plain and "AISRE_OPSGENIE_TOKEN_FILE" not in plain  # none: 503
+
+
+def test_tracing_is_the_standard_otel_variables_and_off_by_default() -> None:
+    assert not [name for name in env_of(render()) if name.startswith("OTEL_")]
+    env = env_of(render("tracing.otlpEndpoint=http://otel-collector.observability:4318", "tracing.sampler=parentbased_traceidratio",
+                        "tracing.samplerArg=0.25", "tracing.resourceAttributes=deployment.environment=prod"))
+    from aisre import tracing
+    assert tracing.enabled_by(env)
+    assert {k: v for k, v in env.items() if k.startswith("OTEL_")} == {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318", "OTEL_SERVICE_NAME": "aisre",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod"}
+    for value in ("tracing.otlpEndpoint=collector:4318", "tracing.sampler=sometimes", "tracing.samplerArg=half"):
+        refused = helm("template", "aisre", str(CHART), "-n", "aisre-system", "--set", value, check=False)
+        assert refused.returncode != 0 and "values don't meet the specifications of the schema" in refused.stderr, value
+
+
+def test_the_dashboard_links_to_the_trace_ui() -> None:
+    board = json.loads(one(render("dashboard.enabled=true", "tracing.uiUrl=https://jaeger.example.com/"), "ConfigMap",
+                           "aisre-dashboard")["data"]["aisre.json"])
+    variable = next(v for v in board["templating"]["list"] if v["name"] == "trace_ui")
+    assert variable["query"] == variable["current"]["value"] == "https://jaeger.example.com"
+    assert board["links"][0]["url"] == "${trace_ui}/search?service=aisre"
+    empty = json.loads(one(render("dashboard.enabled=true"), "ConfigMap", "aisre-dashboard")["data"]["aisre.json"])
+    assert next(v for v in empty["templating"]["list"] if v["name"] == "trace_ui")["query"] == ""

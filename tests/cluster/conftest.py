@@ -121,6 +121,21 @@ def neo4j_settings() -> Iterator[GraphSettings]:
 
 
 @pytest.fixture(scope="session")
+def jaeger() -> Iterator[dict[str, str]]:
+    """The loopback Jaeger v2 of hack/jaeger.sh (built from its Go module; started if
+    needed, stopped after the session if this session started it): its OTLP/HTTP and
+    query URLs."""
+    script = ["bash", str(REPO / "hack" / "jaeger.sh")]
+    running = subprocess.run([*script, "status"], capture_output=True, text=True).returncode == 0
+    subprocess.run([*script, "start"], check=True, timeout=900, capture_output=True, text=True)
+    urls = {what: subprocess.run([*script, "url", what], check=True, capture_output=True, text=True).stdout.strip()
+            for what in ("otlp", "query")}
+    yield urls
+    if not running:
+        subprocess.run([*script, "stop"], timeout=60, capture_output=True)
+
+
+@pytest.fixture(scope="session")
 def operator(kubeconfig: Path, crds: None, prometheus: str) -> Iterator[OperatorThread]:
     """The operator for Investigation tests: detection off (tests count their own objects),
     and away from the namespaces where other tests and bench runs have operators of their own."""

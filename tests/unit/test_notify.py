@@ -103,6 +103,15 @@ def test_a_pager_is_never_resolved_when_it_was_not_paged_and_never_paged_twice()
     assert sink_action("webhook", "Resolved", {"events": ["Identified"]}) == "post"
 
 
+def test_an_incident_raised_from_a_page_is_not_paged_again_on_that_pager() -> None:
+    paged = incident()
+    paged["spec"]["pages"] = [{"system": "pagerDuty", "id": "Q1ABC"}]
+    assert targets(plan([route("team-a")], paged, OPERATOR_NS)) == {("team-a/r", "chat", "post")}
+    other = incident()
+    other["spec"]["pages"] = [{"system": "opsgenie", "id": "og-1"}]
+    assert ("team-a/r", "pager", "trigger") in targets(plan([route("team-a")], other, OPERATOR_NS))
+
+
 def test_a_new_route_does_not_replay_what_happened_before_it_existed() -> None:
     late = route("team-a", created="2026-03-01T00:00:00Z")
     assert plan([late], incident(), OPERATOR_NS) == []

@@ -271,6 +271,18 @@ class SimilarIncident(KubeModel):
     verdict: str | None = Field(None, max_length=16, description="A person's feedback on its root cause, if any.")
 
 
+class RemediationNote(KubeModel):
+    """What a person must do when no action of the catalog can fix the root cause: the
+    recommendation says so rather than offer an action that cannot (a restart after a
+    config change), and points at the runbook."""
+
+    category: RootCauseCategory = Field(..., description="The root cause's category.")
+    message: str = Field(..., max_length=1024, description="Why no catalog action fits, and the fix in words.")
+    runbook: str | None = Field(
+        None, max_length=320, description="The best-matching Runbook, namespace/name (status.runbooks); empty when "
+        "none matches.")
+
+
 class InvestigationStatus(ObservedStatus):
     """What aisre found. Written by the operator only."""
 
@@ -279,6 +291,13 @@ class InvestigationStatus(ObservedStatus):
     started_at: dt.datetime | None = Field(None, description="When the investigation started.")
     completed_at: dt.datetime | None = Field(None, description="When it concluded.")
     duration_seconds: float | None = Field(None, ge=0.0, description="Wall time from start to conclusion, in seconds.")
+    trace_id: str | None = Field(
+        None, pattern=r"^[0-9a-f]{32}$",
+        description="The OpenTelemetry trace of this investigation (32 hex digits), when tracing is on: look it up in "
+        "the trace backend (docs/tracing.md).")
+    trace_parent: str | None = Field(
+        None, max_length=55,
+        description="The W3C traceparent of the investigation's root span; remediation of its Incident continues it.")
     root_cause: RootCause | None = Field(None, description="The top hypothesis.")
     hypotheses: list[Hypothesis] | None = Field(None, max_length=10, description="Ranked hypotheses, best first.")
     evidence: list[Evidence] | None = Field(None, max_length=200, description="Evidence items, cited by id.")
@@ -287,6 +306,9 @@ class InvestigationStatus(ObservedStatus):
     recommended_actions: list[RecommendedAction] | None = Field(
         None, max_length=10, description="Typed repairs, for the RemediationPolicy to decide on."
     )
+    remediation_note: RemediationNote | None = Field(
+        None, description="Set when no recommended action can fix the root cause: what a person must do, and the "
+        "runbook to follow.")
     runbooks: list[MatchedRunbook] | None = Field(
         None, max_length=3, description="Runbooks that apply to the root cause, best first, and why each matched.")
     similar_incidents: list[SimilarIncident] | None = Field(

@@ -1,7 +1,7 @@
 """The canonical Signal envelope: one observation of trouble, whatever it came from.
 
-Watches (pods, Warning events, nodes, workloads, jobs, claims) and the Alertmanager
-webhook each turn what they see into Signals; detection reads nothing else. The dedupe
+Watches (pods, Warning events, nodes, workloads, jobs, claims), the Alertmanager
+webhook and the pagers' webhooks (PagerDuty, Opsgenie) each turn what they see into Signals; detection reads nothing else. The dedupe
 ``key`` is a hash of structured fields only (source, reason, the object's identity and,
 for repeating faults, a counter such as the restart count), never of message text, so
 the same observation always gets the same key, across restarts of the operator.
@@ -31,6 +31,8 @@ class SignalSource(str, Enum):
     PVC = "pvc"
     SERVICE = "service"
     ALERTMANAGER = "alertmanager"
+    PAGERDUTY = "pagerduty"  # a PagerDuty incident, from its webhook (v3)
+    OPSGENIE = "opsgenie"  # an Opsgenie alert, from its webhook integration
     METRICS = "metrics"  # detection's own look at Prometheus series
     LOGS = "logs"  # detection's own look at container logs
 
@@ -62,6 +64,7 @@ class Signal(BaseModel):
     message: str = ""  # for people; never part of the key or the fingerprint
     detail: dict[str, Any] = Field(default_factory=dict)  # structured extras (container, restarts, claim, quota)
     raw: dict[str, Any] | None = None  # the source's payload, bounded, for the report
+    traceparent: str | None = None  # W3C trace context of the request that brought it (webhooks)
 
     def due(self) -> dt.datetime:
         """When this signal starts to count towards an incident."""

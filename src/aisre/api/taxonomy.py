@@ -47,6 +47,7 @@ class ActionType(str, Enum):
     SET_RESOURCES = "setResources"
     CORDON_NODE = "cordonNode"
     UNCORDON_NODE = "uncordonNode"
+    RESTORE_CONFIG = "restoreConfig"
 
 
 class RemediationMode(str, Enum):
@@ -86,3 +87,4 @@ class TargetKind(str, Enum):
     REPLICA_SET = "ReplicaSet"
     POD = "Pod"
     NODE = "Node"
+    CONFIG_MAP = "ConfigMap"

@@ -3,7 +3,8 @@
 The SDK does the timeouts and the bounded retries with backoff on 429, 408, 409 and 5xx,
 honouring ``retry-after`` / ``retry-after-ms``; this adds what it does not: the circuit
 breaker, the budget check before each call, usage accounting after it, and errors
-wrapped into ``aisre.llm.errors`` with the cause chained.
+wrapped into ``aisre.llm.errors`` with the cause chained, and a span per call (model,
+tokens, cost) in the Investigation's trace.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aisre.llm.breaker import CircuitBreaker
 from aisre.llm.cost import Spend
 from aisre.llm.errors import LLMFailed, LLMUnavailable
 from aisre.llm.settings import LLMConfig
+from aisre.tracing import span
 
 
 class LLMClient:
@@ -46,6 +48,20 @@ class LLMClient:
             request["tools"] = tools
         if tool_choice:
             request["tool_choice"] = tool_choice
+        with span("llm call", attributes={"gen_ai.system": "anthropic", "gen_ai.request.model": self.config.model,
+                                          "gen_ai.request.max_tokens": max_tokens}) as call:
+            # An error leaving the block marks the span failed, with the exception recorded.
+            response, usd = await self._create(spend, request, max_tokens)
+            usage = response.usage
+            call.set_attributes({
+                "gen_ai.usage.input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
+                "gen_ai.usage.output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
+                "aisre.llm.cache_read_tokens": int(getattr(usage, "cache_read_input_tokens", 0) or 0),
+                "aisre.llm.cache_write_tokens": int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+                "aisre.llm.cost_usd": round(usd, 6), "aisre.llm.spent_usd": round(spend.usd, 6)})
+            return response
+
+    async def _create(self, spend: Spend, request: dict[str, Any], max_tokens: int) -> tuple[Any, float]:
         spend.check(len(json.dumps(request, default=str)), max_tokens)
         if not self.breaker.allow():
             raise LLMUnavailable(f"circuit breaker open after repeated failures; retrying after "
@@ -71,5 +87,4 @@ class LLMClient:
             self.breaker.record_failure()
             raise LLMFailed("the API's answer lacks usage or content")
         self.breaker.record_success()
-        spend.add(usage)
-        return response
+        return response, spend.add(usage)

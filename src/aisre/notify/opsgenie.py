@@ -6,6 +6,7 @@ Requests are asynchronous on Opsgenie's side: it answers 202 with a requestId.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -46,3 +47,13 @@ async def send(client: httpx.AsyncClient, api_url: str, api_key: str, notice: No
         check_response(await post(client, f"{base}/v2/alerts", json=redact(create_request(notice, responders)),
                                   headers=headers), (202,))
     return alias(notice.uid)
+
+
+async def close(client: httpx.AsyncClient, api_url: str, api_key: str, identifier: str, identifier_type: str,
+                note: str) -> None:
+    """Closes an alert aisre did not create (a page it was raised from), by alias or id."""
+    # The identifier came from outside (a webhook): quoted whole, so it stays one path segment.
+    url = f"{api_url.rstrip('/')}/v2/alerts/{quote(identifier, safe='')}/close"
+    check_response(await post(client, url, params={"identifierType": identifier_type},
+                              json={"source": "aisre", "note": note},
+                              headers={"Authorization": f"GenieKey {api_key}"}), (202,))

@@ -50,3 +50,10 @@ async def send(client: httpx.AsyncClient, api_url: str, routing_key: str, notice
     event["routing_key"] = routing_key  # after redaction: the key is the credential, not content
     check_response(await post(client, f"{api_url.rstrip('/')}/v2/enqueue", json=event), (202,))
     return str(event["dedup_key"])
+
+
+async def resolve_key(client: httpx.AsyncClient, api_url: str, routing_key: str, key: str) -> None:
+    """Resolves the alert with this dedup_key, whoever triggered it (a page aisre was raised
+    from: its incident_key)."""
+    event = {"event_action": "resolve", "dedup_key": key, "routing_key": routing_key}
+    check_response(await post(client, f"{api_url.rstrip('/')}/v2/enqueue", json=event), (202,))

@@ -138,7 +138,12 @@ def plan(routes: list[dict[str, Any]], incident: dict[str, Any], operator_namesp
             continue
         key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
         said = digest(incident, event)
+        # An Incident raised from a page is already paged there: no second page for it (its
+        # own page is resolved with it by the pager step).
+        paged = {page.get("system") for page in (incident.get("spec") or {}).get("pages") or []}
         for sink in route.spec.sinks:
+            if sink.type in PAGERS and sink.type in paged:
+                continue
             state = state_of(incident, key, sink.name)
             if state.get("sent") == said:
                 continue
