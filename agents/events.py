@@ -14,9 +14,13 @@ from typing import Any
 from aisre.agents.base import AgentContext, Findings, parse_time
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
+from aisre.kube.reader import KubeAccessError
 from aisre.kube.scope import ref
 
 AGENT = "events"
+DELETABLE_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
+PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+MAX_DELETED_CHECKS = 5  # API reads an Investigation spends on workloads its events name
 NORMAL_KEPT = {"Killing", "ScalingReplicaSet", "SuccessfulDelete", "Preempted", "NodeNotReady", "RemovingNode"}
 
 
@@ -80,6 +84,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
         if involved_ref not in entry["objects"]:
             entry["objects"].append(involved_ref)
 
+    await _deleted_workloads(ctx, folded, out)
     for (owner_ref, reason, etype), entry in folded.items():
         okind, _, oname = owner_ref.partition("/")
         messages = sorted(entry["messages"], key=len, reverse=True)[:5]
@@ -103,3 +108,25 @@ async def gather(ctx: AgentContext) -> AgentResult:
     result = out.result(truncated=truncated)
     result.latency_seconds = time.perf_counter() - started
     return result
+
+
+async def _deleted_workloads(ctx: AgentContext, folded: dict[tuple[str, str, str], dict[str, Any]], out: Findings) -> None:
+    """Workloads the namespace's recent events speak of that no longer exist: deleted (an
+    uninstalled release, a cleanup) — whatever routed to them now routes nowhere."""
+    if not ctx.scope.whole_namespace:
+        return
+    present = {ref(w) for w in ctx.scope.workloads}
+    named: dict[str, str] = {}
+    for (owner_ref, _, _), entry in folded.items():
+        if owner_ref.partition("/")[0] in DELETABLE_KINDS and owner_ref not in present:
+            named[owner_ref] = max(named.get(owner_ref, ""), entry["last"])
+    for owner_ref, last in sorted(named.items())[:MAX_DELETED_CHECKS]:
+        kind, _, name = owner_ref.partition("/")
+        try:
+            gone = await ctx.reader.get(PLURALS[kind], name, ctx.scope.namespace) is None
+        except KubeAccessError:
+            continue  # not readable is not deleted
+        if gone:
+            out.add("WorkloadDeleted", f"{owner_ref} no longer exists; its last event was at {last}",
+                    key=(owner_ref, "deleted"), resource=ResourceRef(kind=kind, name=name, namespace=ctx.scope.namespace),
+                    time=parse_time(last), workload=owner_ref, name=name, last=last)

@@ -58,6 +58,7 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"|NoBrokersAvailable|no brokers? (available|found)|CLUSTERDOWN|Could not connect to any (servers|hosts)|NoHostAvailable"
         r"|failed to connect to all addresses|no healthy upstream|upstream connect error|MasterNotFound|No master|not the leader"
         r"|READONLY You can't write|LOADING Redis is loading"
+        r"|does not have any active endpoints?|no endpoints available for service"
         r"|Not enough replicas available for query|Cannot achieve consistency level|NOT_ENOUGH_REPLICAS", re.I)),
     # A dependency that is full or throttling: it refuses writes or requests until it has room.
     ("peer_full", re.compile(
@@ -128,6 +129,14 @@ NGINX_UPSTREAM = re.compile(r'\bupstream: "(?P<url>[a-z][a-z0-9+.-]*://[^"/\s]+)
 # `main.go:45`, `server.cc:936`: a source file and line in a log's caller field, not a peer.
 SOURCE_FILE = re.compile(r"\.(go|cc|cpp|c|h|hpp|py|java|kt|scala|js|mjs|ts|rb|rs|cs|php|ex|exs|erl)$", re.I)
 QUOTED_HOST = re.compile(r"\bhost\s+\"(?P<host>[a-zA-Z0-9][a-zA-Z0-9.-]*)\"", re.I)
+# `Service "shop/payments"` (a proxy or the API server on a Service with no endpoints).
+QUOTED_SERVICE = re.compile(r'\bservice\s+\\?"(?:(?P<namespace>[a-z0-9][a-z0-9-]*)/)?(?P<host>[a-z0-9][a-z0-9-]*)\\?"', re.I)
+# An access log's record of a request the program served (`"GET /x HTTP/1.1" 503`): its
+# quoted fields after the request are the referer, the user agent and the Host header, which
+# name the caller's world (`Stripe/1.0 (+https://stripe.com/…)`), never the peer.
+ACCESS_LOG = re.compile(r'"(?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE) \S+ HTTP/[\d.]+" (?P<status>\d{3})\b')
+QUOTED_FIELD = re.compile(r'"[^"]*"')
+HOST_PORT_FIELD = re.compile(r'"[\w.-]+:\d{2,5}"')
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,9 @@ def remote_name(line: str) -> tuple[str | None, int | None, str | None]:
     for match in QUOTED_HOST.finditer(line):
         if not re.fullmatch(r"[\d.]+", match.group("host")):  # a client's address, not a peer's name
             found.append((1, match.group("host"), None))
+    for match in QUOTED_SERVICE.finditer(line):
+        where = match.group("namespace")
+        found.append((1, match.group("host") + (f".{where}" if where else ""), None))
     for _, host, port in sorted(found, key=lambda item: item[0]):
         label = host.split(".")[0].lower()
         if label not in NOT_HOSTS:
@@ -184,9 +196,21 @@ WARNING_LEVEL = re.compile(r"\b(WARN|WARNING|UserWarning|DeprecationWarning|NOTI
 
 
 def _peer_text(line: str) -> str:
-    """The part of a line that names its peer: an nginx error's upstream field, else all of it."""
+    """The part of a line that names its peer: an nginx error's upstream field; in an access
+    log line, what is not the request or a caller's quoted field (an upstream's `"host:port"`
+    stays); else all of it."""
     upstream = NGINX_UPSTREAM.search(line)
-    return upstream.group("url") if upstream else line
+    if upstream:
+        return upstream.group("url")
+    if ACCESS_LOG.search(line):
+        return QUOTED_FIELD.sub(lambda m: m.group(0) if HOST_PORT_FIELD.fullmatch(m.group(0)) else " ", line)
+    return line
+
+
+def served_status(line: str) -> int | None:
+    """The status of the request an access log line records, if the line is one."""
+    match = ACCESS_LOG.search(line)
+    return int(match.group("status")) if match else None
 
 
 def classify(line: str) -> LineSignature | None:

@@ -22,7 +22,7 @@ from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
 from aisre.agents.base import AgentContext, Findings, resource_of
-from aisre.agents.log_signatures import classify, climbing, is_error, memory_figures
+from aisre.agents.log_signatures import classify, climbing, is_error, memory_figures, served_status
 from aisre.api.evidence import AgentResult
 from aisre.kube.reader import KubeAccessError
 from aisre.kube.scope import ref
@@ -31,6 +31,7 @@ AGENT = "logs"
 SAMPLE_CHARS = 300
 TAIL_MIN_LINES = 2  # the tail is the last fifth of the lines read, at least this many
 QUIET_AFTER = 600.0  # a line this much older than the log's last line is over, even in the tail
+SERVING_ERRORS = 2  # recent requests answered with a 5xx (and at least half of them) that say its users hurt
 # A line's own time, where it says it (ISO 8601 or its space-separated form, near the start).
 LINE_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})")
 
@@ -149,8 +150,13 @@ async def gather(ctx: AgentContext) -> AgentResult:
         recent_lines = recent_flags(lines)
         recent_error_lines = 0
         memory: dict[str, list[float]] = {}  # the program's own memory readings, by key, in order
+        served = served_errors = 0  # recent requests its access log records, and those answered 5xx
         for line, recent in zip(lines, recent_lines, strict=True):
             miner.add_log_message(line[:2000])
+            status = served_status(line) if recent else None
+            if status is not None:
+                served += 1
+                served_errors += status >= 500
             for key, value in memory_figures(line[:2000]):
                 memory.setdefault(key, []).append(value)
             signature = classify(line)
@@ -165,6 +171,10 @@ async def gather(ctx: AgentContext) -> AgentResult:
                                                 "loopback": signature.loopback})
             entry["count"] += 1
             entry["recent"] += recent
+            if entry["detail"] is None and signature.detail:
+                # One line says who was refused and what ("User … cannot get …"), another only that
+                # something was forbidden: the telling one speaks for the signature.
+                entry["detail"], entry["sample"] = signature.detail, line.strip()[:SAMPLE_CHARS]
             at = line_time(line)
             if at is not None:
                 entry["last_at"] = at.isoformat()  # the program's own clock, as it wrote it
@@ -183,6 +193,11 @@ async def gather(ctx: AgentContext) -> AgentResult:
                 owner=owner_ref, detail=entry["detail"], fqdn=entry["fqdn"], loopback=entry["loopback"],
                 last_at=entry.get("last_at"),
             )
+        if not previous and served_errors >= SERVING_ERRORS and 2 * served_errors >= served:
+            # Most of what it answers now is a server error: its users are hurting, whatever its pods say.
+            out.add("ServingErrors", f"container {container} of {owner_ref} answered {served_errors} of its last {served} "
+                    "requests with a server error", key=(owner_ref, container, "serving"), resource=resource_of(owner),
+                    owner=owner_ref, container=container, errors=served_errors, requests=served, pod=pod["metadata"]["name"])
         for key, values in memory.items():
             if climbing(values):
                 out.add(

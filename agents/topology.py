@@ -16,6 +16,7 @@ networkx graph, and the breaks it can see from objects alone:
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -52,12 +53,28 @@ def _env_values(workload: dict[str, Any], config_data: dict[str, dict[str, str]]
                 pairs.append((env["name"], str(env["value"])))
         for env_from in container.get("envFrom") or []:
             name = (env_from.get("configMapRef") or {}).get("name")
-            pairs.extend((config_data.get(name) or {}).items())
+            pairs.extend(_config_pairs(config_data.get(name) or {}))
         for arg in (container.get("args") or []) + (container.get("command") or []):
             pairs.append(("ARG", str(arg)))
     for volume in spec.get("volumes") or []:
         name = (volume.get("configMap") or {}).get("name")
-        pairs.extend((config_data.get(name) or {}).items())
+        pairs.extend(_config_pairs(config_data.get(name) or {}))
+    return pairs
+
+
+# `address: ratelimit`, `host = "db"`, `{address: cache, port_value: 6379}`: one setting of a
+# config file (YAML, TOML, INI, properties) whose value is a single word.
+FILE_SETTING = re.compile(r"(?P<key>[A-Za-z_][\w.-]*)[ \t]*[:=][ \t]*[\"']?(?P<value>[A-Za-z0-9][\w.-]*)[\"']?[ \t]*(?=[,}\];#\n]|$)",
+                          re.M)
+
+
+def _config_pairs(data: dict[str, str]) -> list[tuple[str, str]]:
+    """A ConfigMap's keys and values, and for a mounted file the settings inside it: a file's
+    `address: ratelimit` names a host as surely as an env var `RATELIMIT_ADDRESS=ratelimit`."""
+    pairs = list(data.items())
+    for text in data.values():
+        if "\n" in text:
+            pairs.extend((m.group("key"), m.group("value")) for m in FILE_SETTING.finditer(text[:65536]))
     return pairs
 
 

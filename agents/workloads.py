@@ -13,6 +13,7 @@ from typing import Any
 
 from aisre.agents.base import AgentContext, Findings, cronjob_of, parse_time, resource_of
 from aisre.api.evidence import AgentResult
+from aisre.kube.resources import node_problem
 from aisre.kube.scope import ref
 
 AGENT = "workloads"
@@ -212,7 +213,7 @@ async def observe_nodes(ctx: AgentContext, out: Findings) -> None:
                         f"{condition.get('message', '')}", key=(name, "Ready"), resource=res,
                         time=parse_time(condition.get("lastTransitionTime")), status=cstatus,
                         reason=condition.get("reason", ""), message=condition.get("message", ""), pods=pods_here[:10])
-            elif ctype in ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable") and cstatus == "True":
+            elif node_problem(condition):
                 out.add("NodePressure", f"Node/{name} has {ctype}: {condition.get('message', '')}", key=(name, ctype),
                         resource=res, time=parse_time(condition.get("lastTransitionTime")), condition=ctype,
                         reason=condition.get("reason", ""), message=condition.get("message", ""), pods=pods_here[:10])

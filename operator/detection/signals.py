@@ -15,6 +15,7 @@ from aisre.agents.base import cronjob_of, parse_time
 from aisre.api.meta import ResourceRef
 from aisre.api.signal import Signal, SignalSource, signal_key
 from aisre.api.taxonomy import Severity
+from aisre.kube.resources import node_problem
 from aisre.ranking.evidence import LIVENESS_KILLS
 from aisre.operator.detection.thresholds import Thresholds
 
@@ -30,7 +31,6 @@ FAILING_WAITING = {
     "InvalidImageName": Severity.HIGH,
     "ErrImageNeverPull": Severity.HIGH,
 }
-PRESSURE_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 # Warning events that say something pod and workload status does not.
 EVENT_REASONS = {
     "FailedCreate": Severity.MEDIUM,  # a controller cannot create pods (quota, admission, service account)
@@ -192,7 +192,7 @@ def node_signals(node: Obj, now: dt.datetime, th: Thresholds) -> list[Signal]:
             reason = "NodeNotReady" if status == "False" else "NodeUnreachable"
             out.append(make_signal(SignalSource.NODE, reason, node, "Node", now, severity=Severity.CRITICAL, node=name,
                                since=since, hold=th.node_grace, message=cond.get("message", ""), condition=ctype))
-        elif ctype in PRESSURE_CONDITIONS and status == "True":
+        elif node_problem(cond):
             out.append(make_signal(SignalSource.NODE, ctype, node, "Node", now, severity=Severity.HIGH, node=name,
                                since=since, message=cond.get("message", ""), condition=ctype))
     return out

@@ -141,3 +141,21 @@ def test_warnings_from_before_the_fault_or_from_others_than_the_kubelet_are_not(
 def test_a_probe_failure_counts_once_it_repeats_not_as_a_startup_blip() -> None:
     assert report_delay(_event("Unhealthy", count=1), SINCE) is None
     assert report_delay(_event("Unhealthy", count=3), SINCE) == 7.0
+
+
+def test_a_simulated_workload_that_tolerates_every_taint_is_kept_off_the_real_node() -> None:
+    from aisre.bench.realnode import keep_off
+
+    shipper = {"kind": "DaemonSet", "metadata": {"name": "shipper"}, "spec": {"template": {"spec": {
+        "tolerations": [{"operator": "Exists"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}, {"matchFields": []}]}}}}}}}
+    original = copy.deepcopy(shipper)
+    terms = keep_off(shipper)["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    off = {"key": "aisre.dev/kubelet", "operator": "NotIn", "values": ["real"]}
+    assert [t["matchExpressions"][-1] for t in terms] == [off, off]  # every ORed term keeps off it
+    assert terms[0]["matchExpressions"][0]["key"] == "zone"
+    assert shipper == original
+    # Pods that do not tolerate the real node's taint are left exactly as written.
+    assert keep_off(DEPLOYMENT) is DEPLOYMENT

@@ -133,6 +133,9 @@ def test_node_signals_and_event_keys_never_use_message_text() -> None:
     [not_ready] = node_signals(node("n1", ready="False", since=T0), at(1), TH)
     assert not_ready.reason == "NodeNotReady" and not_ready.source == SignalSource.NODE
     assert [s.reason for s in node_signals(node("n1", MemoryPressure="True"), at(1), TH)] == ["MemoryPressure"]
+    # node-problem-detector's conditions follow the kubelet's convention: True is the problem.
+    assert [s.reason for s in node_signals(node("n1", ReadonlyFilesystem="True", KernelDeadlock="False"), at(1), TH)] == [
+        "ReadonlyFilesystem"]
     event = {"type": "Warning", "reason": "FailedCreate", "lastTimestamp": iso(T0), "count": 3,
              "involvedObject": {"kind": "ReplicaSet", "name": "web-7d9", "namespace": "shop", "uid": "rs-web"},
              "message": 'pods "web-x" is forbidden: exceeded quota: compute, requested: cpu=2'}

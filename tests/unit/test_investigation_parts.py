@@ -103,6 +103,15 @@ def test_config_values_name_dependencies_only_as_hosts() -> None:
     assert not _mentions("GREETING", "welcome to the cart", "cart", "shop")
 
 
+def test_a_mounted_config_file_names_its_hosts_in_its_own_settings() -> None:
+    from aisre.agents.topology import _config_pairs
+
+    envoy = "clusters:\n- endpoints: [{address: {socket_address: {address: quota, port_value: 8081}}}]\n"
+    pairs = _config_pairs({"envoy.yaml": envoy, "app.properties": "cache.host = \"sessions\"\ngreeting=welcome\n"})
+    assert ("address", "quota") in pairs and ("cache.host", "sessions") in pairs
+    assert ("envoy.yaml", envoy) in pairs  # the file itself, as before
+
+
 async def test_a_failing_or_slow_agent_costs_only_its_evidence(monkeypatch) -> None:
     import asyncio
 

@@ -167,3 +167,30 @@ def test_an_nginx_error_names_its_peer_only_in_the_upstream_field() -> None:
                        'response header from upstream, client: 10.0.0.1, server: _, request: "GET / HTTP/1.1", '
                        'upstream: "http://checkout.shop.svc.cluster.local:8080/", host: "shop.example.com"')
     assert by_name is not None and (by_name.host, by_name.port) == ("checkout", 8080)
+
+
+@pytest.mark.parametrize(
+    ("line", "signature", "host"),
+    [
+        # An access log's user agent and referer name the caller's world, never the peer.
+        ('3.18.12.63 - - [04/Mar/2026:14:22:14 +0000] "POST /hooks/in HTTP/1.1" 503 190 "https://shop.example/" '
+         '"PayHub/1.0 (+https://payhub.example/docs)" 2417 0.000 [ns-hooks-8080] [] - - - - 5e0f', "peer_error", None),
+        # Its upstream, written as host:port in a quoted field, still is.
+        ('[2026-02-26T16:41:19Z] "GET /api/basket HTTP/1.1" 503 UF 0 0 1 - "198.51.100.7" "curl/8" "1b7e" "api.example" '
+         '"basket:8080"', "peer_error", "basket"),
+        # A proxy (or the API server) on a Service with nothing behind it names the Service.
+        ('W0304 14:22:09.118211 7 controller.go:1216] Service "shop/hooks" does not have any active Endpoint.', "no_servers",
+         "hooks"),
+        ('Error from server (ServiceUnavailable): no endpoints available for service "ledger"', "no_servers", "ledger"),
+    ],
+)
+def test_access_logs_and_empty_services_name_the_right_peer(line: str, signature: str, host: str | None) -> None:
+    found = classify(line)
+    assert found is not None and (found.signature, found.host) == (signature, host)
+
+
+def test_an_access_line_says_what_status_the_program_answered() -> None:
+    from aisre.agents.log_signatures import served_status
+
+    assert served_status('10.0.0.1 - - [x] "GET /a HTTP/2.0" 502 0 "-" "ua"') == 502
+    assert served_status("ERROR GET /a failed with 502") is None

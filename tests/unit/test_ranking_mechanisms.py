@@ -456,3 +456,40 @@ def test_refusals_from_before_the_server_was_up_are_a_start_up_race() -> None:
           sample="ModuleNotFoundError: No module named 'gateway.velocity'"),
         f("TemplateChange", server, agent="changes", fields=["env", "command"])]
     assert top(rollout)[1] == server and top(rollout)[0] != "DependencyFailure"
+
+
+def test_a_canary_behind_its_own_service_does_not_stand_in_for_the_track_users_reach() -> None:
+    stable, canary = "Deployment/pw-hook", "Deployment/pw-hook-canary"
+    zero = f("WorkloadScaledToZero", stable, desired=0, available=0)
+    findings = [zero, healthy(canary), service("pw-hook", 8080), service("pw-hook-canary", 8080),
+                edge("Service/pw-hook", stable, "routesTo"), edge("Service/pw-hook-canary", canary, "routesTo"),
+                edge(stable, canary, "twinOf"), edge(canary, stable, "twinOf")]
+    used = [edge("Ingress/pw-hook", "Service/pw-hook", "dependsOn", via=["ingress"])]
+    assert top(findings + used) == (C.SCALED_TO_ZERO.value, stable)
+    # The same pair where the canary also stands behind the Service users reach: by design.
+    shared = [edge("Service/pw-hook", canary, "routesTo")]
+    assert top(findings + used + shared) == (C.NO_FAULT.value, "")
+
+
+def test_a_service_whose_workload_was_deleted_is_a_lost_dependency_not_a_selector_typo() -> None:
+    client = "Deployment/gw"
+    findings = [f("ServiceSelectorMatchesNothing", agent="topology", service="Service/quota-svc", selector={"app": "quota"}),
+                edge(client, "Service/quota-svc", "dependsOn", via=["address"]), service("quota-svc", 8081),
+                f("ServingErrors", client, agent="logs", errors=4, requests=5), healthy(client)]
+    assert top(findings)[0] == C.SERVICE_SELECTOR_MISMATCH.value
+    deleted = f("WorkloadDeleted", agent="events", workload="Deployment/quota", name="quota", last="2026-01-01T00:00:00Z")
+    assert top(findings + [deleted]) == (C.DEPENDENCY_FAILURE.value, "Service/quota-svc")
+
+
+def test_a_peer_only_guessed_from_a_lines_wording_is_a_weak_lead_while_it_looks_healthy() -> None:
+    client, server = "Deployment/edge", "Deployment/basket"
+    line = f("LogSignature", client, agent="logs", signature="peer_error", host=None, port=None, count=4, recent=2,
+             previous=False, sample='"GET /api/basket HTTP/1.1" 500 - 0 0 1')
+    findings = [line, healthy(client), healthy(server), service("basket", 8080), edge("Service/basket", server, "routesTo"),
+                edge(client, "Service/basket", "dependsOn", via=["address"]), service("other", 9000),
+                edge(client, "Service/other", "dependsOn", via=["address"])]
+    guessed = next(h for h in rank(findings, "ns") if h.resource == server)
+    named = f("LogSignature", client, agent="logs", signature="peer_error", host="basket", port=8080, count=4, recent=2,
+              previous=False, sample="GET http://basket:8080/api 500")
+    confident = next(h for h in rank(findings + [named], "ns") if h.resource == server)
+    assert guessed.confidence < confident.confidence

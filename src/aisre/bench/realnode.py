@@ -69,6 +69,34 @@ def pin(manifest: dict[str, Any]) -> dict[str, Any]:
     return pinned
 
 
+def keep_off(manifest: dict[str, Any]) -> dict[str, Any]:
+    """For a simulated scenario: a manifest whose pods tolerate every taint (a log shipper's
+    DaemonSet, `operator: Exists`) would land on the real node too, where no runtime step
+    reaches them; it gets a node affinity that keeps it off. Others come back unchanged, so
+    their scheduling messages stay what the scenario's author saw."""
+    path = _POD_SPEC_PATHS.get(str(manifest.get("kind")))
+    if path is None:
+        return manifest
+    spec: Any = manifest
+    for key in path:
+        spec = (spec or {}).get(key)
+    tolerations = (spec or {}).get("tolerations") or []
+    if not any(t.get("operator") == "Exists" and t.get("key") in (None, "", TAINT_KEY) for t in tolerations):
+        return manifest
+    kept = copy.deepcopy(manifest)
+    spec = kept
+    for key in path:
+        spec = spec[key]
+    off = {"key": NODE_LABEL[0], "operator": "NotIn", "values": [NODE_LABEL[1]]}
+    required = (spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
+                .setdefault("requiredDuringSchedulingIgnoredDuringExecution", {}))
+    terms = required.get("nodeSelectorTerms") or [{}]
+    # Terms are ORed: each must keep off the real node.
+    required["nodeSelectorTerms"] = [{**term, "matchExpressions": [*(term.get("matchExpressions") or []), off]}
+                                     for term in terms]
+    return kept
+
+
 def unavailable(kube: Kube, state_dir: Path | None = None) -> str | None:
     """None when a Ready real node is in the cluster, else why real scenarios cannot run
     (with cluster-up's reason when it recorded one)."""

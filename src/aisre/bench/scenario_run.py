@@ -223,8 +223,7 @@ class ScenarioRun:
         raise ScenarioError(f"namespace {self.namespace} got no default ServiceAccount within 30 s")
 
     def _apply(self, manifest: dict[str, Any]) -> str:
-        if self.scenario.kubelet == "real":
-            manifest = realnode.pin(manifest)
+        manifest = realnode.pin(manifest) if self.scenario.kubelet == "real" else realnode.keep_off(manifest)
         try:
             key, created = self.kube.apply(manifest, self.namespace)
         except BenchKubeError as error:

@@ -55,3 +55,14 @@ _ALL = [
 
 RESOURCES: dict[str, Resource] = {r.plural: r for r in _ALL}
 BY_KIND: dict[str, Resource] = {r.kind: r for r in _ALL}
+
+
+# The conditions a kubelet reports that say False when all is well; node-problem-detector
+# and the clouds' agents add their own (KernelDeadlock, ReadonlyFilesystem, …) the same way.
+HEALTHY_TRUE_CONDITIONS = {"Ready"}
+
+
+def node_problem(condition: dict) -> bool:
+    """Whether a node condition other than Ready reports a problem: by the convention the
+    kubelet and node-problem-detector share, a problem condition is True while it holds."""
+    return condition.get("type") not in HEALTHY_TRUE_CONDITIONS and condition.get("status") == "True"

@@ -94,11 +94,13 @@ def _dependencies(graph: nx.DiGraph, client: str) -> list[tuple[str, str]]:
             if data.get("relation") == "dependsOn" and data.get("seen_in") != "logs"]
 
 
-def peer_by_protocol(ix: EvidenceIndex, graph: nx.DiGraph, finding: Finding) -> tuple[str, list[str]] | None:
-    """For a line that names no host: the one dependency of the client its wording fits."""
+def peer_by_protocol(ix: EvidenceIndex, graph: nx.DiGraph, finding: Finding) -> tuple[str, list[str], bool] | None:
+    """For a line that names no host: the one dependency of the client its wording fits, and
+    whether only a word of the line tied it there (the weakest tie: the client's only
+    dependency, or the one its protocol's wording fits, are firmer)."""
     deps = _dependencies(graph, finding.data["owner"])
     if len(deps) == 1:
-        return deps[0][0], [deps[0][1]]
+        return deps[0][0], [deps[0][1]], False
     sample = finding.data.get("sample", "")
     ports = known_services(ix)
     via = {f.data["dst"]: " ".join(f.data.get("via") or []) for f in ix.kind("Edge")
@@ -110,13 +112,13 @@ def peer_by_protocol(ix: EvidenceIndex, graph: nx.DiGraph, finding: Finding) -> 
                 if set(ports.get(service, [])) & set(wellknown)
                 or any(w in service.split("/", 1)[1].lower() or w in via.get(service, "").lower() for w in words)]
         if len(fits) == 1:
-            return fits[0][0], [fits[0][1]]
+            return fits[0][0], [fits[0][1]], False
     # "failed to get ads: ...", "calling inventory failed": the one dependency the words name.
     words = set(re.findall(r"[a-z][a-z0-9]{3,}", sample.lower()))
     fits = [(service, eid) for service, eid in deps
             if words & {w for w in re.split(r"[-_.]", service.split("/", 1)[1].lower()) if len(w) >= 4} - GENERIC_WORDS]
     if len(fits) == 1:
-        return fits[0][0], [fits[0][1]]
+        return fits[0][0], [fits[0][1]], True
     return None
 
 
@@ -138,7 +140,7 @@ def peer_by_port(ix: EvidenceIndex, graph: nx.DiGraph, finding: Finding) -> tupl
         own = {service for service, server, _ in ix.edges("routesTo") if server == client}
         fits = [(service, "") for service, served in ports.items() if port in served and service not in own]
     if len(fits) == 1:
-        return fits[0][0], [fits[0][1]]
+        return fits[0][0], [fits[0][1]], True
     return None
 
 
@@ -339,8 +341,9 @@ REFUSALS = {"auth_failure": "rejects its credentials", "tls_failure": "fails the
 
 
 def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Finding, service: str, link: list[Link],
-             what: str | None = None) -> None:
-    """The peer answers and refuses the client: the origin is on the peer's side."""
+             what: str | None = None, guessed: bool = False) -> None:
+    """The peer answers and refuses the client: the origin is on the peer's side (``guessed``:
+    the client's line did not name the peer; one that looks healthy is then a weaker lead)."""
     client, ids = finding.data["owner"], [finding.id]
     if any(f.kind in ("ServiceSelectorMatchesNothing", "ServicePortMismatch") for f in ix.of_service(service)):
         # What answers may not be the dependency at all: the Service's own defect comes first.
@@ -394,7 +397,7 @@ def _refused(ix: EvidenceIndex, graph: nx.DiGraph, out: _Origins, finding: Findi
                 crashes = any(f.data.get("signature") == "panic" for f in ix.of(server, "LogSignature"))
                 out.add(C.APPLICATION_ERROR, server, (0.92 if crashes else 0.84) * weight, f"the new version of {server} {what} to {client}",
                         ids + [rollout.id] + server_evidence, chain + [Link(server, server_evidence + [rollout.id])])
-        score = 0.86 if ix.impacted(server) else 0.74
+        score = 0.86 if ix.impacted(server) else (0.56 if guessed else 0.74)
         if finding.data["signature"] == "peer_rejects" and not configs and rollout is None:
             score = 0.45  # a request the peer judges bad, and nothing on its side changed: as likely the client's
         out.add(C.DEPENDENCY_FAILURE, server, score * weight, f"{server} (behind {service}) {what}; {client} fails",
@@ -433,6 +436,7 @@ def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Ca
     named = {(f.data["owner"], f.data.get("signature")): service for f in peer_findings
              if (service := resolve_service(ix, f)) is not None}
     resolved = []
+    guessed: set[str] = set()  # lines whose peer was inferred (its port, its wording), not named
     for finding in peer_findings:
         client, signature = finding.data["owner"], finding.data.get("signature")
         service, via = resolve_service(ix, finding), [finding.id]
@@ -441,7 +445,11 @@ def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Ca
         if service is None:
             matched = peer_by_port(ix, graph, finding)
             if matched is None:
-                matched = peer_by_protocol(ix, graph, finding)
+                by_wording = peer_by_protocol(ix, graph, finding)
+                if by_wording is not None:
+                    matched = by_wording[:2]
+                    if by_wording[2]:
+                        guessed.add(finding.id)
             if matched:
                 service, via = matched[0], [finding.id, *(i for i in matched[1] if i)]
         if service is not None:
@@ -470,7 +478,7 @@ def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Ca
         elif signature in NETWORK_SIGNATURES or (signature == "no_servers" and not _backing(graph, service)):
             _unreachable(ix, graph, out, finding, service, link)
         else:
-            _refused(ix, graph, out, finding, service, link)
+            _refused(ix, graph, out, finding, service, link, guessed=finding.id in guessed)
     out.weight = 1.0
     # A Service with no ready endpoints that clients depend on by config, even without logs.
     for finding in ix.kind("ServiceWithoutReadyEndpoints"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
@@ -13,7 +14,7 @@ from aisre.api.evidence import PEER_SIGNATURES, Finding
 IMPACT_KINDS = {
     "ContainerWaiting", "ContainerNotReady", "PodUnschedulable", "PodEvicted", "PodFailed",
     "WorkloadUnavailable", "WorkloadScaledToZero", "ReplicaFailure", "RolloutStalled", "JobFailed",
-    "InitContainerRunning",
+    "InitContainerRunning", "ServingErrors",
     # The metrics agent's findings hold only while the anomaly lasts (its recent window).
     "CPUSaturated", "CPUThrottled", "MemoryNearLimit", "MemoryGrowing", "ErrorRateHigh", "LatencyHigh",
 }
@@ -124,7 +125,21 @@ class EvidenceIndex:
         """Other workloads that run the same program as the owner and are healthy: a canary's
         primary, the live colour of a blue/green pair."""
         twins = {f.data["dst"] for f in self.edges_of(owner, "twinOf")}
+        # A twin stands in only where the owner's clients reach it: if something uses a Service in
+        # front of the owner (a client, an Ingress), the twin must be behind that Service too. A
+        # canary behind its own Service serves none of the stable track's users.
+        used = {src for src, dst, _ in self.edges("routesTo") if dst == owner} & self._depended_on
+        if used:
+            twins = {t for t in twins if any((service, t) in self._routes for service in used)}
         return sorted(t for t in twins if self.of(t, "WorkloadHealthy"))
+
+    @functools.cached_property
+    def _depended_on(self) -> set[str]:
+        return {dst for _, dst, _ in self.edges("dependsOn")}
+
+    @functools.cached_property
+    def _routes(self) -> set[tuple[str, str]]:
+        return {(src, dst) for src, dst, _ in self.edges("routesTo")}
 
     def edges_of(self, src: str, relation: str) -> list[Finding]:
         return [f for f in self.kind("Edge") if f.data.get("src") == src and f.data.get("relation") == relation]

@@ -575,6 +575,13 @@ def broken_services(ix: EvidenceIndex) -> Iterable[Candidate]:
     for finding in ix.kind("ServiceSelectorMatchesNothing"):
         relevance, who = _relevance(ix, finding.data["service"])
         score = (0.78 if finding.data.get("near") else 0.62) * relevance
+        gone = _deleted_backend(ix, finding)
+        if gone is not None:
+            # The selector is right; what it selected was deleted: clients lost a dependency.
+            yield Candidate(C.DEPENDENCY_FAILURE, finding.data["service"], 0.86 * relevance,
+                            f"{finding.data['service']} routes nowhere: {gone.data['workload']}, which it selected, was "
+                            f"deleted (its last event at {gone.data.get('last')})" + who, _ids([finding, gone]), "services")
+            score *= 0.5
         yield Candidate(C.SERVICE_SELECTOR_MISMATCH, finding.data["service"], score,
                         f"{finding.data['service']} selects {finding.data.get('selector')}, which matches no pod" + who,
                         _ids([finding]), "services")
@@ -583,6 +590,14 @@ def broken_services(ix: EvidenceIndex) -> Iterable[Candidate]:
         yield Candidate(C.SERVICE_PORT_MISMATCH, finding.data["service"], 0.8 * relevance,
                         f"{finding.data['service']} targets port {finding.data.get('target_port')}, which its pods do not "
                         "expose" + who, _ids([finding]), "services")
+
+
+def _deleted_backend(ix: EvidenceIndex, selects_nothing: Finding) -> Finding | None:
+    """A deleted workload that the Service's selector named: its name is the Service's or one
+    of the selector's values (the usual ``app: <name>``)."""
+    selector = selects_nothing.data.get("selector") or {}
+    names = {selects_nothing.data["service"].partition("/")[2], *map(str, selector.values())}
+    return next((f for f in ix.kind("WorkloadDeleted") if f.data.get("name") in names), None)
 
 
 def _relevance(ix: EvidenceIndex, service: str) -> tuple[float, str]:
