@@ -59,11 +59,14 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
         r"|failed to connect to all addresses|no healthy upstream|upstream connect error|MasterNotFound|No master|not the leader"
         r"|READONLY You can't write|LOADING Redis is loading"
         r"|does not have any active endpoints?|no endpoints available for service"
+        # A database that takes no writes: the client reached a replica or a demoted primary.
+        r"|cannot execute \w+ in a read-only transaction|read-only replica|is in read-only mode"
         r"|Not enough replicas available for query|Cannot achieve consistency level|NOT_ENOUGH_REPLICAS", re.I)),
     # A dependency that is full or throttling: it refuses writes or requests until it has room.
     ("peer_full", re.compile(
         r"OOM command not allowed|used memory > 'maxmemory'|cluster_block_exception|index read-only|read-only-allow-delete"
         r"|disk usage exceeded|quota exceeded|429 Too Many Requests|TOO_MANY_REQUESTS"
+        r"|database space exceeded|alarm:\s*NOSPACE|\bNOSPACE\b"
         r"|rate limit(ed| exceeded)|throttl(ed|ing) request|ServerBusy|Service is overloaded|code = ResourceExhausted", re.I)),
     ("connection_refused", re.compile(
         r"connection refused|ECONNREFUSED|actively refused|connect: connection reset|connection reset by peer|ECONNRESET"
@@ -108,7 +111,7 @@ ERROR_LEVEL = re.compile(
 
 # host:port, URLs and "connect to host" phrases; the host is the first DNS label.
 HOST_PORT = re.compile(
-    r"(?:(?:[a-z][a-z0-9+.-]*):///?(?:[^@/\s]+@)?|\bdial tcp\s+|\bconnect(?:ing)? to\s+|\bhost[=:\s]+\"?|@)"
+    r"(?:(?:[a-z][a-z0-9+.-]*):///?(?:[^@/\s]+@)?|\bdial tcp\s+|\bconnect(?:ing)? to\s+|\bhost[=:\s]+\"?|(?<=[\w.-])@)"
     r"(?P<host>[a-zA-Z0-9][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+)*)(?::(?P<port>\d{2,5}))?"
     r"|(?<![\w./])(?P<host2>[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*):(?P<port2>\d{2,5})\b(?!:\d)",  # not file:line:col
     re.I,

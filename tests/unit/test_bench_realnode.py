@@ -159,3 +159,13 @@ def test_a_simulated_workload_that_tolerates_every_taint_is_kept_off_the_real_no
     assert shipper == original
     # Pods that do not tolerate the real node's taint are left exactly as written.
     assert keep_off(DEPLOYMENT) is DEPLOYMENT
+
+
+def test_a_baseline_gets_the_time_its_own_workloads_ask_for() -> None:
+    from aisre.bench.scenario_run import SETUP_TIMEOUT_S, setup_timeout
+
+    ordered = {"kind": "StatefulSet", "spec": {"replicas": 3, "minReadySeconds": 20}}
+    parallel = {"kind": "StatefulSet", "spec": {"replicas": 3, "minReadySeconds": 20, "podManagementPolicy": "Parallel"}}
+    assert setup_timeout([DEPLOYMENT]) == SETUP_TIMEOUT_S
+    assert setup_timeout([DEPLOYMENT, ordered]) == SETUP_TIMEOUT_S + 60
+    assert setup_timeout([parallel]) == SETUP_TIMEOUT_S + 20

@@ -182,6 +182,10 @@ def test_an_nginx_error_names_its_peer_only_in_the_upstream_field() -> None:
         ('W0304 14:22:09.118211 7 controller.go:1216] Service "shop/hooks" does not have any active Endpoint.', "no_servers",
          "hooks"),
         ('Error from server (ServiceUnavailable): no endpoints available for service "ledger"', "no_servers", "ledger"),
+        # A database that takes no writes, and a DCS out of space: the peer's side.
+        ("ERROR: cannot execute INSERT in a read-only transaction", "no_servers", None),
+        ('{"level":"warn","msg":"failed to apply request","error":"etcdserver: mvcc: database space exceeded"}', "peer_full",
+         None),
     ],
 )
 def test_access_logs_and_empty_services_name_the_right_peer(line: str, signature: str, host: str | None) -> None:
@@ -194,3 +198,9 @@ def test_an_access_line_says_what_status_the_program_answered() -> None:
 
     assert served_status('10.0.0.1 - - [x] "GET /a HTTP/2.0" 502 0 "-" "ua"') == 502
     assert served_status("ERROR GET /a failed with 502") is None
+
+
+def test_a_json_logs_at_timestamp_key_is_no_host_but_user_at_host_is() -> None:
+    line = '{"@timestamp":"2026-03-18T08:41:25Z","log.level":"ERROR","message":"journal write failed: connection refused"}'
+    assert classify(line).host is None
+    assert remote_of("ERROR could not connect: replicator@ledger-db refused the connection")[0] == "ledger-db"

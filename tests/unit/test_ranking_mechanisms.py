@@ -493,3 +493,28 @@ def test_a_peer_only_guessed_from_a_lines_wording_is_a_weak_lead_while_it_looks_
               previous=False, sample="GET http://basket:8080/api 500")
     confident = next(h for h in rank(findings + [named], "ns") if h.resource == server)
     assert guessed.confidence < confident.confidence
+
+
+def test_of_several_roles_bound_and_none_granting_the_one_the_refused_line_speaks_of_comes_first() -> None:
+    owner = "Deployment/rotor"
+    line = f("LogSignature", owner, agent="logs", signature="forbidden", count=3, recent=2, previous=False,
+             detail={"sa": "rotor", "verb": "get", "resource": "leases"},
+             sample='E0318 leaderelection.go:332] error retrieving resource lock: leases "x" is forbidden')
+
+    def binding(name: str, resources: list[str]) -> Finding:
+        return f("RoleBinding", agent="topology", binding=f"RoleBinding/{name}", role=f"Role/{name}", role_exists=True,
+                 subjects=[{"kind": "ServiceAccount", "name": "rotor"}],
+                 rules=[{"apiGroups": [""], "resources": resources, "verbs": ["get", "list"]}])
+
+    findings = [line, healthy(owner), binding("rotor", ["secrets"]), binding("rotor-leader-election", ["configmaps"])]
+    assert top(findings) == (C.RBAC_DENIED.value, "Role/rotor-leader-election")
+
+
+def test_a_batch_run_whose_memory_climbs_to_its_limit_needs_a_bigger_limit_not_a_leak_fix() -> None:
+    def world(owner: str) -> list[Finding]:
+        return [f("WorkloadUnavailable", owner, desired=1, available=0, ready=0, updated=1),
+                f("ContainerTerminated", owner, reason="OOMKilled", exit_code=137, current=True),
+                f("LogMemoryGrowing", owner, agent="logs", field="rss_mb", first=300, last=1900, readings=6)]
+
+    assert top(world("Deployment/feeder")) == (C.MEMORY_LEAK.value, "Deployment/feeder")
+    assert top(world("Job/feeder-batch")) == (C.MEMORY_LIMIT_TOO_LOW.value, "Job/feeder-batch")

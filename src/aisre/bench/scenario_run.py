@@ -31,6 +31,20 @@ from aisre.bench.workloads import WORKLOAD_KINDS, wait_available
 
 NAMESPACE_PREFIX = "bench-"
 SETUP_TIMEOUT_S = 60.0
+
+
+def setup_timeout(baseline: list[dict[str, Any]]) -> float:
+    """How long a baseline may take to become available: a minute, plus the time its own
+    workloads ask for — `minReadySeconds` before a pod counts, once per pod where a
+    StatefulSet starts them one after another (OrderedReady, its default)."""
+    extra = 0.0
+    for manifest in baseline:
+        spec = manifest.get("spec") or {}
+        wait = float(spec.get("minReadySeconds") or 0)
+        if manifest.get("kind") == "StatefulSet" and spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady":
+            wait *= int(spec.get("replicas", 1) or 1)
+        extra = max(extra, wait)
+    return SETUP_TIMEOUT_S + extra
 # KWOK gives no sign that it has loaded a new Stage; its informer normally has it within
 # milliseconds. Before the first fault step the hold Stages get this long (simulated pods
 # are rewritten anyway if KWOK's defaults got to them first).
@@ -205,12 +219,14 @@ class ScenarioRun:
             raise ScenarioError(self.context.real_node_problem)
         self._wait_for_service_account()
         kinds = set()
-        for manifest in manifests(self.scenario.setup):
+        baseline = list(manifests(self.scenario.setup))
+        for manifest in baseline:
             kinds.add(self._apply(manifest))
-        not_ready = wait_available(self.kube, self.namespace, kinds & set(WORKLOAD_KINDS), SETUP_TIMEOUT_S)
+        timeout = setup_timeout(baseline)
+        not_ready = wait_available(self.kube, self.namespace, kinds & set(WORKLOAD_KINDS), timeout)
         self.timings["setup_s"] = time.monotonic() - started
         if not_ready:
-            raise ScenarioError(f"setup not available within {SETUP_TIMEOUT_S:g} s: {', '.join(not_ready)}")
+            raise ScenarioError(f"setup not available within {timeout:g} s: {', '.join(not_ready)}")
 
     def _wait_for_service_account(self) -> None:
         # Pods are refused until the namespace's `default` ServiceAccount exists.

@@ -306,7 +306,10 @@ def memory(ix: EvidenceIndex) -> Iterable[Candidate]:
                         f"{owner}'s containers are OOMKilled: the memory limit is below the working set"
                         + (" since the rollout changed resources" if changed else ""),
                         _ids(oom, [ix.template_change(owner)] if changed else []), "memory")
-        if not changed:
+        # A run-to-completion workload (a Job, a CronJob's run) climbs by design as it works
+        # through its input: a bigger input needs a bigger limit, not a fix for a leak.
+        batch = owner.partition("/")[0] in ("Job", "CronJob")
+        if not changed and not batch:
             # The program's own memory readings climbing through a run (the one that was
             # killed, or the one since) is a leak's signature; without them a leak is a guess.
             climbed = ix.of(owner, "LogMemoryGrowing")
@@ -537,6 +540,10 @@ def rbac(ix: EvidenceIndex) -> Iterable[Candidate]:
             return any(("*" in (r.get("verbs") or []) or verb in (r.get("verbs") or []))
                        and ("*" in (r.get("resources") or []) or resource in (r.get("resources") or [])) for r in rules)
         own = [b for b in bindings if sa and any(s.get("kind") == "ServiceAccount" and s.get("name") == sa for s in b.data.get("subjects") or [])]
+        # Several Roles bound to it, none granting: the one whose own purpose the refused line
+        # speaks of (`leaderelection.go` … for Role/x-leader-election) is the one to widen.
+        lacking = [b.data.get("role", "") for b in own if b.data.get("role_exists") and not grants(b.data.get("rules") or [])]
+        spoken = _roles_the_line_names(lacking, finding.data.get("sample", ""), {sa or "", owner.partition("/")[2]})
         proposed = False
         for binding in own:
             role = binding.data.get("role", "")
@@ -545,7 +552,8 @@ def rbac(ix: EvidenceIndex) -> Iterable[Candidate]:
                                 _ids([finding, binding]), "rbac")
                 proposed = True
             elif not grants(binding.data.get("rules") or []):
-                yield Candidate(C.RBAC_DENIED, role, 0.88, f"{role} does not allow {verb} on {resource} for ServiceAccount/{sa}",
+                yield Candidate(C.RBAC_DENIED, role, 0.8 if spoken and role not in spoken else 0.88,
+                                f"{role} does not allow {verb} on {resource} for ServiceAccount/{sa}",
                                 _ids([finding, binding, roles.get(role)]), "rbac")
                 yield Candidate(C.RBAC_DENIED, binding.data["binding"], 0.55, f"{binding.data['binding']} binds too little",
                                 _ids([finding, binding]), "rbac")
@@ -590,6 +598,19 @@ def broken_services(ix: EvidenceIndex) -> Iterable[Candidate]:
         yield Candidate(C.SERVICE_PORT_MISMATCH, finding.data["service"], 0.8 * relevance,
                         f"{finding.data['service']} targets port {finding.data.get('target_port')}, which its pods do not "
                         "expose" + who, _ids([finding]), "services")
+
+
+def _roles_the_line_names(roles: list[str], line: str, own_names: set[str]) -> set[str]:
+    """Of several Roles, those a word of whose name (beyond the names of the account and the
+    workload themselves) the line contains; none when that does not single any out."""
+    if len(roles) < 2:
+        return set()
+    text = line.lower()
+    common = {part for name in own_names for part in re.split(r"[-_.]", name.lower())}
+    named = {role for role in roles
+             if any(len(part) >= 4 and part not in common and part in text
+                    for part in re.split(r"[-_.]", role.partition("/")[2].lower()))}
+    return named if 0 < len(named) < len(roles) else set()
 
 
 def _deleted_backend(ix: EvidenceIndex, selects_nothing: Finding) -> Finding | None:
