@@ -19,6 +19,7 @@ from aisre.api.investigation import AgentStatus
 from aisre.api.meta import ResourceRef
 from aisre.kube.reader import ClusterReader, KubeAccessError
 from aisre.kube.scope import Scope
+from aisre.plugins import PluginSettings
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class AgentContext:
     now: dt.datetime
     bounds: Bounds = field(default_factory=Bounds)
     prometheus: PrometheusSettings | None = None
+    plugin: PluginSettings | None = None  # a plugin agent's own settings (url, Secret); None for built-ins
 
 
 async def list_secrets(reader: ClusterReader, namespace: str) -> list[dict[str, Any]] | None:

@@ -16,6 +16,7 @@ from aisre.operator.graph_store import GraphSettings
 from aisre.operator.leader import LeaseSettings
 from aisre.operator.notify_step import NotifySettings
 from aisre.notify import RetryPolicy
+from aisre.plugins import PluginConfig
 from aisre.llm.settings import LLMConfig
 from aisre.ranking.calibration import checked_knots
 
@@ -74,6 +75,8 @@ class OperatorConfig:
     # A cluster's own calibration map (aisre calibration refits it on people's verdicts); None: the suite's.
     calibration_knots: tuple[tuple[float, float], ...] | None = None
     notify: NotifySettings = field(default_factory=NotifySettings)  # NotificationRoutes' deliveries
+    # Which plugins are on, and their settings (AISRE_PLUGINS_*; docs/plugins.md).
+    plugins: PluginConfig = field(default_factory=PluginConfig)
 
     @property
     def lease_name(self) -> str:
@@ -115,6 +118,7 @@ class OperatorConfig:
             neo4j=neo4j_from_env(env),
             calibration_knots=knots_from_env(env),
             notify=notify_from_env(env),
+            plugins=PluginConfig.from_env(env),
         )
 
 

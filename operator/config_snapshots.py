@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fnmatch
 from typing import Any
 
 import httpx
 import structlog
 
+from kopf._cogs.structs.references import match_namespace
+
+from aisre.operator.namespace_sight import uses_globs
 from aisre.remediation import kubeapi
 from aisre.remediation.snapshots import WORKLOAD_KINDS, SnapshotStore, captures
 
@@ -31,9 +35,22 @@ log = structlog.get_logger(__name__)
 
 
 def in_scope(namespace: str, namespaces: tuple[str, ...], exclude: tuple[str, ...], operator_namespace: str | None) -> bool:
-    if namespace == operator_namespace or namespace in exclude:
+    """Watched (names or glob patterns, as Kopf takes them), not excluded, not the operator's own."""
+    if namespace == operator_namespace or any(fnmatch.fnmatchcase(namespace, e) for e in exclude):
         return False
-    return not namespaces or namespace in namespaces
+    if not namespaces:
+        return True
+    if uses_globs(namespaces):
+        return any(match_namespace(namespace, pattern) for pattern in namespaces)  # type: ignore[arg-type]
+    return namespace in namespaces
+
+
+def listed_namespaces(namespaces: tuple[str, ...]) -> tuple[str | None, ...]:
+    """What to list: each watched namespace, or the whole cluster (None) when there are none
+    or a pattern names them (the bench's ``aisre-bench-<run>-*``); ``in_scope`` filters."""
+    if not namespaces or uses_globs(namespaces):
+        return (None,)
+    return namespaces
 
 
 async def _list(client: httpx.AsyncClient, kind: str, namespace: str | None, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -51,7 +68,7 @@ async def snapshot_once(store: SnapshotStore, client: httpx.AsyncClient, namespa
     configmaps: list[dict[str, Any]] = []
     workloads: list[dict[str, Any]] = []
     pods: list[dict[str, Any]] = []
-    for namespace in namespaces or (None,):
+    for namespace in listed_namespaces(namespaces):
         configmaps += await _list(client, "ConfigMap", namespace)
         for kind in WORKLOAD_KINDS:
             workloads += await _list(client, kind, namespace)

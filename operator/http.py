@@ -1,6 +1,6 @@
 """The operator's HTTP server: /healthz (the event loop answers), /readyz (ready for
 its part: the leader, or a single replica, once Kopf has started watching; a standby once
-it has read the leader Lease), /leaderz (200 only on the replica that leads), /metrics
+it has read the leader Lease; it lists plugins that are not running, and why), /leaderz (200 only on the replica that leads), /metrics
 (Prometheus), POST /alertmanager (the webhook: a bearer token is required; a payload
 that is not Alertmanager's v4 is refused with 400 and the reason, and changes nothing; a
 standby answers 503 with Retry-After, so Alertmanager's retry reaches the leader), and the
@@ -30,6 +30,7 @@ from aisre.operator.detection.detector import MAX_HELD_ALERTS
 from aisre.operator.detection.pagers import Kind, Skipped, page_of, pagerduty_signed, signal_of
 from aisre.operator.leader import Role
 from aisre.operator.metrics import ALERTMANAGER_REQUESTS, PAGER_REQUESTS, PAGES
+from aisre.plugins import registry
 from aisre.tracing import valid_traceparent
 
 MAX_ALERT_BODY = 4 * 1024 * 1024
@@ -153,7 +154,10 @@ def build_app(ready: asyncio.Event, hook: Webhook | None = None) -> web.Applicat
         if role.ready(ready.is_set()):
             # A Neo4j outage degrades memory to the embedded index: reported, still ready.
             graph = {"neo4j": hook.graph.state()} if hook.graph is not None else {}
-            return web.json_response({"status": "ready", "role": role.name, "leader": role.holder or None, **graph})
+            # A plugin that failed to load or lacks a prerequisite is reported, still ready:
+            # the Investigations say NO_DATA with the same reason for that agent.
+            return web.json_response({"status": "ready", "role": role.name, "leader": role.holder or None, **graph,
+                                      "plugins": registry().readiness()})
         return web.json_response({"status": "starting" if role.name != "stepped-down" else "stopping",
                                   "role": role.name}, status=503)
 

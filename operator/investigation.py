@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aisre.agents import changes, events, logs, metrics, topology, workloads
 from aisre.agents.base import AgentContext, PrometheusSettings
 from aisre.api.evidence import AgentResult, Finding
 from aisre.api.investigation import AgentStatus, HypothesisSource, InvestigationSpec
+from aisre.api.plugins import PluginGroup
 from aisre.api.meta import duration_seconds
 from aisre.api.taxonomy import AgentName
 from aisre.api.taxonomy import RootCauseCategory as C
@@ -37,19 +37,19 @@ from aisre.kube.scope import Scope, TargetNotFound, resolve_scope
 from aisre.llm.planner import AgentCall
 from aisre.llm.validate import LLMHypothesis
 from aisre.operator.llm_step import LLMService, LLMStep, new_hypotheses, run_llm_step
+from aisre.operator import plugin_agents
 from aisre.operator.planner import plan
+from aisre.plugins import metered, refused, registry
 from aisre.operator.recommend import advise, recommend
 from aisre.ranking.rank import MAX_HYPOTHESES, RankedHypothesis, rank
 from aisre.redact import redact, redact_text
 from aisre.tracing import annotate, fail, span
 
+# The built-in agents, loaded from their entry points (``aisre.agents``, agents/builtin.py);
+# third-party agents are looked up in the registry when planned (operator/plugin_agents.py).
 AGENTS: dict[AgentName, Callable[[AgentContext], Awaitable[AgentResult]]] = {
-    AgentName.WORKLOADS: workloads.gather,
-    AgentName.EVENTS: events.gather,
-    AgentName.LOGS: logs.gather,
-    AgentName.CHANGES: changes.gather,
-    AgentName.TOPOLOGY: topology.gather,
-    AgentName.METRICS: metrics.gather,
+    AgentName(p.name): p.obj.gather for p in registry().of(PluginGroup.AGENTS, enabled_only=False)
+    if p.builtin and p.obj is not None and p.name in {a.value for a in AgentName}
 }
 MAX_EVIDENCE = 60
 MAX_DATA_CHARS = 1500
@@ -83,17 +83,50 @@ def _window_start(spec: InvestigationSpec, now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(seconds=seconds)
 
 
-async def run_agent(name: AgentName, context: AgentContext, deadline: float) -> AgentResult:
-    with span(f"agent {name.value}", attributes={"aisre.agent": name.value, "aisre.deadline_s": deadline}):
+def _outcome(status: AgentStatus | str) -> str:
+    return {AgentStatus.SUCCESS.value: "success", AgentStatus.NO_DATA.value: "no_data"}.get(AgentStatus(status).value, "error")
+
+
+async def _call(name: str, context: AgentContext, deadline: float) -> AgentResult:
+    """One agent's call, metered (calls, errors, latency, cost) and bounded by its rate limit
+    and deadline (the Investigation's, or the plugin's own when shorter)."""
+    builtin = AGENTS.get(name)  # type: ignore[call-overload]  # AgentName is a str enum: names look it up
+    plugin = registry().get(PluginGroup.AGENTS, name)
+    if builtin is None and (plugin is None or not plugin.enabled):
+        why = f"plugin {plugin.state.value}: {plugin.reason}" if plugin is not None else "no such agent is installed"
+        return AgentResult(agent=name, status=AgentStatus.NO_DATA, message=why)
+    if plugin is not None and not plugin.limit.take():
+        refused(PluginGroup.AGENTS.short, name)
+        return AgentResult(agent=name, status=AgentStatus.NO_DATA,
+                           message=f"rate limit of {plugin.meta.rate_limit_per_minute} calls a minute reached")
+    cost = plugin.meta.cost_per_call_usd if plugin is not None else 0.0
+    timeout = min(deadline, plugin.meta.timeout_seconds or deadline) if plugin is not None else deadline
+    with metered(PluginGroup.AGENTS.short, name, cost) as call:
+        try:
+            if builtin is not None:
+                result = await asyncio.wait_for(builtin(context), timeout=timeout)
+            else:
+                assert plugin is not None
+                result = await plugin_agents.call(plugin, context, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {timeout:.1f} s") from None
+        call.outcome = _outcome(result.status)
+    result.cost_usd = round(result.cost_usd + cost, 6)
+    return result
+
+
+async def run_agent(name: AgentName | str, context: AgentContext, deadline: float) -> AgentResult:
+    name = str(getattr(name, "value", name))
+    with span(f"agent {name}", attributes={"aisre.agent": name, "aisre.deadline_s": deadline}):
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(AGENTS[name](context), timeout=deadline)
-        except TimeoutError:
-            result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=f"timed out after {deadline:.1f} s")
+            result = await _call(name, context, deadline)
+        except TimeoutError as error:
+            result = AgentResult(agent=name, status=AgentStatus.ERROR, message=str(error) or f"timed out after {deadline:.1f} s")
         except KubeAccessError as error:
-            result = AgentResult(agent=name.value, status=AgentStatus.ERROR, message=str(error)[:500])
+            result = AgentResult(agent=name, status=AgentStatus.ERROR, message=str(error)[:500])
         except Exception as error:  # an agent's bug must not fail the investigation
-            result = AgentResult(agent=name.value, status=AgentStatus.ERROR,
+            result = AgentResult(agent=name, status=AgentStatus.ERROR,
                                  message=f"{type(error).__name__}: {error}"[:500])
         result.latency_seconds = round(time.perf_counter() - started, 4)
         status = AgentStatus(result.status).value
@@ -103,16 +136,16 @@ async def run_agent(name: AgentName, context: AgentContext, deadline: float) -> 
         return result
 
 
-def _agent_calls(context: AgentContext, names: list[AgentName]) -> dict[str, AgentCall]:
+def _agent_calls(context: AgentContext, names: list[str]) -> dict[str, AgentCall]:
     """The agents as read-only tools for the LLM planner: the same agent, a longer look-back."""
 
-    def call(name: AgentName) -> AgentCall:
+    def call(name: str) -> AgentCall:
         async def gather(minutes: int) -> list[Finding]:
             wider = dataclasses.replace(context, window_start=context.now - dt.timedelta(minutes=minutes))
             return (await run_agent(name, wider, deadline=10.0)).findings
         return gather
 
-    return {name.value: call(name) for name in names}
+    return {name: call(name) for name in names}
 
 
 def actions_of(hypotheses: list[RankedHypothesis], findings: list[Finding], namespace: str) -> list[dict[str, Any]]:
@@ -154,10 +187,10 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
     context = AgentContext(reader=reader, scope=scope, window_start=_window_start(spec, now), now=now,
                            prometheus=prometheus)
     deadline = max(1.0, spec.deadline_seconds * 0.8)
-    timeline.append({"time": _now(), "event": "Planned", "message": ", ".join(p.name.value for p in planned)
-                     + (f"; skipped {', '.join(f'{k.value} ({v})' for k, v in skipped.items())}" if skipped else "")})
+    timeline.append({"time": _now(), "event": "Planned", "message": ", ".join(p.name for p in planned)
+                     + (f"; skipped {', '.join(f'{k} ({v})' for k, v in skipped.items())}" if skipped else "")})
     results = await asyncio.gather(*(run_agent(p.name, context, deadline) for p in planned))
-    results.extend(AgentResult(agent=name.value, status=AgentStatus.NO_DATA, message=why) for name, why in skipped.items())
+    results.extend(AgentResult(agent=name, status=AgentStatus.NO_DATA, message=why) for name, why in skipped.items())
     findings = [f for r in results for f in r.findings]
     timeline.append({"time": _now(), "event": "EvidenceGathered",
                      "message": f"{len(findings)} findings from {sum(1 for r in results if r.status == AgentStatus.SUCCESS)} agents"})
@@ -172,7 +205,7 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
         chosen.set_attribute("aisre.actions", [str(a.get("type")) for a in actions])
     with span("rank llm") as llm_span:
         step = await run_llm_step(llm, spec, namespace, hypotheses=hypotheses, findings=findings, actions=actions,
-                                  agents=_agent_calls(context, [p.name for p in planned]), spent_today=spent_today,
+                                  agents=_agent_calls(context, [p.name for p in planned if p.name in AGENTS]), spent_today=spent_today,
                                   seconds_left=spec.deadline_seconds - (time.monotonic() - clock) - 0.5,
                                   today=now.date())
         llm_span.set_attributes({"aisre.llm.used": step.used, "aisre.llm.reason": step.reason or ""})

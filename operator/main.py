@@ -28,7 +28,7 @@ from typing import Any
 import kopf
 import structlog
 
-from aisre import tracing
+from aisre import plugins, tracing
 from aisre.api.meta import GROUP
 from aisre.operator import handlers  # noqa: F401  (registers the Kopf handlers)
 from aisre.operator.config import OperatorConfig
@@ -87,6 +87,10 @@ async def serve(
     """Run Kopf (on the leader, or always without peering) and the HTTP server until
     stopped; then shut both down cleanly and release the Lease."""
     kopf_ready = asyncio.Event()
+    found = plugins.reload(config.plugins)  # loaded once, before anything calls a plugin
+    for plugin in found.problems():
+        log.warning("plugin not running", group=plugin.group.short, plugin=plugin.name, state=plugin.state.value,
+                    reason=plugin.reason)
     if tracing.configure():  # OTEL_* variables; off (no-op spans) without an endpoint
         log.info("tracing on", endpoint=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
                  or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))

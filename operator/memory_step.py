@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from aisre.kube.reader import ClusterReader
-from aisre.knowledge.memory import Case, Memory, case_of_incident, case_of_investigation, seen_before, status_entries
+from aisre.knowledge.memory import Case, Memory, action_record, case_of_incident, case_of_investigation, seen_before, status_entries
 from aisre.operator.metrics import MEMORY_CASES, ROOT_CAUSES_CONFIRMED
 from aisre.knowledge.graph import WRITE_CASE, Batches, case_row
 from aisre.operator.graph_store import GraphStore
@@ -47,7 +47,8 @@ def observe_incident(memory: Memory, event_type: str | None, incident: dict[str,
 
 
 async def recall(memory: Memory, reader: ClusterReader, status: dict[str, Any], namespace: str,
-                 owner: dict[str, str], graph: GraphStore | None = None) -> Case | None:
+                 owner: dict[str, str], graph: GraphStore | None = None,
+                 proven: list[tuple[float, list[tuple[str, bool]]]] | None = None) -> Case | None:
     """Adds the most similar past Incidents of this namespace and how often this recurred to
     an Investigation's status; returns its case (``owner``: the uid and name of its Incident,
     or of the Investigation itself when no Incident owns it)."""
@@ -65,6 +66,8 @@ async def recall(memory: Memory, reader: ClusterReader, status: dict[str, Any], 
         matches = memory.similar(case, namespace=namespace)
     if matches:
         status["similarIncidents"] = status_entries(matches)
+        if proven is not None:  # what their actions did, for the recommendation's order (recommend.prefer_proven)
+            proven.extend((m.similarity, action_record(m.case)) for m in matches)
     line = seen_before(case, memory.recurrences(case, namespace=namespace))
     if line:
         status["seenBefore"] = line

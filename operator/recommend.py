@@ -92,7 +92,7 @@ ANSWERS: dict[C, Answer] = {
                                                              "cluster"),
     C.SCHEDULING_CONSTRAINT: Answer((ActionType.ROLLBACK,), "relax the node selector, affinity or tolerations, or "
                                                             "label nodes to match"),
-    C.NODE_FAILURE: Answer((ActionType.CORDON_NODE,), "repair or replace the node"),
+    C.NODE_FAILURE: Answer((ActionType.DRAIN_NODE, ActionType.CORDON_NODE), "repair or replace the node"),
     C.RESOURCE_QUOTA_EXCEEDED: Answer((), "raise the namespace's ResourceQuota or free what it counts"),
     C.STORAGE_FAILURE: Answer((), "repair the volume, its claim or its storage class"),
     C.SCALED_TO_ZERO: Answer((ActionType.SCALE,), "scale the workload back up"),
@@ -129,6 +129,21 @@ def _config_change(findings: list[Finding], kind: str, name: str) -> Finding | N
                  and f.data.get("config_kind", kind) == kind), None)
 
 
+MEMORY_FINDINGS = ("MemoryNearLimit", "MemoryGrowing")
+
+
+def observed_peak(findings: list[Finding], resource: str, container: str | None) -> int | None:
+    """The highest working set the metrics agent saw for ``resource``'s container (bytes),
+    or None without usage metrics (pure)."""
+    peaks = []
+    for f in findings:
+        if f.kind in MEMORY_FINDINGS and f.data.get("owner") == resource and (
+                not container or not f.data.get("container") or f.data.get("container") == container):
+            values = [v for v in [*(f.data.get("values") or []), f.data.get("recent")] if isinstance(v, (int, float))]
+            peaks += values
+    return int(max(peaks)) if peaks and max(peaks) > 0 else None
+
+
 def advise(category: C, resource: str, namespace: str, findings: list[Finding], cited: list[str]) -> Advice:
     """The actions that can remove ``category`` on ``resource`` given the evidence, and a
     note for a person when they are none (or cannot do all of it). Pure."""
@@ -157,8 +172,14 @@ def advise(category: C, resource: str, namespace: str, findings: list[Finding], 
         container = next((f.data.get("container") for f in findings
                           if f.kind == "ContainerTerminated" and f.data.get("owner") == resource
                           and f.data.get("reason") == "OOMKilled"), None)
-        add(ActionType.SET_RESOURCES, "raise the memory limit the containers are killed at", container=container,
-            memoryIncreasePercent=50)
+        peak = observed_peak(findings, resource, container)
+        if peak is not None:
+            add(ActionType.SET_RESOURCES, f"raise the memory limit the containers are killed at, from the peak working "
+                                          f"set observed ({peak / 2**20:.0f} MiB) with headroom", container=container,
+                memoryPeakBytes=peak)
+        else:
+            add(ActionType.SET_RESOURCES, "raise the memory limit the containers are killed at (no usage metrics: the "
+                                          "limit × 1.5)", container=container, memoryIncreasePercent=50)
 
     def rollback() -> None:
         if kind not in ROLLOUT_KINDS:
@@ -196,13 +217,19 @@ def advise(category: C, resource: str, namespace: str, findings: list[Finding], 
         if kind == "Node":
             add(ActionType.CORDON_NODE, "keep new pods off the failing node")
 
+    def drain() -> None:
+        if kind == "Node":
+            add(ActionType.DRAIN_NODE, "keep new pods off the failing node and move the pods of its controllers "
+                                       "elsewhere (evictions respect PodDisruptionBudgets)")
+
     def scale() -> None:
         if kind in ("Deployment", "StatefulSet"):
             add(ActionType.SCALE, "scale back up", replicas=1)
 
     builders: dict[ActionType, Callable[[], None]] = {
         ActionType.SET_RESOURCES: set_resources, ActionType.ROLLBACK: rollback,
-        ActionType.RESTORE_CONFIG: restore_config, ActionType.CORDON_NODE: cordon, ActionType.SCALE: scale}
+        ActionType.RESTORE_CONFIG: restore_config, ActionType.CORDON_NODE: cordon, ActionType.SCALE: scale,
+        ActionType.DRAIN_NODE: drain}
     for action in answer.actions:
         builders[action]()
     if not advice.actions:
@@ -215,6 +242,38 @@ def advise(category: C, resource: str, namespace: str, findings: list[Finding], 
 def recommend(category: C, resource: str, namespace: str, findings: list[Finding], cited: list[str]) -> list[RecommendedAction]:
     """The actions of ``advise`` (what the policy decides on)."""
     return advise(category, resource, namespace, findings, cited).actions
+
+
+PREFERENCE_CASES = 5  # the most similar past Incidents consulted
+PREFERENCE_MIN_SIMILARITY = 0.3
+
+
+def prefer_proven(actions: list[dict[str, Any]], past: list[tuple[float, list[tuple[str, bool]]]]) -> list[dict[str, Any]]:
+    """The recommended actions ordered so that those that cleared similar past faults come
+    first, those that did not last (pure). ``past``: (similarity, [(action type, cleared)])
+    per similar past Incident. Bounded: the ``PREFERENCE_CASES`` most similar at or above
+    ``PREFERENCE_MIN_SIMILARITY``, each weighted by its similarity; it only reorders what the
+    catalog recommended for this cause (no action is added or removed), and says why in the
+    action's reason. Ties keep the catalog's order."""
+    consulted = sorted((p for p in past if p[0] >= PREFERENCE_MIN_SIMILARITY), key=lambda p: -p[0])[:PREFERENCE_CASES]
+    score: dict[str, float] = {}
+    tally: dict[str, list[int]] = {}
+    for similarity, record in consulted:
+        for type_, cleared in record:
+            score[type_] = score.get(type_, 0.0) + (similarity if cleared else -similarity)
+            counts = tally.setdefault(type_, [0, 0])
+            counts[0] += int(cleared)
+            counts[1] += 1
+    ordered = sorted(enumerate(actions), key=lambda pair: (-score.get(pair[1]["type"], 0.0), pair[0]))
+    out = []
+    for _, action in ordered:
+        counts = tally.get(action["type"])
+        if counts:
+            note = (f" [memory: cleared the fault in {counts[0]} of {counts[1]} similar past Incident(s) where it ran"
+                    f"{', preferred' if score[action['type']] > 0 else ', tried after the others'}]")
+            action = {**action, "reason": (action.get("reason", "") + note)[:1024]}
+        out.append(action)
+    return out
 
 
 def runbook_actions(runbooks: list[dict[str, Any]], root: dict[str, Any], namespace: str,

@@ -29,7 +29,7 @@ from aisre.operator.incidents import mirror_root_cause
 from aisre.llm.cost import spent_today
 from aisre.operator.investigation import Outcome, investigate, rfc3339, status_of
 from aisre.operator.llm_step import LLM_USED, LLMService
-from aisre.operator.recommend import bind_actions
+from aisre.operator.recommend import bind_actions, prefer_proven
 from aisre.operator.runbook_step import attach_runbooks
 from aisre.operator.memory_step import incident_patch, recall
 from aisre.knowledge.graph import investigation_batches
@@ -200,11 +200,14 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
             return None
         with span("memory recall"):
             return await recall(memory, reader, status, namespace,
-                                incident or {"uid": body["metadata"]["uid"], "name": name}, graph)
+                                incident or {"uid": body["metadata"]["uid"], "name": name}, graph, proven)
 
     # Runbooks (from the API server) and past incidents (from Neo4j, or the embedded index) at
     # once: they write different parts of the status, and the Investigation waits for the slower.
+    proven: list[tuple[float, list[tuple[str, bool]]]] = []  # what similar past Incidents' actions did
     _, case = await asyncio.gather(runbooks(), remember())
+    if proven and status.get("recommendedActions"):
+        status["recommendedActions"] = prefer_proven(status["recommendedActions"], proven)
     if graph is not None and status.get("rootCause"):
         edges = [f.data for f in outcome.findings if f.kind == "Edge"]
         graph.submit(investigation_batches(dict(body["metadata"]), status, edges, case if incident is not None else None))

@@ -39,7 +39,7 @@ import httpx
 from pydantic import ValidationError
 
 from aisre import audit
-from aisre.api.incident import ActionResult, Decision, IncidentState, JournalEntry
+from aisre.api.incident import ActionResult, Assessment, Decision, Effect, IncidentState, JournalEntry
 from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import API_VERSION
 from aisre.api.taxonomy import ActionType
@@ -48,9 +48,9 @@ from aisre.errors import AisreError
 from aisre.redact import redact, redact_text
 from aisre.tracing import record_span
 from aisre.api.signing import verify_action
-from aisre.remediation import inputs, kubeapi, ledger
+from aisre.remediation import inputs, kubeapi, ledger, verification
 from aisre.remediation.actions import CATALOG
-from aisre.remediation.actions.base import Plan, PreconditionFailed, apply, diff
+from aisre.remediation.actions.base import Plan, PreconditionFailed, apply, diff, workloads_of
 from aisre.remediation.policy import (
     ApprovalGiven,
     DecisionInput,
@@ -326,7 +326,8 @@ class Remediator:
         verdict = decide(DecisionInput(action, namespace, chosen[0] if chosen else None, chosen[1] if chosen else None,
                                        state, now, history, approvals_of(incident), incident_objects(incident),
                                        operator_namespace=self.operator_namespace,
-                                       min_healthy_floor=self.min_healthy_floor, pending=pending))
+                                       min_healthy_floor=self.min_healthy_floor, pending=pending,
+                                       installed=frozenset(CATALOG)))
         entry = JournalEntry(id=action.id, type=action.type, target=action.target, decision=verdict.decision,
                              reason=verdict.text[:1024], policy=chosen[0] if chosen else None,
                              approved_by=verdict.approved_by, decided_at=now, result=ActionResult.SKIPPED)
@@ -441,6 +442,7 @@ class Remediator:
             # Lost the Lease since the claim: send nothing. The entry stays Running, and the
             # next leader finishes it from what it finds (Failed, Interrupted: not sent).
             return
+        await self._observe_before(incident, action, plan)
         try:
             await apply(self.executor, plan, dry_run=False)
         except AisreError as error:
@@ -454,25 +456,63 @@ class Remediator:
         await _pause(PAUSE_AFTER_EXECUTE)
         await self._verify_and_finish(incident, entry, action, plan, policy)
 
+    def _home(self, incident: dict[str, Any], action: RecommendedAction) -> str:
+        """The namespace whose workloads a change affects (a Node's: the Incident's)."""
+        return action.target.namespace or incident["metadata"]["namespace"]
+
+    async def _observe_before(self, incident: dict[str, Any], action: RecommendedAction, plan: Plan) -> None:
+        """The state verification compares with: each workload the change rolls out, and the
+        namespace's workloads not fully available (for side effects). Best effort: without
+        it, the state after the change is judged on its own."""
+        namespace = self._home(incident, action)
+        try:
+            plan.extra["before"] = {ref: await verification.observe(self.client, namespace, ref)
+                                    for ref in workloads_of(action, plan)}
+            plan.extra["unhealthy_before"] = await verification.unhealthy_now(self.client, namespace)
+        except AisreError:
+            pass
+
+    async def _assess(self, incident: dict[str, Any], entry: JournalEntry, action: RecommendedAction, plan: Plan,
+                      ok: bool) -> Assessment:
+        """The journal's assessment of an executed action: cleared, how fast, side effects."""
+        namespace = self._home(incident, action)
+        judgement = plan.extra.get("judgement")
+        side: list[str] = []
+        if "unhealthy_before" in plan.extra:
+            try:
+                now_unhealthy = await verification.unhealthy_now(self.client, namespace)
+                side = sorted(now_unhealthy - set(plan.extra["unhealthy_before"]) - set(workloads_of(action, plan)))
+            except AisreError:
+                pass
+        return assessment_of(judgement, ok, entry.started_at, plan.extra.get("cleared_at"), side)
+
     async def _verify_and_finish(self, incident: dict[str, Any], entry: JournalEntry, action: RecommendedAction,
                                  plan: Plan, policy: RemediationPolicySpec | None) -> None:
-        verification = (policy.verification if policy else None) or Verification()
-        timeout = parse_duration(verification.timeout).total_seconds()
+        verification_ = (policy.verification if policy else None) or Verification()
+        floor = parse_duration(verification_.timeout).total_seconds()
+        module = CATALOG[action.type]
+        try:
+            # The window follows the workload's own rollout (the policy's timeout is the floor).
+            timeout = await verification.window_for(self.client, self._home(incident, action),
+                                                    workloads_of(action, plan), floor)
+        except AisreError:
+            timeout = floor
         if self.max_verify_seconds is not None:
             timeout = min(timeout, self.max_verify_seconds)
-        module = CATALOG[action.type]
         try:
             settled = await module.settle(self.executor, action, plan, timeout) if module.settle else ""
             ok, how = await module.verify(self.client, action, plan, timeout)
             how = f"{settled}; {how}" if settled else how
         except AisreError as error:
             ok, how = False, f"{error.reason}: {error}"
+        assessment = await self._assess(incident, entry, action, plan, ok)
         if ok:
-            await self._finish(incident, entry, ActionResult.SUCCEEDED, f"{plan.summary}; verified: {how}")
+            await self._finish(incident, entry, ActionResult.SUCCEEDED, f"{plan.summary}; verified: {how}", assessment)
             return
-        if not verification.revert_on_failure or not entry.undo:
-            why = "revertOnFailure is off" if not verification.revert_on_failure else "the action cannot be reverted"
-            await self._finish(incident, entry, ActionResult.FAILED, f"VerificationFailed: {how}; not reverted ({why})")
+        if not verification_.revert_on_failure or not entry.undo:
+            why = "revertOnFailure is off" if not verification_.revert_on_failure else "the action cannot be reverted"
+            await self._finish(incident, entry, ActionResult.FAILED, f"VerificationFailed: {how}; not reverted ({why})",
+                               assessment)
             return
         try:
             t = action.target
@@ -482,13 +522,17 @@ class Remediator:
             undo_plan = module.revert(target, json.loads(entry.undo), f"{entry.marker}/revert", context)
             await apply(self.executor, undo_plan, dry_run=False)
         except AisreError as error:
-            await self._finish(incident, entry, ActionResult.FAILED, f"VerificationFailed: {how}; revert failed: {error}")
+            await self._finish(incident, entry, ActionResult.FAILED, f"VerificationFailed: {how}; revert failed: {error}",
+                               assessment)
             return
-        await self._finish(incident, entry, ActionResult.REVERTED, f"VerificationFailed: {how}; reverted: {undo_plan.summary}")
+        await self._finish(incident, entry, ActionResult.REVERTED, f"VerificationFailed: {how}; reverted: {undo_plan.summary}",
+                           assessment)
 
-    async def _finish(self, incident: dict[str, Any], entry: JournalEntry, result: ActionResult, detail: str) -> None:
+    async def _finish(self, incident: dict[str, Any], entry: JournalEntry, result: ActionResult, detail: str,
+                      assessment: Assessment | None = None) -> None:
         meta = incident["metadata"]
-        entry = entry.model_copy(update={"result": result, "detail": detail[:2048], "finished_at": inputs.now()})
+        entry = entry.model_copy(update={"result": result, "detail": detail[:2048], "finished_at": inputs.now(),
+                                         "assessment": assessment})
         await self._ledger(incident, entry)
         # Verified: mitigated (detection resolves it once its signals clear); otherwise back
         # to what was identified.
@@ -531,6 +575,26 @@ def recorded_marker(incident: dict[str, Any], entry: JournalEntry) -> str | None
         return None
     meta = incident["metadata"]
     return f"{meta['namespace']}/{meta['name']}/{entry.id}/{rfc3339(entry.decided_at)}"
+
+
+def assessment_of(judgement: verification.Judgement | None, ok: bool, started: dt.datetime | None,
+                  cleared_at: dt.datetime | None, side_effects: list[str]) -> Assessment:
+    """The journal's assessment from verification's judgement (pure). Without a judgement
+    (a pod deleted, a node cordoned: nothing rolls out) the verification's own answer is
+    whether the fault cleared."""
+    if judgement is None:
+        effect = Effect.CLEARED if ok else Effect.UNCHANGED
+        detail = "verified" if ok else "verification failed"
+    else:
+        effect, detail = Effect(judgement.outcome), judgement.detail
+    cleared = effect == Effect.CLEARED
+    seconds = None
+    if cleared and started is not None:
+        seconds = max(0, int(((cleared_at or dt.datetime.now(dt.UTC)) - started).total_seconds()))
+    if side_effects:
+        detail = f"{detail}; newly unhealthy in the namespace: {', '.join(side_effects[:10])}"
+    return Assessment(cleared=cleared, effect=effect, time_to_clear_seconds=seconds,
+                      side_effects=side_effects[:10] or None, detail=redact_text(detail)[:1024])
 
 
 def redacted_diff(before: Any, after: Any) -> list[str]:

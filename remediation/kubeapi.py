@@ -53,6 +53,12 @@ class NotFound(ExternalError):
     reason = "NotFound"
 
 
+class TooManyRequests(ExternalError):
+    """HTTP 429: for an eviction, a PodDisruptionBudget does not allow it now."""
+
+    reason = "DisruptionBudget"
+
+
 def collection(kind: str, namespace: str | None) -> str:
     if kind not in PATHS:
         raise NeedsUserError(f"kind {kind} is not in the action catalog", reason="UnsupportedKind")
@@ -82,6 +88,8 @@ def _raise_for(response: httpx.Response, what: str) -> None:
         raise NotFound(text)
     if response.status_code == 409:
         raise Conflict(text)
+    if response.status_code == 429:
+        raise TooManyRequests(text)
     raise ExternalError(text)
 
 

@@ -35,11 +35,13 @@ from aisre.api.remediation_policy import (
     TimeWindowRule,
 )
 from aisre.api.taxonomy import ActionType, RemediationMode
+from aisre.remediation import sizing
 
 # Reasons recorded in the journal (CamelCase; the first word of JournalEntry.reason).
 NO_POLICY = "NoMatchingPolicy"
 OUT_OF_SCOPE = "OutOfScope"
 ACTION_NOT_ALLOWED = "ActionNotAllowed"
+ACTION_NOT_INSTALLED = "ActionNotInstalled"
 POLICY_PAUSED = "PolicyPaused"
 MODE_OBSERVE = "ModeObserve"
 MODE_SUGGEST = "ModeSuggest"
@@ -70,7 +72,7 @@ GITOPS_OWNED_LABELS = ("argocd.argoproj.io/instance", "kustomize.toolkit.fluxcd.
 
 ROLLOUT_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 CLUSTER_SCOPED_KINDS = {"Node"}
-NODE_ACTIONS = {ActionType.CORDON_NODE.value, ActionType.UNCORDON_NODE.value}
+NODE_ACTIONS = {ActionType.CORDON_NODE.value, ActionType.UNCORDON_NODE.value, ActionType.DRAIN_NODE.value}
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ class DecisionInput:
     operator_namespace: str | None = None
     min_healthy_floor: int = 0
     pending: Pending | None = None  # the approval this action awaits, when journaled and current
+    # The action types the catalog holds (the aisre.actions registry); None: not known (all).
+    installed: frozenset[str] | None = None
 
     @property
     def central(self) -> bool:
@@ -232,6 +236,14 @@ def check_action_allowed(i: DecisionInput) -> Verdict | None:
     return None
 
 
+def check_action_installed(i: DecisionInput) -> Verdict | None:
+    """An action the catalog does not hold (turned off, failed to load) is never run."""
+    if i.installed is not None and str(getattr(i.action.type, "value", i.action.type)) not in i.installed:
+        return Verdict(Decision.DENIED, ACTION_NOT_INSTALLED,
+                       f"{i.action.type} is not in the action catalog here (aisre plugins says why)")
+    return None
+
+
 def check_mode(i: DecisionInput) -> Verdict | None:
     assert i.policy is not None
     mode = mode_of(i.policy, i.action.type)
@@ -261,27 +273,44 @@ def check_bounds(i: DecisionInput) -> Verdict | None:
             return Verdict(Decision.DENIED, OUT_OF_BOUNDS,
                            f"replicas {replicas} outside [{scale.min_replicas}, {scale.max_replicas}]")
     if kind == ActionType.SET_RESOURCES:
-        res = (bounds.resources if bounds else None) or ResourceBounds()
-        memory = _param(i.action, "memoryIncreasePercent")
-        cpu = _param(i.action, "cpuIncreasePercent")
-        if memory is None and cpu is None:
-            return Verdict(Decision.DENIED, OUT_OF_BOUNDS, "setResources needs memoryIncreasePercent or cpuIncreasePercent")
-        for name, value, ceiling in (("memory", memory, res.max_memory_increase_percent),
-                                     ("cpu", cpu, res.max_cpu_increase_percent)):
-            if value is None:
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"{name} increase must be a positive integer percent")
-            if value > ceiling:
-                return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"{name} increase {value}% exceeds {ceiling}%")
-        if memory is not None and res.max_memory:
-            if i.target.memory_limit_bytes is None:
-                return Verdict(Decision.DENIED, OUT_OF_BOUNDS, "the container has no memory limit to raise")
-            new = i.target.memory_limit_bytes * (100 + memory) // 100
-            if new > parse_quantity(res.max_memory):
-                return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"new memory limit {new} bytes exceeds {res.max_memory}")
+        verdict = _resource_bounds(i, (bounds.resources if bounds else None) or ResourceBounds())
+        if verdict is not None:
+            return verdict
     if mode_of(i.policy, i.action.type) == RemediationMode.DRY_RUN:
         return Verdict(Decision.DRY_RUN, MODE_DRY_RUN, "the policy runs this action as a server-side dry run")
+    return None
+
+
+def _resource_bounds(i: DecisionInput, res: ResourceBounds) -> Verdict | None:
+    """setResources within the policy's bounds: the derived new memory limit
+    (``sizing.new_memory_limit``, from the peak and the factor) and the CPU percent."""
+    memory = _param(i.action, "memoryIncreasePercent")
+    peak = _param(i.action, "memoryPeakBytes")
+    cpu = _param(i.action, "cpuIncreasePercent")
+    if memory is None and cpu is None and peak is None:
+        return Verdict(Decision.DENIED, OUT_OF_BOUNDS,
+                       "setResources needs memoryIncreasePercent, memoryPeakBytes or cpuIncreasePercent")
+    for name, value in (("memory increase", memory), ("cpu increase", cpu), ("memory peak", peak)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"{name} must be a positive integer")
+    for name, value, ceiling in (("memory", memory, res.max_memory_increase_percent),
+                                 ("cpu", cpu, res.max_cpu_increase_percent)):
+        if value is not None and value > ceiling:  # the factor asked for, whatever rounding makes of it
+            return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"{name} increase {value}% exceeds {ceiling}%")
+    if memory is None and peak is None:
+        return None
+    current = i.target.memory_limit_bytes
+    if current is None and (res.max_memory or peak is not None):
+        return Verdict(Decision.DENIED, OUT_OF_BOUNDS, "the container has no memory limit to raise")
+    if current is None:  # raised from its request, by the percentage alone (checked above)
+        return None
+    new = sizing.new_memory_limit(current, peak, memory)
+    percent = sizing.increase_percent(current, new)
+    if percent > res.max_memory_increase_percent:
+        return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"memory increase {percent}% (to {sizing.quantity(new)}) exceeds "
+                                                       f"{res.max_memory_increase_percent}%")
+    if res.max_memory and new > parse_quantity(res.max_memory):
+        return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"new memory limit {sizing.quantity(new)} exceeds {res.max_memory}")
     return None
 
 
@@ -350,7 +379,8 @@ def healthy_after(i: DecisionInput) -> tuple[int, int] | None:
         return (min(t.ready, wanted), t.replicas) if wanted < t.replicas else (t.ready, t.replicas)
     if kind == ActionType.UNCORDON_NODE:
         return (t.ready, t.replicas)
-    # deletePod, a rolling restart/rollback/resource change, a cordon: one replica at a time.
+    # deletePod, a rolling restart/rollback/resource change, a cordon or a drain (one node
+    # less; the drained pods themselves are bounded by their PodDisruptionBudgets): one at a time.
     return (max(0, t.ready - 1), t.replicas)
 
 
@@ -446,7 +476,7 @@ def check_incident_owns_target(i: DecisionInput) -> Verdict | None:
 
 
 CHAIN: tuple[Step, ...] = (
-    check_scope, check_action_allowed, check_mode, check_incident_owns_target, check_bounds, check_window, check_rate_limit,
+    check_scope, check_action_allowed, check_action_installed, check_mode, check_incident_owns_target, check_bounds, check_window, check_rate_limit,
     check_cooldown, check_blast_radius, check_gitops, check_approval,
 )
 

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from aisre.errors import NeedsUserError
-from aisre.remediation import kubeapi
+from aisre.remediation import kubeapi, verification
 
 MARKER = "aisre.dev/remediation"
 
@@ -125,12 +125,24 @@ def require_kind(action_kind: str, kinds: set[str], type_: str) -> None:
         raise PreconditionFailed(f"{type_} applies to {', '.join(sorted(kinds))}, not {action_kind}")
 
 
-def rollout_verifier(done: str) -> Any:
-    """``verify`` for actions that change a workload: its rollout completes in time."""
+def rollout_verifier(done: str, soak: float | None = 0.0) -> Any:
+    """``verify`` for actions that change a workload: judged on the workload's own rollout
+    and the fault's signal against its state before the change (``verification``); ``soak``
+    seconds more of watching once complete, for faults that need time to show (None: the
+    configured ``verification.SOAK_SECONDS``)."""
 
     async def verify(client: httpx.AsyncClient, action: Any, plan_: Plan, timeout: float) -> tuple[bool, str]:
         t = action.target
-        ok = await kubeapi.wait_for(client, t.kind, t.namespace, t.name, rollout_done, timeout)
-        return ok, done if ok else f"rollout not complete within {timeout:.0f} s"
+        ok, how = await verification.verify_workloads(client, t.namespace, [f"{t.kind}/{t.name}"], plan_.extra,
+                                                      timeout, soak)
+        return ok, f"{done}; {how}" if ok else how
 
     return verify
+
+
+def workloads_of(action: Any, plan_: Plan) -> list[str]:
+    """Kind/name of the workloads a change rolls out (verified and compared before/after)."""
+    t = action.target
+    if t.kind in verification.ROLLOUT_KINDS:
+        return [f"{t.kind}/{t.name}"]
+    return list(plan_.extra.get("users") or [])

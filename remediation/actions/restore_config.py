@@ -29,7 +29,8 @@ from aisre.api.investigation import RecommendedAction
 from aisre.redact import redact_text
 from aisre.remediation import kubeapi
 from aisre.remediation import snapshots as snapshot_store
-from aisre.remediation.actions.base import Plan, PreconditionFailed, has_marker, marker_ops, meta, path_of, require_kind, rollout_done
+from aisre.remediation import verification
+from aisre.remediation.actions.base import Plan, PreconditionFailed, has_marker, marker_ops, meta, path_of, require_kind
 from aisre.remediation.actions.rollout_restart import RESTARTED_AT
 
 KINDS = {"ConfigMap"}
@@ -149,18 +150,14 @@ async def settle(executor: httpx.AsyncClient, action: RecommendedAction, plan_: 
 
 
 async def verify(client: httpx.AsyncClient, action: RecommendedAction, plan_: Plan, timeout: float) -> tuple[bool, str]:
-    """Every user rolled out with every replica available within the timeout."""
+    """Every user judged on its own rollout and its new pods' faults, against its state
+    before the restore (``verification``): the window follows the slowest user's rollout."""
     t = action.target
-    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=timeout)
     names = plan_.extra.get("users")
     if names is None:  # resumed after a restart: the users as they are now
         names = [f"{u['kind']}/{meta(u)['name']}" for u in await users(client, t.namespace or "", t.name)]
-    for ref in names:
-        kind, _, name = ref.partition("/")
-        left = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
-        if left <= 0 or not await kubeapi.wait_for(client, kind, t.namespace, name, rollout_done, left):
-            return False, f"{ref} did not roll out with every replica available within {timeout:.0f} s"
-    return True, f"content restored; {', '.join(names) or 'no workload'} available"
+    ok, how = await verification.verify_workloads(client, t.namespace or "", list(names), plan_.extra, timeout)
+    return ok, f"content restored; {how}" if ok else how
 
 
 applied = has_marker

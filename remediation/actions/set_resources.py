@@ -1,6 +1,13 @@
-"""setResources: raise one container's memory and/or CPU limit by a bounded percentage
-(the policy's bounds cap the percentage and the absolute memory). Requests are left
-alone unless they would exceed the new limit. Reverting restores the old resources."""
+"""setResources: raise one container's memory and/or CPU limit, for containers OOM-killed
+at their limit (or throttled at it).
+
+The new memory limit is derived from what was observed (``aisre.remediation.sizing``): the
+peak working set the metrics agent saw (``memoryPeakBytes``) with headroom, at least the
+current limit × ``memoryIncreasePercent`` (a bounded factor: at most twice the limit in one
+action), rounded to a step people would write. The policy's bounds cap the percentage and
+the absolute memory. Requests are left alone unless they would exceed the new limit.
+Verified by the absence of new OOM kills in the new pods over the window (the rollout,
+then ``verification.SOAK_SECONDS`` more), against the state before. Reverting restores the old resources."""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from typing import Any
 
 from aisre.api.investigation import RecommendedAction
 from aisre.remediation.actions.base import Plan, PreconditionFailed, has_marker, marker_ops, path_of, require_kind, rollout_verifier
+from aisre.remediation import sizing
 from aisre.remediation.policy import parse_quantity
 
 KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
@@ -41,7 +49,7 @@ def _raised(current: str, percent: int, unit: str) -> str:
 def new_resources(container: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     resources = {k: dict(v) for k, v in (container.get("resources") or {}).items() if isinstance(v, dict)}
     limits, requests = resources.setdefault("limits", {}), resources.get("requests") or {}
-    for unit, key in (("memory", "memoryIncreasePercent"), ("cpu", "cpuIncreasePercent")):
+    for unit, key in (("cpu", "cpuIncreasePercent"),):
         percent = params.get(key)
         if percent is None:
             continue
@@ -49,7 +57,20 @@ def new_resources(container: dict[str, Any], params: dict[str, Any]) -> dict[str
         if base is None:
             raise PreconditionFailed(f"container {container.get('name')} has no {unit} limit or request to raise")
         limits[unit] = _raised(base, int(percent), unit)
+    if params.get("memoryPeakBytes") is not None or params.get("memoryIncreasePercent") is not None:
+        base = limits.get("memory") or requests.get("memory")
+        if base is None:
+            raise PreconditionFailed(f"container {container.get('name')} has no memory limit or request to raise")
+        new = sizing.new_memory_limit(parse_quantity(base), _int(params.get("memoryPeakBytes")),
+                                      _int(params.get("memoryIncreasePercent")))
+        limits["memory"] = sizing.quantity(new)
+        if "memory" in requests and parse_quantity(requests["memory"]) > new:
+            resources["requests"]["memory"] = limits["memory"]
     return resources
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def plan(target: dict[str, Any], action: RecommendedAction, marker: str, context: Any = None) -> Plan:
@@ -73,4 +94,5 @@ def revert(target: dict[str, Any], undo: dict[str, Any], marker: str, context: A
 
 applied = has_marker
 
-verify = rollout_verifier("new limits rolled out; every replica available")
+# An OOM kill shows under load, not at start: the configured soak (verification.SOAK_SECONDS).
+verify = rollout_verifier("new limits rolled out; every replica available, no new OOM kill", soak=None)

@@ -6,16 +6,19 @@
     aisre report     print a Markdown report of an Investigation or an Incident
     aisre approve    approve a recommended action of an Incident, as the current user
     aisre bench      run fault scenarios on a cluster and score the operator's conclusions
+    aisre plugins    list the agents, patterns, actions and sinks installed, which are on, and why not
     aisre version    print the version
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from aisre import __version__
 
@@ -219,6 +222,42 @@ def _cmd_calibration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _needs(meta: Any) -> str:
+    needs = [n for n in ("prometheus", "url", "secret") if getattr(meta.needs, n)]
+    extra = [f"${meta.cost_per_call_usd:g}/call"] if meta.cost_per_call_usd else []
+    extra += [f"{meta.rate_limit_per_minute}/min"] if meta.rate_limit_per_minute else []
+    extra += [f"symptoms:{len(meta.symptoms)}"] if meta.symptoms else []
+    extra += [f"rbac:{len(meta.rbac)} rules (--json)"] if meta.rbac else []
+    return " ".join(needs + extra) or "-"
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    """What the registries hold under this environment's AISRE_PLUGINS_* (the operator's, when
+    run in its Pod), which are on, and why the others are not. --check: exit 1 when a plugin
+    failed to load or lacks a prerequisite."""
+    from aisre.plugins import PluginConfig, load
+
+    try:
+        config = PluginConfig.from_env()
+    except ValueError as error:
+        print(f"aisre plugins: {error}", file=sys.stderr)
+        return 2
+    found = load(config)
+    shown = [p for p in found.all() if not args.group or p.group.short == args.group]
+    if args.json:
+        print(json.dumps([{**p.summary(), "needs": p.meta.needs.model_dump(), "costPerCallUsd": p.meta.cost_per_call_usd,
+                           "rateLimitPerMinute": p.meta.rate_limit_per_minute, "symptoms": list(p.meta.symptoms),
+                           "rbac": [r.model_dump() for r in p.meta.rbac]} for p in shown], indent=2))
+    else:
+        rows = [("GROUP", "NAME", "VERSION", "SOURCE", "STATE", "NEEDS / LIMITS", "WHY NOT")]
+        rows += [(p.group.short, p.name, p.meta.version, "builtin" if p.builtin else p.distribution, p.state.value,
+                  _needs(p.meta), p.reason or "") for p in shown]
+        widths = [max(len(row[i]) for row in rows) for i in range(6)]
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row[:6], widths)) + "  " + row[6])
+    return 1 if args.check and any(p in found.problems() for p in shown) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisre", description="An SRE inside the cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -314,6 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     calibration.add_argument("-o", "--output", choices=["text", "json"], default="text")
     calibration.add_argument("--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config)")
     calibration.set_defaults(func=_cmd_calibration)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins (agents, patterns, actions, sinks), which are "
+                             "on, and why the others are not (reads AISRE_PLUGINS_*)")
+    plugins.add_argument("--group", choices=["agents", "patterns", "actions", "sinks"], help="only this registry")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.add_argument("--check", action="store_true", help="exit 1 if a plugin failed to load or lacks a prerequisite")
+    plugins.set_defaults(func=_cmd_plugins)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(__version__) or 0)

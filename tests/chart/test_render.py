@@ -278,7 +278,20 @@ EXECUTOR_WRITES = {
     "cordonNode": {("", "nodes", "patch")},
     "uncordonNode": {("", "nodes", "patch")},
     "restoreConfig": {("", "configmaps", "patch")} | {("apps", r, "patch") for r in ("deployments", "statefulsets", "daemonsets")},
+    "drainNode": {("", "nodes", "patch"), ("", "pods/eviction", "create")},
 }
+
+
+def test_drain_is_evictions_only_and_only_where_enabled_cluster_wide() -> None:
+    """drainNode: patch nodes and create pods/eviction (the Eviction API applies PDBs), no
+    delete of pods; not by default; never in a namespaced install (nodes are shared)."""
+    default = set(rules_of(one(render(), "ClusterRole", "aisre-executor")))
+    assert ("", "pods/eviction", "create") not in default
+    enabled = set(rules_of(one(render(json_sets=['remediation.executor.actions=["drainNode"]']), "ClusterRole",
+                               "aisre-executor")))
+    assert {r for r in enabled if r[2] not in READ} == {("", "nodes", "patch"), ("", "pods/eviction", "create")}
+    scoped = render("rbac.scope=namespace", "watch.namespaces={shop}", json_sets=['remediation.executor.actions=["drainNode"]'])
+    assert not {r for r in rules_of(one(scoped, "Role", "aisre-executor", "shop")) if r[2] not in READ}
 
 
 def test_configmaps_are_patched_only_where_restore_config_is_enabled() -> None:
@@ -294,7 +307,7 @@ def test_configmaps_are_patched_only_where_restore_config_is_enabled() -> None:
 
 
 @pytest.mark.parametrize("actions", [["scale"], ["rollback"], ["deletePod", "cordonNode"], ["rolloutRestart"],
-                                     ["restoreConfig"], []],
+                                     ["restoreConfig"], ["drainNode"], ["cordonNode", "drainNode"], []],
                          ids=lambda a: "+".join(a) or "none")
 def test_executor_gets_only_the_enabled_verbs(actions) -> None:
     objects = render(json_sets=[f"remediation.executor.actions={json.dumps(actions)}"])
@@ -512,3 +525,38 @@ def test_the_dashboard_links_to_the_trace_ui() -> None:
     assert board["links"][0]["url"] == "${trace_ui}/search?service=aisre"
     empty = json.loads(one(render("dashboard.enabled=true"), "ConfigMap", "aisre-dashboard")["data"]["aisre.json"])
     assert next(v for v in empty["templating"]["list"] if v["name"] == "trace_ui")["query"] == ""
+
+
+def test_plugins_values_reach_the_operators_plugin_config(tmp_path) -> None:
+    """Which plugins are on, their settings and a Secret mounted for one, as the operator reads them."""
+    objects = render("plugins.enabled={deploy-events,patterns:deploy-broke-it}", "plugins.disabled={actions:cordonNode}",
+                     json_sets=['plugins.settings={"deploy-events": {"url": "http://deploys.ci:8080/events", '
+                                '"namespaces": ["shop-*"], "secret": {"name": "ci-token", "key": "token"}, "team": "sre"}}'])
+    env = env_of(objects)
+    deployment = one(objects, "Deployment")
+    mounts = {m["name"]: m for m in container(objects)["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert mounts["plugin-deploy-events"]["mountPath"] == "/etc/aisre/plugins/deploy-events"
+    assert volumes["plugin-deploy-events"]["secret"]["secretName"] == "ci-token"
+    secret = tmp_path / "token"
+    secret.write_text("t\n")
+    settings = json.loads(env["AISRE_PLUGINS_SETTINGS"])
+    assert settings["deploy-events"]["secretFile"] == "/etc/aisre/plugins/deploy-events/token"
+    settings["deploy-events"]["secretFile"] = str(secret)  # where the test put the Secret's file
+    env["AISRE_PLUGINS_SETTINGS"] = json.dumps(settings)
+    config = OperatorConfig.from_env(env).plugins
+    assert config.enabled == {"deploy-events", "patterns:deploy-broke-it"} and config.disabled == {"actions:cordonNode"}
+    one_plugin = config.settings["deploy-events"]
+    assert one_plugin.url == "http://deploys.ci:8080/events" and one_plugin.namespaces == ("shop-*",)
+    assert one_plugin.extra == {"team": "sre"} and one_plugin.secret_file == str(secret)
+    assert not {k for k in env_of(render()) if k.startswith("AISRE_PLUGINS_")}  # defaults: built-ins only
+
+
+@pytest.mark.parametrize("value, message", [
+    ("plugins.enabled={Bad Name}", "/plugins/enabled/0"),
+    ("plugins.settings.x.url=ftp://x", "/plugins/settings/x/url"),
+    ("plugins.extra=1", "additional properties 'extra' not allowed"),
+])
+def test_schema_refuses_wrong_plugin_values(value: str, message: str) -> None:
+    done = helm("template", "aisre", str(CHART), "--set", value, check=False)
+    assert done.returncode != 0 and message in done.stderr, done.stderr

@@ -135,6 +135,22 @@ def available(kubectl, namespace: str, name: str, replicas: int) -> bool:
             and s.get("updatedReplicas", 0) == replicas and s.get("replicas", 0) == replicas)
 
 
+def statefulset_rolled_out(kubectl, namespace: str, name: str, replicas: int) -> bool:
+    s = get(kubectl, "statefulset", name, namespace)
+    st = s.get("status") or {}
+    return (st.get("observedGeneration", 0) >= s["metadata"]["generation"] and st.get("readyReplicas", 0) == replicas
+            and st.get("updatedReplicas", 0) == replicas and st.get("currentRevision") == st.get("updateRevision"))
+
+
+def kwok_node(kubectl, name: str, **labels: str) -> None:
+    """A node of the test's own, simulated by KWOK, tainted so that nobody's pods land on it
+    by chance; never the shared kwok nodes."""
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"}, "labels": {"type": "kwok", **labels}},
+        "spec": {"taints": [{"key": "aisre.dev/test", "effect": "NoSchedule"}]}}))
+
+
 def reapply_crds(kubectl) -> None:
     """The cluster is shared with branches whose CRDs may lack the journal's newer fields
     (marker, undo), which the API server would prune; put this branch's CRDs back."""

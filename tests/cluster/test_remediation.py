@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from aisre.kube.reader import connect
 from aisre.remediation.executor import Remediator
 from conftest_helpers import OWN_PREFIX, deployment, temporary_namespace
-from remediation_helpers import reapply_crds, grant_approver, EXECUTOR, action, apply, available, detected, get, install_chart, journal, policy, signing_key, wait
+from remediation_helpers import reapply_crds, grant_approver, EXECUTOR, action, apply, available, detected, get, install_chart, journal, kwok_node, policy, signing_key, statefulset_rolled_out, wait
 
 
 @pytest.fixture
@@ -109,13 +109,6 @@ async def test_rollback_restores_previous_template(kubectl, namespace, remediato
     assert "was revision 2" in entry["detail"]
 
 
-def statefulset_rolled_out(kubectl, namespace: str, name: str, replicas: int) -> bool:
-    s = get(kubectl, "statefulset", name, namespace)
-    st = s.get("status") or {}
-    return (st.get("observedGeneration", 0) >= s["metadata"]["generation"] and st.get("readyReplicas", 0) == replicas
-            and st.get("updatedReplicas", 0) == replicas and st.get("currentRevision") == st.get("updateRevision"))
-
-
 async def test_rollback_of_a_statefulset_follows_its_controller_revisions(kubectl, namespace, remediator) -> None:
     manifest = deployment("db", replicas=2)
     manifest["kind"] = "StatefulSet"
@@ -165,11 +158,7 @@ async def test_delete_pod_is_replaced(kubectl, namespace, remediator) -> None:
 
 async def test_cordon_and_uncordon_a_node(kubectl, namespace, remediator) -> None:
     node = f"aisre-fake-{namespace[-8:]}"
-    # A node of our own (tainted so nobody's pods land on it); never the shared kwok nodes.
-    kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": node, "annotations": {"kwok.x-k8s.io/node": "fake"}, "labels": {"type": "kwok"}},
-        "spec": {"taints": [{"key": "aisre.dev/test", "effect": "NoSchedule"}]}}))
+    kwok_node(kubectl, node)
     # Node-level Incidents live in the operator's namespace, and only its policies govern nodes:
     # this test's namespace plays that part.
     remediator.operator_namespace = namespace

@@ -21,7 +21,7 @@ from attack_helpers import (
     replicas,
 )
 from conftest_helpers import deployment, temporary_namespace
-from remediation_helpers import action, apply, available, get, policy, wait
+from remediation_helpers import action, apply, available, get, kwok_node, policy, wait
 
 APPROVE_SCALE = [{"type": "scale", "mode": "approve"}]
 
@@ -109,10 +109,7 @@ async def test_a_namespaces_policy_never_governs_a_node(kubectl, user_ns, remedi
     """A policy in a namespace (written by someone who could) with cordonNode in auto mode
     and a signed cordon recommendation: the node is not cordoned."""
     node = f"aisre-sec-{user_ns[-8:]}"
-    kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": node, "annotations": {"kwok.x-k8s.io/node": "fake"}, "labels": {"type": "kwok"}},
-        "spec": {"taints": [{"key": "aisre.dev/test", "effect": "NoSchedule"}]}}))
+    kwok_node(kubectl, node)
     try:
         policy(kubectl, user_ns, targets={"kinds": ["Node"]}, actions=[{"type": "cordonNode", "mode": "auto"}],
                limits={"minHealthyPercent": 0, "cooldown": "1s"})

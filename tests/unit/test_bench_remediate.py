@@ -32,3 +32,80 @@ def test_figures_and_the_policy_never_governs_nodes() -> None:
                SimpleNamespace(incident=False, remediation={"action_result": None, "cleared": False})]
     assert summarize(results) == {"scenarios_with_fault": 2, "actions_executed": 2, "actions_succeeded": 1,
                                   "actions_reverted": 1, "cleared": 1, "actions_on_no_fault": 0}
+
+
+# ---------------------------------------------------------------- issue 19: the new actions scored
+
+
+def test_the_permissive_policies_cover_restore_config_and_drain_on_the_scenarios_own_nodes_only() -> None:
+    from aisre.api.taxonomy import ActionType
+    from aisre.bench.remediate import NODE_LABEL, node_policy
+
+    spec = RemediationPolicySpec.model_validate(PERMISSIVE_POLICY)
+    assert "ConfigMap" in spec.targets.kinds
+    assert {a.type for a in spec.actions} >= {ActionType.RESTORE_CONFIG, ActionType.DRAIN_NODE}
+    nodes = RemediationPolicySpec.model_validate(node_policy("bench-x-1"))
+    assert nodes.targets.kinds == ["Node"] and nodes.targets.namespaces == ["bench-x-1"]
+    assert nodes.targets.selector.match_labels == {NODE_LABEL: "bench-x-1"}
+    assert {a.type for a in nodes.actions} == {ActionType.DRAIN_NODE, ActionType.CORDON_NODE}
+
+
+def test_the_node_policy_governs_only_the_nodes_the_scenario_broke() -> None:
+    import datetime as dt
+
+    from aisre.api.investigation import RecommendedAction
+    from aisre.api.meta import ResourceRef
+    from aisre.bench.remediate import NODE_LABEL, node_policy
+    from aisre.remediation.policy import DecisionInput, TargetState, decide
+
+    spec = RemediationPolicySpec.model_validate(node_policy("bench-x-1"))
+    drain = RecommendedAction(id="d", type="drainNode", target=ResourceRef(kind="Node", name="kwok-1"))
+
+    def decided(labels):
+        return decide(DecisionInput(drain, "bench-x-1", "aisre-bench/bench-nodes-bench-x-1", spec,
+                                    TargetState(labels=labels, replicas=4, ready=4), dt.datetime.now(dt.UTC),
+                                    operator_namespace="aisre-bench")).reason
+
+    assert decided({NODE_LABEL: "bench-x-1"}) == "ModeAuto"
+    assert decided({NODE_LABEL: "bench-x-2"}) == "OutOfScope"  # another scenario's node
+    assert decided({}) == "OutOfScope"  # a node no fault touched
+
+
+def test_restored_knows_a_configmaps_content_and_a_drained_node() -> None:
+    from aisre.bench.remediate import _content, restored
+
+    base = {("ConfigMap", "cfg"): _content({"data": {"a": "1"}}), ("Deployment", "web"): {"spec": {}}}
+    changed = {**base, ("ConfigMap", "cfg"): _content({"data": {"a": "2"}})}
+    assert not restored({("ConfigMap", "cfg")}, base, changed, "rolloutRestart", False)
+    assert restored({("ConfigMap", "cfg")}, base, dict(base), "restoreConfig", False)
+    created = {**base, ("ConfigMap", "new"): _content({"data": {}})}
+    assert not restored({("ConfigMap", "new")}, base, created, "restoreConfig", False)
+    # a fault through nodes only: over for the pods once drained off them, never by a cordon
+    assert restored(set(), base, base, "drainNode", True)
+    assert not restored(set(), base, base, "cordonNode", True)
+    assert not restored(set(), base, base, "drainNode", False)
+
+
+def test_configmaps_a_fault_changes_must_be_kept_before_it() -> None:
+    from aisre.bench.remediate import SNAPSHOT_ENV, configmaps_to_keep
+
+    step = SimpleNamespace(patch=SimpleNamespace(target=SimpleNamespace(kind="ConfigMap", name="cfg")), apply=None)
+    other = SimpleNamespace(patch=SimpleNamespace(target=SimpleNamespace(kind="Deployment", name="web")), apply=None)
+    run = SimpleNamespace(scenario=SimpleNamespace(fault=[step, other]))
+    assert configmaps_to_keep(run, {("ConfigMap", "cfg"): {}, ("Deployment", "web"): {}}) == {"cfg"}
+    assert configmaps_to_keep(run, {}) == set()  # created by the fault: nothing known-good to keep
+    # the keeper's tick and settle time in bench runs: seconds, not the production minute
+    assert float(SNAPSHOT_ENV["AISRE_SNAPSHOT_INTERVAL"]) <= 2 and float(SNAPSHOT_ENV["AISRE_SNAPSHOT_SETTLE"]) <= 5
+
+
+def test_the_snapshot_keeper_understands_namespace_patterns() -> None:
+    from aisre.operator.config_snapshots import in_scope, listed_namespaces
+
+    patterns = ("aisre-bench-ab12-*",)
+    assert listed_namespaces(patterns) == (None,) and listed_namespaces(("shop",)) == ("shop",)
+    assert listed_namespaces(()) == (None,)
+    assert in_scope("aisre-bench-ab12-cart", patterns, (), "aisre-bench-ab12-op")
+    assert not in_scope("aisre-bench-zz99-cart", patterns, (), None)
+    assert not in_scope("aisre-bench-ab12-op", patterns, (), "aisre-bench-ab12-op")  # never the operator's own
+    assert in_scope("shop", ("shop",), (), None) and not in_scope("pay", ("shop",), (), None)
+    assert not in_scope("kube-system", (), ("kube-*",), None)

@@ -3,6 +3,7 @@ library's `operator`; the layering contract holds."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -63,6 +64,12 @@ def test_non_editable_install_into_fresh_venv(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     script = env_dir / "bin" / "aisre"
     assert subprocess.run([script, "version"], capture_output=True, text=True, env=env).stdout.strip() == "0.1.0"
+    # The built-ins load through the installed entry points (aisre plugins reads the same registry).
+    listed = subprocess.run([script, "plugins", "--json", "--check"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    plugins = json.loads(listed.stdout)
+    assert {p["group"] for p in plugins} == {"agents", "patterns", "actions", "sinks"}
+    assert all(p["source"] == "builtin" and p["state"] == "Enabled" for p in plugins), plugins
 
 
 def test_import_layers_contract() -> None:

@@ -179,6 +179,29 @@ class ActionResult(str, Enum):
     SKIPPED = "Skipped"
 
 
+class Effect(str, Enum):
+    """How the state after an executed action compares with the state before it."""
+
+    CLEARED = "Cleared"
+    IMPROVED = "Improved"
+    UNCHANGED = "Unchanged"
+    WORSE = "Worse"
+
+
+class Assessment(KubeModel):
+    """Whether an executed action worked: written when its verification ends."""
+
+    cleared: bool = Field(..., description="The fault's signal is gone: the workload rolled out, every replica "
+                          "available, no new OOM kill or restart in its new pods (a cordoned or drained node: done).")
+    effect: Effect = Field(..., description="Cleared, Improved, Unchanged or Worse, against the state before the action.")
+    time_to_clear_seconds: int | None = Field(
+        None, ge=0, description="From the start of the action to the moment the fault was seen cleared.")
+    side_effects: list[Annotated[str, Field(max_length=320)]] | None = Field(
+        None, max_length=10, description="Other workloads of the namespace (Kind/name) not fully available after the "
+        "window that were before it.")
+    detail: str = Field("", max_length=1024, description="What was compared, in words.")
+
+
 class JournalEntry(KubeModel):
     """One action in the remediation journal, written before it runs and after."""
 
@@ -208,6 +231,9 @@ class JournalEntry(KubeModel):
         "decision). A new revision replaces it when the target changes or the approval window expires.",
     )
     expires_at: dt.datetime | None = Field(None, description="For an action awaiting approval: when an approval stops counting.")
+    assessment: Assessment | None = Field(
+        None, description="For an executed action: did it clear the fault, how fast, with what side effects. The memory "
+        "of past incidents prefers actions that cleared similar faults.")
 
 
 class InvestigationRef(KubeModel):

@@ -75,6 +75,13 @@ class ScaleBounds(KubeModel):
 class ResourceBounds(KubeModel):
     """How far setResources may change a container's requests and limits."""
 
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("!has(self.maxMemory) || quantity(self.maxMemory).compareTo(quantity('16Mi')) >= 0",
+                "maxMemory must be a memory quantity of at least 16Mi", ".maxMemory")
+        )
+    )
+
     max_memory_increase_percent: int = Field(
         50, ge=1, le=1000, description="Largest memory increase in one action, in percent of the current value."
     )
@@ -83,7 +90,8 @@ class ResourceBounds(KubeModel):
     )
     max_memory: str | None = Field(
         None, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
-        description="Absolute ceiling for a memory limit, e.g. 4Gi.",
+        description="Absolute ceiling for the memory limit setResources sets (the limit it derives from the observed "
+        "peak is refused above it), e.g. 4Gi; at least 16Mi.",
     )
 
 

@@ -48,6 +48,7 @@ class ActionType(str, Enum):
     CORDON_NODE = "cordonNode"
     UNCORDON_NODE = "uncordonNode"
     RESTORE_CONFIG = "restoreConfig"
+    DRAIN_NODE = "drainNode"
 
 
 class RemediationMode(str, Enum):

@@ -19,8 +19,21 @@ handler does the rest. In detect mode the Incident is detection's own. Each resu
   stays simulated and is not cleared. Once restored, the simulation stops: its Stages are
   deleted and the pods it wrote are replaced (a real kubelet would report them healthy).
 
-The bench policy never governs Nodes: the cluster's nodes are shared, so node actions are
-refused (OutOfScope) here.
+What counts as restored: each workload a fault step changed has its baseline pod template
+back, and each ConfigMap a fault step changed has its baseline content back (what
+``restoreConfig`` does; its users' restart does not count as a change). A fault injected
+only through a node (no runtime step) is over for the scenario's pods once a ``drainNode``
+moved them off it; the node itself stays simulated until the scenario ends.
+
+Nodes are shared by the whole cluster: the namespace's permissive policy cannot govern them
+(only the operator's namespace's policies can), so a second policy there (``NODE_POLICY``)
+governs only the nodes this scenario's fault broke, which the runner labels
+(``NODE_LABEL``) and puts back (uncordoned, unlabelled) when the scenario ends.
+
+The operator's known-good ConfigMap copies (``restoreConfig``'s source) must be taken
+before the fault: the runner shortens the keeper's interval and settle time
+(``SNAPSHOT_ENV``) and waits for the copies of the ConfigMaps a fault will change
+(``wait_for_snapshots``).
 
 The executor runs with the operator's identity here (the bench does not install the
 chart's executor RBAC).
@@ -29,6 +42,7 @@ chart's executor RBAC).
 from __future__ import annotations
 
 import copy
+import json
 import time
 from typing import Any
 
@@ -45,18 +59,42 @@ from aisre.bench.workloads import WORKLOAD_KINDS, wait_available
 INCIDENT = "bench"
 POLICY = "bench-auto"
 CLEARED_TIMEOUT_S = 30.0
+# Verification follows the workload's own rollout: a Deployment's default progress deadline
+# (600 s) is the longest a stuck rollout is waited for (one whose new pods fail ends sooner).
+VERIFY_WAIT_S = 660.0
 FINAL = {"Succeeded", "Failed", "Reverted", "Skipped", "Pending"}
 
+# The operator's config snapshot keeper in bench runs: a tick a second, a copy once the
+# users ran healthy for two seconds (the defaults, 60 s and 30 s, outlast a scenario's setup).
+SNAPSHOT_ENV = {"AISRE_SNAPSHOT_INTERVAL": "1", "AISRE_SNAPSHOT_SETTLE": "2"}
+SNAPSHOT_WAIT_S = 20.0
+NODE_LABEL = "aisre.dev/bench-fault"  # value: the scenario's namespace
+NODE_POLICY_PREFIX = "bench-nodes-"
+
 PERMISSIVE_POLICY: dict[str, Any] = {
-    # Never Node: the bench cluster's nodes are shared (other runs, other engineers); a
-    # cordon there would be a real outage of the cluster, not of the scenario.
-    "targets": {"kinds": ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod"]},
+    # Never Node here: a namespace's policy cannot govern the nodes everyone shares (see
+    # NODE_POLICY). ConfigMap: restoreConfig.
+    "targets": {"kinds": ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "ConfigMap"]},
     "actions": [{"type": t.value, "mode": "auto"} for t in ActionType],
     "bounds": {"scale": {"minReplicas": 0, "maxReplicas": 20}, "resources": {"maxMemoryIncreasePercent": 100}},
     "limits": {"actionsPerHour": 100, "maxConcurrent": 10, "cooldown": "1s", "minHealthyPercent": 0},
     "verification": {"timeout": "30s", "revertOnFailure": True},
     "allowGitOpsManaged": True,
 }
+
+
+
+def node_policy(namespace: str) -> dict[str, Any]:
+    """The operator's-namespace policy for one scenario: cordon and drain, in auto mode, of
+    the nodes its fault broke (labelled ``NODE_LABEL=<namespace>``) and nothing else."""
+    return {
+        "targets": {"kinds": ["Node"], "namespaces": [namespace],
+                    "selector": {"matchLabels": {NODE_LABEL: namespace}}},
+        "actions": [{"type": "drainNode", "mode": "auto"}, {"type": "cordonNode", "mode": "auto"}],
+        "limits": {"actionsPerHour": 100, "maxConcurrent": 10, "cooldown": "1s", "minHealthyPercent": 50},
+        "verification": {"timeout": "30s", "revertOnFailure": True},
+    }
+
 
 _LISTS = {"Deployment": "list_namespaced_deployment", "StatefulSet": "list_namespaced_stateful_set",
           "DaemonSet": "list_namespaced_daemon_set"}
@@ -73,44 +111,125 @@ def _template(obj: dict[str, Any]) -> dict[str, Any]:
     return template
 
 
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    """A ConfigMap as compared for "restored": its content only."""
+    return {"data": obj.get("data") or {}, "binaryData": obj.get("binaryData") or {}}
+
+
 def snapshot(kube: Kube, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """The baseline pod templates of the namespace's workloads (taken after setup)."""
+    """The baseline pod templates of the namespace's workloads and its ConfigMaps' content
+    (taken after setup)."""
     apps = AppsV1Api(kube.api)
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for kind, lister in _LISTS.items():
         for obj in Kube.raw(getattr(apps, lister), namespace)["items"]:
             found[(kind, obj["metadata"]["name"])] = _template(obj)
+    for obj in Kube.raw(kube.core.list_namespaced_config_map, namespace)["items"]:
+        found[("ConfigMap", obj["metadata"]["name"])] = _content(obj)
     return found
 
 
+CHANGEABLE = (*WORKLOAD_KINDS, "ConfigMap")
+
+
 def injected_through(run: ScenarioRun) -> set[tuple[str, str]]:
-    """The workloads the fault steps changed (patched or applied)."""
+    """The workloads and ConfigMaps the fault steps changed (patched or applied)."""
     touched: set[tuple[str, str]] = set()
     for step in run.scenario.fault:
-        if step.patch is not None and step.patch.target.kind in WORKLOAD_KINDS:
+        if step.patch is not None and step.patch.target.kind in CHANGEABLE:
             touched.add((step.patch.target.kind, step.patch.target.name))
         if step.apply is not None:
             touched.update((m.get("kind"), (m.get("metadata") or {}).get("name")) for m in manifests(step.apply)
-                           if m.get("kind") in WORKLOAD_KINDS)
+                           if m.get("kind") in CHANGEABLE)
     return touched
 
 
-def apply_policy(kube: Kube, namespace: str) -> None:
-    """The permissive policy; in detect mode it is there before the fault, as a real one would be."""
+def restored(touched: set[tuple[str, str]], baseline: dict[tuple[str, str], dict[str, Any]],
+             now: dict[tuple[str, str], dict[str, Any]], action: str | None, node_fault: bool) -> bool:
+    """Whether the action took away what the fault was injected through (pure): every
+    changed workload's template and ConfigMap's content as in the baseline (an object the
+    fault created is gone or back to nothing), or, for a fault on nodes only, a drain that
+    moved the pods off them."""
+    if touched:
+        return all(now.get(key) == baseline.get(key) for key in touched)
+    return node_fault and action == "drainNode"
+
+
+def configmaps_to_keep(run: ScenarioRun, baseline: dict[tuple[str, str], dict[str, Any]]) -> set[str]:
+    """The ConfigMaps of the baseline a fault step will change: their known-good copies must
+    be kept before the fault (restoreConfig's source)."""
+    return {name for kind, name in injected_through(run) if kind == "ConfigMap" and ("ConfigMap", name) in baseline}
+
+
+def wait_for_snapshots(kube: Kube, operator_namespace: str, namespace: str, names: set[str],
+                       timeout: float = SNAPSHOT_WAIT_S) -> set[str]:
+    """Wait (bounded) until the operator keeps a copy of each ConfigMap in ``names``;
+    returns those still without one."""
+    from aisre.remediation.snapshots import GOOD, name_for
+
+    deadline = time.monotonic() + timeout
+    missing = set(names)
+    while missing and time.monotonic() < deadline:
+        try:
+            store = kube.core.read_namespaced_config_map(name_for(namespace), operator_namespace)
+            kept = set((json.loads((store.data or {}).get("snapshots") or "{}").get(GOOD) or {}))
+            missing -= kept
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        if missing:
+            time.sleep(0.5)  # the store is a ConfigMap the keeper rewrites; bounded by the deadline
+    return missing
+
+
+def label_faulted_nodes(kube: Kube, namespace: str, nodes: list[str]) -> None:
+    """Mark the nodes this scenario's fault broke: the only ones NODE_POLICY governs."""
+    for node in nodes:
+        kube.core.patch_node(node, {"metadata": {"labels": {NODE_LABEL: namespace}}})
+
+
+def release_nodes(kube: Kube, namespace: str, operator_namespace: str) -> list[str]:
+    """After the scenario: the nodes it marked unlabelled and schedulable again, its node
+    policy gone. Returns problems (never raises: cleanup goes on)."""
+    problems = []
+    try:
+        nodes = Kube.raw(kube.core.list_node, label_selector=f"{NODE_LABEL}={namespace}")["items"]
+        for node in nodes:
+            kube.core.patch_node(node["metadata"]["name"], {"metadata": {"labels": {NODE_LABEL: None}},
+                                                            "spec": {"unschedulable": None}})
+        kube.custom.delete_namespaced_custom_object(GROUP, VERSION, operator_namespace, "remediationpolicies",
+                                                    f"{NODE_POLICY_PREFIX}{namespace}")
+    except ApiException as error:
+        if error.status != 404:
+            problems.append(f"release nodes: {error.status} {error.reason}")
+    return problems
+
+
+def apply_policy(kube: Kube, namespace: str, operator_namespace: str | None = None) -> None:
+    """The permissive policy (and, with the operator's namespace, the scenario's node
+    policy there); in detect mode they are there before the fault, as real ones would be."""
     kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "remediationpolicies", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "RemediationPolicy", "metadata": {"name": POLICY},
         "spec": PERMISSIVE_POLICY})
+    if operator_namespace:
+        try:
+            kube.custom.create_namespaced_custom_object(GROUP, VERSION, operator_namespace, "remediationpolicies", {
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": "RemediationPolicy",
+                "metadata": {"name": f"{NODE_POLICY_PREFIX}{namespace}"}, "spec": node_policy(namespace)})
+        except ApiException as error:
+            if error.status != 409:  # there already (detect mode made it before the fault)
+                raise
 
 
-def _open_incident(kube: Kube, namespace: str, investigation: dict[str, Any]) -> bool:
+def _open_incident(kube: Kube, namespace: str, investigation: dict[str, Any], operator_namespace: str | None = None) -> bool:
     root = (investigation.get("status") or {}).get("rootCause")
     if not root:
         return False
     resource = root.get("resource") or {"kind": "Namespace", "name": namespace}
     # Detection would name the failing workloads as affected; the namespace holds only this
     # scenario, so its workloads are those (an Incident changes only what it is about).
-    affected = [{"kind": kind, "name": name} for kind, name in snapshot(kube, namespace)]
-    apply_policy(kube, namespace)
+    affected = [{"kind": kind, "name": name} for kind, name in snapshot(kube, namespace) if kind in WORKLOAD_KINDS]
+    apply_policy(kube, namespace, operator_namespace)
     kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident", "metadata": {"name": INCIDENT},
         "spec": {"title": f"bench: {root.get('category')}", "source": "manual", "resource": resource,
@@ -155,7 +274,7 @@ def chosen(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def remediate(kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict[str, Any]], timeout: float,
-              detected: tuple[str, str] | None = None) -> dict[str, Any]:
+              detected: tuple[str, str] | None = None, operator_namespace: str | None = None) -> dict[str, Any]:
     """Open the Incident (investigate mode) or take the one detection opened (``detected``:
     its namespace and name), wait for the journal, judge whether the fault cleared."""
     namespace = run.namespace
@@ -163,7 +282,7 @@ def remediate(kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict
     try:
         if detected is None:
             investigation = kube.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", INVESTIGATION)
-            if not _open_incident(kube, namespace, investigation):
+            if not _open_incident(kube, namespace, investigation, operator_namespace):
                 return out
             home, incident = namespace, INCIDENT
             investigation = _operator_investigation(kube, home, incident, timeout) or {}
@@ -173,7 +292,7 @@ def remediate(kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict
             ref = ((obj.get("status") or {}).get("investigationRef") or {}).get("name") or incident
             investigation = kube.custom.get_namespaced_custom_object(GROUP, VERSION, home, "investigations", ref)
         ids = {a["id"] for a in (investigation.get("status") or {}).get("recommendedActions") or []}
-        entries = _wait_journal(kube, home, ids, timeout, incident) if ids else []
+        entries = _wait_journal(kube, home, ids, timeout + VERIFY_WAIT_S, incident) if ids else []
     except ApiException as error:
         out["remediation_error"] = f"{error.status} {error.reason}"
         return out
@@ -184,12 +303,15 @@ def remediate(kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict
     out["action"] = {"type": entry.get("type"), "target": f"{target.get('kind')}/{target.get('name')}"}
     out["action_result"] = entry.get("result") if entry.get("decision") == "Execute" else entry.get("decision")
     out["action_detail"] = (entry.get("detail") or entry.get("reason") or "")[:300]
+    if entry.get("assessment"):
+        out["assessment"] = entry["assessment"]
     if out["action_result"] != "Succeeded":
         return out
     touched = injected_through(run)
-    if run.scenario.runtime_steps() or any(s.node for s in run.scenario.fault):
-        now = snapshot(kube, namespace)
-        if not touched or any(now.get(key) != baseline.get(key) for key in touched):
+    node_fault = any(s.node for s in run.scenario.fault)
+    if run.scenario.runtime_steps() or node_fault:
+        if not restored(touched, baseline, snapshot(kube, namespace), entry.get("type"),
+                        node_fault and not run.scenario.runtime_steps()):
             return out  # still injected: the simulation goes on
         # Restored: stop simulating. The Stages go (KWOK's defaults return) and the pods the
         # simulation wrote are replaced, as a kubelet would report them healthy again.

@@ -98,6 +98,9 @@ def session(options: Options, err: TextIO, items: list[LoadedScenario | LoadErro
             if context.real_node_problem:
                 _log(context.real_node_problem, err)
         context.operator_namespace = _operator_namespace(kube, context)
+        if options.remediate == "auto":
+            for name, value in remediate.SNAPSHOT_ENV.items():  # read by the operator's keeper at start
+                os.environ.setdefault(name, value)
         if not options.external_operator:
             # Detect mode: the scenarios compress minutes of trouble into seconds, so the
             # operator runs with grace times compressed to match (Thresholds.compressed);
@@ -201,9 +204,17 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
         with run:
             run.setup()
             baseline = remediate.snapshot(context.kube, run.namespace) if remediate_mode == "auto" else {}
+            if remediate_mode == "auto":
+                # restoreConfig's source: the known-good copies, kept before the fault changes them
+                missing = remediate.wait_for_snapshots(context.kube, context.operator_namespace, run.namespace,
+                                                       remediate.configmaps_to_keep(run, baseline))
+                if missing:
+                    errors.append(f"no known-good copy of ConfigMap {', '.join(sorted(missing))} before the fault")
             if remediate_mode == "auto" and mode == "detect":
-                remediate.apply_policy(context.kube, run.namespace)
+                remediate.apply_policy(context.kube, run.namespace, context.operator_namespace)
             run.fault()
+            if remediate_mode == "auto":
+                remediate.label_faulted_nodes(context.kube, run.namespace, sorted(run.nodes.journal.nodes))
             result.expected, result.also_acceptable = run.expected, run.also_acceptable
             if mode == "detect":
                 outcome = detect(context.kube, run.namespace, context.operator_namespace, time.monotonic(),
@@ -222,7 +233,7 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
                 detected = outcome.first if isinstance(outcome, DetectOutcome) else None
                 if mode == "investigate" or detected is not None:
                     result.remediation = remediate.remediate(  # type: ignore[attr-defined]
-                        context.kube, run, baseline, timeout + 60, detected)
+                        context.kube, run, baseline, timeout + 60, detected, context.operator_namespace)
     except ScenarioError as error:
         errors.extend(run.problems)
         errors.append(str(error))
@@ -230,6 +241,8 @@ def play(context: BenchContext, item: LoadedScenario, timeout: float, err: TextI
         errors.append(f"API: {api_error(error)}")
     except Exception as error:  # noqa: BLE001  (one scenario's bug must not end the benchmark)
         errors.append(f"internal error: {type(error).__name__}: {error}")
+    if remediate_mode == "auto":  # nodes are shared: schedulable and unmarked again, whatever happened
+        errors.extend(remediate.release_nodes(context.kube, run.namespace, context.operator_namespace))
     errors.extend(f"cleanup: {p}" for p in run.cleanup_problems)
     result.error = "; ".join(dict.fromkeys(errors)) or None
     result.timings = {**run.timings, "total_s": time.monotonic() - started}

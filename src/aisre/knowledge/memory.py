@@ -84,6 +84,8 @@ class Case:
     identity: tuple[str, ...] = ()
     signature: frozenset[str] = frozenset()
     actions: tuple[tuple[str, str], ...] = ()  # (type, result) from the remediation journal
+    # (type, cleared) from the journal's assessments: did the action clear the fault
+    cleared: tuple[tuple[str, bool], ...] = ()
     verdict: str | None = None  # a person's feedback: correct or wrong
 
     def record(self) -> dict[str, Any]:
@@ -111,11 +113,13 @@ def case_of_incident(incident: dict[str, Any]) -> Case | None:
         return None
     actions = tuple((str(j.get("type", "")), str(j.get("result", ""))) for j in status.get("remediations") or []
                     if j.get("decision") == "Execute")
+    cleared = tuple((str(j.get("type", "")), bool((j.get("assessment") or {}).get("cleared")))
+                    for j in status.get("remediations") or [] if j.get("decision") == "Execute" and j.get("assessment"))
     verdict = feedback.get("verdict")
     return Case(uid=meta["uid"], namespace=meta.get("namespace", ""), name=meta.get("name", ""), concluded_at=concluded,
                 category=record["category"], kind=record.get("kind", ""), resource=record.get("resource", ""),
                 identity=tuple(record.get("identity") or ()), signature=frozenset(record.get("signature") or ()),
-                actions=actions, verdict=verdict)
+                actions=actions, cleared=cleared, verdict=verdict)
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,18 @@ class Memory:
                        if old.uid != case.uid and since <= old.concluded_at <= case.concluded_at
                        and (not namespace or old.namespace == namespace) and set(old.identity) & set(case.identity)),
                       key=lambda c: c.concluded_at)
+
+
+FINAL = ("Succeeded", "Failed", "Reverted")
+
+
+def action_record(case: Case) -> list[tuple[str, bool]]:
+    """What each executed action did for this case: (type, cleared the fault). From the
+    journal's assessments; for a case recorded without them (older, or read back from the
+    graph), a verified action counts as having cleared it."""
+    if case.cleared:
+        return list(case.cleared)
+    return [(t, r == "Succeeded") for t, r in case.actions if r in FINAL]
 
 
 def outcome_text(case: Case) -> str:

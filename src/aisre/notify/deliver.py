@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 
 from aisre.api.notification_route import SecretKeyRef
-from aisre.notify import opsgenie, pagerduty, slack, teams, webhook
-from aisre.notify.base import RetryPolicy, SinkError, with_retries
+from aisre.api.plugins import PluginGroup
+from aisre.notify.base import PermanentSinkError, RetryableSinkError, RetryPolicy, SinkError, with_retries
 from aisre.notify.message import Notice
 from aisre.notify.routing import Plan
+from aisre.plugins import metered, refused, registry
 from aisre.redact import redact_text
 
 # Reads one key of a Secret in the route's namespace; raises SinkError when it cannot.
@@ -34,29 +35,17 @@ class Delivered:
 
 async def _send(client: httpx.AsyncClient, plan: Plan, notice: Notice, secret: SecretGetter,
                 state: dict[str, Any]) -> dict[str, Any]:
-    """Calls the sink once; returns what to add to its state."""
-    sink = plan.sink
-    if sink.slack is not None:
-        token = await secret(sink.slack.token_secret_ref)
-        return await slack.post_message(client, sink.slack.api_url, token, state.get("channel") or sink.slack.channel,
-                                        notice, state.get("thread"))
-    if sink.slack_webhook is not None:
-        await slack.post_webhook(client, await secret(sink.slack_webhook.url_secret_ref), notice)
-    elif sink.teams is not None:
-        await teams.send(client, await secret(sink.teams.url_secret_ref), notice)
-    elif sink.pager_duty is not None:
-        key = await secret(sink.pager_duty.routing_key_secret_ref)
-        return {"key": await pagerduty.send(client, sink.pager_duty.api_url, key, notice, plan.action)}
-    elif sink.opsgenie is not None:
-        key = await secret(sink.opsgenie.api_key_secret_ref)
-        return {"key": await opsgenie.send(client, sink.opsgenie.api_url, key, notice, plan.action,
-                                           sink.opsgenie.responders)}
-    elif sink.webhook is not None:
-        hook = sink.webhook
-        url = hook.url or await secret(hook.url_secret_ref)  # type: ignore[arg-type]
-        auth = await secret(hook.authorization_secret_ref) if hook.authorization_secret_ref else None
-        await webhook.send(client, url, notice, plan.digest, auth)
-    return {}
+    """Calls the sink once (its ``aisre.sinks`` plugin, metered); returns what to add to its state."""
+    plugin = registry().get(PluginGroup.SINKS, plan.sink.type)
+    if plugin is None or not plugin.enabled:
+        why = f"{plugin.state.value}: {plugin.reason}" if plugin is not None else "not installed"
+        raise PermanentSinkError(f"sink type {plan.sink.type} is not available ({why})")
+    if not plugin.limit.take():
+        refused(PluginGroup.SINKS.short, plugin.name)
+        raise RetryableSinkError(f"sink type {plan.sink.type}: rate limit of {plugin.meta.rate_limit_per_minute} "
+                                 "calls a minute reached", retry_after=5.0)
+    with metered(PluginGroup.SINKS.short, plugin.name, plugin.meta.cost_per_call_usd):
+        return dict(await plugin.obj.send(client, plan, notice, secret, state) or {})
 
 
 async def deliver(client: httpx.AsyncClient, plan: Plan, notice: Notice, secret: SecretGetter,

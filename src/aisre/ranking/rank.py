@@ -13,7 +13,7 @@ from aisre.ranking.calibration import calibrate
 from aisre.ranking.candidate import Candidate, Link
 from aisre.ranking.causal import origins
 from aisre.ranking.evidence import EvidenceIndex, persistent_errors
-from aisre.ranking.patterns import PATTERNS
+from aisre.ranking.registry import candidates as pattern_candidates
 
 # A client's own symptoms that a failing dependency explains.
 SYMPTOM_CATEGORIES = {C.APPLICATION_ERROR, C.READINESS_PROBE_FAILURE, C.LIVENESS_PROBE_FAILURE,
@@ -54,9 +54,7 @@ def merge(candidates: Iterable[Candidate]) -> list[Candidate]:
 
 def rank(findings: Iterable[Finding], namespace: str) -> list[RankedHypothesis]:
     ix = EvidenceIndex(findings, namespace)
-    candidates: list[Candidate] = []
-    for pattern in PATTERNS:
-        candidates.extend(pattern(ix))
+    candidates: list[Candidate] = pattern_candidates(ix)  # the aisre.patterns registry, built-ins first
     from_graph, demote, _ = origins(ix)
     for candidate in candidates + from_graph:
         factor = demote.get(candidate.resource)
