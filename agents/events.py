@@ -15,11 +15,12 @@ from aisre.agents.base import AgentContext, Findings, parse_time
 from aisre.api.evidence import AgentResult
 from aisre.api.meta import ResourceRef
 from aisre.kube.reader import KubeAccessError
+from aisre.kube.resources import RESOURCES
 from aisre.kube.scope import ref
 
 AGENT = "events"
-DELETABLE_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
-PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+# The workloads whose deletion leaves a Service routing nowhere, by their API plural.
+DELETABLE = {r.kind: r.plural for r in RESOURCES.values() if r.kind in ("Deployment", "StatefulSet", "DaemonSet")}
 MAX_DELETED_CHECKS = 5  # API reads an Investigation spends on workloads its events name
 NORMAL_KEPT = {"Killing", "ScalingReplicaSet", "SuccessfulDelete", "Preempted", "NodeNotReady", "RemovingNode"}
 
@@ -118,12 +119,12 @@ async def _deleted_workloads(ctx: AgentContext, folded: dict[tuple[str, str, str
     present = {ref(w) for w in ctx.scope.workloads}
     named: dict[str, str] = {}
     for (owner_ref, _, _), entry in folded.items():
-        if owner_ref.partition("/")[0] in DELETABLE_KINDS and owner_ref not in present:
+        if owner_ref.partition("/")[0] in DELETABLE and owner_ref not in present:
             named[owner_ref] = max(named.get(owner_ref, ""), entry["last"])
     for owner_ref, last in sorted(named.items())[:MAX_DELETED_CHECKS]:
         kind, _, name = owner_ref.partition("/")
         try:
-            gone = await ctx.reader.get(PLURALS[kind], name, ctx.scope.namespace) is None
+            gone = await ctx.reader.get(DELETABLE[kind], name, ctx.scope.namespace) is None
         except KubeAccessError:
             continue  # not readable is not deleted
         if gone:

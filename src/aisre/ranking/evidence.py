@@ -128,7 +128,7 @@ class EvidenceIndex:
         # A twin stands in only where the owner's clients reach it: if something uses a Service in
         # front of the owner (a client, an Ingress), the twin must be behind that Service too. A
         # canary behind its own Service serves none of the stable track's users.
-        used = {src for src, dst, _ in self.edges("routesTo") if dst == owner} & self._depended_on
+        used = {service for service, workload in self._routes if workload == owner} & self._depended_on
         if used:
             twins = {t for t in twins if any((service, t) in self._routes for service in used)}
         return sorted(t for t in twins if self.of(t, "WorkloadHealthy"))
