@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from typing import Any
 
@@ -43,8 +44,28 @@ def _short(value: Any) -> Any:
     return value if len(text) <= 300 else text[:300] + "…"
 
 
+# A content digest (a checksum of a ConfigMap, Reloader's `STAKATER_…` variables, a config
+# hash): an env value of this shape changes only to make the pods restart.
+DIGEST = re.compile(r"(sha\d+:)?[0-9a-f]{16,}|[0-9A-F]{16,}")
+
+
+def restart_trigger(before: list[dict[str, Any]] | None, after: list[dict[str, Any]] | None) -> list[str] | None:
+    """The variables of an env change that only restarts the pods: every variable added,
+    removed or changed holds a digest (before and after). None when any other variable
+    changed (pure)."""
+    was = {e.get("name"): e for e in before or []}
+    now = {e.get("name"): e for e in after or []}
+    changed = sorted(n for n in set(was) | set(now) if was.get(n) != now.get(n))
+    for name in changed:
+        for entry in (was.get(name), now.get(name)):
+            if entry is not None and not DIGEST.fullmatch(str(entry.get("value") or "")):
+                return None
+    return [str(n) for n in changed] or None
+
+
 def diff_templates(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Changed fields between two pod templates, keyed like ``containers[web].image``."""
+    """Changed fields between two pod templates, keyed like ``containers[web].image``. An env
+    change that only restarts the pods is a restart (``restartedAt``), not a config change."""
     changes: dict[str, dict[str, Any]] = {}
     b_spec, a_spec = before.get("spec") or {}, after.get("spec") or {}
     for group in ("initContainers", "containers"):
@@ -56,6 +77,10 @@ def diff_templates(before: dict[str, Any], after: dict[str, Any]) -> dict[str, d
                 continue
             for field in CONTAINER_FIELDS:
                 if b_by[name].get(field) != a_by[name].get(field):
+                    trigger = restart_trigger(b_by[name].get(field), a_by[name].get(field)) if field == "env" else None
+                    if trigger:
+                        changes["restartedAt"] = {"before": None, "after": None, "via": f"env {', '.join(trigger)[:200]}"}
+                        continue
                     changes[f"{group}[{name}].{field}"] = {
                         "before": _short(b_by[name].get(field)), "after": _short(a_by[name].get(field))
                     }
@@ -64,7 +89,8 @@ def diff_templates(before: dict[str, Any], after: dict[str, Any]) -> dict[str, d
             changes[field] = {"before": _short(b_spec.get(field)), "after": _short(a_spec.get(field))}
     b_meta = (before.get("metadata") or {}).get("annotations") or {}
     a_meta = (after.get("metadata") or {}).get("annotations") or {}
-    if b_meta.get("kubectl.kubernetes.io/restartedAt") != a_meta.get("kubectl.kubernetes.io/restartedAt"):
+    if b_meta.get("kubectl.kubernetes.io/restartedAt") != a_meta.get("kubectl.kubernetes.io/restartedAt") \
+            and "restartedAt" not in changes:
         changes["restartedAt"] = {"before": b_meta.get("kubectl.kubernetes.io/restartedAt"),
                                   "after": a_meta.get("kubectl.kubernetes.io/restartedAt")}
     return changes

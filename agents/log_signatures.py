@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from aisre.api.evidence import PEER_SIGNATURES
 
+PEER_NOT_FOUND = re.compile(r"\b404\b[^\n]{0,40}?\b(from|for url|calling|url)[ :='\"]*https?://", re.I)
+
 # Ordered: the first matching signature names the line.
 SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     ("exec_format", re.compile(r"exec format error", re.I)),
@@ -91,6 +93,11 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     # a URL the line names): the contract between the two changed on one side.
     ("peer_rejects", re.compile(
         r"\b4(0[0-35-9]|1\d|2[0-8]|3[01])\b[^\n]{0,40}?\b(from|for url|calling|url)[ :='\"]*https?://", re.I)),
+    # A 404 for a URL the client calls, when the client reports it as an error: what answers
+    # does not serve that path (a Service sent to another listener, an API removed). A 404 at
+    # a lower level is an ordinary answer ("no such order"), so only error lines count
+    # (``classify``).
+    ("peer_rejects", PEER_NOT_FOUND),
     ("oom", re.compile(r"OutOfMemoryError|out of memory|cannot allocate memory|JavaScript heap out of memory", re.I)),
     ("too_many_files", re.compile(r"too many open files|EMFILE", re.I)),
     ("permission_denied", re.compile(r"permission denied|EACCES|operation not permitted|read-only file system", re.I)),
@@ -220,6 +227,8 @@ def classify(line: str) -> LineSignature | None:
     for name, pattern in SIGNATURES:
         if name == "missing_setting" and WARNING_LEVEL.search(line):
             continue
+        if pattern is PEER_NOT_FOUND and not declared_error(line):
+            continue
         if pattern.search(line):
             detail = None
             if name == "forbidden":
@@ -232,6 +241,51 @@ def classify(line: str) -> LineSignature | None:
                 port, loopback = address_port(peer)
             return LineSignature(name, host, port, detail, fqdn, loopback)
     return None
+
+
+# A refusal the peer logs as it answers ("pooler error: transaction blocks not allowed in
+# statement pooling mode") reaches its client as the same words. Runs of this many plain
+# words shared by a client's error line and another program's warning name who refused.
+ECHO_WORDS = 5
+WORD_SPLIT = re.compile(r'[\s"{}\[\],;()=]+')
+GENERIC_WORDS = {"error", "errors", "failed", "failure", "warning", "exception", "could", "cannot", "while", "with",
+                 "from", "this", "that", "request", "response", "connection", "unable", "info", "debug", "fatal"}
+
+
+def phrase_windows(line: str, size: int = ECHO_WORDS) -> set[tuple[str, ...]]:
+    """Every run of ``size`` consecutive plain words of a line (identifiers, numbers and
+    addresses break a run) that has at least three telling words: what can be recognised in
+    another program's log."""
+    out: set[tuple[str, ...]] = set()
+    words: list[str] = []
+    for token in [*WORD_SPLIT.split(line), ""]:
+        word = token.strip(".:!?'`").lower()
+        if word.isascii() and word.isalpha():
+            words.append(word)
+            continue
+        for i in range(len(words) - size + 1):
+            window = tuple(words[i:i + size])
+            if sum(len(w) >= 4 and w not in GENERIC_WORDS for w in window) >= 3:
+                out.add(window)
+        words = []
+    return out
+
+
+def is_warning(line: str) -> bool:
+    return bool(WARNING_LEVEL.search(line)) or is_error(line)
+
+
+# The level a structured line declares (`"level":"info"`, `level=warn`, `"log.level":"ERROR"`).
+LEVEL_FIELD = re.compile(r'\b(?:level|severity|lvl)"?\s*[:=]\s*"?(?P<level>[a-z]+)', re.I)
+
+
+def declared_error(line: str) -> bool:
+    """Whether the line is an error by its own declared level (an `err` field in an info
+    line is not), or, with none declared, by its wording."""
+    declared = LEVEL_FIELD.search(line)
+    if declared:
+        return declared.group("level").lower() in ("error", "err", "fatal", "critical", "crit", "panic", "severe", "emerg")
+    return bool(ERROR_LEVEL.search(line))
 
 
 def is_error(line: str) -> bool:

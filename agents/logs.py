@@ -22,7 +22,9 @@ from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
 from aisre.agents.base import AgentContext, Findings, resource_of
-from aisre.agents.log_signatures import classify, climbing, is_error, memory_figures, served_status
+from aisre.agents.log_signatures import (classify, climbing, is_error, is_warning, memory_figures, phrase_windows,
+                                         served_status)
+from aisre.api.evidence import PEER_SIGNATURES
 from aisre.api.evidence import AgentResult
 from aisre.kube.reader import KubeAccessError
 from aisre.kube.scope import ref
@@ -131,6 +133,7 @@ async def gather(ctx: AgentContext) -> AgentResult:
             return ""
 
     texts = await asyncio.gather(*(read(pod, c, prev) for pod, c, _, prev in jobs))
+    echoes = Echoes()
     total = 0
     truncated: list[str] = []
     errors = 0
@@ -163,6 +166,10 @@ async def gather(ctx: AgentContext) -> AgentResult:
             if is_error(line):
                 error_lines += 1
                 recent_error_lines += recent
+                if not previous and (signature is None or signature.signature not in PEER_SIGNATURES):
+                    echoes.asked(owner_ref, line, recent, (pod, owner, container))
+            if is_warning(line):
+                echoes.told(owner_ref, line)
             if signature is None:
                 continue
             key = (signature.signature, signature.host, signature.port)
@@ -218,6 +225,56 @@ async def gather(ctx: AgentContext) -> AgentResult:
             recent_error_lines=recent_error_lines, lines=len(lines), owner=owner_ref, pod=pod["metadata"]["name"],
             templates=[{"template": c.get_template()[:200], "count": c.size} for c in clusters],
         )
+    for client, peer, entry in echoes.found():
+        pod, owner, container = entry["where"]
+        out.add(
+            "LogSignature",
+            f"peer_rejects: {peer} logs the same refusal as the log of container {container} of {client} "
+            f"(x{entry['count']}): {entry['sample']}",
+            key=(client, container, "echo", peer), resource=resource_of(owner),
+            signature="peer_rejects", host=None, port=None, container=container, init=False, previous=False,
+            count=entry["count"], recent=entry["recent"], sample=entry["sample"], pod=pod["metadata"]["name"],
+            owner=client, detail=None, fqdn=None, loopback=False, last_at=None, echo=peer,
+            echoed=" ".join(entry["phrase"]),
+        )
     result = out.result(truncated=truncated)
     result.latency_seconds = time.perf_counter() - started
     return result
+
+
+class Echoes:
+    """Error text a client logs that another program of the scope logs too, as a warning or
+    an error: the other one said it first, as it refused (a proxy's "pooler error: …", a
+    server's "rejecting request: …"), and the client relays it. Words shared with several
+    programs are a library's wording, not a refusal, and count for none."""
+
+    def __init__(self) -> None:
+        self.asks: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {}
+        self.tells: dict[str, set[tuple[str, ...]]] = {}
+
+    def asked(self, owner: str, line: str, recent: bool, where: tuple[Any, ...]) -> None:
+        for window in phrase_windows(line[:2000]):
+            entry = self.asks.setdefault(owner, {}).setdefault(
+                window, {"count": 0, "recent": 0, "sample": line.strip()[:SAMPLE_CHARS], "where": where})
+            entry["count"] += 1
+            entry["recent"] += recent
+
+    def told(self, owner: str, line: str) -> None:
+        self.tells.setdefault(owner, set()).update(phrase_windows(line[:2000]))
+
+    def found(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(client, peer, the client's line entry with the shared ``phrase``) for each client
+        whose error text exactly one other program logs."""
+        out = []
+        for client, asks in self.asks.items():
+            by_peer: dict[str, list[tuple[str, ...]]] = {}
+            for window in asks:
+                tellers = [o for o, told in self.tells.items() if o != client and window in told]
+                if len(tellers) == 1:
+                    by_peer.setdefault(tellers[0], []).append(window)
+            if len(by_peer) != 1:
+                continue  # none, or the words are everyone's
+            (peer, windows), = by_peer.items()
+            best = max(windows, key=lambda w: (asks[w]["count"], w))
+            out.append((client, peer, {**asks[best], "count": max(asks[w]["count"] for w in windows), "phrase": best}))
+        return out

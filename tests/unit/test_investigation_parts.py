@@ -146,3 +146,46 @@ def test_a_rollout_that_makes_two_workloads_run_one_program_is_seen() -> None:
     assert same_program(before, template("registry.local/app:2.0", ["run-jobs"]), [web]) == []
     # Two names for one program from the start (a canary, blue/green) is not a change.
     assert same_program(template("registry.local/app:1.9"), after, [web]) == []
+
+
+def test_an_env_change_of_digests_only_is_a_restart_not_a_config_change() -> None:
+    def template(env: list[dict[str, str]]) -> dict:
+        return {"spec": {"containers": [{"name": "w", "image": "a", "env": env}]}}
+
+    base = [{"name": "MODE", "value": "fast"}]
+    checksum = {"name": "STAMP_W_CONFIGMAP", "value": "4c1f0d8e2b7a9e35c6d1f0a8b2e4c7d9f1a3b5c6"}
+    changes = diff_templates(template(base), template(base + [checksum]))
+    assert set(changes) == {"restartedAt"} and "STAMP_W_CONFIGMAP" in changes["restartedAt"]["via"]
+    # A digest changed alongside a real setting: the env changed.
+    changed = diff_templates(template(base), template([{"name": "MODE", "value": "slow"}, checksum]))
+    assert set(changed) == {"containers[w].env"}
+
+
+def test_an_object_of_a_list_already_read_is_answered_without_a_round_trip() -> None:
+    import asyncio
+
+    import httpx
+
+    from aisre.kube.reader import ClusterReader
+
+    paths: list[str] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        if request.url.path.endswith("/deployments"):
+            return httpx.Response(200, json={"items": [{"metadata": {"name": "web", "labels": {"app": "web"}}}],
+                                             "metadata": {}})
+        return httpx.Response(404, json={"message": "not found"})
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(serve), base_url="https://api") as client:
+            reader = ClusterReader(client)
+            assert await reader.get("deployments", "web", "ns") is None  # nothing listed yet: asked
+            await reader.list("deployments", "ns")
+            assert (await reader.get("deployments", "web", "ns"))["metadata"]["labels"] == {"app": "web"}
+            assert await reader.get("deployments", "gone", "ns") is None
+            await reader.get("deployments", "web", "other")  # another namespace: asked
+
+    asyncio.run(scenario())
+    assert paths == ["/apis/apps/v1/namespaces/ns/deployments/web", "/apis/apps/v1/namespaces/ns/deployments",
+                     "/apis/apps/v1/namespaces/other/deployments/web"]

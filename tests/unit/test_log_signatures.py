@@ -204,3 +204,11 @@ def test_a_json_logs_at_timestamp_key_is_no_host_but_user_at_host_is() -> None:
     line = '{"@timestamp":"2026-03-18T08:41:25Z","log.level":"ERROR","message":"journal write failed: connection refused"}'
     assert classify(line).host is None
     assert remote_of("ERROR could not connect: replicator@ledger-db refused the connection")[0] == "ledger-db"
+
+
+def test_a_404_is_a_peers_rejection_only_when_the_client_reports_it_as_an_error() -> None:
+    failed = ('{"level":"error","msg":"fetch failed","err":"Request failed with status code 404","data":"404 page not '
+              'found","url":"http://q7.ns.svc.cluster.local/v1/x"}')
+    found = classify(failed)
+    assert found is not None and (found.signature, found.host) == ("peer_rejects", "q7")
+    assert classify(failed.replace('"level":"error"', '"level":"info"')) is None  # an ordinary "no such thing"

@@ -34,3 +34,24 @@ def test_the_tail_is_recent_unless_its_lines_say_they_are_long_past() -> None:
     assert recent_flags(close) == [True, True]
     assert recent_flags(["2026-12-05 14:04:12 ERROR x", "  at frame (no time)", "2026-12-05 14:20:02 INFO y"]) == \
         [False, True, True]  # a line without its own time keeps the tail's rule
+
+
+def test_error_text_that_exactly_one_other_program_logs_is_an_echo_of_its_refusal() -> None:
+    from aisre.agents.log_signatures import phrase_windows
+    from aisre.agents.logs import Echoes
+
+    client = '{"level":"ERROR","message":"ERROR: widgets may not be frobbed in quiet mode","logger":"a.b.C"}'
+    peer = "2026-01-01 10:00:00 UTC [1] WARNING C-0x5: app@10.1.2.3:4 refused: widgets may not be frobbed in quiet mode"
+    assert phrase_windows(client) & phrase_windows(peer)
+    assert not phrase_windows("ERROR failed error: 10.0.0.1:80 x.y.z")  # no run of plain, telling words
+
+    echoes = Echoes()
+    echoes.asked("Deployment/a", client, True, ("pod", {}, "main"))
+    echoes.told("Deployment/a", client)
+    echoes.told("Deployment/b", peer)
+    echoes.told("Deployment/c", "INFO started in quiet mode")
+    [(who, by, entry)] = echoes.found()
+    assert (who, by, entry["count"]) == ("Deployment/a", "Deployment/b", 1)
+    # Words that two other programs log are a library's wording, not one peer's refusal.
+    echoes.told("Deployment/c", peer)
+    assert echoes.found() == []

@@ -381,6 +381,11 @@ def test_credentials_presented_and_refused_put_the_pull_secret_first() -> None:
     # No credentials presented (or the Secret is not there): the workload's pull configuration.
     assert top(pulling("Deployment/q7")) == ("ImagePullAuth", "Deployment/q7")
     assert top(pulling("Deployment/q7", secrets=["robot-x"], existing=[])) == ("ImagePullAuth", "Deployment/q7")
+    # A 403 to credentials presented, nothing about the pull changed: an expired token is a 403 too.
+    forbidden = pulling("Deployment/q7", secrets=["robot-x"], existing=["robot-x"])
+    forbidden[0] = f("ContainerWaiting", "Deployment/q7", reason="ImagePullBackOff",
+                     message="unexpected status from HEAD request to https://r.example/v2/q7/manifests/1: 403 Forbidden")
+    assert top(forbidden) == ("ImagePullAuth", "Secret/robot-x")
 
 
 def test_requests_a_peer_rejects_point_at_the_peers_change_only_if_it_changed() -> None:
@@ -518,3 +523,19 @@ def test_a_batch_run_whose_memory_climbs_to_its_limit_needs_a_bigger_limit_not_a
 
     assert top(world("Deployment/feeder")) == (C.MEMORY_LEAK.value, "Deployment/feeder")
     assert top(world("Job/feeder-batch")) == (C.MEMORY_LIMIT_TOO_LOW.value, "Job/feeder-batch")
+
+
+def test_an_error_a_used_peer_logs_in_the_same_words_points_at_that_peers_change() -> None:
+    def world(uses_it: bool) -> list[Finding]:
+        found = [service("b9", 6432), edge("Service/b9", "Deployment/b9", "routesTo"), healthy("Deployment/b9"),
+                 healthy("Deployment/a4"),
+                 f("ConfigChanged", agent="changes", config_kind="ConfigMap", name="b9-ini", used_by=["Deployment/b9"]),
+                 f("LogSignature", "Deployment/a4", agent="logs", signature="peer_rejects", host=None, count=5, recent=4,
+                   previous=False, echo="Deployment/b9", sample="ERROR: widgets may not be frobbed in quiet mode")]
+        if uses_it:
+            found.append(edge("Deployment/a4", "Service/b9", "dependsOn", via=["B9_URL"]))
+        return found
+
+    assert top(world(True)) == ("BadConfigChange", "ConfigMap/b9-ini")
+    # The same words from a program the client does not use are no lead at all.
+    assert not any(h.resource in ("ConfigMap/b9-ini", "Deployment/b9") for h in rank(world(False), "ns"))

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import kubernetes
 
-from aisre.kube.resources import RESOURCES, Resource
+from aisre.kube.resources import RESOURCES
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
@@ -143,11 +143,24 @@ class ClusterReader:
         key = ("list", plural, namespace, label_selector, field_selector)
         return list(await asyncio.shield(self._memo(key, fetch)))
 
+    def _listed(self, plural: str, namespace: str | None) -> list[dict[str, Any]] | None:
+        """The items of a complete, unfiltered list already read, if any (no round trip)."""
+        task = self._inflight.get(("list", plural, namespace, None, None))
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        if any(t.startswith(f"{plural} in {namespace or 'cluster'}:") for t in self.truncated):
+            return None  # cut at max_items: absence proves nothing
+        return task.result()
+
     async def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """One object, or None when it does not exist."""
         resource = RESOURCES[plural]
         if plural == "secrets":
             raise KubeAccessError("secret values are never read; list secrets for their metadata")
+
+        listed = self._listed(plural, namespace)
+        if listed is not None:  # this Investigation already read them all: the same snapshot
+            return next((item for item in listed if item["metadata"].get("name") == name), None)
 
         async def fetch() -> dict[str, Any] | None:
             try:

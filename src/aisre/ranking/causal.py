@@ -94,6 +94,15 @@ def _dependencies(graph: nx.DiGraph, client: str) -> list[tuple[str, str]]:
             if data.get("relation") == "dependsOn" and data.get("seen_in") != "logs"]
 
 
+def peer_by_echo(graph: nx.DiGraph, client: str, peer: str) -> str | None:
+    """The Service by which the client reaches ``peer`` (a program whose own log holds the
+    client's error text), if the client depends on one."""
+    for _, service, data in graph.out_edges(client, data=True) if client in graph else ():
+        if data.get("relation") == "dependsOn" and peer in _backing(graph, service):
+            return service
+    return None
+
+
 def peer_by_protocol(ix: EvidenceIndex, graph: nx.DiGraph, finding: Finding) -> tuple[str, list[str], bool] | None:
     """For a line that names no host: the one dependency of the client its wording fits, and
     whether only a word of the line tied it there (the weakest tie: the client's only
@@ -440,6 +449,11 @@ def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Ca
     for finding in peer_findings:
         client, signature = finding.data["owner"], finding.data.get("signature")
         service, via = resolve_service(ix, finding), [finding.id]
+        if finding.data.get("echo"):
+            # Its error text is in another program's log: the Service it reaches that program by.
+            service = peer_by_echo(graph, client, finding.data["echo"])
+            if service is None:
+                continue  # a program it does not use: the same words, no lead
         if service is None and (client, signature) in named:
             service = named[(client, signature)]
         if service is None:
@@ -478,7 +492,8 @@ def dependency_candidates(ix: EvidenceIndex, graph: nx.DiGraph) -> tuple[list[Ca
         elif signature in NETWORK_SIGNATURES or (signature == "no_servers" and not _backing(graph, service)):
             _unreachable(ix, graph, out, finding, service, link)
         else:
-            _refused(ix, graph, out, finding, service, link, guessed=finding.id in guessed)
+            _refused(ix, graph, out, finding, service, link, guessed=finding.id in guessed,
+                     what="refuses its requests, in the words its own log has" if finding.data.get("echo") else None)
     out.weight = 1.0
     # A Service with no ready endpoints that clients depend on by config, even without logs.
     for finding in ix.kind("ServiceWithoutReadyEndpoints"):

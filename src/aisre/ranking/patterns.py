@@ -27,8 +27,10 @@ AUTH_PULL = re.compile(
     r"\b401\b|unauthori[sz]ed|authentication required|no basic auth credentials|authorization failed|failed to authorize"
     r"|invalid username/password|denied: requested access|insufficient_scope|403 forbidden|image pull secrets"
     r"|toomanyrequests|pull rate limit", re.I)  # the last: anonymous pulls throttled; credentials lift the limit
-# A refusal of the credentials presented (not a throttle, not a missing scope for the repository).
-AUTH_REFUSED = re.compile(r"\b401\b|unauthori[sz]ed|invalid username/password|authentication required", re.I)
+# A refusal of the credentials presented (not a throttle). A 403 counts too: registries answer
+# it to an expired token (ECR, GCR) as to a scope the credentials lost, and where nothing about
+# the pull changed, either is what the Secret holds.
+AUTH_REFUSED = re.compile(r"\b40[13]\b|unauthori[sz]ed|invalid username/password|authentication required", re.I)
 IMAGE_MISSING = re.compile(
     r"not found|manifest unknown|name unknown|does not exist|invalid reference format|no such host|InvalidImageName", re.I)
 INSUFFICIENT = re.compile(r"Insufficient (cpu|memory|pods|ephemeral-storage|nvidia|[a-z0-9./-]+)|Too many pods", re.I)
