@@ -41,7 +41,10 @@ class GraphStore:
     def __init__(self, settings: GraphSettings, queue_size: int = QUEUE_SIZE) -> None:
         self.settings = settings
         auth = (settings.user or "neo4j", settings.password) if settings.password else None
-        self.driver = neo4j.AsyncGraphDatabase.driver(settings.uri, auth=auth, connection_timeout=5.0)
+        # Notifications off: on an empty graph every similarity query would log a warning per
+        # label or property not yet written, once per Investigation.
+        self.driver = neo4j.AsyncGraphDatabase.driver(settings.uri, auth=auth, connection_timeout=5.0,
+                                                      notifications_min_severity="OFF")
         self.queue: asyncio.Queue[Batches] = asyncio.Queue(maxsize=queue_size)
         self.up: bool | None = None  # None until the first contact
         self.last_error = ""

@@ -8,6 +8,7 @@ fails an Investigation.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -17,6 +18,11 @@ from aisre.operator.metrics import MEMORY_CASES, ROOT_CAUSES_CONFIRMED
 from aisre.knowledge.graph import WRITE_CASE, Batches, case_row
 from aisre.operator.graph_store import GraphStore
 from aisre.operator.runbook_step import root_labels
+
+# How long a concluding Investigation waits for Neo4j's answer before the embedded index,
+# which holds the same cases and scores them alike, answers instead: the graph may be
+# slow (a busy JVM, a remote server), an Investigation's conclusion is not kept waiting.
+GRAPH_RECALL_BUDGET_S = 0.08
 
 
 def observe_incident(memory: Memory, event_type: str | None, incident: dict[str, Any],
@@ -48,7 +54,8 @@ def observe_incident(memory: Memory, event_type: str | None, incident: dict[str,
 
 async def recall(memory: Memory, reader: ClusterReader, status: dict[str, Any], namespace: str,
                  owner: dict[str, str], graph: GraphStore | None = None,
-                 proven: list[tuple[float, list[tuple[str, bool]]]] | None = None) -> Case | None:
+                 proven: list[tuple[float, list[tuple[str, bool]]]] | None = None,
+                 answered_by: list[str] | None = None) -> Case | None:
     """Adds the most similar past Incidents of this namespace and how often this recurred to
     an Investigation's status; returns its case (``owner``: the uid and name of its Incident,
     or of the Investigation itself when no Incident owns it)."""
@@ -60,8 +67,16 @@ async def recall(memory: Memory, reader: ClusterReader, status: dict[str, Any], 
                                  now=dt.datetime.now(dt.UTC).replace(microsecond=0), labels=labels)
     if case is None:
         return None
-    # With Neo4j, retrieval is Cypher over the graph; the embedded index answers when it cannot.
-    matches = await graph.similar(case) if graph is not None else None
+    # With Neo4j, retrieval is Cypher over the graph; the embedded index answers when it cannot
+    # (down, or not within the budget: the query goes on and its answer is dropped).
+    matches = None
+    if graph is not None:
+        try:
+            matches = await asyncio.wait_for(asyncio.shield(graph.similar(case)), GRAPH_RECALL_BUDGET_S)
+        except TimeoutError:
+            matches = None
+    if answered_by is not None:
+        answered_by.append("Neo4j" if matches is not None else "embedded index")
     if matches is None:
         matches = memory.similar(case, namespace=namespace)
     if matches:

@@ -30,7 +30,7 @@ from aisre.llm.cost import spent_today
 from aisre.operator.investigation import Outcome, investigate, rfc3339, status_of
 from aisre.operator.llm_step import LLM_USED, LLMService
 from aisre.operator.recommend import bind_actions, prefer_proven
-from aisre.operator.runbook_step import attach_runbooks
+from aisre.operator.runbook_step import RunbookShelf, attach_runbooks
 from aisre.operator.memory_step import incident_patch, recall
 from aisre.knowledge.graph import investigation_batches
 from aisre.knowledge.memory import Case, Memory
@@ -109,18 +109,18 @@ async def _mark_queued(client: httpx.AsyncClient, body: kopf.Body, waiting: int)
 async def run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None = None,
               prometheus: PrometheusSettings | None = None, key: bytes | None = None,
               operator_namespace: str | None = None, slots: Slots | None = None, memory: Memory | None = None,
-              graph: GraphStore | None = None) -> None:
+              graph: GraphStore | None = None, shelf: RunbookShelf | None = None) -> None:
     """One Investigation, once one of ``slots`` is free (FIFO: the first queued runs first)."""
     try:
         Investigation.model_validate({"spec": body.get("spec") or {}})
     except ValidationError:
         return  # the Accepted condition already says why
     if slots is None:
-        await _traced(body, patch, client, llm, prometheus, key, operator_namespace, None, memory, graph)
+        await _traced(body, patch, client, llm, prometheus, key, operator_namespace, None, memory, graph, shelf)
         return
     queued = await _mark_queued(client, body, slots.size) if slots.full else None
     async with slots.semaphore:
-        await _traced(body, patch, client, llm, prometheus, key, operator_namespace, queued, memory, graph)
+        await _traced(body, patch, client, llm, prometheus, key, operator_namespace, queued, memory, graph, shelf)
 
 
 async def _traced(body: kopf.Body, *args: Any) -> None:
@@ -169,7 +169,7 @@ class Slots:
 async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, llm: LLMService | None,
                prometheus: PrometheusSettings | None, key: bytes | None, operator_namespace: str | None,
                queued: list[dict[str, Any]] | None, memory: Memory | None = None,
-               graph: GraphStore | None = None) -> None:
+               graph: GraphStore | None = None, shelf: RunbookShelf | None = None) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     generation = body["metadata"].get("generation")
     spec = Investigation.model_validate({"spec": body.get("spec") or {}}).spec
@@ -191,16 +191,23 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
     knowing = time.perf_counter()
     incident = owning_incident(body)
 
+    took: dict[str, float] = {}  # each part's own time, for the Recalled entry
+    source: list[str] = []  # who answered the memory's question: Neo4j or the embedded index
+
     async def runbooks() -> None:
         with span("runbooks"):
-            await attach_runbooks(client, reader, status, namespace, operator_namespace)
+            await attach_runbooks(client, reader, status, namespace, operator_namespace, shelf)
+        took["runbooks"] = time.perf_counter() - knowing
 
     async def remember() -> Case | None:
         if memory is None:
             return None
-        with span("memory recall"):
-            return await recall(memory, reader, status, namespace,
-                                incident or {"uid": body["metadata"]["uid"], "name": name}, graph, proven)
+        try:
+            with span("memory recall"):
+                return await recall(memory, reader, status, namespace,
+                                    incident or {"uid": body["metadata"]["uid"], "name": name}, graph, proven, source)
+        finally:
+            took["memory" + (f" ({source[0]})" if source else "")] = time.perf_counter() - knowing
 
     # Runbooks (from the API server) and past incidents (from Neo4j, or the embedded index) at
     # once: they write different parts of the status, and the Investigation waits for the slower.
@@ -216,7 +223,8 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
         status["timeline"].insert(len(status["timeline"]) - 1, {
             "time": rfc3339(dt.datetime.now(dt.UTC)), "event": "Recalled",
             "message": f"{len(status.get('runbooks') or [])} runbooks, {len(status.get('similarIncidents') or [])} similar "
-                       f"past Incidents in {1000 * (time.perf_counter() - knowing):.1f} ms"})
+                       f"past Incidents ({', '.join(f'{part} {1000 * t:.1f} ms' for part, t in took.items())}) "
+                       f"in {1000 * (time.perf_counter() - knowing):.1f} ms"})
     if incident is not None and key is not None and status.get("recommendedActions"):
         status["recommendedActions"] = bind_actions(status["recommendedActions"], namespace, incident["uid"],
                                                     body["metadata"]["uid"], key)

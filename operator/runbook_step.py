@@ -9,6 +9,8 @@ Never fails an Investigation: a Runbook that cannot be read is a Runbook not lis
 from __future__ import annotations
 
 import asyncio
+import fnmatch
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -39,6 +41,36 @@ async def _none() -> list[dict[str, Any]]:
     return []
 
 
+class RunbookShelf:
+    """The Runbooks Kopf's watch keeps (its index: namespace → bodies), for the namespaces the
+    operator watches; any other namespace (say the operator's own, when it serves a list of
+    namespaces) is read from the API server as before."""
+
+    def __init__(self, index: Mapping[str, Iterable[dict[str, Any]]], watched: tuple[str, ...]) -> None:
+        self.index = index
+        # Kopf's namespace patterns are globs, and "!" excludes: a namespace counts as watched
+        # only when it matches a plain pattern (or the operator is cluster-wide).
+        self.patterns = watched
+
+    def watches(self, namespace: str) -> bool:
+        if not self.patterns:
+            return True
+        if any(p.startswith("!") for p in self.patterns):
+            return False  # exclusions: not worth second-guessing Kopf, read the API
+        return any(fnmatch.fnmatchcase(namespace, p) for p in self.patterns)
+
+    def runbooks(self, namespace: str) -> list[dict[str, Any]] | None:
+        """The namespace's Runbooks, or None when the watch does not cover it."""
+        if not self.watches(namespace):
+            return None
+        return list(self.index.get(namespace, ()))
+
+
+async def _runbooks(client: httpx.AsyncClient, namespace: str, shelf: RunbookShelf | None) -> list[dict[str, Any]]:
+    kept = shelf.runbooks(namespace) if shelf is not None else None
+    return kept if kept is not None else await _runbooks_in(client, namespace)
+
+
 async def root_labels(reader: ClusterReader, resource: dict[str, Any], namespace: str) -> dict[str, str]:
     """The labels of the root cause's resource (none for a Secret: its object is never read)."""
     plural = PLURAL_OF_KIND.get(resource.get("kind", ""))
@@ -52,13 +84,13 @@ async def root_labels(reader: ClusterReader, resource: dict[str, Any], namespace
 
 
 async def attach_runbooks(client: httpx.AsyncClient, reader: ClusterReader, status: dict[str, Any], namespace: str,
-                          operator_namespace: str | None) -> None:
+                          operator_namespace: str | None, shelf: RunbookShelf | None = None) -> None:
     """Adds ``runbooks`` (and the actions they propose) to an Investigation's status."""
     root = status.get("rootCause")
     if not root:
         return
     try:
-        await _attach(client, reader, status, namespace, operator_namespace, root)
+        await _attach(client, reader, status, namespace, operator_namespace, root, shelf)
     finally:
         point_note_at_runbook(status)
 
@@ -80,12 +112,14 @@ def point_note_at_runbook(status: dict[str, Any]) -> None:
 
 
 async def _attach(client: httpx.AsyncClient, reader: ClusterReader, status: dict[str, Any], namespace: str,
-                  operator_namespace: str | None, root: dict[str, Any]) -> None:
-    # Both lists and the root cause's labels at once (the reader memoises the labels, which
-    # the memory of past incidents reads next): an Investigation waits for one round trip.
+                  operator_namespace: str | None, root: dict[str, Any], shelf: RunbookShelf | None) -> None:
+    # Both lists (from the watch's index when it covers them) and the root cause's labels at
+    # once (the reader memoises the labels, which the memory of past incidents reads next):
+    # an Investigation waits for one round trip at most.
     here, cluster_wide, labels = await asyncio.gather(
-        _runbooks_in(client, namespace),
-        _runbooks_in(client, operator_namespace) if operator_namespace and operator_namespace != namespace else _none(),
+        _runbooks(client, namespace, shelf),
+        _runbooks(client, operator_namespace, shelf) if operator_namespace and operator_namespace != namespace
+        else _none(),
         root_labels(reader, root.get("resource") or {}, namespace))
     runbooks = here + cluster_wide
     if not runbooks:

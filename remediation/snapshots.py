@@ -201,6 +201,10 @@ def captures(configmaps: Iterable[Mapping[str, Any]], workloads: list[Mapping[st
         if not users:
             continue
         changed = last_change(configmap)
+        if changed is not None and changed == parse_time(m.get("creationTimestamp")):
+            # Never changed since it was created: no pod can hold an older content, so one
+            # started in the same second (times have a resolution of a second) read this one.
+            changed -= dt.timedelta(seconds=1)
         if any(ran_healthy_with(u, pods, changed, now, settle) is not None for u in users):
             continue
         out.append(snapshot_of(configmap, now, sorted(f"{u['kind']}/{meta(u)['name']}" for u in users)))

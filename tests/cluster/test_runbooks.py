@@ -71,7 +71,7 @@ def test_matching_runbooks_are_listed_with_their_steps(operator, api_client, nam
     assert proposed and proposed[0]["target"] == {"kind": "Deployment", "name": app, "namespace": namespace}
     assert proposed[0]["reason"] == f"proposed by runbook {namespace}/team-pending: one replica fits"
     recalled = [e for e in status["timeline"] if e["event"] == "Recalled"]
-    assert len(recalled) == 1 and recalled[0]["message"].startswith(f"{len(listed)} runbooks, 0 similar past Incidents in ")
+    assert len(recalled) == 1 and recalled[0]["message"].startswith(f"{len(listed)} runbooks, 0 similar past Incidents (")
     assert status["timeline"][-1]["event"] == "Completed"
     wide = kubectl("get", "inv", "why-pending", "-n", namespace, "-o", "wide").stdout
     assert cluster_wide in wide

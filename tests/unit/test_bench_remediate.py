@@ -9,10 +9,11 @@ from aisre.bench.remediate import PERMISSIVE_POLICY, _template, chosen, summariz
 from aisre.api.remediation_policy import RemediationPolicySpec
 
 
-def test_a_restart_or_the_controller_hash_do_not_count_as_a_change() -> None:
+def test_a_restart_a_config_checksum_or_the_controller_hash_do_not_count_as_a_change() -> None:
     base = {"spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"image": "a"}]}}}}
     after = {"spec": {"template": {"metadata": {"labels": {"app": "web", "pod-template-hash": "x"},
-                                                "annotations": {"kubectl.kubernetes.io/restartedAt": "t"}},
+                                                "annotations": {"kubectl.kubernetes.io/restartedAt": "t",
+                                                                "checksum/config": "a90e"}},
                                    "spec": {"containers": [{"image": "a"}]}}}}
     assert _template(base) == _template(after)
     after["spec"]["template"]["spec"]["containers"][0]["image"] = "b"
@@ -109,3 +110,18 @@ def test_the_snapshot_keeper_understands_namespace_patterns() -> None:
     assert not in_scope("aisre-bench-ab12-op", patterns, (), "aisre-bench-ab12-op")  # never the operator's own
     assert in_scope("shop", ("shop",), (), None) and not in_scope("pay", ("shop",), (), None)
     assert not in_scope("kube-system", (), ("kube-*",), None)
+
+
+def test_simulated_oom_kills_end_once_every_killed_containers_limit_was_raised() -> None:
+    from aisre.bench.remediate import limits_outgrown
+
+    def at(**limits: str) -> dict:
+        return {("Deployment", "web"): {"spec": {"containers": [
+            {"name": n, "resources": {"limits": {"memory": v}}} for n, v in limits.items()]}}}
+
+    fault = at(app="512Mi", proxy="32Mi")
+    assert limits_outgrown({"proxy"}, fault, at(app="512Mi", proxy="64Mi"))
+    assert not limits_outgrown({"proxy"}, fault, at(app="1Gi", proxy="32Mi"))  # the other container's limit
+    assert not limits_outgrown({"proxy", "app"}, fault, at(app="512Mi", proxy="64Mi"))
+    assert not limits_outgrown(None, fault, at(app="1Gi", proxy="1Gi"))  # not an OOM-only fault
+    assert limits_outgrown({"*"}, fault, at(app="1Gi", proxy="32Mi"))  # the step named no container: any raised

@@ -141,6 +141,12 @@ def test_only_content_the_workloads_ran_healthy_with_is_captured() -> None:
     assert captures([configmap({"a": "1"})], [], [pod()], NOW, 30) == []  # used by nobody
     # every user must be healthy
     assert captures([configmap({"a": "1"})], [workload(), workload("api")], [pod()], NOW, 30) == []
+    # created with its users and never changed: pods started in that same second read this content
+    fresh = configmap({"a": "1"})
+    fresh["metadata"]["creationTimestamp"] = fresh["metadata"]["managedFields"][0]["time"] = t(300)
+    assert [s.name for s in captures([fresh], [workload()], [pod(started_ago=300)], NOW, 30)] == ["app"]
+    # changed (not created) in the second the pods started: they may hold the old content
+    assert captures([configmap({"a": "2"}, changed_ago=300)], [workload()], [pod(started_ago=300)], NOW, 30) == []
 
 
 def test_secrets_are_never_kept() -> None:

@@ -137,3 +137,16 @@ def test_reports_print_the_runbook_under_the_root_cause() -> None:
     assert text.index("## Root cause") < text.index("### Runbook") < text.index("## Hypotheses")
     incident = {"metadata": {"name": "inc", "namespace": "shop"}, "spec": {"title": "t"}, "status": {}}
     assert "The runbook for this root cause: **oom runbook** (`shop/oom`)" in render_incident(incident, inv)
+
+
+def test_the_watch_index_answers_only_for_namespaces_the_operator_watches() -> None:
+    from aisre.operator.runbook_step import RunbookShelf
+
+    book = {"metadata": {"name": "oom", "namespace": "shop"}}
+    index = {"shop": [book]}
+    assert RunbookShelf(index, ()).runbooks("shop") == [book]
+    assert RunbookShelf(index, ()).runbooks("empty") == []  # cluster-wide: an empty namespace has none
+    scoped = RunbookShelf(index, ("shop", "team-*"))
+    assert scoped.runbooks("team-a") == [] and scoped.runbooks("shop") == [book]
+    assert scoped.runbooks("aisre-system") is None  # not watched: read from the API server
+    assert RunbookShelf(index, ("!kube-*",)).runbooks("shop") is None  # exclusions: the API decides

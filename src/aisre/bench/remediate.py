@@ -44,6 +44,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client import AppsV1Api
@@ -51,6 +52,7 @@ from kubernetes.client.exceptions import ApiException
 
 from aisre.api.meta import GROUP, VERSION
 from aisre.api.taxonomy import ActionType
+from aisre.remediation.policy import parse_quantity
 from aisre.bench.investigate import INVESTIGATION
 from aisre.bench.kube import Kube
 from aisre.bench.scenario_run import ScenarioRun, manifests
@@ -91,7 +93,8 @@ def node_policy(namespace: str) -> dict[str, Any]:
         "targets": {"kinds": ["Node"], "namespaces": [namespace],
                     "selector": {"matchLabels": {NODE_LABEL: namespace}}},
         "actions": [{"type": "drainNode", "mode": "auto"}, {"type": "cordonNode", "mode": "auto"}],
-        "limits": {"actionsPerHour": 100, "maxConcurrent": 10, "cooldown": "1s", "minHealthyPercent": 50},
+        # Permissive like the namespace's: the scenario's pods on a broken node are what a drain moves.
+        "limits": {"actionsPerHour": 100, "maxConcurrent": 10, "cooldown": "1s", "minHealthyPercent": 0},
         "verification": {"timeout": "30s", "revertOnFailure": True},
     }
 
@@ -101,13 +104,13 @@ _LISTS = {"Deployment": "list_namespaced_deployment", "StatefulSet": "list_names
 
 
 def _template(obj: dict[str, Any]) -> dict[str, Any]:
-    """A pod template as compared for "restored": without what a restart or the controller adds."""
+    """A pod template as compared for "restored": what the simulated pods run, so without
+    annotations (a restart's timestamp, a config checksum that only triggers restarts) and
+    the controller's hash label."""
     template = copy.deepcopy((obj.get("spec") or {}).get("template") or {})
     metadata = template.get("metadata") or {}
-    (metadata.get("annotations") or {}).pop("kubectl.kubernetes.io/restartedAt", None)
+    metadata.pop("annotations", None)
     (metadata.get("labels") or {}).pop("pod-template-hash", None)
-    if not metadata.get("annotations"):
-        metadata.pop("annotations", None)
     return template
 
 
@@ -153,6 +156,48 @@ def restored(touched: set[tuple[str, str]], baseline: dict[tuple[str, str], dict
     if touched:
         return all(now.get(key) == baseline.get(key) for key in touched)
     return node_fault and action == "drainNode"
+
+
+ANY_CONTAINER = "*"  # an OOM step that names no container: the pod's only one, whichever it is
+
+
+def oom_containers(run: ScenarioRun) -> set[str] | None:
+    """The containers whose OOM kills are the whole simulated fault (a runtime step in state
+    OOMKilled names each; steps that only add logs do not count), or None when any other
+    failing state is simulated too."""
+    names: set[str] = set()
+    for _, step in run.scenario.runtime_steps():
+        if step.state == "OOMKilled":
+            names.add(step.container or ANY_CONTAINER)
+        elif step.state != "Running":
+            return None
+    return names or None
+
+
+def _memory_limits(template: dict[str, Any]) -> dict[str, float]:
+    limits = {}
+    for container in (template.get("spec") or {}).get("containers") or []:
+        value = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        if value is not None:
+            limits[container["name"]] = parse_quantity(str(value))
+    return limits
+
+
+def limits_outgrown(containers: set[str] | None, at_fault: dict[tuple[str, str], dict[str, Any]],
+                    now: dict[tuple[str, str], dict[str, Any]]) -> bool:
+    """Whether every OOM-killed container now has a higher memory limit than it was killed at
+    (pure). The simulation knows no peak, so a raised limit ends the kills: how far is enough
+    is what the real node measures (a real kernel's OOM killer)."""
+    if not containers:
+        return False
+    raised: set[str] = set()
+    for key, template in now.items():
+        if key[0] not in WORKLOAD_KINDS or key not in at_fault:
+            continue
+        before, after = _memory_limits(at_fault[key]), _memory_limits(template)
+        grown = {c for c in before if after.get(c, 0) > before[c]}
+        raised |= (grown & containers) | ({ANY_CONTAINER} if grown else set())
+    return containers <= raised
 
 
 def configmaps_to_keep(run: ScenarioRun, baseline: dict[tuple[str, str], dict[str, Any]]) -> set[str]:
@@ -256,7 +301,10 @@ def _journal(kube: Kube, namespace: str, incident: str) -> list[dict[str, Any]]:
     return (obj.get("status") or {}).get("remediations") or []
 
 
-def _wait_journal(kube: Kube, namespace: str, ids: set[str], timeout: float, incident: str = INCIDENT) -> list[dict[str, Any]]:
+def _wait_journal(kube: Kube, namespace: str, ids: set[str], timeout: float, incident: str = INCIDENT,
+                  tick: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """The journal once every action in ``ids`` has a final result (or at the deadline);
+    ``tick`` runs at every poll: the simulated world's own reaction to what was done."""
     deadline = time.monotonic() + timeout
     entries: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
@@ -264,6 +312,8 @@ def _wait_journal(kube: Kube, namespace: str, ids: set[str], timeout: float, inc
         done = {e["id"] for e in entries if e.get("result") in FINAL}
         if ids <= done:
             return entries
+        if tick is not None:
+            tick()
         time.sleep(0.5)  # the journal has no watchable field of its own; bounded by the deadline
     return entries
 
@@ -273,12 +323,51 @@ def chosen(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     return (executed or entries or [None])[0]
 
 
+class SimulatedFault:
+    """The fault the runner simulates through pods, which ends as soon as the objects it was
+    injected through are back as they were: a real kubelet reports the rolled-back pods
+    healthy at once, and the operator's verification, which watches them, must see that
+    while it waits (not after, or it would wait for ever and revert)."""
+
+    def __init__(self, kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.kube, self.run, self.baseline = kube, run, baseline
+        self.touched = injected_through(run)
+        self.node_only = any(s.node for s in run.scenario.fault) and not run.scenario.runtime_steps()
+        self.active = bool(run.scenario.runtime_steps()) or self.node_only
+        self.at_fault = snapshot(kube, run.namespace)  # before any action: the limits the OOM kills happened at
+        self._checked = 0.0
+
+    def restored(self, action: str | None) -> bool:
+        now = snapshot(self.kube, self.run.namespace)
+        return restored(self.touched, self.baseline, now, action, self.node_only) or \
+            limits_outgrown(oom_containers(self.run), self.at_fault, now)
+
+    def stop(self) -> None:
+        """Stop simulating: the Stages go (KWOK's defaults return) and the pods the
+        simulation wrote are replaced, as a kubelet would report them healthy again."""
+        self.active = False
+        self.run.runtime.cleanup()
+        for step in self.run.scenario.runtime_steps():
+            selector = ",".join(f"{k}={v}" for k, v in sorted(step[1].selector.items()))
+            self.kube.core.delete_collection_namespaced_pod(self.run.namespace, label_selector=selector)
+
+    def tick(self) -> None:
+        """During verification: a fault injected through workloads or ConfigMaps ends once
+        they are restored (checked every 2 s)."""
+        if not self.active or not self.touched or time.monotonic() - self._checked < 2.0:
+            return
+        self._checked = time.monotonic()
+        if self.restored(None):
+            self.stop()
+
+
 def remediate(kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict[str, Any]], timeout: float,
               detected: tuple[str, str] | None = None, operator_namespace: str | None = None) -> dict[str, Any]:
     """Open the Incident (investigate mode) or take the one detection opened (``detected``:
     its namespace and name), wait for the journal, judge whether the fault cleared."""
     namespace = run.namespace
     out: dict[str, Any] = {"action": None, "action_result": None, "cleared": False}
+    fault = SimulatedFault(kube, run, baseline)
     try:
         if detected is None:
             investigation = kube.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "investigations", INVESTIGATION)
@@ -292,7 +381,7 @@ def remediate(kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict
             ref = ((obj.get("status") or {}).get("investigationRef") or {}).get("name") or incident
             investigation = kube.custom.get_namespaced_custom_object(GROUP, VERSION, home, "investigations", ref)
         ids = {a["id"] for a in (investigation.get("status") or {}).get("recommendedActions") or []}
-        entries = _wait_journal(kube, home, ids, timeout + VERIFY_WAIT_S, incident) if ids else []
+        entries = _wait_journal(kube, home, ids, timeout + VERIFY_WAIT_S, incident, fault.tick) if ids else []
     except ApiException as error:
         out["remediation_error"] = f"{error.status} {error.reason}"
         return out
@@ -307,18 +396,10 @@ def remediate(kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict
         out["assessment"] = entry["assessment"]
     if out["action_result"] != "Succeeded":
         return out
-    touched = injected_through(run)
-    node_fault = any(s.node for s in run.scenario.fault)
-    if run.scenario.runtime_steps() or node_fault:
-        if not restored(touched, baseline, snapshot(kube, namespace), entry.get("type"),
-                        node_fault and not run.scenario.runtime_steps()):
+    if fault.active:
+        if not fault.restored(entry.get("type")):
             return out  # still injected: the simulation goes on
-        # Restored: stop simulating. The Stages go (KWOK's defaults return) and the pods the
-        # simulation wrote are replaced, as a kubelet would report them healthy again.
-        run.runtime.cleanup()
-        for step in run.scenario.runtime_steps():
-            selector = ",".join(f"{k}={v}" for k, v in sorted(step[1].selector.items()))
-            kube.core.delete_collection_namespaced_pod(namespace, label_selector=selector)
+        fault.stop()
     not_ready = wait_available(kube, namespace, set(WORKLOAD_KINDS), CLEARED_TIMEOUT_S)
     out["cleared"] = not not_ready
     return out
