@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help tools venv install crds docs cluster-up cluster-down demo test test-unit clean prometheus prometheus-down neo4j neo4j-down jaeger jaeger-down
+.PHONY: help tools venv install crds docs cluster-up cluster-down demo test test-unit clean prometheus prometheus-down neo4j neo4j-down jaeger jaeger-down kafka kafka-down
 
 help:
 	@echo "make demo          local cluster + CRDs + operator + examples, then kubectl get aisre -A"
@@ -18,9 +18,11 @@ help:
 	@echo "make bench         play the fault scenarios (SCENARIOS=scenarios) in detect and investigate mode into bench/results/"
 	@echo "make bench-detection  detection throughput (one core) and memory/latency from 500 to 5,000 pods"
 	@echo "make bench-real    the scenarios of scenarios-real/ on the real node, both modes, into bench/results/real-*.json"
+	@echo "make bench-forecast  the forecast scenarios of scenarios-forecast/ through Prometheus into bench/results/forecast.json"
 	@echo "make prometheus    Debian's Prometheus on loopback for the metrics agent (tests and bench start it themselves)"
 	@echo "make neo4j         Neo4j (its test harness) on loopback for the knowledge graph (tests start it themselves)"
 	@echo "make jaeger        Jaeger v2 (built from its Go module) on loopback for traces (tests start it themselves)"
+	@echo "make kafka         Apache Kafka (KRaft, jars from Maven Central) on loopback for the fleet (tests start it themselves)"
 
 tools:
 	bash hack/tools.sh
@@ -75,6 +77,14 @@ jaeger:
 jaeger-down:
 	bash hack/jaeger.sh stop
 
+# The fleet's Kafka broker (KRaft, from Maven Central's jars; docs/fleet.md) on loopback;
+# the fleet tests and bench/kafka_fleet.py start it themselves.
+kafka:
+	bash hack/kafka.sh start
+
+kafka-down:
+	bash hack/kafka.sh stop
+
 demo: tools install
 	bash hack/demo.sh
 
@@ -101,6 +111,11 @@ bench: tools install
 bench-real: tools install
 	$(BIN)/aisre bench --scenarios scenarios-real --mode detect --json bench/results/real-detect.json $(BENCH_ARGS)
 	$(BIN)/aisre bench --scenarios scenarios-real --mode investigate --json bench/results/real-investigate.json $(BENCH_ARGS)
+
+# Forecast scenarios (scenarios-forecast/, docs/forecasts.md) through the loopback Prometheus; no cluster.
+.PHONY: bench-forecast
+bench-forecast: install
+	$(BIN)/aisre bench --scenarios scenarios-forecast --mode forecast --json bench/results/forecast.json $(BENCH_ARGS)
 
 # Detection's throughput (one core) and its memory and latency as the cluster grows.
 bench-detection: tools install

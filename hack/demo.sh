@@ -5,7 +5,8 @@
 # RemediationPolicy's decision and the rollback executed (as the executor identity) and
 # verified; where the real node runs, a real crash loop from a bad release on it, found,
 # explained and rolled back; then the examples, and what the knowledge graph (Neo4j on
-# loopback) holds about the Incidents. Grace times are shortened so the demo takes seconds (the
+# loopback) holds about the Incidents; with AISRE_DEMO_KAFKA=1 the operator also publishes to a
+# loopback Kafka and `aisre fleet incidents` shows the fleet view. Grace times are shortened so the demo takes seconds (the
 # defaults give a Pending pod 120 s before it is an incident).
 
 set -euo pipefail
@@ -83,8 +84,15 @@ step "the knowledge graph: Neo4j on loopback (hack/neo4j.sh: its test harness fr
 NEO4J_URL="$(bash hack/neo4j.sh start | tail -1)" || NEO4J_URL=""
 [ -n "$NEO4J_URL" ] && echo "$NEO4J_URL" || echo "no Neo4j here: memory stays the embedded index"
 
+KAFKA=""  # AISRE_DEMO_KAFKA=1: the operator also publishes to Kafka (docs/fleet.md)
+if [ "${AISRE_DEMO_KAFKA:-0}" = 1 ]; then
+  step "the fleet: Apache Kafka on loopback (hack/kafka.sh: KRaft, its jars from Maven Central)"
+  KAFKA="$(bash hack/kafka.sh start | tail -1)"
+  echo "$KAFKA"
+fi
+
 step "the operator (aisre run: detection on, actions as the executor), logs in $CLUSTER_DIR/operator.log"
-AISRE_NEO4J_URI="$NEO4J_URL" AISRE_NEO4J_USER=neo4j AISRE_NEO4J_PASSWORD="${AISRE_NEO4J_PASSWORD:-password}" \
+AISRE_KAFKA_BOOTSTRAP="$KAFKA" AISRE_FLEET_TENANT=demo AISRE_NEO4J_URI="$NEO4J_URL" AISRE_NEO4J_USER=neo4j AISRE_NEO4J_PASSWORD="${AISRE_NEO4J_PASSWORD:-password}" \
   AISRE_HTTP_PORT="$PORT" AISRE_OPERATOR_NAMESPACE=aisre-system AISRE_DETECT_PENDING_GRACE=5 AISRE_DETECT_SETTLE=2 \
   AISRE_DETECT_RESOLVE_AFTER=15 AISRE_EXECUTOR_USER=system:serviceaccount:aisre-system:aisre-executor \
   .venv/bin/aisre run -n "$NS" > "$CLUSTER_DIR/operator.log" 2>&1 &
@@ -208,6 +216,11 @@ with neo4j.GraphDatabase.driver(os.environ["NEO4J_URL"], auth=auth) as driver:
 for r in records:
     print(f"{r['incident']}: {r['category']} ({r['confidence']}) via {' -> '.join(r['chain']) or 'no chain'}")
 CYPHER
+fi
+
+if [ -n "$KAFKA" ]; then
+  step "aisre fleet incidents (read from every tenant's aisre.<tenant>.incidents topic)"
+  .venv/bin/aisre fleet incidents --bootstrap "$KAFKA"
 fi
 
 step "operator metrics"

@@ -57,8 +57,9 @@ def _investigation_state(conditions: list[dict[str, Any]], current: str | None) 
     return current or InvestigationState.PENDING.value
 
 
-def _incident_state(conditions: list[dict[str, Any]], current: str | None) -> str:
-    return current or IncidentState.OPEN.value
+def _incident_state(conditions: list[dict[str, Any]], current: str | None, predicted: bool = False) -> str:
+    # A forecast (spec.prediction) starts as Predicted: nothing has failed yet.
+    return current or (IncidentState.PREDICTED if predicted else IncidentState.OPEN).value
 
 
 def accept(model: type[KubeModel], body: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def accept(model: type[KubeModel], body: Mapping[str, Any], now: dt.datetime) ->
         patch["target"] = describe_target(parsed.spec.target)
         patch["state"] = _investigation_state(conditions, status.get("state"))
     elif isinstance(parsed, Incident):
-        patch["state"] = _incident_state(conditions, status.get("state"))
+        patch["state"] = _incident_state(conditions, status.get("state"), parsed.spec.prediction is not None)
     elif isinstance(parsed, RemediationPolicy):
         patch["actionsSummary"] = describe_actions(parsed.spec)
     elif isinstance(parsed, NotificationRoute):

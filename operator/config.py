@@ -13,6 +13,7 @@ from aisre.agents.base import PrometheusSettings
 
 from aisre.operator.detection.thresholds import Thresholds
 from aisre.operator.graph_store import GraphSettings
+from aisre.fleet.kafka import KafkaSettings
 from aisre.operator.leader import LeaseSettings
 from aisre.operator.notify_step import NotifySettings
 from aisre.notify import RetryPolicy
@@ -77,6 +78,11 @@ class OperatorConfig:
     notify: NotifySettings = field(default_factory=NotifySettings)  # NotificationRoutes' deliveries
     # Which plugins are on, and their settings (AISRE_PLUGINS_*; docs/plugins.md).
     plugins: PluginConfig = field(default_factory=PluginConfig)
+    # Kafka for the fleet (AISRE_KAFKA_*; docs/fleet.md); None: nothing is published.
+    kafka: KafkaSettings | None = None
+    # Forecasts read TLS Secrets' tls.crt for their expiry (AISRE_FORECAST_TLS_SECRETS; needs
+    # rbac.listSecrets): off, only cert-manager's Certificates are read (docs/forecasts.md).
+    forecast_tls_secrets: bool = False
 
     @property
     def lease_name(self) -> str:
@@ -119,6 +125,8 @@ class OperatorConfig:
             calibration_knots=knots_from_env(env),
             notify=notify_from_env(env),
             plugins=PluginConfig.from_env(env),
+            kafka=KafkaSettings.from_env(env),
+            forecast_tls_secrets=env.get("AISRE_FORECAST_TLS_SECRETS", "").lower() in ("1", "true", "yes", "on"),
         )
 
 

@@ -45,6 +45,7 @@ class Webhook:
     detection: Any = None  # DetectionService
     role: Role | None = None  # None: a single replica, always in charge
     graph: Any = None  # GraphStore, when the knowledge graph is configured
+    fleet: Any = None  # FleetService, when Kafka is configured
     pagerduty_secrets: tuple[str, ...] = ()  # the webhook subscription's secret(s); two while rotating
     opsgenie_token: str | None = None
 
@@ -154,6 +155,8 @@ def build_app(ready: asyncio.Event, hook: Webhook | None = None) -> web.Applicat
         if role.ready(ready.is_set()):
             # A Neo4j outage degrades memory to the embedded index: reported, still ready.
             graph = {"neo4j": hook.graph.state()} if hook.graph is not None else {}
+            # Kafka away or the fleet buffer filling: reported (condition FleetPublishing), still ready.
+            graph |= {"fleet": hook.fleet.state()} if hook.fleet is not None else {}
             # A plugin that failed to load or lacks a prerequisite is reported, still ready:
             # the Investigations say NO_DATA with the same reason for that agent.
             return web.json_response({"status": "ready", "role": role.name, "leader": role.holder or None, **graph,

@@ -174,7 +174,7 @@ async def start_investigation(body: kopf.Body, client: httpx.AsyncClient, key: b
     """Create the Incident's Investigation (once); returns the status patch."""
     status = dict(body.get("status") or {})
     if not (body.get("spec") or {}).get("investigate", True) or status.get("investigationRef"):
-        return {} if status.get("state") else {"state": "Open"}
+        return {} if status.get("state") else {"state": "Predicted" if (body.get("spec") or {}).get("prediction") else "Open"}
     meta = body["metadata"]
     delay = gate.wait_for(meta["namespace"], time.monotonic()) if gate is not None else 0.0
     if delay > 0:

@@ -100,9 +100,24 @@ NEO4J_QUEUE = Gauge(
     "aisre_graph_queue",
     "Investigations waiting to be written to the knowledge graph (bounded).",
 )
+FORECASTS = Counter(
+    "aisre_forecasts_total",
+    "Forecasts made by detection (docs/forecasts.md), by signal and outcome (Predicted, BeyondHorizon, NoTrend, "
+    "PoorFit, ResetsFirst, Reset, TooLittleHistory, AtLimit; QueryFailed: Prometheus did not answer).",
+    ["signal", "outcome"],
+)
 NOTIFICATIONS = Counter(
     "aisre_notifications_total",
     "Messages to NotificationRoutes' sinks, by sink type (slack, slackWebhook, teams, pagerDuty, opsgenie, webhook) "
     "and result (Sent, Failed, RateLimited).",
     ["sink", "result"],
 )
+
+# The fleet's Kafka publisher and consumer (docs/fleet.md), by tenant.
+FLEET_BUFFER = Gauge("aisre_fleet_buffer_pending", "Fleet envelopes waiting for the Kafka broker", ["tenant"])
+FLEET_BUFFER_CAPACITY = Gauge("aisre_fleet_buffer_capacity", "Fleet envelopes the buffer holds at most", ["tenant"])
+FLEET_ENVELOPES = Counter("aisre_fleet_envelopes_total", "Fleet envelopes by outcome (published, dropped: buffer "
+                          "full, failed: refused by the broker)", ["tenant", "outcome"])
+FLEET_BROKER_UP = Gauge("aisre_fleet_broker_up", "1 while a Kafka broker answers the fleet publisher", ["tenant"])
+FLEET_EXTERNAL = Counter("aisre_fleet_external_signals_total", "External signals read from Kafka by outcome "
+                         "(stored, deadLettered)", ["tenant", "outcome"])

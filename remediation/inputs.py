@@ -7,6 +7,7 @@ target's state (labels, replica counts, the container's limits). Reads only; the
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import httpx
@@ -107,6 +108,39 @@ def _counts(obj: dict[str, Any]) -> tuple[int | None, int | None]:
     return None, None
 
 
+def _scaled(value: Any, replicas: int, round_up: bool) -> int:
+    """An int-or-percent rollout bound resolved against the replicas, as the controllers do."""
+    if isinstance(value, str) and value.endswith("%"):
+        share = int(value[:-1]) * replicas / 100
+        return math.ceil(share) if round_up else math.floor(share)
+    return int(value)
+
+
+def rollout_unavailable(obj: dict[str, Any]) -> int | None:
+    """How many of a workload's replicas its own update takes out of service at once (pure):
+    a Deployment's rolling update resolves maxUnavailable (rounded down) against maxSurge
+    (rounded up; both zero means one), a Recreate takes them all, a StatefulSet's or
+    DaemonSet's rolling update its maxUnavailable (1 by default). None for anything else."""
+    spec, kind = obj.get("spec") or {}, obj.get("kind")
+    if kind == "Deployment":
+        replicas = int(spec.get("replicas", 1))
+        strategy = spec.get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            return replicas
+        rolling = strategy.get("rollingUpdate") or {}
+        unavailable = _scaled(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
+        surge = _scaled(rolling.get("maxSurge", "25%"), replicas, round_up=True)
+        return 1 if unavailable == 0 and surge == 0 else unavailable
+    if kind in ("StatefulSet", "DaemonSet"):
+        strategy = spec.get("updateStrategy") or {}
+        if strategy.get("type") == "OnDelete":
+            return None
+        replicas = int(spec.get("replicas", 1)) if kind == "StatefulSet" else int(
+            (obj.get("status") or {}).get("desiredNumberScheduled") or 1)
+        return max(1, _scaled((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), replicas, round_up=False))
+    return None
+
+
 def _node_ready(node: dict[str, Any]) -> bool:
     if (node.get("spec") or {}).get("unschedulable"):
         return False
@@ -148,6 +182,7 @@ async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> 
                 grand = next((r for r in (parent.get("metadata") or {}).get("ownerReferences") or [] if r.get("controller")), None)
                 if grand:
                     owners.append(target_key(grand.get("kind", ""), t.namespace, grand.get("name", "")))
+    unavailable = rollout_unavailable(obj)
     if t.kind == "ConfigMap":
         # restoreConfig acts for the workloads that use it: they are what the Incident is
         # about (owners) and what its restart takes replicas from (the blast radius).
@@ -156,6 +191,9 @@ async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> 
         counts = [_counts(u) for u in users]
         if counts and all(c[0] is not None for c in counts):
             replicas, ready = sum(c[0] or 0 for c in counts), sum(c[1] or 0 for c in counts)
+        # Its users' restarts are their own rolling updates, all at once.
+        strategies = [rollout_unavailable(u) for u in users]
+        unavailable = sum(strategies) if strategies and None not in strategies else None  # type: ignore[arg-type]
     if t.kind == "Node":
         nodes = (await kubeapi.get(client, "/api/v1/nodes")).get("items") or []
         replicas, ready = len(nodes), sum(1 for n in nodes if _node_ready(n))
@@ -163,7 +201,8 @@ async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> 
         metadata.get("resourceVersion") if t.kind == "ConfigMap" else str(metadata.get("generation") or 0))  # no generation
     state = TargetState(exists=True, revision=revision, labels=metadata.get("labels") or {},
                         annotations=metadata.get("annotations") or {},
-                        replicas=replicas, ready=ready, memory_limit_bytes=_limit_bytes(obj, action), owners=tuple(owners))
+                        replicas=replicas, ready=ready, memory_limit_bytes=_limit_bytes(obj, action), owners=tuple(owners),
+                        rollout_unavailable=unavailable)
     return state, obj
 
 

@@ -98,6 +98,7 @@ class TargetState:
     memory_limit_bytes: int | None = None  # of the container setResources would change
     cpu_limit_millis: int | None = None
     owners: tuple[str, ...] = ()  # target keys of its controller chain (a pod's ReplicaSet, Deployment)
+    rollout_unavailable: int | None = None  # replicas its own update takes out at once (its strategy), if a workload
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,9 @@ class DecisionInput:
     pending: Pending | None = None  # the approval this action awaits, when journaled and current
     # The action types the catalog holds (the aisre.actions registry); None: not known (all).
     installed: frozenset[str] | None = None
+    # The Incident is Predicted (a forecast, nothing failed yet): each rule's predictedMode
+    # governs, observe when it has none (docs/forecasts.md).
+    predicted: bool = False
 
     @property
     def central(self) -> bool:
@@ -165,11 +169,14 @@ def target_key(kind: str, namespace: str | None, name: str) -> str:
     return f"{kind}/{'' if kind in CLUSTER_SCOPED_KINDS else namespace or ''}/{name}"
 
 
-def mode_of(policy: RemediationPolicySpec, action: ActionType | str) -> RemediationMode | None:
+def mode_of(policy: RemediationPolicySpec, action: ActionType | str, predicted: bool = False) -> RemediationMode | None:
     """The mode for a listed action: its rule's, else the policy's; None when the action is
-    not listed (denied)."""
+    not listed (denied). For a Predicted Incident, the rule's predictedMode, else observe:
+    pre-emptive actions are off unless the policy allows them separately."""
     for rule in policy.actions or []:
         if ActionType(rule.type) == ActionType(action):
+            if predicted:
+                return RemediationMode(rule.predicted_mode or RemediationMode.OBSERVE)
             return RemediationMode(rule.mode or policy.mode)
     return None
 
@@ -246,7 +253,7 @@ def check_action_installed(i: DecisionInput) -> Verdict | None:
 
 def check_mode(i: DecisionInput) -> Verdict | None:
     assert i.policy is not None
-    mode = mode_of(i.policy, i.action.type)
+    mode = mode_of(i.policy, i.action.type, i.predicted)
     if i.policy.paused:
         return Verdict(Decision.DENIED, POLICY_PAUSED, "the policy is paused")
     if mode == RemediationMode.OBSERVE:
@@ -276,7 +283,7 @@ def check_bounds(i: DecisionInput) -> Verdict | None:
         verdict = _resource_bounds(i, (bounds.resources if bounds else None) or ResourceBounds())
         if verdict is not None:
             return verdict
-    if mode_of(i.policy, i.action.type) == RemediationMode.DRY_RUN:
+    if mode_of(i.policy, i.action.type, i.predicted) == RemediationMode.DRY_RUN:
         return Verdict(Decision.DRY_RUN, MODE_DRY_RUN, "the policy runs this action as a server-side dry run")
     return None
 
@@ -366,6 +373,11 @@ def check_cooldown(i: DecisionInput) -> Verdict | None:
     return None
 
 
+# The actions carried out by the workload's own rolling update of its pod template.
+# restoreConfig: its users' restarts, which are theirs.
+ROLLING_ACTIONS = {ActionType.ROLLBACK, ActionType.ROLLOUT_RESTART, ActionType.SET_RESOURCES, ActionType.RESTORE_CONFIG}
+
+
 def healthy_after(i: DecisionInput) -> tuple[int, int] | None:
     """(healthy replicas after the action at worst, desired replicas), or None if unknown."""
     t = i.target
@@ -379,6 +391,10 @@ def healthy_after(i: DecisionInput) -> tuple[int, int] | None:
         return (min(t.ready, wanted), t.replicas) if wanted < t.replicas else (t.ready, t.replicas)
     if kind == ActionType.UNCORDON_NODE:
         return (t.ready, t.replicas)
+    if kind in ROLLING_ACTIONS and t.rollout_unavailable is not None:
+        # The workload's own update replaces its pods: what it takes out at once is what its
+        # strategy allows (a surge-only rolling update of one replica takes none; a Recreate, all).
+        return (max(0, t.ready - t.rollout_unavailable), t.replicas)
     # deletePod, a rolling restart/rollback/resource change, a cordon or a drain (one node
     # less; the drained pods themselves are bounded by their PodDisruptionBudgets): one at a time.
     return (max(0, t.ready - 1), t.replicas)
@@ -438,7 +454,7 @@ def check_approval(i: DecisionInput) -> Verdict | None:
     since), before it expires, by a user the policy names or a member of a group it names
     (the groups recorded with the approval, which the API server checked are the author's)."""
     assert i.policy is not None
-    if mode_of(i.policy, i.action.type) != RemediationMode.APPROVE:
+    if mode_of(i.policy, i.action.type, i.predicted) != RemediationMode.APPROVE:
         return Verdict(Decision.EXECUTE, AUTO, "the policy runs this action automatically")
     pending = i.pending
     if pending is None or i.now >= pending.expires_at:

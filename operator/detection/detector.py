@@ -35,6 +35,7 @@ SWEPT = (SignalSource.LOGS, SignalSource.METRICS)  # conclusions of the log and 
 # source an Incident they raise records.
 OUTSIDE = {SignalSource.ALERTMANAGER: IncidentSource.ALERTMANAGER, SignalSource.PAGERDUTY: IncidentSource.PAGERDUTY,
            SignalSource.OPSGENIE: IncidentSource.OPSGENIE}
+FREE_TEXT = {*OUTSIDE, SignalSource.EXTERNAL}  # reasons never a metric label (external signals: Kafka)
 MAX_PAGES = 16
 SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
@@ -93,7 +94,7 @@ class Tracked:
             self.occurrences += 1
             self.dirty = True
             # Alert names are free text from outside: never a label value (bounded cardinality).
-            SIGNALS.labels(signal.source.value, "Alert" if signal.source in OUTSIDE else signal.reason).inc()
+            SIGNALS.labels(signal.source.value, "Alert" if signal.source in FREE_TEXT else signal.reason).inc()
             count = self.reasons.get(signal.reason)
             if count is None:
                 self.reasons[signal.reason] = ReasonCount(signal.source.value, signal.reason, 1, signal.time, signal.time,
@@ -165,16 +166,28 @@ class Detector:
         self.signals_seen = 0
         self.node_seen: dict[str, dt.datetime] = {}  # nodes with trouble, last seen when
         self.muted: dict[str, dt.datetime] = {}  # namespaces where Incidents cannot be written, until when
+        # Told of each signal an object newly shows and of each alert (the fleet's signals
+        # topic); must not block.
+        self.on_signal: Callable[[Signal], None] | None = None
 
     # --- input ---------------------------------------------------------------------------
 
     def observe(self, uid: str, signals: list[Signal]) -> None:
         """What one object shows now (empty: it is fine)."""
         self.signals_seen += len(signals)
+        if self.on_signal is not None:
+            self._announce(self.active.get(uid, []), signals)
         if signals:
             self.active[uid] = signals
         else:
             self.active.pop(uid, None)
+
+    def _announce(self, before: list[Signal], now: list[Signal]) -> None:
+        assert self.on_signal is not None
+        known = {signal.key for signal in before}
+        for signal in now:
+            if signal.key not in known:
+                self.on_signal(signal)
 
     def reports_trouble_in(self, namespace: str, besides: str) -> bool:
         """Whether anything but the signals observed as ``besides`` says the namespace is in
@@ -192,6 +205,8 @@ class Detector:
         """Hold a firing alert (or clear a resolved one); False when the held alerts are at
         their cap and this one is new (refused: memory stays bounded whatever is posted)."""
         self.signals_seen += 1
+        if self.on_signal is not None:
+            self.on_signal(signal)
         if not signal.firing:
             self.alerts.pop(signal.key, None)
             for tracked in self.tracked.values():  # the pager resolved it: never resolve it again

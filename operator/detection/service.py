@@ -24,7 +24,7 @@ from aisre.api.meta import GROUP, VERSION
 from aisre.api.signal import Signal
 from aisre.api.taxonomy import Severity
 from aisre.kube.reader import ClusterReader
-from aisre.operator.detection import log_watch, metric_watch, store
+from aisre.operator.detection import forecast, log_watch, metric_watch, store
 from aisre.operator.detection.detector import Detector, Open, Operation, Resolve, Tracked, Update
 from aisre.operator.detection.pipeline import Pipeline
 from aisre.operator.detection.thresholds import Thresholds
@@ -96,8 +96,9 @@ def incident_itself_gone(status: int, response: httpx.Response | None) -> bool:
 class DetectionService:
     def __init__(self, thresholds: Thresholds, operator_namespace: str, include: tuple[str, ...] = (),
                  exclude: tuple[str, ...] = (), prometheus: PrometheusSettings | None = None,
-                 signing_key: bytes | None = None) -> None:
+                 signing_key: bytes | None = None, forecast_tls_secrets: bool = False) -> None:
         self.th = thresholds
+        self.forecast_tls_secrets = forecast_tls_secrets  # forecasts read TLS Secrets' tls.crt
         # The mark on the Incidents it opens; without the operator's key, a key of its own
         # (it then adopts nothing after a restart, which is safe).
         self.key = signing_key or secrets.token_bytes(32)
@@ -140,6 +141,9 @@ class DetectionService:
         if self.th.logs_interval > 0:
             self.tasks.append(asyncio.create_task(
                 self._every(self.th.logs_interval, self.look_at_logs, "log sweep failed"), name="detection-logs"))
+        if self.th.forecast_interval > 0:
+            self.tasks.append(asyncio.create_task(
+                self._every(self.th.forecast_interval, self.look_ahead, "forecast sweep failed"), name="detection-forecast"))
 
     async def _synced(self, events: list[asyncio.Event]) -> None:
         await asyncio.gather(*(e.wait() for e in events))
@@ -197,6 +201,15 @@ class DetectionService:
         return await self._sweep("logs", self.th.logs_interval, self.log_views, lambda namespaces: metric_watch.sweep_with(
             lambda ns: log_watch.look_at(reader, ns, at, self.th.logs_confidence, self.pipeline.changed_since(ns, since)),
             namespaces, "log sweep failed"))
+
+    async def look_ahead(self, now: dt.datetime | None = None) -> list[forecast.PlanStep]:
+        """One forecast sweep: Predicted Incidents opened, updated or resolved (docs/forecasts.md)."""
+        assert self.client is not None
+        config = forecast.ForecastConfig(self.th.forecast_horizon, self.th.forecast_confidence, self.th.forecast_lookback,
+                                         self.th.forecast_min_history)
+        return await forecast.sweep_once(self.client, self.prometheus, config, explicit_namespaces(self.include),
+                                         self.pipeline.allowed, self.operator_namespace, self.key, now,
+                                         tls_secrets=self.forecast_tls_secrets)
 
     async def _sweep(self, what: str, interval: float, views: dict[str, str],
                      run: Callable[[set[str]], Awaitable[list[metric_watch.Verdict]]]) -> list[Signal]:

@@ -38,6 +38,13 @@ class Thresholds:
     # after it triggered, whichever is first; after that only the cluster's own signals keep
     # its Incident open. 0: until the pager resolves it.
     page_hold: float = 900.0
+    # Forecasts (docs/forecasts.md): how often, how far ahead, how sure, over how much history,
+    # and the least history since a reset a forecast needs. 0: no forecasts.
+    forecast_interval: float = 300.0
+    forecast_horizon: float = 43200.0
+    forecast_confidence: float = 0.8
+    forecast_lookback: float = 259200.0
+    forecast_min_history: float = 3600.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Thresholds:
@@ -58,7 +65,7 @@ class Thresholds:
         return cls(image_pull_grace=2.0, pending_grace=2.0, not_ready_grace=2.0, init_grace=12.0, node_grace=1.0,
                    pvc_grace=2.0, event_window=120.0, settle=1.0, resolve_after=10.0, tick=0.25,
                    metrics_interval=2.0, logs_interval=2.0, post_change_window=120.0, rerun_grace=25.0,
-                   page_hold=8.0)
+                   page_hold=8.0, forecast_interval=0.0)  # forecasts are for hours ahead: off unless asked
 
     @classmethod
     def real_time(cls) -> Thresholds:

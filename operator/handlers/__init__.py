@@ -29,11 +29,13 @@ from aisre.knowledge.memory import Memory
 from aisre.ranking.calibration import use_knots
 from aisre.operator.login import connection_info
 from aisre.operator.run_investigation import Slots, already_done
+from aisre.operator.runbook_step import RunbookShelf
 from aisre.operator.run_investigation import run as run_investigation
 from aisre.operator.metrics import HANDLER_CALLS, HANDLER_SECONDS
 from aisre.operator.handlers import remediation as _remediation  # noqa: F401  (registers its handlers)
 from aisre.operator.handlers import notifications as _notifications  # noqa: F401  (registers its handlers)
 from aisre.operator.handlers import pages as _pages  # noqa: F401  (registers its handlers)
+from aisre.operator.handlers import fleet as _fleet  # noqa: F401  (registers its handlers)
 
 
 @kopf.on.login()
@@ -97,11 +99,13 @@ async def start_detection(memo: kopf.Memo, logger: Any, **_: Any) -> None:
         return
     memo.detection = DetectionService(config.thresholds, config.operator_namespace, config.namespaces,
                                       config.exclude_namespaces, prometheus=config.prometheus,
-                                      signing_key=memo.signing_key)
+                                      signing_key=memo.signing_key, forecast_tls_secrets=config.forecast_tls_secrets)
     # Clients of its own: Incident writes and metric sweeps never wait behind the
     # investigations' reads for a connection, nor they behind detection's.
     await memo.detection.start(connect(config.kubeconfig), connect(config.kubeconfig, max_connections=None))
     memo.webhook.detection = memo.detection
+    if memo.get("fleet") is not None:  # the fleet started first: it publishes what detection sees
+        memo.fleet.attach(memo.detection)
 
 
 @kopf.on.cleanup()
@@ -128,16 +132,24 @@ async def on_incident_grown(body: kopf.Body, old: Any, new: Any, patch: kopf.Pat
     patch.status.update(await reinvestigate(body, old, new, memo.kube, memo.signing_key))
 
 
+# Runbooks as the watch sees them: Kopf fills the index from its initial listing before any
+# other handler runs, so a concluding Investigation reads them without a round trip.
+@kopf.index(GROUP, VERSION, "runbooks")
+def runbook_index(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {namespace: dict(body)}
+
+
 # Registered after the acceptance handlers, so a new Investigation is accepted first.
 @kopf.on.resume(GROUP, VERSION, "investigations", id="investigate-resume")
 @kopf.on.create(GROUP, VERSION, "investigations", id="investigate")
 @kopf.on.update(GROUP, VERSION, "investigations", field="spec", id="investigate-update")
-async def on_investigation(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+async def on_investigation(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, runbook_index: kopf.Index,
+                           **_: Any) -> None:
     if already_done(body):
         return
     await run_investigation(body, patch, memo.kube, getattr(memo, "llm", None), memo.config.prometheus,
                             memo.signing_key, memo.config.operator_namespace, memo.slots, getattr(memo, "memory", None),
-                            getattr(memo, "graph", None))
+                            getattr(memo, "graph", None), RunbookShelf(runbook_index, memo.config.namespaces))
 
 
 # Every Incident's case joins the memory of past incidents; the initial listing rebuilds it.

@@ -12,8 +12,10 @@ beside the Kubernetes Events the same decisions post (docs/security.md, "Audit")
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -23,6 +25,10 @@ from aisre.tracing import trace_id as current_trace_id
 
 SCHEMA = "aisre.audit/v1"
 log = structlog.get_logger("aisre.audit")
+Sink = Callable[[dict[str, Any]], None]
+# Further destinations of the records (the fleet's audit topic), by the event loop of the
+# operator that added them: two operators in one process (tests) each get their own records.
+_sinks: dict[Sink, asyncio.AbstractEventLoop | None] = {}
 
 
 def record(decision: str, *, actor: str, obj: dict[str, Any], reason: str, detail: dict[str, Any] | None = None,
@@ -39,4 +45,25 @@ def emit(decision: str, **fields: Any) -> dict[str, Any]:
     """Write one record to the audit log; returns it."""
     entry = record(decision, **fields)
     log.info("audit", audit=entry)
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:  # a worker thread: every sink
+        here = None
+    for sink, loop in list(_sinks.items()):
+        if here is None or loop is None or loop is here:
+            try:
+                sink(entry)
+            except Exception as error:  # a sink never costs the decision its record
+                log.warning("audit sink failed", error=f"{type(error).__name__}: {error}"[:300])
     return entry
+
+
+def add_sink(sink: Sink) -> Callable[[], None]:
+    """Also send every record emitted on the caller's event loop to ``sink`` (which must not
+    block); returns what removes it."""
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    _sinks[sink] = loop
+    return lambda: _sinks.pop(sink, None) and None

@@ -6,6 +6,7 @@
     aisre report     print a Markdown report of an Investigation or an Incident
     aisre approve    approve a recommended action of an Incident, as the current user
     aisre bench      run fault scenarios on a cluster and score the operator's conclusions
+    aisre insights   what the period's Incidents say (root causes, response times, forecasts)
     aisre plugins    list the agents, patterns, actions and sinks installed, which are on, and why not
     aisre version    print the version
 """
@@ -80,6 +81,17 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.mode == "forecast":  # series into Prometheus and the forecast code; no cluster (docs/forecasts.md)
+        from aisre.bench import forecast
+        from aisre.bench.cluster import find_checkout
+        from aisre.bench.metrics import bring_up_prometheus
+
+        checkout = find_checkout()
+        if not args.prometheus_url and checkout is None:
+            print("error: forecast mode needs a Prometheus: pass --prometheus-url", file=sys.stderr)
+            return 2
+        url = args.prometheus_url or bring_up_prometheus(checkout)  # type: ignore[arg-type]
+        return forecast.run(args.scenarios, args.json, url, args.tag or [])
     from aisre.bench.runner import Options, run
     from aisre.operator.logs import configure_logging
 
@@ -293,9 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scenarios", type=Path, required=True, help="directory of scenario files (*.yaml, recursively)")
     bench.add_argument("--json", type=Path, required=True, help="where to write the JSON report")
     bench.add_argument(
-        "--mode", choices=["investigate", "detect"], default="detect",
+        "--mode", choices=["investigate", "detect", "forecast"], default="detect",
         help="detect (default): the operator's detection raises the Incident and starts the Investigation; "
-        "investigate: the runner creates an Investigation per scenario",
+        "investigate: the runner creates an Investigation per scenario; forecast: the scenarios' forecast blocks "
+        "are written into Prometheus and forecast (docs/forecasts.md)",
     )
     bench.add_argument("--remediate", choices=["off", "auto"], default="off",
                        help="auto: let the operator remediate each scenario's Incident under a permissive auto policy "
@@ -361,9 +374,82 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--check", action="store_true", help="exit 1 if a plugin failed to load or lacks a prerequisite")
     plugins.set_defaults(func=_cmd_plugins)
 
+    fleet = sub.add_parser("fleet", help="what every cluster's operator publishes to Kafka (docs/fleet.md)")
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True)
+    fleet_incidents = fleet_sub.add_parser("incidents", help="the open Incidents of every tenant (cluster), like "
+                                           "kubectl get incidents -A for the fleet")
+    fleet_incidents.add_argument("--bootstrap", help="Kafka bootstrap servers (default: $AISRE_KAFKA_BOOTSTRAP; TLS/SASL "
+                                 "from the operator's AISRE_KAFKA_* variables)")
+    fleet_incidents.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    fleet_incidents.add_argument("--timeout", type=float, default=15.0, help="seconds to read the topics")
+    fleet_incidents.set_defaults(func=_cmd_fleet_incidents)
+
+    insights = sub.add_parser("insights", help="what the period's Incidents say: root causes, response times, actions, "
+                              "forecasts (docs/insights.md)")
+    insights.add_argument("--since", default="7d", help="the period, back from now: e.g. 7d, 36h, 90m (default 7d)")
+    insights.add_argument("-n", "--namespace", help="one namespace (default: the context's)")
+    insights.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    insights.add_argument("-o", "--output", choices=["md", "json"], default="md")
+    insights.add_argument("--out", type=Path, help="write to this file (Markdown: the charts' PNGs beside it); "
+                          "default: stdout, without charts")
+    insights.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    insights.set_defaults(func=_cmd_insights)
+
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _: print(__version__) or 0)
     return parser
+
+
+def _cmd_fleet_incidents(args: argparse.Namespace) -> int:
+    from aisre.fleet.view import client_config_from, show
+
+    try:
+        text, skipped = show(client_config_from(args.bootstrap, dict(os.environ)), args.output, args.timeout)
+    except (ValueError, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(text)
+    for line in skipped[:10]:
+        print(f"skipped a record that is no envelope: {line}", file=sys.stderr)
+    return 0
+
+
+def _cmd_insights(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    import kubernetes
+
+    from aisre import console, insights
+    from aisre.api.meta import GROUP, VERSION
+
+    try:
+        since = insights.parse_period(args.since)
+    except ValueError as error:
+        print(f"aisre insights: {error}", file=sys.stderr)
+        return 2
+    cluster = console.connect(args.kubeconfig)
+    api = kubernetes.client.CustomObjectsApi(cluster.api_client)
+    try:
+        if args.all_namespaces:
+            listed = api.list_cluster_custom_object(GROUP, VERSION, "incidents")
+        else:
+            listed = api.list_namespaced_custom_object(GROUP, VERSION, args.namespace or cluster.namespace, "incidents")
+    except kubernetes.client.ApiException as error:
+        print(f"aisre insights: cannot list incidents: {error.reason} ({error.status})", file=sys.stderr)
+        return 1
+    now = dt.datetime.now(dt.UTC)
+    found = insights.aggregate(listed.get("items") or [], now - since, now)
+    if args.output == "json":
+        text = insights.render_json(found)
+    else:
+        charts = insights.draw_charts(found, args.out) if args.out else {}
+        text = insights.render_markdown(found, charts)
+    if args.out:
+        args.out.write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,6 +121,23 @@ def neo4j_settings() -> Iterator[GraphSettings]:
 
 
 @pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """The loopback Kafka broker of hack/kafka.sh (KRaft, from Maven Central's jars; started if
+    needed, stopped after the session if this session started it), or the one named by
+    AISRE_TEST_KAFKA_BOOTSTRAP: its bootstrap address."""
+    named = os.environ.get("AISRE_TEST_KAFKA_BOOTSTRAP")
+    if named:
+        yield named
+        return
+    script = ["bash", str(REPO / "hack" / "kafka.sh")]
+    running = subprocess.run([*script, "status"], capture_output=True, text=True).returncode == 0
+    done = subprocess.run([*script, "start"], check=True, timeout=600, capture_output=True, text=True)
+    yield done.stdout.strip().splitlines()[-1]
+    if not running:
+        subprocess.run([*script, "stop"], timeout=60, capture_output=True)
+
+
+@pytest.fixture(scope="session")
 def jaeger() -> Iterator[dict[str, str]]:
     """The loopback Jaeger v2 of hack/jaeger.sh (built from its Go module; started if
     needed, stopped after the session if this session started it): its OTLP/HTTP and

@@ -161,6 +161,27 @@ def test_the_blast_radius_floor_binds_a_namespaces_policy_only() -> None:
                floor=50).decision == Decision.EXECUTE
 
 
+def test_a_rollback_costs_what_the_workloads_own_update_strategy_takes_out() -> None:
+    from aisre.remediation.inputs import rollout_unavailable
+
+    a = action("rollback")
+    s = spec(actions=[{"type": "rollback", "mode": "auto"}], limits={"minHealthyPercent": 100})
+    # One replica, the default rolling update: a new pod first (surge), none taken out.
+    single = {"kind": "Deployment", "spec": {"replicas": 1}}
+    assert rollout_unavailable(single) == 0
+    assert run(a, s, target=TargetState(replicas=1, ready=1, rollout_unavailable=0)).decision == Decision.EXECUTE
+    # Recreate takes every pod out; a StatefulSet one at a time; unknown: one at a time too.
+    recreate = {"kind": "Deployment", "spec": {"replicas": 4, "strategy": {"type": "Recreate"}}}
+    assert rollout_unavailable(recreate) == 4
+    assert run(a, s, target=TargetState(replicas=4, ready=4, rollout_unavailable=4)).reason == P.BLAST_RADIUS
+    assert rollout_unavailable({"kind": "StatefulSet", "spec": {"replicas": 3}}) == 1
+    assert run(a, s, target=TargetState(replicas=3, ready=3)).reason == P.BLAST_RADIUS
+    assert rollout_unavailable({"kind": "Deployment", "spec": {"replicas": 8, "strategy": {"rollingUpdate": {
+        "maxUnavailable": "50%", "maxSurge": 0}}}}) == 4
+    assert rollout_unavailable({"kind": "Deployment", "spec": {"replicas": 1, "strategy": {"rollingUpdate": {
+        "maxUnavailable": 0, "maxSurge": 0}}}}) == 1  # both zero: the controller takes one
+
+
 def test_an_approval_counts_only_for_the_pending_revision_before_expiry() -> None:
     s = spec(actions=[{"type": "scale", "mode": "approve"}], approvers={"users": ["alice"]})
     given = {"scale-1": ApprovalGiven("alice", PENDING.revision)}

@@ -108,6 +108,51 @@ class PageRef(KubeModel):
     closed: bool = Field(False, description="The pager said it is resolved (so aisre never resolves it again).")
 
 
+class ForecastModel(str, Enum):
+    LINEAR_TREND = "linearTrend"
+    LINEAR_TREND_DAILY = "linearTrendDailySeasonal"
+    CERTIFICATE_EXPIRY = "certificateExpiry"
+
+
+class ForecastFit(KubeModel):
+    """How a forecast was computed: the window, the fit and its uncertainty (docs/forecasts.md)."""
+
+    window_start: dt.datetime = Field(..., description="First sample read.")
+    window_end: dt.datetime = Field(..., description="Last sample read.")
+    segment_start: dt.datetime | None = Field(
+        None, description="First sample used: after the last reset (log rotation, compaction) when there was one.")
+    points: int = Field(..., ge=0, description="Samples in the segment used.")
+    slope_per_hour: float = Field(..., description="Theil-Sen slope, in the series' unit per hour.")
+    slope_low_per_hour: float = Field(..., description="Lower end of the slope's 95 % interval (Kendall's tau).")
+    slope_high_per_hour: float = Field(..., description="Upper end of the slope's 95 % interval.")
+    r2: float = Field(..., le=1, description="Share of the segment's variance the model explains.")
+    residual_sd: float = Field(..., ge=0, description="Standard deviation of what the model does not explain.")
+    resets: int = Field(0, ge=0, description="Resets (sharp falls) seen in the window.")
+    seasonal_amplitude: float | None = Field(
+        None, description="Peak-to-trough of the daily profile taken out, when there was enough history for one.")
+
+
+class PredictedFailure(KubeModel):
+    """A failure that has not happened yet: what will fail, when, how sure, and what to do first."""
+
+    category: RootCauseCategory = Field(..., description="The root-cause category it will become, e.g. StorageFailure.")
+    signal: str = Field(..., max_length=64, description="What is forecast, e.g. volumeFull, memoryLimit, quota, "
+                        "certificateExpiry.")
+    failure_time: dt.datetime = Field(..., description="When the limit is reached on the central forecast.")
+    earliest: dt.datetime | None = Field(None, description="Early end of the interval (the slope's upper bound).")
+    latest: dt.datetime | None = Field(
+        None, description="Late end of the interval (the slope's lower bound); empty when that never reaches it.")
+    confidence: float = Field(..., ge=0, le=1, description="Probability the limit is reached within the horizon.")
+    model: ForecastModel = Field(..., description="linearTrend, linearTrendDailySeasonal or certificateExpiry.")
+    series: str = Field("", max_length=1024, description="The PromQL series forecast (empty for a certificate).")
+    current: float | None = Field(None, description="The model's value now, in the series' unit.")
+    limit: float | None = Field(None, description="The limit it reaches, in the series' unit.")
+    fit: ForecastFit | None = Field(None, description="The window, fit and uncertainty.")
+    action: ActionType | None = Field(None, description="The recommended pre-emptive action, when the catalog has one.")
+    advice: str = Field("", max_length=1024, description="What to do before it fails, in words.")
+    explanation: str = Field("", max_length=1024, description="The forecast in one sentence.")
+
+
 class IncidentSpec(KubeModel):
     """What is wrong, where, since when and how often."""
 
@@ -139,6 +184,8 @@ class IncidentSpec(KubeModel):
     last_seen: dt.datetime | None = Field(None, description="When it was last seen.")
     occurrences: int = Field(1, ge=1, description="How many signals were folded into this Incident.")
     investigate: bool = Field(True, description="Start an Investigation for this Incident.")
+    prediction: PredictedFailure | None = Field(
+        None, description="Set on a Predicted Incident (docs/forecasts.md): the failure forecast, not yet happened.")
     feedback: Feedback | None = Field(
         None, description="A person's verdict on the root cause (aisre feedback); the memory of past incidents and "
         "the share of confirmed root causes use it.")
@@ -151,6 +198,7 @@ class IncidentSpec(KubeModel):
 
 
 class IncidentState(str, Enum):
+    PREDICTED = "Predicted"  # a forecast failure, not yet happened (spec.prediction)
     OPEN = "Open"
     INVESTIGATING = "Investigating"
     IDENTIFIED = "Identified"

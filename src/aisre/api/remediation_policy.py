@@ -57,6 +57,9 @@ class ActionRule(KubeModel):
     type: ActionType = Field(..., description="The action from the catalog.")
     mode: RemediationMode | None = Field(
         None, description="observe, suggest, dryRun, approve or auto; the policy's spec.mode when omitted.")
+    predicted_mode: RemediationMode | None = Field(
+        None, description="The mode for this action on a Predicted Incident (a forecast failure, nothing failed yet); "
+        "observe when omitted: pre-emptive actions are off unless a policy allows them here.")
 
 
 class ScaleBounds(KubeModel):

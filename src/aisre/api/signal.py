@@ -35,6 +35,7 @@ class SignalSource(str, Enum):
     OPSGENIE = "opsgenie"  # an Opsgenie alert, from its webhook integration
     METRICS = "metrics"  # detection's own look at Prometheus series
     LOGS = "logs"  # detection's own look at container logs
+    EXTERNAL = "external"  # a signal from outside the Kubernetes API, read from Kafka (docs/fleet.md)
 
 
 def signal_key(*parts: str) -> str:

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Runs a real Apache Kafka broker (KRaft combined mode: one process is broker and controller)
+# on loopback for aisre's fleet tests, demo and benchmark. It comes from published artifacts
+# only: the broker jars (org.apache.kafka:kafka_2.13 and its runtime dependencies) resolved
+# from Maven Central by hack/kafka/pom.xml and kept in the per-user tools cache. No Docker,
+# no tarball from kafka.apache.org. Idempotent: a cached install is reused; a broker already
+# answering on the port is left alone.
+#
+# PLAINTEXT on 127.0.0.1 only. The log (topics) is kept in $AISRE_KAFKA_DIR/data across
+# restarts; `stop` then `rm -rf` that directory for an empty broker.
+#
+# Usage: hack/kafka.sh install | start | stop | url | status
+#   AISRE_KAFKA_PORT=19092              loopback broker port (default 19092)
+#   AISRE_KAFKA_CONTROLLER_PORT=19093   loopback KRaft controller port (default 19093)
+#   AISRE_KAFKA_DIR=DIR                 data, config, log, pid (default .cluster/kafka)
+#   AISRE_KAFKA_JAVA=java               a Java 17+ runtime
+#   AISRE_KAFKA_JAVA_OPTS=...           heap and such (default -Xms128m -Xmx512m)
+#   AISRE_KAFKA_MAVEN_REPO=DIR          Maven local repository for install (default: a throwaway
+#                                       one, so only the cache keeps the jars)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${AISRE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aisre/tools}"
+PORT="${AISRE_KAFKA_PORT:-19092}"
+CONTROLLER_PORT="${AISRE_KAFKA_CONTROLLER_PORT:-19093}"
+DIR="$(realpath -m "${AISRE_KAFKA_DIR:-$ROOT/.cluster/kafka}")"  # absolute: pid_alive matches it
+JAVA="${AISRE_KAFKA_JAVA:-java}"
+JAVA_OPTS="${AISRE_KAFKA_JAVA_OPTS:--Xms128m -Xmx512m}"
+SRC="$ROOT/hack/kafka"
+# The pom is the one place the version is pinned.
+VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$SRC/pom.xml")"
+HOME_DIR="$CACHE/kafka-$VERSION"
+
+log() { printf '[kafka] %s\n' "$*" >&2; }
+
+installed() { [[ -f "$HOME_DIR/lib/kafka_2.13-$VERSION.jar" ]]; }
+
+build() {
+  installed && return 0
+  command -v mvn >/dev/null || { log "no mvn: install Maven (it fetches kafka_2.13 from Maven Central)"; exit 1; }
+  local work; work="$(mktemp -d)"
+  log "fetching org.apache.kafka:kafka_2.13:$VERSION and its runtime jars from Maven Central"
+  rm -rf "$HOME_DIR.tmp" && mkdir -p "$HOME_DIR.tmp"
+  if ! mvn -q -B -f "$SRC/pom.xml" -Dmaven.repo.local="${AISRE_KAFKA_MAVEN_REPO:-$work/m2}" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$HOME_DIR.tmp/lib" \
+      >"$work/mvn.log" 2>&1; then
+    cat "$work/mvn.log" >&2; log "mvn failed (above)"; exit 1
+  fi
+  rm -rf "$HOME_DIR" && mv "$HOME_DIR.tmp" "$HOME_DIR"
+  rm -rf "$work"
+  log "installed $HOME_DIR ($(find "$HOME_DIR/lib" -name '*.jar' | wc -l) jars, $(du -sh "$HOME_DIR" | cut -f1))"
+}
+
+# Two test runs may install at once: the second waits and then finds the cache filled.
+install() {
+  mkdir -p "$CACHE"
+  local fd; exec {fd}>"$CACHE/kafka-$VERSION.lock"
+  flock "$fd"
+  build
+  exec {fd}>&-
+}
+
+url() { echo "127.0.0.1:$PORT"; }
+
+# A real Kafka request, not just an open port: ApiVersions v0 (api key 18, correlation id 1,
+# client id "aisre"); the broker's reply starts with its length, our correlation id and
+# error code 0.
+broker_ready() {
+  local reply
+  # shellcheck disable=SC2016  # $1 is the inner shell's
+  reply="$(timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "\x00\x00\x00\x0f\x00\x12\x00\x00\x00\x00\x00\x01\x00\x05aisre" >&3
+    head -c 10 <&3 | od -An -tx1' _ "$PORT" 2>/dev/null | tr -d ' \n')" || return 1
+  [[ "${reply:8:12}" == 000000010000 ]]
+}
+
+# Our broker, by its pid file: not a zombie awaiting its reaper, nor another process that got
+# the pid after a reboot.
+pid_alive() {
+  local pid args
+  pid="$(cat "$DIR/kafka.pid" 2>/dev/null)" || return 1
+  # /proc, not ps: ps cuts its output at $COLUMNS, which a caller (pytest) may set narrow.
+  args="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  [[ "$args" == *" kafka.Kafka $DIR/server.properties "* ]] && [[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]]
+}
+
+write_config() {
+  cat > "$DIR/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DIR/data
+num.partitions=3
+# One broker: every internal topic has one replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# aisre creates its topics itself (aisre.fleet.topics); a typo must not create one.
+auto.create.topics.enable=false
+PROPS
+}
+
+java_cmd() {  # java_cmd MAIN ARGS...: the broker's classpath and logging (exec: keeps the pid)
+  # shellcheck disable=SC2086  # JAVA_OPTS is a list of options
+  exec ${SETSID:-} "$JAVA" $JAVA_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$SRC/log4j2.properties" -Dlog4j2.disable.jmx=true \
+    -cp "$HOME_DIR/lib/*" "$@"
+}
+
+start() {
+  if broker_ready; then log "already running at $(url)"; url; return 0; fi
+  install
+  mkdir -p "$DIR"
+  if pid_alive; then
+    log "pid $(cat "$DIR/kafka.pid") is still starting; waiting for it"
+  else
+    write_config
+    if [[ ! -f "$DIR/data/meta.properties" ]]; then
+      local id; id="$( (java_cmd kafka.tools.StorageTool random-uuid) | tail -1)"
+      log "formatting $DIR/data (cluster id $id)"
+      (java_cmd kafka.tools.StorageTool format -t "$id" -c "$DIR/server.properties") >"$DIR/format.log" 2>&1 ||
+        { cat "$DIR/format.log" >&2; exit 1; }
+    fi
+    log "starting Kafka $VERSION on $(url) (data in $DIR/data, log $DIR/kafka.log)"
+    # setsid + nohup: the broker outlives this script (it is stopped with `stop`, by its pid).
+    # The subshell execs them and they exec java, so $! is the broker's own pid.
+    (SETSID="setsid nohup" java_cmd kafka.Kafka "$DIR/server.properties") </dev/null >"$DIR/kafka.log" 2>&1 &
+    echo $! > "$DIR/kafka.pid"
+    disown
+  fi
+  for _ in $(seq 1 240); do
+    if grep -q 'Kafka Server started' "$DIR/kafka.log" 2>/dev/null && broker_ready; then
+      log "ready (pid $(cat "$DIR/kafka.pid"))"; url; return 0
+    fi
+    pid_alive || { log "exited during start:"; tail -20 "$DIR/kafka.log" >&2; rm -f "$DIR/kafka.pid"; exit 1; }
+    sleep 0.25
+  done
+  log "not ready after 60 s (left running: hack/kafka.sh stop)"; tail -20 "$DIR/kafka.log" >&2; exit 1
+}
+
+stop() {
+  if pid_alive; then
+    local pid; pid="$(cat "$DIR/kafka.pid")"
+    kill "$pid" 2>/dev/null || true
+    # A controlled shutdown flushes the log (a few seconds); KILL only a hung one.
+    for _ in $(seq 1 300); do pid_alive || break; sleep 0.1; done
+    if pid_alive; then log "pid $pid ignored TERM for 30 s: killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$DIR/kafka.pid"
+}
+
+status() {
+  if broker_ready; then
+    echo "running at $(url)$(pid_alive && echo " (pid $(cat "$DIR/kafka.pid"))")"
+  else
+    echo "not running"; return 1
+  fi
+}
+
+case "${1:-start}" in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  url) url ;;
+  status) status ;;
+  *) echo "usage: $0 install|start|stop|url|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,151 @@
+"""Forecasts on the real control plane and the real Prometheus: a volume filling for hours
+(written into Prometheus by remote write) opens a Predicted Incident with its time, interval
+and fit; the clean-up that empties it resolves it by itself. A TLS Secret whose certificate
+expires within the horizon opens one too, read from tls.crt."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from aisre.bench.metrics import Series, remote_write
+from aisre.bench.operator_thread import OperatorThread, free_port
+from aisre.operator.detection.thresholds import Thresholds
+from conftest_helpers import REPO, Kubectl, deployment
+
+HOUR = 3600.0
+CAPACITY = 10 * 2**30
+THRESHOLDS = dataclasses.replace(Thresholds.compressed(), forecast_interval=2.0, forecast_lookback=4 * HOUR)
+
+
+def _volume(namespace: str, claim: str, points: list[tuple[float, float]]) -> list[Series]:
+    labels = {"namespace": namespace, "persistentvolumeclaim": claim, "job": "kubelet"}
+    ms = [int(t * 1000) for t, _ in points]
+    return [Series({**labels, "__name__": "kubelet_volume_stats_used_bytes"}, [(m, v) for m, (_, v) in zip(ms, points)]),
+            Series({**labels, "__name__": "kubelet_volume_stats_capacity_bytes"}, [(m, CAPACITY) for m in ms])]
+
+
+def _incidents(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
+    return json.loads(kubectl("get", "incidents", "-n", namespace, "-o", "json").stdout)["items"]
+
+
+def _until(what: str, probe: Callable[[], Any], timeout: float = 45.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def _tls_secret(namespace: str, name: str, expires_in: dt.timedelta) -> dict[str, Any]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.example.com")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=80))
+            .not_valid_after(now + expires_in).sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": name, "namespace": namespace},
+            "data": {"tls.crt": base64.b64encode(pem).decode(), "tls.key": base64.b64encode(key_pem).decode()}}
+
+
+def test_a_filling_volume_is_predicted_then_resolved_by_its_clean_up(
+        kubectl: Kubectl, kubeconfig: Path, own_namespace: str, prometheus: str) -> None:
+    namespace = own_namespace
+    now = time.time()
+    # Three hours from 50 % to 70 %: at 100 % in 4.5 h. Noise of 0.5 % of the capacity.
+    history = [(now - 3 * HOUR + i * 60, CAPACITY * (0.5 + 0.2 * i / 180 + 0.005 * ((i * 7919) % 11 - 5) / 5))
+               for i in range(181)]
+    remote_write(prometheus, _volume(namespace, "data", history))
+    kubectl("apply", "-f", "-", input=json.dumps(_tls_secret(namespace, "shop-tls", dt.timedelta(hours=6))))
+    # A worker whose memory climbs toward its 256Mi limit: at it in about 5 h.
+    worker = deployment("worker", replicas=1)
+    worker["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] = {"memory": "256Mi"}
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(worker))
+    kubectl("wait", "-n", namespace, "--for=condition=Available", "deployment/worker", "--timeout=60s")
+    pod = json.loads(kubectl("get", "pods", "-n", namespace, "-l", "app=worker", "-o", "json").stdout)["items"][0]
+    limit = 256 * 2**20
+    remote_write(prometheus, [Series(
+        {"__name__": "container_memory_working_set_bytes", "namespace": namespace, "pod": pod["metadata"]["name"],
+         "container": "worker"},
+        [(int(t * 1000), limit * v / CAPACITY) for t, v in history])])
+    started = time.monotonic()
+    with OperatorThread(kubeconfig, free_port(), namespaces=(namespace,), detection=True, operator_namespace=namespace,
+                        thresholds=THRESHOLDS, prometheus_url=prometheus, forecast_tls_secrets=True):
+        def predicted(kind: str) -> dict[str, Any] | None:
+            return next((i for i in _incidents(kubectl, namespace) if i["spec"]["resource"]["kind"] == kind
+                         and (i.get("status") or {}).get("state") == "Predicted"), None)
+
+        volume = _until("a Predicted Incident for the volume", lambda: predicted("PersistentVolumeClaim"))
+        spec = volume["spec"]
+        p = spec["prediction"]
+        assert spec["resource"] == {"kind": "PersistentVolumeClaim", "name": "data", "namespace": namespace}
+        assert spec["investigate"] is False and p["category"] == "StorageFailure" and p["signal"] == "volumeFull"
+        eta = (dt.datetime.fromisoformat(p["failureTime"]) - dt.datetime.now(dt.UTC)).total_seconds()
+        assert abs(eta - 4.5 * HOUR) < 0.5 * HOUR, p
+        assert p["earliest"] < p["failureTime"] < p["latest"] and p["confidence"] >= 0.8
+        assert p["fit"]["r2"] > 0.9 and p["fit"]["points"] > 100 and p["model"] == "linearTrend"
+        assert "kubelet_volume_stats_used_bytes" in p["series"] and p["limit"] == 1.0
+        assert [e["event"] for e in volume["status"]["timeline"]] == ["Predicted"]
+        assert not any(i.get("kind") == "Investigation" for i in json.loads(
+            kubectl("get", "investigations", "-n", namespace, "-o", "json").stdout)["items"])
+
+        memory = _until("a Predicted Incident for the worker", lambda: predicted("Deployment"))["spec"]
+        assert memory["resource"]["name"] == "worker" and memory["prediction"]["category"] == "MemoryLimitTooLow"
+        assert memory["prediction"]["action"] == "setResources" and memory["prediction"]["limit"] == limit
+        assert "container worker" in memory["title"]
+
+        cert = _until("a Predicted Incident for the certificate", lambda: predicted("Secret"))["spec"]
+        assert cert["resource"]["name"] == "shop-tls" and cert["prediction"]["model"] == "certificateExpiry"
+        assert cert["prediction"]["signal"] == "certificateExpiry" and cert["prediction"]["confidence"] == 1.0
+        assert "BEGIN" not in json.dumps(cert)  # nothing of the Secret's data
+
+        # Someone cleans up: the volume falls to 10 % and stays there.
+        last, at = history[-1][0], time.time()
+        remote_write(prometheus, _volume(namespace, "data", [(last + (at - last) * k / 4, CAPACITY * 0.1)
+                                                              for k in range(1, 5)]))
+        resolved = _until("the volume's Incident resolved", lambda: next(
+            (i for i in _incidents(kubectl, namespace) if i["metadata"]["name"] == volume["metadata"]["name"]
+             and (i.get("status") or {}).get("state") == "Resolved"), None))
+        reasons = {c["type"]: c["reason"] for c in resolved["status"]["conditions"]}
+        assert reasons["Resolved"] == "TrendTurned" and resolved["status"]["resolvedAt"]
+        assert [i for i in _incidents(kubectl, namespace) if i["metadata"]["name"] == volume["metadata"]["name"]]
+        # The certificate's is still open: its time is not a trend.
+        assert predicted("Secret") is not None
+    assert time.monotonic() - started < 100
+
+
+def test_the_forecast_bench_scores_scenarios_through_the_real_prometheus(prometheus: str, tmp_path: Path) -> None:
+    from aisre.bench import forecast as bench
+
+    chosen = ["disk-rotation-stopped-fails-in-5h", "healthy-log-rotation-sawtooth", "memory-limit-in-6h"]
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    for name in chosen:
+        (scenarios / f"{name}.yaml").write_text((REPO / "scenarios-forecast" / f"{name}.yaml").read_text())
+    out = tmp_path / "forecast.json"
+    started = time.monotonic()
+    assert bench.run(scenarios, out, prometheus) == 0
+    assert time.monotonic() - started < 60
+    report = json.loads(out.read_text())
+    by_name = {r["name"]: r for r in report["results"]}
+    assert set(by_name) == set(chosen) and all(r["error"] is None for r in by_name.values())
+    assert report["recall"] == 1.0 and report["precision"] == 1.0 and report["false_alarms_healthy"] == 0
+    stopped = by_name["disk-rotation-stopped-fails-in-5h"]
+    assert stopped["right"] and stopped["error_h"] < 1.0 and stopped["lead_time_h"] >= 5
+    assert not by_name["healthy-log-rotation-sawtooth"]["ever_alerted"]
