@@ -271,10 +271,6 @@ def phrase_windows(line: str, size: int = ECHO_WORDS) -> set[tuple[str, ...]]:
     return out
 
 
-def is_warning(line: str) -> bool:
-    return bool(WARNING_LEVEL.search(line)) or is_error(line)
-
-
 # The level a structured line declares (`"level":"info"`, `level=warn`, `"log.level":"ERROR"`).
 LEVEL_FIELD = re.compile(r'\b(?:level|severity|lvl)"?\s*[:=]\s*"?(?P<level>[a-z]+)', re.I)
 

@@ -22,8 +22,8 @@ from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
 from aisre.agents.base import AgentContext, Findings, resource_of
-from aisre.agents.log_signatures import (classify, climbing, is_error, is_warning, memory_figures, phrase_windows,
-                                         served_status)
+from aisre.agents.log_signatures import (ERROR_LEVEL, WARNING_LEVEL, classify, climbing, memory_figures,
+                                         phrase_windows, served_status)
 from aisre.api.evidence import PEER_SIGNATURES
 from aisre.api.evidence import AgentResult
 from aisre.kube.reader import KubeAccessError
@@ -163,13 +163,16 @@ async def gather(ctx: AgentContext) -> AgentResult:
             for key, value in memory_figures(line[:2000]):
                 memory.setdefault(key, []).append(value)
             signature = classify(line)
-            if is_error(line):
+            # is_error and a warning level, from the signature already found (classify is the costly part)
+            error = signature is not None or bool(ERROR_LEVEL.search(line))
+            if error:
                 error_lines += 1
                 recent_error_lines += recent
-                if not previous and (signature is None or signature.signature not in PEER_SIGNATURES):
-                    echoes.asked(owner_ref, line, recent, (pod, owner, container))
-            if is_warning(line):
-                echoes.told(owner_ref, line)
+            if error or WARNING_LEVEL.search(line):
+                windows = phrase_windows(line[:2000])
+                echoes.told(owner_ref, windows)
+                if error and not previous and (signature is None or signature.signature not in PEER_SIGNATURES):
+                    echoes.asked(owner_ref, windows, line, recent, (pod, owner, container))
             if signature is None:
                 continue
             key = (signature.signature, signature.host, signature.port)
@@ -252,15 +255,15 @@ class Echoes:
         self.asks: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {}
         self.tells: dict[str, set[tuple[str, ...]]] = {}
 
-    def asked(self, owner: str, line: str, recent: bool, where: tuple[Any, ...]) -> None:
-        for window in phrase_windows(line[:2000]):
+    def asked(self, owner: str, windows: set[tuple[str, ...]], line: str, recent: bool, where: tuple[Any, ...]) -> None:
+        for window in windows:
             entry = self.asks.setdefault(owner, {}).setdefault(
                 window, {"count": 0, "recent": 0, "sample": line.strip()[:SAMPLE_CHARS], "where": where})
             entry["count"] += 1
             entry["recent"] += recent
 
-    def told(self, owner: str, line: str) -> None:
-        self.tells.setdefault(owner, set()).update(phrase_windows(line[:2000]))
+    def told(self, owner: str, windows: set[tuple[str, ...]]) -> None:
+        self.tells.setdefault(owner, set()).update(windows)
 
     def found(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(client, peer, the client's line entry with the shared ``phrase``) for each client

@@ -25,9 +25,8 @@ from typing import Any
 import httpx
 import structlog
 
-from kopf._cogs.structs.references import match_namespace
 
-from aisre.operator.namespace_sight import uses_globs
+from aisre.operator.namespace_sight import uses_globs, watched
 from aisre.remediation import kubeapi
 from aisre.remediation.snapshots import WORKLOAD_KINDS, SnapshotStore, captures
 
@@ -38,11 +37,7 @@ def in_scope(namespace: str, namespaces: tuple[str, ...], exclude: tuple[str, ..
     """Watched (names or glob patterns, as Kopf takes them), not excluded, not the operator's own."""
     if namespace == operator_namespace or any(fnmatch.fnmatchcase(namespace, e) for e in exclude):
         return False
-    if not namespaces:
-        return True
-    if uses_globs(namespaces):
-        return any(match_namespace(namespace, pattern) for pattern in namespaces)  # type: ignore[arg-type]
-    return namespace in namespaces
+    return watched(namespace, namespaces)
 
 
 def listed_namespaces(namespaces: tuple[str, ...]) -> tuple[str | None, ...]:

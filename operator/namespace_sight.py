@@ -38,6 +38,16 @@ def uses_globs(patterns: Collection[str]) -> bool:
     return any(ch in pattern for pattern in patterns for ch in "*?!,")
 
 
+def watched(namespace: str, patterns: Collection[str]) -> bool:
+    """Whether Kopf serves ``namespace`` given the operator's namespace settings: all when
+    there are none, else the names, or the patterns as Kopf matches them."""
+    if not patterns:
+        return True
+    if uses_globs(patterns):
+        return any(match_namespace(namespace, pattern) for pattern in patterns)  # type: ignore[arg-type]
+    return namespace in patterns
+
+
 def missing_namespaces(active: Iterable[str], patterns: Collection[str], known: Collection[str | None]) -> set[str]:
     """The active namespaces that match a pattern and that Kopf does not serve."""
     return {name for name in active

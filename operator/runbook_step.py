@@ -9,7 +9,6 @@ Never fails an Investigation: a Runbook that cannot be read is a Runbook not lis
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from aisre.api.meta import GROUP, VERSION
 from aisre.kube.reader import ClusterReader, KubeAccessError
 from aisre.kube.resources import RESOURCES
 from aisre.knowledge.runbooks import conclusion_of, matching, needs_labels
+from aisre.operator.namespace_sight import watched
 from aisre.operator.recommend import runbook_actions
 from aisre.remediation.actions import CATALOG
 
@@ -46,18 +46,14 @@ class RunbookShelf:
     operator watches; any other namespace (say the operator's own, when it serves a list of
     namespaces) is read from the API server as before."""
 
-    def __init__(self, index: Mapping[str, Iterable[dict[str, Any]]], watched: tuple[str, ...]) -> None:
+    def __init__(self, index: Mapping[str, Iterable[dict[str, Any]]], patterns: tuple[str, ...]) -> None:
         self.index = index
-        # Kopf's namespace patterns are globs, and "!" excludes: a namespace counts as watched
-        # only when it matches a plain pattern (or the operator is cluster-wide).
-        self.patterns = watched
+        self.patterns = patterns  # the operator's namespace settings, as Kopf takes them
 
     def watches(self, namespace: str) -> bool:
-        if not self.patterns:
-            return True
-        if any(p.startswith("!") for p in self.patterns):
+        if any("!" in p for p in self.patterns):
             return False  # exclusions: not worth second-guessing Kopf, read the API
-        return any(fnmatch.fnmatchcase(namespace, p) for p in self.patterns)
+        return watched(namespace, self.patterns)
 
     def runbooks(self, namespace: str) -> list[dict[str, Any]] | None:
         """The namespace's Runbooks, or None when the watch does not cover it."""

@@ -7,7 +7,6 @@ target's state (labels, replica counts, the container's limits). Reads only; the
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from aisre.api.taxonomy import ActionType
 from aisre.remediation import kubeapi, ledger
 from aisre.remediation.actions import restore_config
 from aisre.remediation.policy import PastAction, TargetState, parse_quantity, target_key
+from aisre.remediation.verification import rollout_unavailable
 
 
 def _accepted(obj: dict[str, Any]) -> bool:
@@ -106,39 +106,6 @@ def _counts(obj: dict[str, Any]) -> tuple[int | None, int | None]:
     if kind in ("StatefulSet", "ReplicaSet"):
         return spec.get("replicas", 1), status.get("readyReplicas", 0)
     return None, None
-
-
-def _scaled(value: Any, replicas: int, round_up: bool) -> int:
-    """An int-or-percent rollout bound resolved against the replicas, as the controllers do."""
-    if isinstance(value, str) and value.endswith("%"):
-        share = int(value[:-1]) * replicas / 100
-        return math.ceil(share) if round_up else math.floor(share)
-    return int(value)
-
-
-def rollout_unavailable(obj: dict[str, Any]) -> int | None:
-    """How many of a workload's replicas its own update takes out of service at once (pure):
-    a Deployment's rolling update resolves maxUnavailable (rounded down) against maxSurge
-    (rounded up; both zero means one), a Recreate takes them all, a StatefulSet's or
-    DaemonSet's rolling update its maxUnavailable (1 by default). None for anything else."""
-    spec, kind = obj.get("spec") or {}, obj.get("kind")
-    if kind == "Deployment":
-        replicas = int(spec.get("replicas", 1))
-        strategy = spec.get("strategy") or {}
-        if strategy.get("type") == "Recreate":
-            return replicas
-        rolling = strategy.get("rollingUpdate") or {}
-        unavailable = _scaled(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
-        surge = _scaled(rolling.get("maxSurge", "25%"), replicas, round_up=True)
-        return 1 if unavailable == 0 and surge == 0 else unavailable
-    if kind in ("StatefulSet", "DaemonSet"):
-        strategy = spec.get("updateStrategy") or {}
-        if strategy.get("type") == "OnDelete":
-            return None
-        replicas = int(spec.get("replicas", 1)) if kind == "StatefulSet" else int(
-            (obj.get("status") or {}).get("desiredNumberScheduled") or 1)
-        return max(1, _scaled((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), replicas, round_up=False))
-    return None
 
 
 def _node_ready(node: dict[str, Any]) -> bool:

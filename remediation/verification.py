@@ -139,6 +139,39 @@ def settled(obj: Mapping[str, Any] | None) -> bool:
     return rollout_state(obj) != PROGRESSING
 
 
+def _scaled(value: Any, replicas: int, round_up: bool) -> int:
+    """An int-or-percent rollout bound resolved against the replicas, as the controllers do."""
+    if isinstance(value, str) and value.endswith("%"):
+        share = int(value[:-1]) * replicas / 100
+        return math.ceil(share) if round_up else math.floor(share)
+    return int(value)
+
+
+def rollout_unavailable(obj: dict[str, Any]) -> int | None:
+    """How many of a workload's replicas its own update takes out of service at once (pure):
+    a Deployment's rolling update resolves maxUnavailable (rounded down) against maxSurge
+    (rounded up; both zero means one), a Recreate takes them all, a StatefulSet's or
+    DaemonSet's rolling update its maxUnavailable (1 by default). None for anything else."""
+    spec, kind = obj.get("spec") or {}, obj.get("kind")
+    if kind == "Deployment":
+        replicas = int(spec.get("replicas", 1))
+        strategy = spec.get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            return replicas
+        rolling = strategy.get("rollingUpdate") or {}
+        unavailable = _scaled(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
+        surge = _scaled(rolling.get("maxSurge", "25%"), replicas, round_up=True)
+        return 1 if unavailable == 0 and surge == 0 else unavailable
+    if kind in ("StatefulSet", "DaemonSet"):
+        strategy = spec.get("updateStrategy") or {}
+        if strategy.get("type") == "OnDelete":
+            return None
+        replicas = int(spec.get("replicas", 1)) if kind == "StatefulSet" else int(
+            (obj.get("status") or {}).get("desiredNumberScheduled") or 1)
+        return max(1, _scaled((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), replicas, round_up=False))
+    return None
+
+
 def window_seconds(obj: Mapping[str, Any] | None, floor: float) -> float:
     """How long the workload's own rollout may take (pure): a Deployment's progress
     deadline, a StatefulSet's replicas one after another, a DaemonSet's nodes
@@ -155,10 +188,7 @@ def window_seconds(obj: Mapping[str, Any] | None, floor: float) -> float:
         own = max(1, int(spec.get("replicas", 1))) * (PER_POD_SECONDS + min_ready)
     else:
         desired = max(1, int(_status(obj).get("desiredNumberScheduled") or 1))
-        unavailable = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("maxUnavailable", 1)
-        if isinstance(unavailable, str) and unavailable.endswith("%"):
-            unavailable = max(1, math.floor(desired * int(unavailable[:-1]) / 100))
-        own = math.ceil(desired / max(1, int(unavailable))) * (PER_POD_SECONDS + min_ready)
+        own = math.ceil(desired / (rollout_unavailable(obj) or 1)) * (PER_POD_SECONDS + min_ready)
     return float(min(max(float(floor), own), MAX_WINDOW))
 
 

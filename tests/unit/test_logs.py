@@ -46,12 +46,12 @@ def test_error_text_that_exactly_one_other_program_logs_is_an_echo_of_its_refusa
     assert not phrase_windows("ERROR failed error: 10.0.0.1:80 x.y.z")  # no run of plain, telling words
 
     echoes = Echoes()
-    echoes.asked("Deployment/a", client, True, ("pod", {}, "main"))
-    echoes.told("Deployment/a", client)
-    echoes.told("Deployment/b", peer)
-    echoes.told("Deployment/c", "INFO started in quiet mode")
+    echoes.asked("Deployment/a", phrase_windows(client), client, True, ("pod", {}, "main"))
+    echoes.told("Deployment/a", phrase_windows(client))
+    echoes.told("Deployment/b", phrase_windows(peer))
+    echoes.told("Deployment/c", phrase_windows("INFO started in quiet mode"))
     [(who, by, entry)] = echoes.found()
     assert (who, by, entry["count"]) == ("Deployment/a", "Deployment/b", 1)
     # Words that two other programs log are a library's wording, not one peer's refusal.
-    echoes.told("Deployment/c", peer)
+    echoes.told("Deployment/c", phrase_windows(peer))
     assert echoes.found() == []

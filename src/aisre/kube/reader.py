@@ -82,6 +82,7 @@ class ClusterReader:
         self._inflight: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
         self.requests = 0
         self.truncated: list[str] = []
+        self._cut: set[tuple[Any, ...]] = set()  # the lists cut at max_items
 
     async def _get_json(self, path: str, params: Mapping[str, Any] | None = None, accept: str | None = None) -> Any:
         self.requests += 1
@@ -134,6 +135,7 @@ class ClusterReader:
                     break
                 if len(items) >= self._max_items:
                     self.truncated.append(f"{plural} in {namespace or 'cluster'}: kept {len(items)}")
+                    self._cut.add(key)
                     break
                 params["continue"] = token
             for item in items:  # list items lack kind; agents want it
@@ -148,7 +150,7 @@ class ClusterReader:
         task = self._inflight.get(("list", plural, namespace, None, None))
         if task is None or not task.done() or task.cancelled() or task.exception() is not None:
             return None
-        if any(t.startswith(f"{plural} in {namespace or 'cluster'}:") for t in self.truncated):
+        if ("list", plural, namespace, None, None) in self._cut:
             return None  # cut at max_items: absence proves nothing
         return task.result()
 
