@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.utils.quantity import parse_quantity
+
 from aisre.api.evidence import Finding
 from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import ResourceRef
@@ -132,6 +134,28 @@ def _config_change(findings: list[Finding], kind: str, name: str) -> Finding | N
 MEMORY_FINDINGS = ("MemoryNearLimit", "MemoryGrowing")
 
 
+def limit_before_cut(findings: list[Finding], resource: str, container: str | None) -> int | None:
+    """The memory limit a container ran with before the last rollout lowered it, in bytes:
+    the containers lived within it, so it is evidence of what they need (a peak seen by a
+    container killed at its limit is not). None when no rollout lowered it."""
+    for finding in findings:
+        if finding.kind != "TemplateChange" or finding.data.get("owner") != resource:
+            continue
+        for key, change in (finding.data.get("changes") or {}).items():
+            name = key.partition("[")[2].partition("]")[0]
+            if not key.endswith(".resources") or not key.startswith("containers[") or (container and name != container):
+                continue
+            before, after = (((change.get(side) or {}) if isinstance(change.get(side), dict) else {}).get("limits") or {}
+                             for side in ("before", "after"))
+            try:
+                was, now = int(parse_quantity(before["memory"])), int(parse_quantity(after["memory"]))
+            except (KeyError, ValueError, TypeError):
+                continue
+            if was > now:
+                return was
+    return None
+
+
 def observed_peak(findings: list[Finding], resource: str, container: str | None) -> int | None:
     """The highest working set the metrics agent saw for ``resource``'s container (bytes),
     or None without usage metrics (pure)."""
@@ -173,13 +197,16 @@ def advise(category: C, resource: str, namespace: str, findings: list[Finding], 
                           if f.kind == "ContainerTerminated" and f.data.get("owner") == resource
                           and f.data.get("reason") == "OOMKilled"), None)
         peak = observed_peak(findings, resource, container)
+        previous = limit_before_cut(findings, resource, container)
+        before = f", at least back to the {previous / 2**20:.0f} MiB it had before the last rollout cut it" if previous else ""
         if peak is not None:
             add(ActionType.SET_RESOURCES, f"raise the memory limit the containers are killed at, from the peak working "
-                                          f"set observed ({peak / 2**20:.0f} MiB) with headroom", container=container,
-                memoryPeakBytes=peak)
+                                          f"set observed ({peak / 2**20:.0f} MiB) with headroom{before}", container=container,
+                memoryPeakBytes=peak, memoryPreviousLimitBytes=previous)
         else:
             add(ActionType.SET_RESOURCES, "raise the memory limit the containers are killed at (no usage metrics: the "
-                                          "limit × 1.5)", container=container, memoryIncreasePercent=50)
+                                          f"limit × 1.5{before})", container=container, memoryIncreasePercent=50,
+                memoryPreviousLimitBytes=previous)
 
     def rollback() -> None:
         if kind not in ROLLOUT_KINDS:

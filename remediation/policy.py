@@ -290,14 +290,16 @@ def check_bounds(i: DecisionInput) -> Verdict | None:
 
 def _resource_bounds(i: DecisionInput, res: ResourceBounds) -> Verdict | None:
     """setResources within the policy's bounds: the derived new memory limit
-    (``sizing.new_memory_limit``, from the peak and the factor) and the CPU percent."""
+    (``sizing.new_memory_limit``, from the peak, the factor and the limit before a cut) and the CPU percent."""
     memory = _param(i.action, "memoryIncreasePercent")
     peak = _param(i.action, "memoryPeakBytes")
+    previous = _param(i.action, "memoryPreviousLimitBytes")
     cpu = _param(i.action, "cpuIncreasePercent")
     if memory is None and cpu is None and peak is None:
         return Verdict(Decision.DENIED, OUT_OF_BOUNDS,
                        "setResources needs memoryIncreasePercent, memoryPeakBytes or cpuIncreasePercent")
-    for name, value in (("memory increase", memory), ("cpu increase", cpu), ("memory peak", peak)):
+    for name, value in (("memory increase", memory), ("cpu increase", cpu), ("memory peak", peak),
+                        ("previous memory limit", previous)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
             return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"{name} must be a positive integer")
     for name, value, ceiling in (("memory", memory, res.max_memory_increase_percent),
@@ -311,7 +313,7 @@ def _resource_bounds(i: DecisionInput, res: ResourceBounds) -> Verdict | None:
         return Verdict(Decision.DENIED, OUT_OF_BOUNDS, "the container has no memory limit to raise")
     if current is None:  # raised from its request, by the percentage alone (checked above)
         return None
-    new = sizing.new_memory_limit(current, peak, memory)
+    new = sizing.new_memory_limit(current, peak, memory, previous)
     percent = sizing.increase_percent(current, new)
     if percent > res.max_memory_increase_percent:
         return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"memory increase {percent}% (to {sizing.quantity(new)}) exceeds "

@@ -25,12 +25,14 @@ def step_of(size: float) -> int:
     return 16 * MI if size < GI else (64 * MI if size < 4 * GI else 256 * MI)
 
 
-def new_memory_limit(current: int, peak: int | None = None, percent: int | None = None) -> int:
-    """The new limit in bytes for a container limited at ``current`` bytes."""
+def new_memory_limit(current: int, peak: int | None = None, percent: int | None = None,
+                     previous: int | None = None) -> int:
+    """The new limit in bytes for a container limited at ``current`` bytes (``previous``: the
+    limit before the rollout that cut it, if one did)."""
     if current <= 0:
         raise ValueError("a memory limit must be positive")
     factor = 1 + (DEFAULT_INCREASE_PERCENT if percent is None else int(percent)) / 100
-    wanted = min(max(current * factor, (peak or 0) * HEADROOM), current * MAX_FACTOR)
+    wanted = min(max(current * factor, (peak or 0) * HEADROOM, previous or 0), current * MAX_FACTOR)
     # Downwards to the step: rounding up could pass the policy's percentage bound.
     rounded = math.floor(wanted / step_of(wanted)) * step_of(wanted)
     if rounded <= current:  # a step coarser than the raise: whole MiB then

@@ -5,7 +5,7 @@ Every ``metrics_interval`` seconds each watched namespace with pods is looked at
 an Investigation would look at it, with only the agents that read series and services
 (metrics; then topology and changes where it found series): their findings are ranked by the same ranking, and a namespace whose
 best hypothesis is a metric-borne cause at or above ``metrics_confidence`` becomes one
-Signal on the resource that hypothesis names. The ranking already keeps noisy but normal
+Signal on the resource that hypothesis names, once the next sweep names it again. The ranking already keeps noisy but normal
 series (a traffic peak, a high but flat heap) at NoFault, so no separate alert rules are
 needed. The Investigation the Incident starts then gathers everything else.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -81,6 +81,29 @@ async def look_at(reader: ClusterReader, prometheus: PrometheusSettings, namespa
     signal = make_signal(SignalSource.METRICS, top.category.value, target, kind, now, severity=Severity.HIGH,
                      message=top.summary, confidence=round(top.confidence, 2), evidence=list(top.evidence_ids[:8]))
     return Verdict(namespace, signal, True, seen)
+
+
+def held(verdicts: Iterable[Verdict], first_seen: dict[str, tuple[str, dt.datetime]]) -> list[Verdict]:
+    """A metric-borne signal counts once two sweeps in a row raise it, like an alert rule's
+    ``for``: one look can catch series mid-ingestion or a scrape gap, and an Incident opened
+    on it would be a false alarm. The first look is kept pending (``first_seen`` maps a
+    namespace to the signal's key and when it was first raised; updated in place); the
+    second makes it count from the first. A namespace whose sweep was not answered keeps its
+    entry, as it keeps its signals."""
+    out = []
+    for verdict in verdicts:
+        signal = verdict.signal
+        if not verdict.answered:
+            out.append(verdict)
+        elif signal is None:
+            first_seen.pop(verdict.namespace, None)
+            out.append(verdict)
+        elif (seen := first_seen.get(verdict.namespace)) is not None and seen[0] == signal.key:
+            out.append(replace(verdict, signal=signal.model_copy(update={"since": seen[1]})))
+        else:
+            first_seen[verdict.namespace] = (signal.key, signal.time)
+            out.append(replace(verdict, signal=None, why=f"{verdict.why}, to be confirmed by the next sweep"))
+    return out
 
 
 async def sweep(reader: ClusterReader, prometheus: PrometheusSettings, namespaces: Iterable[str], now: dt.datetime,

@@ -113,6 +113,7 @@ class DetectionService:
         self.synced = asyncio.Event()
         self.metric_views: dict[str, str] = {}  # per namespace, what the last sweep saw
         self.log_views: dict[str, str] = {}
+        self.metric_first_seen: dict[str, tuple[str, dt.datetime]] = {}  # per namespace: its signal, since when
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -190,8 +191,12 @@ class DetectionService:
         """One sweep over the namespaces with pods: their metric-borne signals, now current."""
         assert self.client is not None and self.prometheus is not None
         reader, prometheus, at = ClusterReader(self.client), self.prometheus, now or dt.datetime.now(dt.UTC)
-        return await self._sweep("metrics", self.th.metrics_interval, self.metric_views, lambda namespaces: metric_watch.sweep(
-            reader, prometheus, namespaces, at, self.th.metrics_confidence))
+
+        async def held(namespaces: set[str]) -> list[metric_watch.Verdict]:
+            verdicts = await metric_watch.sweep(reader, prometheus, namespaces, at, self.th.metrics_confidence)
+            return metric_watch.held(verdicts, self.metric_first_seen)
+
+        return await self._sweep("metrics", self.th.metrics_interval, self.metric_views, held)
 
     async def look_at_logs(self, now: dt.datetime | None = None) -> list[Signal]:
         """One sweep over the namespaces with pods: the faults only their logs show, now current."""

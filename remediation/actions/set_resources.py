@@ -62,7 +62,7 @@ def new_resources(container: dict[str, Any], params: dict[str, Any]) -> dict[str
         if base is None:
             raise PreconditionFailed(f"container {container.get('name')} has no memory limit or request to raise")
         new = sizing.new_memory_limit(parse_quantity(base), _int(params.get("memoryPeakBytes")),
-                                      _int(params.get("memoryIncreasePercent")))
+                                      _int(params.get("memoryIncreasePercent")), _int(params.get("memoryPreviousLimitBytes")))
         limits["memory"] = sizing.quantity(new)
         if "memory" in requests and parse_quantity(requests["memory"]) > new:
             resources["requests"]["memory"] = limits["memory"]

@@ -696,3 +696,31 @@ def test_an_incident_someone_deleted_mutes_nothing(world) -> None:
     pipeline.handle("Pod", "ADDED", pod("db-0", "db", waiting="CrashLoopBackOff", restarts=5))
     ops = decide(detector, 3) + decide(detector, 5)
     assert any(isinstance(op, Open) for op in ops)
+
+
+def test_a_metric_signal_counts_only_once_a_second_sweep_raises_it_again() -> None:
+    from aisre.operator.detection.metric_watch import Verdict, held
+
+    detector = Detector(TH, "aisre-system", write_interval=0.0)
+    target = {"metadata": {"name": "menu", "namespace": "shop"}}
+    first_seen: dict[str, Any] = {}
+
+    def sweep(seconds: float, reason: str | None, answered: bool = True) -> list[Any]:
+        signal = make_signal(SignalSource.METRICS, reason, target, "Deployment", at(seconds)) if reason else None
+        [verdict] = held([Verdict("shop", signal, answered)], first_seen)
+        if verdict.answered:
+            detector.observe("metrics/shop", [verdict.signal] if verdict.signal else [])
+        return [op for t in (seconds, seconds + 0.5, seconds + 1.5) for op in decide(detector, t)]
+
+    # One look that saw a leak and one that did not: a glimpse, no Incident.
+    assert sweep(0, "MemoryLeak") == [] and sweep(2.1, None) == [] and sweep(30, None) == []
+    # A different cause on the next look starts its own clock.
+    assert sweep(40, "MemoryLeak") == [] and sweep(42.1, "CPUSaturation") == []
+    # An unanswered sweep (Prometheus down) neither confirms nor forgets the signal.
+    assert sweep(44.2, "CPUSaturation", answered=False) == []
+    opened = sweep(46.3, "CPUSaturation")
+    assert [type(op) for op in opened] == [Open] and opened[0].tracked.root.name == "menu"
+    # Confirmed, it counts from the first look.
+    again = make_signal(SignalSource.METRICS, "CPUSaturation", target, "Deployment", at(48.4))
+    [verdict] = held([Verdict("shop", again, True)], first_seen)
+    assert verdict.signal is not None and verdict.signal.since == at(42.1)

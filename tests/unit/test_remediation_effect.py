@@ -286,6 +286,36 @@ def test_recommendation_sizes_from_the_observed_peak() -> None:
     assert without.parameters == {"container": "app", "memoryIncreasePercent": 50}
 
 
+
+def test_a_limit_the_last_rollout_cut_is_restored_within_the_cap() -> None:
+    # The containers lived within the old limit: at least that much, never above × 2 in one action.
+    assert sizing.new_memory_limit(64 * MI, percent=50, previous=128 * MI) == 128 * MI
+    assert sizing.new_memory_limit(64 * MI, percent=50, previous=256 * MI) == 128 * MI
+    assert sizing.new_memory_limit(64 * MI, percent=50, previous=80 * MI) == 96 * MI  # the factor asks for more
+    oom = finding("ContainerTerminated", owner="Deployment/web", container="proxy", reason="OOMKilled")
+    cut = Finding(id="t", agent="changes", kind="TemplateChange", summary="", data={
+        "owner": "Deployment/web", "fields": ["resources"], "changes": {
+            "containers[app].resources": {"before": {"limits": {"memory": "1Gi"}}, "after": {"limits": {"memory": "2Gi"}}},
+            "containers[proxy].resources": {"before": {"limits": {"memory": "128Mi"}, "requests": {"memory": "64Mi"}},
+                                            "after": {"limits": {"memory": "48Mi"}}}}})
+    [action] = advise(C.MEMORY_LIMIT_TOO_LOW, "Deployment/web", "ns", [oom, cut], ["e1"]).actions[:1]
+    assert action.parameters == {"container": "proxy", "memoryIncreasePercent": 50, "memoryPreviousLimitBytes": 128 * MI}
+    assert "128 MiB it had before" in action.reason
+    killed = TargetState(replicas=1, ready=0, memory_limit_bytes=48 * MI)
+    wide = policy(bounds={"resources": {"maxMemoryIncreasePercent": 100}})
+    assert decided(action, wide, killed).reason == P.AUTO  # 96Mi: +100 %
+    assert decided(action, policy(), killed).reason == P.OUT_OF_BOUNDS  # beyond the default 50 %
+    plan = set_resources.plan({"kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}, "spec": {"template": {
+        "spec": {"containers": [{"name": "app"}, {"name": "proxy", "resources": {"limits": {"memory": "48Mi"}}}]}}}},
+        action, "m")
+    assert next(op["value"] for op in plan.body if op["path"].endswith("/resources"))["limits"]["memory"] == "96Mi"
+    # A rollout that raised the limit, or one that changed another container, is no evidence.
+    raised_cut = cut.model_copy(update={"data": {**cut.data, "changes": {"containers[proxy].resources": {
+        "before": {"limits": {"memory": "32Mi"}}, "after": {"limits": {"memory": "48Mi"}}}}}})
+    [action] = advise(C.MEMORY_LIMIT_TOO_LOW, "Deployment/web", "ns", [oom, raised_cut], ["e1"]).actions[:1]
+    assert action.parameters == {"container": "proxy", "memoryIncreasePercent": 50}
+
+
 # ---------------------------------------------------------------- drainNode
 
 
