@@ -99,6 +99,10 @@ SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     # (``classify``).
     ("peer_rejects", PEER_NOT_FOUND),
     ("oom", re.compile(r"OutOfMemoryError|out of memory|cannot allocate memory|JavaScript heap out of memory", re.I)),
+    # The program's own leak detector (Netty's, Node's listener check, sanitizers): memory it
+    # holds on to by mistake, by its own account.
+    ("leak", re.compile(r"memory leak|\bLEAK:|\.release\(\) was not called|LeakSanitizer|detected memory leaks"
+                        r"|leaked \d+ (bytes|objects|buffers)", re.I)),
     ("too_many_files", re.compile(r"too many open files|EMFILE", re.I)),
     ("permission_denied", re.compile(r"permission denied|EACCES|operation not permitted|read-only file system", re.I)),
     ("config_parse", re.compile(

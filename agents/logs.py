@@ -31,7 +31,7 @@ from aisre.kube.scope import ref
 
 AGENT = "logs"
 SAMPLE_CHARS = 300
-TAIL_MIN_LINES = 2  # the tail is the last fifth of the lines read, at least this many
+TAIL_MIN_ENTRIES = 2  # the tail is the last fifth of the log's entries, at least this many
 QUIET_AFTER = 600.0  # a line this much older than the log's last line is over, even in the tail
 SERVING_ERRORS = 2  # recent requests answered with a 5xx (and at least half of them) that say its users hurt
 # A line's own time, where it says it (ISO 8601 or its space-separated form, near the start).
@@ -48,18 +48,45 @@ def line_time(line: str) -> dt.datetime | None:
         return None
 
 
+# A line that continues the entry before it: a stack frame or an indented detail, a chained
+# cause, a traceback's header or its closing exception line, a printed object's last brace.
+CONTINUATION = re.compile(r"^(\s|$)|^(Caused by|Suppressed|Error has been observed|\.\.\. \d+ (more|common frames)"
+                          r"|Traceback \(most recent call last\)|During handling of the above|The above exception)|^[}\])]")
+TRACE_END = re.compile(r"^[\w.]+(Error|Exception|Exit|Interrupt|Warning)\b.*?:")
+
+
+def entries_of(lines: list[str]) -> list[int]:
+    """Each line's entry: a stack trace, a multi-line message or a printed object is one
+    event with the line that logged it, however many lines it takes."""
+    out: list[int] = []
+    entry = -1
+    for index, line in enumerate(lines):
+        follows = index > 0 and (CONTINUATION.match(line) is not None
+                                 or (TRACE_END.match(line) is not None and lines[index - 1].startswith((" ", "\t"))))
+        if not follows:
+            entry += 1
+        out.append(max(entry, 0))
+    return out
+
+
 def recent_flags(lines: list[str]) -> list[bool]:
-    """Which lines still describe now: those in the tail (the last fifth, at least
-    ``TAIL_MIN_LINES``), except where lines carry their time and one is ``QUIET_AFTER``
-    older than the log's last: errors that stopped (a retry that succeeded, a rollback, a
-    restart long ago) leave a clean tail behind."""
-    tail_from = len(lines) - max(TAIL_MIN_LINES, len(lines) // 5)
+    """Which lines still describe now: those of the tail's entries (the last fifth of the
+    entries, at least ``TAIL_MIN_ENTRIES``; a stack trace counts once, so one trailing
+    trace is not cut in half), except where lines carry their time and one is
+    ``QUIET_AFTER`` older than the log's last: errors that stopped (a retry that
+    succeeded, a rollback, a restart long ago) leave a clean tail behind."""
+    entries = entries_of(lines)
+    count = entries[-1] + 1 if entries else 0
+    tail_from = count - max(TAIL_MIN_ENTRIES, count // 5)
     last_time = next((t for t in map(line_time, reversed(lines[-50:])) if t is not None), None)
     flags = []
+    entry_time: dict[int, dt.datetime | None] = {}
     for index, line in enumerate(lines):
-        recent = index >= tail_from
+        # A frame or detail line has the time of the line that logged its entry.
+        when = line_time(line) or entry_time.get(entries[index])
+        entry_time.setdefault(entries[index], when)
+        recent = entries[index] >= tail_from
         if recent and last_time is not None:
-            when = line_time(line)
             recent = when is None or (last_time - when).total_seconds() < QUIET_AFTER
         flags.append(recent)
     return flags

@@ -212,3 +212,12 @@ def test_a_404_is_a_peers_rejection_only_when_the_client_reports_it_as_an_error(
     found = classify(failed)
     assert found is not None and (found.signature, found.host) == ("peer_rejects", "q7")
     assert classify(failed.replace('"level":"error"', '"level":"info"')) is None  # an ordinary "no such thing"
+
+
+def test_a_programs_own_leak_detector_is_a_leak_signature() -> None:
+    for line in ("SEVERE: LEAK: ByteBuf.release() was not called before it's garbage-collected.",
+                 "(node:1) MaxListenersExceededWarning: Possible EventEmitter memory leak detected. 11 listeners added",
+                 "==1==ERROR: LeakSanitizer: detected memory leaks"):
+        found = classify(line)
+        assert found is not None and found.signature == "leak", line
+    assert classify("GET /leaky-bucket/limits 200 3ms") is None

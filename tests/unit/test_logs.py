@@ -33,7 +33,26 @@ def test_the_tail_is_recent_unless_its_lines_say_they_are_long_past() -> None:
     close = ["2026-12-05 14:19:58,001 ERROR peer unavailable", "2026-12-05 14:20:02,130 INFO GET /x 200"]
     assert recent_flags(close) == [True, True]
     assert recent_flags(["2026-12-05 14:04:12 ERROR x", "  at frame (no time)", "2026-12-05 14:20:02 INFO y"]) == \
-        [False, True, True]  # a line without its own time keeps the tail's rule
+        [False, False, True]  # a frame has the time of the line that logged it
+    assert recent_flags(["ERROR x", "no time, no entry of its own? no: a line of its own", "INFO y"]) == [False, True, True]
+
+
+def test_a_stack_trace_is_one_entry_of_the_tail() -> None:
+    from aisre.agents.logs import entries_of, recent_flags
+
+    node = ['GET /api/search 500 "fetch failed"', "  at async $fetchRaw (ofetch.mjs:270:14)",
+            "  [cause]: Error: connect ECONNREFUSED 10.96.0.40:7700", "    errno: -111,", "  }"]
+    assert entries_of(node) == [0, 0, 0, 0, 0] and all(recent_flags(node))
+    java = ["10:00:01 INFO started", "10:00:02 INFO order 7 routed", "10:00:07 ERROR push failed", "",
+            "io.netty.channel.ConnectTimeoutException: connection timed out: kds/10.96.41.7:80",
+            "\tat io.netty.Epoll.run(Epoll.java:615)", "Caused by: java.net.ConnectException: timed out",
+            "\t... 12 more", "10:00:22 WARN backlog pending=17"]
+    assert entries_of(java) == [0, 1, 2, 2, 3, 3, 3, 3, 4]
+    assert recent_flags(java) == [False, False, False, False, True, True, True, True, True]
+    python = ["2026-03-18 08:41:21,530 ERROR: Failed to update leader", "Traceback (most recent call last):",
+              '  File "etcd3.py", line 881, in update_leader', "    return bool(self._do_update_leader(leader))",
+              "patroni.dcs.etcd3.Etcd3ClientError: database space exceeded", "2026-03-18 08:41:21,533 INFO: Demoting self"]
+    assert entries_of(python) == [0, 0, 0, 0, 0, 1] and all(recent_flags(python))
 
 
 def test_error_text_that_exactly_one_other_program_logs_is_an_echo_of_its_refusal() -> None:

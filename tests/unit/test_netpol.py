@@ -40,6 +40,11 @@ def test_rule_ports_are_the_pods_ports_not_the_services() -> None:
                           "ingress": [{"from": [{"podSelector": {"matchLabels": web}}], "ports": list(entries)}]})
 
     assert netpol.blockers([allowing({"port": 80})], web, db, ports) == [("allow", "ingress")]  # the Service's port
+    # Beside another allow-list that does not name the client, the rule meant for it comes first.
+    others = ("from-ingress", {"podSelector": {"matchLabels": db}, "policyTypes": ["Ingress"],
+                               "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "edge"}}}]}]})
+    assert [name for name, _ in netpol.blockers([others, DENY_ALL_INGRESS, allowing({"port": 80})], web, db, ports)] \
+        == ["allow", "from-ingress", "deny-all"]
     assert netpol.blockers([allowing({"port": 8080})], web, db, ports) == []
     assert netpol.blockers([allowing({"port": "http"})], web, db, ports) == []  # by the container port's name
     assert netpol.blockers([allowing({"port": 8000, "endPort": 8100})], web, db, ports) == []

@@ -539,3 +539,54 @@ def test_an_error_a_used_peer_logs_in_the_same_words_points_at_that_peers_change
     assert top(world(True)) == ("BadConfigChange", "ConfigMap/b9-ini")
     # The same words from a program the client does not use are no lead at all.
     assert not any(h.resource in ("ConfigMap/b9-ini", "Deployment/b9") for h in rank(world(False), "ns"))
+
+
+def test_a_probe_that_cannot_run_as_written_outranks_the_new_image_it_came_with() -> None:
+    d = "Deployment/feed"
+    rollout = f("TemplateChange", d, agent="changes", fields=["image"])
+    errors = f("LogTemplates", d, agent="logs", error_lines=3, recent_error_lines=1, lines=12)
+    killed = [f("WorkloadUnavailable", d, desired=3, available=1, ready=1, updated=1),
+              f("ContainerWaiting", d, reason="CrashLoopBackOff", restarts=4),
+              f("ContainerTerminated", d, reason="Error", exit_code=143, current=False),
+              f("Event", d, agent="events", type="Normal", reason="Killing", count=4,
+                message="Container feed failed liveness probe, will be restarted")]
+    gone = f("Event", d, agent="events", type="Warning", reason="Unhealthy", count=9,
+             message='Liveness probe errored: exec: "wget": executable file not found in $PATH: unknown')
+    assert top([rollout, errors, *killed, gone]) == ("LivenessProbeFailure", d)
+    # The same kills with a probe that runs and times out: the new version may hang; no lead either way.
+    slow = gone.model_copy(update={"data": {**gone.data, "message": "Liveness probe failed: context deadline exceeded"}})
+    assert top([rollout, errors, *killed, slow]) == ("ApplicationError", d)
+    # A readiness probe the same rollout changed, which the program rejects (4xx), is the probe.
+    changed = f("TemplateChange", d, agent="changes", fields=["image", "readinessProbe"])
+    refused = f("Event", d, agent="events", type="Warning", reason="Unhealthy", count=7,
+                message="Readiness probe failed: HTTP probe failed with statuscode: 401")
+    not_ready = [f("WorkloadUnavailable", d, desired=3, available=3, ready=3, updated=1), f("ContainerNotReady", d)]
+    assert top([changed, errors, *not_ready, refused]) == ("ReadinessProbeFailure", d)
+
+
+def test_a_leak_the_program_reports_near_its_limit_is_a_leak() -> None:
+    d = "Deployment/gateway"
+    near = f("MemoryNearLimit", d, agent="metrics", ratio=0.93, growing=False, values=[9.1e8, 9.3e8])
+    assert top([healthy(d), near])[0] == "MemoryLimitTooLow"
+    detector = f("LogSignature", d, agent="logs", signature="leak", count=2, recent=1, previous=False,
+                 sample="LEAK: ByteBuf.release() was not called before it's garbage-collected.")
+    assert top([healthy(d), near, detector]) == ("MemoryLeak", d)
+    oom = f("ContainerTerminated", d, reason="OOMKilled", exit_code=137, current=False)
+    looping = f("ContainerWaiting", d, reason="CrashLoopBackOff", restarts=3)
+    assert top([oom, looping])[0] == "MemoryLimitTooLow"
+    assert top([oom, looping, detector]) == ("MemoryLeak", d)
+
+
+def test_a_service_that_matches_nothing_matters_when_a_healthy_user_cannot_reach_it() -> None:
+    web, svc = "Deployment/shop-web", "Service/catalog-search"
+    broken = f("ServiceSelectorMatchesNothing", agent="topology", service=svc, selector={"release": "old"},
+               near=["StatefulSet/search"])
+    world = [healthy(web), healthy("StatefulSet/search"), service("catalog-search", 7700), broken,
+             edge(web, svc, "dependsOn", via=["SEARCH_URL"])]
+    assert top(world) == ("NoFault", "")  # a user that does not complain: a finding for the report
+    # Refused once, a few lines before its last (a health check answered since): it still cannot reach it.
+    refused = f("LogSignature", web, agent="logs", signature="connection_refused", host=None, port=7700, count=1, recent=0,
+                previous=False, sample="Error: connect ECONNREFUSED 10.96.0.40:7700")
+    assert top([*world, refused]) == ("ServiceSelectorMismatch", svc)
+    elsewhere = refused.model_copy(update={"data": {**refused.data, "port": 5432}})  # another peer's port: no lead
+    assert top([*world, elsewhere])[0] != "ServiceSelectorMismatch"

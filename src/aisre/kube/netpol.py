@@ -77,14 +77,16 @@ def blockers(policies: list[tuple[str, dict[str, Any]]], client: dict[str, str],
     ``ports`` (the destination pod ports the client may use; none known: any port). Policies
     add up: a direction is cut when some policy isolates the pod in it and none of those
     admits the peer on one of the ports. The ones with rules of that direction come first
-    (the allow-list a person would extend), then the plain deny-alls."""
+    (the allow-list a person would extend), those among them that admit the peer on some
+    other port foremost (the rule meant for it, on the wrong port: a Service's port where
+    the pod's is matched), then the plain deny-alls."""
     out: list[tuple[str, str]] = []
     tried: list[DestPort | None] = list(ports) if ports else [None]
     for direction, kind, isolated, peer in (("ingress", "Ingress", server, client), ("egress", "Egress", client, server)):
         isolating = [(name, spec) for name, spec in policies if kind in policy_types(spec) and selects(spec, isolated)]
         if not isolating or any(allows(spec, peer, direction, port) for _, spec in isolating for port in tried):
             continue
-        isolating.sort(key=lambda item: not item[1].get(direction))
+        isolating.sort(key=lambda item: (not item[1].get(direction), not allows(item[1], peer, direction)))
         out += [(name, direction) for name, _ in isolating]
     return out
 

@@ -49,6 +49,9 @@ LIVENESS = re.compile(r"liveness probe|failed liveness", re.I)
 STARTUP = re.compile(r"startup probe", re.I)
 READINESS = re.compile(r"readiness probe", re.I)
 # A probe aimed where nothing answers: no listener on its port, no such path, no such command.
+# A probe that cannot run as written: its command is not in the image, or the program
+# rejects the probe's request itself (4xx: a path it does not serve, a Host it refuses).
+PROBE_CANNOT_RUN = re.compile(r"statuscode: 4\d\d|executable file not found|not found in \$PATH|probe errored", re.I)
 PROBE_MISSES = re.compile(r"connection refused|statuscode: 4\d\d|no such file|executable file not found|not found in \$PATH"
                           r"|probe errored"  # the kubelet could not even run it (a port name the container lacks)
                           r"|connect: no route|server misbehaving|HTTP response to HTTPS client|malformed HTTP", re.I)
@@ -313,8 +316,9 @@ def memory(ix: EvidenceIndex) -> Iterable[Candidate]:
         batch = owner.partition("/")[0] in ("Job", "CronJob")
         if not changed and not batch:
             # The program's own memory readings climbing through a run (the one that was
-            # killed, or the one since) is a leak's signature; without them a leak is a guess.
-            climbed = ix.of(owner, "LogMemoryGrowing")
+            # killed, or the one since), or its own leak detector, is a leak's signature;
+            # without them a leak is a guess.
+            climbed = ix.of(owner, "LogMemoryGrowing") + _log_signatures(ix, owner, "leak")
             yield Candidate(C.MEMORY_LEAK, owner, 0.9 if climbed else 0.45,
                             f"{owner}'s memory climbs through each run until it is OOMKilled, by its own logs"
                             if climbed else f"{owner}'s memory may grow until it is OOMKilled", _ids(climbed, oom), "memory")
@@ -330,9 +334,13 @@ def probes(ix: EvidenceIndex) -> Iterable[Candidate]:
         not_ready = ix.of(owner, "ContainerNotReady")
         if liveness or startup:
             changed = bool(fields & {"livenessProbe", "startupProbe"})
-            yield Candidate(C.LIVENESS_PROBE_FAILURE, owner, 0.9 if changed else 0.84,
+            # The program answers; the probe cannot ask (a new image without the probe's command):
+            # the kills are the probe's doing, whatever else the rollout changed.
+            cannot_run = bool(PROBE_CANNOT_RUN.search(_messages([*liveness, *startup])))
+            yield Candidate(C.LIVENESS_PROBE_FAILURE, owner, 0.9 if changed or cannot_run else 0.84,
                             f"the kubelet kills {owner}'s containers after failed liveness probes"
-                            + (" since the rollout changed the probe" if changed else ""),
+                            + (" since the rollout changed the probe" if changed else "")
+                            + (" that cannot run as written" if cannot_run else ""),
                             _ids(liveness, startup, [ix.template_change(owner)] if changed else []), "probes")
         if readiness and (not_ready or any(f.kind == "WorkloadUnavailable" for f in ix.of(owner))):
             changed = "readinessProbe" in fields
@@ -342,7 +350,9 @@ def probes(ix: EvidenceIndex) -> Iterable[Candidate]:
             # A container that keeps exiting refuses every probe: that says nothing about the probe.
             exiting = bool(_crashing(ix, owner))
             wrong = changed or (bool(PROBE_MISSES.search(_messages(readiness))) and not exiting)
-            yield Candidate(C.READINESS_PROBE_FAILURE, owner, 0.88 if changed else (0.84 if wrong else (0.3 if exiting else 0.58)),
+            cannot_run = changed and bool(PROBE_CANNOT_RUN.search(_messages(readiness)))  # the new probe is refused
+            yield Candidate(C.READINESS_PROBE_FAILURE, owner,
+                            (0.9 if cannot_run else 0.88) if changed else (0.84 if wrong else (0.3 if exiting else 0.58)),
                             f"{owner}'s pods never become Ready: the readiness probe fails"
                             + ("" if wrong else " (the program answers that it is not ready)"),
                             _ids(readiness, not_ready, [ix.template_change(owner)] if changed else []), "probes")
@@ -623,13 +633,23 @@ def _deleted_backend(ix: EvidenceIndex, selects_nothing: Finding) -> Finding | N
     return next((f for f in ix.kind("WorkloadDeleted") if f.data.get("name") in names), None)
 
 
+UNREACHED = {"connection_refused", "timeout", "no_servers"}  # what a Service without a listener behind it answers
+
+
 def _relevance(ix: EvidenceIndex, service: str) -> tuple[float, str]:
     """How much a broken Service matters: fully when something that depends on it (a
     workload by env, config or logs, an Ingress) hurts; little when nothing depends on it
     (a leftover of a removed component is a finding for the report, not the root cause)."""
     users = {src for src, dst, _ in ix.edges("dependsOn") if dst == service}
     users |= {f.data["owner"] for f in ix.kind("LogSignature") if f.data.get("host") and f"Service/{f.data['host']}" == service}
-    hurting = sorted(u for u in users if (u.startswith("Ingress/") and ix.routes_nowhere(service)) or ix.impacted(u))
+    # A user that logs it cannot reach the Service (by its name, or by an address on the
+    # Service's port) hurts, however healthy its own pods look: its requests fail.
+    ports = {port for f in ix.kind("ServicePorts") if f.data.get("service") == service for port in f.data.get("ports") or []}
+    unreached = {f.data["owner"] for f in ix.kind("LogSignature") if f.data.get("signature") in UNREACHED
+                 and f.data["owner"] in users and (f"Service/{f.data.get('host')}" == service
+                                                   or (not f.data.get("host") and f.data.get("port") in ports))}
+    hurting = sorted(u for u in users if (u.startswith("Ingress/") and ix.routes_nowhere(service)) or ix.impacted(u)
+                     or u in unreached)
     if hurting:
         return 1.0, f"; {', '.join(hurting[:3])} depend on it"
     if users:
@@ -674,6 +694,9 @@ def memory_metrics(ix: EvidenceIndex) -> Iterable[Candidate]:
         growing, near = ix.of(owner, "MemoryGrowing"), ix.of(owner, "MemoryNearLimit")
         oom = [f for f in ix.of(owner, "ContainerTerminated") if f.data.get("reason") == "OOMKilled"]
         resized = bool(ix.changed_fields(owner) & {"resources"})
+        # Near its limit and not climbing within the window: a limit too low, unless the
+        # program reports a leak itself (a slow one climbs over more hours than the window).
+        growing = growing or (near and not resized and _log_signatures(ix, owner, "leak"))
         if growing and not resized:
             yield Candidate(C.MEMORY_LEAK, owner, 0.88 + (0.04 if near or oom else 0.0),
                             f"{owner}'s working set climbs steadily without a change"
