@@ -34,8 +34,8 @@ SWEPT = (SignalSource.LOGS, SignalSource.METRICS)  # conclusions of the log and 
 # Sources from outside whose reasons are free text (never a metric label), and the Incident
 # source an Incident they raise records.
 OUTSIDE = {SignalSource.ALERTMANAGER: IncidentSource.ALERTMANAGER, SignalSource.PAGERDUTY: IncidentSource.PAGERDUTY,
-           SignalSource.OPSGENIE: IncidentSource.OPSGENIE}
-FREE_TEXT = {*OUTSIDE, SignalSource.EXTERNAL}  # reasons never a metric label (external signals: Kafka)
+           SignalSource.OPSGENIE: IncidentSource.OPSGENIE, SignalSource.EXTERNAL: IncidentSource.EXTERNAL}
+FREE_TEXT = set(OUTSIDE)  # reasons never a metric label
 MAX_PAGES = 16
 SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
@@ -61,6 +61,7 @@ class Tracked:
     first_seen: dt.datetime
     last_seen: dt.datetime
     source: IncidentSource = IncidentSource.DETECTION
+    origin: str | None = None  # the system outside that raised it (an external signal's producer)
     name: str | None = None  # the Incident's name, once created
     members: dict[str, ResourceRef] = field(default_factory=dict)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -73,6 +74,9 @@ class Tracked:
     written_at: dt.datetime | None = None
     pages: dict[str, dict[str, Any]] = field(default_factory=dict)  # by signal key: spec.pages entries
     traceparent: str | None = None  # of the first webhook request that brought a signal (W3C)
+    # Keys absorbed since the Incident was last written: not on record yet (a Kafka consumer
+    # commits an external signal's offset only once it is; ``Detector.settled``).
+    unwritten: set[str] = field(default_factory=set)
 
     @property
     def opened(self) -> bool:
@@ -89,6 +93,7 @@ class Tracked:
             if signal.key in self.seen:
                 continue
             self.seen[signal.key] = None
+            self.unwritten.add(signal.key)
             while len(self.seen) > SEEN_KEYS:
                 self.seen.popitem(last=False)
             self.occurrences += 1
@@ -105,6 +110,7 @@ class Tracked:
                 count.message = signal.message or count.message
             if signal.source in OUTSIDE and not self.opened:
                 self.source = OUTSIDE[signal.source]
+                self.origin = signal.origin or self.origin
             page = signal.detail.get("page")
             if page and signal.key not in self.pages and len(self.pages) < MAX_PAGES:
                 self.pages[signal.key] = {**page, "closed": False}
@@ -161,6 +167,9 @@ class Detector:
         self.write_interval = write_interval
         self.active: dict[str, list[Signal]] = {}  # by observed object's uid
         self.alerts: dict[str, Signal] = {}  # firing alerts, by key
+        # Keys of held alerts that a written Incident carries, or that detection gave up
+        # writing (their namespace refuses it): nothing more is owed to them (``settled``).
+        self.stored_alerts: set[str] = set()
         self.tracked: dict[str, Tracked] = {}  # by fingerprint
         self.opened_at: dict[str, deque[dt.datetime]] = {}  # per namespace, for storm control
         self.signals_seen = 0
@@ -209,6 +218,7 @@ class Detector:
             self.on_signal(signal)
         if not signal.firing:
             self.alerts.pop(signal.key, None)
+            self.stored_alerts.discard(signal.key)
             for tracked in self.tracked.values():  # the pager resolved it: never resolve it again
                 page = tracked.pages.get(signal.key)
                 if page is not None and not page["closed"]:
@@ -227,6 +237,26 @@ class Detector:
         self.tracked.pop(tracked.fingerprint, None)
         if namespace_gone:
             self.muted[tracked.namespace] = now + dt.timedelta(seconds=MUTE_SECONDS)
+            # No Incident will carry them: owed nothing more (a consumer must not wait forever).
+            self.written(tracked, given_up=True)
+
+    def written(self, tracked: Tracked, given_up: bool = False) -> None:
+        """Its Incident was written as it is now (or ``given_up``): the keys it absorbed are on record."""
+        keys = tracked.unwritten | set(tracked.seen) if given_up else tracked.unwritten
+        self.stored_alerts.update(key for key in keys if key in self.alerts)
+        tracked.unwritten = set()
+
+    def settled(self, keys: list[str]) -> set[str]:
+        """Of these signal keys, those detection owes nothing more: the alert is no longer
+        held (cleared or refused), or an Incident written to the API server carries it —
+        written since it came, or before it came again (a redelivery after a restart)."""
+        out = {key for key in keys if key not in self.alerts or key in self.stored_alerts}
+        if len(out) < len(keys):
+            carried = {key for t in self.tracked.values() if t.opened for key in t.seen if key not in t.unwritten}
+            found = {key for key in keys if key in carried}
+            self.stored_alerts.update(found)
+            out |= found
+        return out
 
     def unopen(self, tracked: Tracked) -> None:
         """Its Incident could not be written: back to a candidate, and off the storm count."""
@@ -278,6 +308,7 @@ class Detector:
         # An alert past its endsAt is over, even if Alertmanager never says so.
         for key in [k for k, s in self.alerts.items() if s.until is not None and s.until <= now]:
             del self.alerts[key]
+            self.stored_alerts.discard(key)
         return due + list(self.alerts.values())
 
     def _due(self, signal: Signal) -> dt.datetime:
@@ -390,6 +421,7 @@ class Detector:
         storm.add_members([tracked.root.ref, *tracked.members.values()])
         for key in tracked.seen:
             storm.seen[key] = None
+        storm.unwritten |= tracked.unwritten
         storm.occurrences += tracked.occurrences
         storm.pages.update(list(tracked.pages.items())[:MAX_PAGES - len(storm.pages)])
         for reason, count in tracked.reasons.items():
