@@ -45,11 +45,14 @@ MAX_TRACKED_INCIDENTS = 10_000  # whose published changes are remembered (the ol
 async def record_published(client: httpx.AsyncClient, namespace: str, name: str, uid: str, annotation: str,
                            ids: list[str]) -> None:
     """Write the published change ids on the Incident (a merge patch of one annotation; the
-    uid makes it fail on a namesake created since). One gone is nothing to record."""
+    uid makes it fail on a namesake created since). One gone is nothing to record; one we may
+    not write is logged and left (a restart then publishes its changes again)."""
     patch = {"metadata": {"uid": uid, "annotations": {annotation: json.dumps(ids, separators=(",", ":"))}}}
     response = await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/incidents/{name}", json=patch,
                                   headers={"Content-Type": "application/merge-patch+json"})
-    if response.status_code not in (404, 409, 422):
+    if response.status_code == 403:
+        log.warning("fleet: may not record the published changes on the Incident", incident=f"{namespace}/{name}")
+    elif response.status_code not in (404, 409, 422):
         response.raise_for_status()
 
 
