@@ -6,7 +6,9 @@ signals that are due by root, folds related roots together, opens an incident on
 root has been in trouble for the settle time (storm control caps how many open per
 namespace per minute, the rest fold into one aggregate), updates occurrences, and
 resolves an incident whose signals have been clear for the resolve window. The caller
-applies the returned operations (store.py) — nothing here does I/O.
+applies the returned operations (store.py) — nothing here does I/O — and says which
+writes succeeded (``written``), so ``settled`` can tell a Kafka consumer which alerts are on
+record and may have their offsets committed.
 """
 
 from __future__ import annotations
@@ -225,10 +227,17 @@ class Detector:
                     page["closed"] = True
                     tracked.dirty = True
             return True
-        if signal.key not in self.alerts and len(self.alerts) >= MAX_HELD_ALERTS:
-            return False
+        if signal.key not in self.alerts:
+            if len(self.alerts) >= MAX_HELD_ALERTS:
+                return False
+            if self._carried(signal.key):  # delivered again after a restart: on record already
+                self.stored_alerts.add(signal.key)
         self.alerts[signal.key] = signal
         return True
+
+    def _carried(self, key: str) -> bool:
+        """Whether a written Incident counted this signal key (one adopted at start-up counts)."""
+        return any(t.opened and key in t.seen and key not in t.unwritten for t in self.tracked.values())
 
     def drop(self, tracked: Tracked, now: dt.datetime, namespace_gone: bool = True) -> None:
         """Stop tracking; where its namespace is going away (or refuses us), leave the
@@ -250,13 +259,7 @@ class Detector:
         """Of these signal keys, those detection owes nothing more: the alert is no longer
         held (cleared or refused), or an Incident written to the API server carries it —
         written since it came, or before it came again (a redelivery after a restart)."""
-        out = {key for key in keys if key not in self.alerts or key in self.stored_alerts}
-        if len(out) < len(keys):
-            carried = {key for t in self.tracked.values() if t.opened for key in t.seen if key not in t.unwritten}
-            found = {key for key in keys if key in carried}
-            self.stored_alerts.update(found)
-            out |= found
-        return out
+        return {key for key in keys if key not in self.alerts or key in self.stored_alerts}
 
     def unopen(self, tracked: Tracked) -> None:
         """Its Incident could not be written: back to a candidate, and off the storm count."""
