@@ -123,7 +123,8 @@ class ExternalConsumer:
         """librdkafka retries a refusal of our credentials or TLS forever: say it (once per change)."""
         said = f"the broker refused our credentials or TLS: {error.str()}"[:300]
         if access_denied(error) and said not in self.counts.errors[-1:]:
-            self._note(said)
+            log.error("external signals: the Kafka broker refused our credentials or TLS", error=error.str()[:300])
+            self.counts.errors = [*self.counts.errors[-4:], said]
 
     def _note(self, error: str) -> None:
         log.warning("external signals: batch not taken; retrying from the last commit", error=error[:300])
