@@ -5,8 +5,10 @@ core, and the latency from an external signal on Kafka to an Incident in the API
   watches feed) → ``Detector.on_signal`` → ``FleetService.signal`` → the bounded publisher →
   librdkafka → the broker; timed until the broker acknowledged the last one.
 - Consume: external signal envelopes put on ``aisre.<tenant>.external`` beforehand, read by
-  ``FleetService``'s consumer (validate → ``Signal`` → ``DetectionService.alerts`` → commit);
-  timed from its first batch to the last commit (the group join before it is shown apart).
+  ``FleetService``'s consumer (validate → ``Signal`` → ``DetectionService.alerts``); timed
+  from its first batch to the last record handed to detection (the group join before it is
+  shown apart). Detection writes no Incidents here, so nothing is committed: offsets follow
+  the Incidents' writes, which the latency part times.
 - Latency: the operator (``OperatorThread``, the same entry point as ``aisre run``) against
   the local cluster (.cluster/kubeconfig) with ``consume_external``; one signal per
   Deployment, each timed from the produce call until the Incident is listed (API polled
@@ -200,7 +202,7 @@ def main() -> None:
           f"{published['seconds']} s; watch events handled at {published['handled_per_second']:,}/s; "
           f"dropped {published['dropped']})")
     consumed = asyncio.run(consume(bootstrap, args.records))
-    print(f"consumed: {consumed['per_second']:,} external signals/s validated, stored and committed "
+    print(f"consumed: {consumed['per_second']:,} external signals/s validated and held by detection "
           f"({consumed['records']:,} in {consumed['seconds']} s after a {consumed['join_seconds']} s group join)")
     os.sched_setaffinity(0, everywhere)
     ended = latency(bootstrap, args.kubeconfig, args.signals, args.settle) if args.kubeconfig.exists() else None

@@ -6,11 +6,16 @@
 # no tarball from kafka.apache.org. Idempotent: a cached install is reused; a broker already
 # answering on the port is left alone.
 #
-# PLAINTEXT on 127.0.0.1 only. The log (topics) is kept in $AISRE_KAFKA_DIR/data across
-# restarts; `stop` then `rm -rf` that directory for an empty broker.
+# PLAINTEXT on 127.0.0.1; with --secure (or AISRE_KAFKA_SECURE=1) also SASL_SSL: TLS with a
+# certificate for 127.0.0.1/localhost signed by a CA made here with the JDK's keytool, and
+# SASL SCRAM-SHA-512 for the user "aisre" (a random password, kept with the certificates in
+# $AISRE_KAFKA_DIR/tls). `secure-env` prints the AISRE_KAFKA_* settings that reach it.
+# The log (topics) is kept in $AISRE_KAFKA_DIR/data across restarts; `stop` then `rm -rf`
+# that directory for an empty broker.
 #
-# Usage: hack/kafka.sh install | start | stop | url | status
+# Usage: hack/kafka.sh install | start [--secure] | stop | url | status | secure-env
 #   AISRE_KAFKA_PORT=19092              loopback broker port (default 19092)
+#   AISRE_KAFKA_SECURE_PORT=19094       loopback SASL_SSL port, with --secure (default 19094)
 #   AISRE_KAFKA_CONTROLLER_PORT=19093   loopback KRaft controller port (default 19093)
 #   AISRE_KAFKA_DIR=DIR                 data, config, log, pid (default .cluster/kafka)
 #   AISRE_KAFKA_JAVA=java               a Java 17+ runtime
@@ -23,7 +28,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${AISRE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aisre/tools}"
 PORT="${AISRE_KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${AISRE_KAFKA_CONTROLLER_PORT:-19093}"
+SECURE_PORT="${AISRE_KAFKA_SECURE_PORT:-19094}"
+SECURE="${AISRE_KAFKA_SECURE:-}"
 DIR="$(realpath -m "${AISRE_KAFKA_DIR:-$ROOT/.cluster/kafka}")"  # absolute: pid_alive matches it
+TLS="$DIR/tls"
 JAVA="${AISRE_KAFKA_JAVA:-java}"
 JAVA_OPTS="${AISRE_KAFKA_JAVA_OPTS:--Xms128m -Xmx512m}"
 SRC="$ROOT/hack/kafka"
@@ -84,16 +92,44 @@ pid_alive() {
   [[ "$args" == *" kafka.Kafka $DIR/server.properties "* ]] && [[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]]
 }
 
+secure_ready() {  # the TLS listener accepts connections (a TCP connect: the handshake needs a client)
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$SECURE_PORT" 2>/dev/null
+}
+
+# The CA, the broker's certificate (signed by it, for IP 127.0.0.1 and localhost) in a
+# PKCS12 keystore, and the SCRAM password of the user "aisre": made once, kept in $TLS.
+certificates() {
+  [[ -f "$TLS/broker.p12" && -f "$TLS/ca.pem" && -f "$TLS/aisre.password" ]] && return 0
+  command -v keytool >/dev/null || { log "no keytool: a JDK makes the certificates for --secure"; exit 1; }
+  rm -rf "$TLS" && mkdir -p "$TLS" && chmod 700 "$TLS"
+  local pass; pass="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+  local kt=(keytool -storetype PKCS12 -storepass "$pass" -keyalg RSA -keysize 2048 -validity 3650)
+  log "making a CA and the broker's certificate in $TLS (keytool)"
+  "${kt[@]}" -genkeypair -alias ca -dname CN=aisre-kafka-test-ca -ext bc:c -keystore "$TLS/ca.p12" 2>/dev/null
+  keytool -exportcert -rfc -alias ca -keystore "$TLS/ca.p12" -storepass "$pass" > "$TLS/ca.pem"
+  "${kt[@]}" -genkeypair -alias broker -dname CN=localhost -keystore "$TLS/broker.p12" 2>/dev/null
+  keytool -certreq -alias broker -keystore "$TLS/broker.p12" -storepass "$pass" |
+    keytool -gencert -rfc -alias ca -keystore "$TLS/ca.p12" -storepass "$pass" -validity 3650 \
+      -ext SAN=ip:127.0.0.1,dns:localhost > "$TLS/broker.pem"
+  keytool -importcert -noprompt -alias ca -file "$TLS/ca.pem" -keystore "$TLS/broker.p12" -storepass "$pass" 2>/dev/null
+  keytool -importcert -noprompt -alias broker -file "$TLS/broker.pem" -keystore "$TLS/broker.p12" -storepass "$pass" 2>/dev/null
+  printf '%s' "$pass" > "$TLS/keystore.password"
+  head -c 18 /dev/urandom | base64 | tr -d '/+=' | tr -d '\n' > "$TLS/aisre.password"
+  chmod 600 "$TLS"/*
+}
+
 write_config() {
+  local listeners="PLAINTEXT://127.0.0.1:$PORT" map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  [[ -n "$SECURE" ]] && listeners+=",SASL_SSL://127.0.0.1:$SECURE_PORT" && map+=",SASL_SSL:SASL_SSL"
   cat > "$DIR/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=$listeners,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$map
 log.dirs=$DIR/data
 num.partitions=3
 # One broker: every internal topic has one replica.
@@ -107,6 +143,37 @@ group.initial.rebalance.delay.ms=0
 # aisre creates its topics itself (aisre.fleet.topics); a typo must not create one.
 auto.create.topics.enable=false
 PROPS
+  [[ -z "$SECURE" ]] && return 0
+  cat >> "$DIR/server.properties" <<PROPS
+# --secure: TLS and SASL SCRAM-SHA-512 (users are SCRAM credentials in the cluster's metadata)
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS/broker.p12
+ssl.keystore.password=$(cat "$TLS/keystore.password")
+ssl.key.password=$(cat "$TLS/keystore.password")
+PROPS
+}
+
+# The SCRAM credential of "aisre" (idempotent: set again on each start), through the
+# PLAINTEXT listener on loopback.
+scram_user() {
+  (java_cmd kafka.admin.ConfigCommand --bootstrap-server "$(url)" --alter --entity-type users --entity-name aisre \
+    --add-config "SCRAM-SHA-512=[iterations=4096,password=$(cat "$TLS/aisre.password")]") >"$DIR/scram.log" 2>&1 ||
+    { cat "$DIR/scram.log" >&2; log "could not set the SCRAM credential of aisre"; exit 1; }
+}
+
+secure_env() {
+  grep -q '^listeners=.*SASL_SSL' "$DIR/server.properties" 2>/dev/null && secure_ready ||
+    { log "no SASL_SSL listener at 127.0.0.1:$SECURE_PORT: hack/kafka.sh stop, then start --secure"; exit 1; }
+  cat <<ENV
+AISRE_KAFKA_BOOTSTRAP=127.0.0.1:$SECURE_PORT
+AISRE_KAFKA_SECURITY_PROTOCOL=SASL_SSL
+AISRE_KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+AISRE_KAFKA_SASL_USERNAME=aisre
+AISRE_KAFKA_SASL_PASSWORD_FILE=$TLS/aisre.password
+AISRE_KAFKA_CA_FILE=$TLS/ca.pem
+ENV
 }
 
 java_cmd() {  # java_cmd MAIN ARGS...: the broker's classpath and logging (exec: keeps the pid)
@@ -117,12 +184,18 @@ java_cmd() {  # java_cmd MAIN ARGS...: the broker's classpath and logging (exec:
 }
 
 start() {
-  if broker_ready; then log "already running at $(url)"; url; return 0; fi
+  if broker_ready; then
+    if [[ -n "$SECURE" ]] && ! secure_ready; then
+      log "already running at $(url) without the SASL_SSL listener: hack/kafka.sh stop, then start --secure"; exit 1
+    fi
+    log "already running at $(url)"; url; return 0
+  fi
   install
   mkdir -p "$DIR"
   if pid_alive; then
     log "pid $(cat "$DIR/kafka.pid") is still starting; waiting for it"
   else
+    [[ -n "$SECURE" ]] && certificates
     write_config
     if [[ ! -f "$DIR/data/meta.properties" ]]; then
       local id; id="$( (java_cmd kafka.tools.StorageTool random-uuid) | tail -1)"
@@ -139,6 +212,7 @@ start() {
   fi
   for _ in $(seq 1 240); do
     if grep -q 'Kafka Server started' "$DIR/kafka.log" 2>/dev/null && broker_ready; then
+      if [[ -n "$SECURE" ]]; then scram_user; log "SASL_SSL (SCRAM-SHA-512) on 127.0.0.1:$SECURE_PORT"; fi
       log "ready (pid $(cat "$DIR/kafka.pid"))"; url; return 0
     fi
     pid_alive || { log "exited during start:"; tail -20 "$DIR/kafka.log" >&2; rm -f "$DIR/kafka.pid"; exit 1; }
@@ -166,11 +240,13 @@ status() {
   fi
 }
 
+[[ "${2:-}" == --secure ]] && SECURE=1
 case "${1:-start}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
   url) url ;;
   status) status ;;
-  *) echo "usage: $0 install|start|stop|url|status" >&2; exit 2 ;;
+  secure-env) secure_env ;;
+  *) echo "usage: $0 install|start [--secure]|stop|url|status|secure-env" >&2; exit 2 ;;
 esac

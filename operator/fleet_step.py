@@ -3,10 +3,13 @@
 - Every Signal detection is told of (``Detector.on_signal``) goes to ``aisre.<tenant>.signals``,
   keyed by its dedupe key.
 - Every Incident lifecycle change, derived from the Incident as its watch shows it, goes to
-  ``.incidents`` keyed by the Incident's uid, once per change while this operator runs.
+  ``.incidents`` keyed by the Incident's uid, once per change: once the broker acknowledged
+  a change, its id is recorded on the Incident (annotation ``fleet.aisre.dev/<tenant>``), so
+  an operator restarted later (or a new leader) does not publish it again.
 - Every audit record goes to ``.audit``, keyed by the uid of the object it is about.
-- With ``consume_external``, ``.external`` is read into detection like Alertmanager alerts,
-  and what is refused goes to ``.external.dlq`` with the reason.
+- With ``consume_external``, ``.external`` is read into detection like Alertmanager alerts
+  (offsets committed once the Incident carrying a signal is written), and what is refused
+  goes to ``.external.dlq`` with the reason.
 
 Publishing is an ``offer`` to a bounded buffer: nothing here waits on Kafka. The state of
 the buffer and the broker is a condition (``FleetPublishing``) on /readyz and metrics.
@@ -16,16 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 
+import httpx
 import structlog
 
 from aisre import audit
-from aisre.api.meta import ResourceRef
+from aisre.api.meta import GROUP, VERSION, ResourceRef
 from aisre.api.signal import Signal
 from aisre.fleet.consumer import ExternalConsumer
-from aisre.fleet.envelope import changes_of, encode, snapshot
+from aisre.fleet.envelope import changes_of, encode, published_annotation, published_changes, snapshot
 from aisre.fleet.intake import Entity, signal_of
 from aisre.fleet.kafka import KafkaSettings, ensure_topics
 from aisre.fleet.publisher import Publisher, PublisherState
@@ -36,13 +42,34 @@ log = structlog.get_logger("aisre.fleet")
 MAX_TRACKED_INCIDENTS = 10_000  # whose published changes are remembered (the oldest are forgotten)
 
 
+async def record_published(client: httpx.AsyncClient, namespace: str, name: str, uid: str, annotation: str,
+                           ids: list[str]) -> None:
+    """Write the published change ids on the Incident (a merge patch of one annotation; the
+    uid makes it fail on a namesake created since). One gone is nothing to record; one we may
+    not write is logged and left (a restart then publishes its changes again)."""
+    patch = {"metadata": {"uid": uid, "annotations": {annotation: json.dumps(ids, separators=(",", ":"))}}}
+    response = await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/incidents/{name}", json=patch,
+                                  headers={"Content-Type": "application/merge-patch+json"})
+    if response.status_code == 403:
+        log.warning("fleet: may not record the published changes on the Incident", incident=f"{namespace}/{name}")
+    elif response.status_code not in (404, 409, 422):
+        response.raise_for_status()
+
+
 class FleetService:
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, client: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self.topics = settings.topics
+        self.client = client  # records what was published on the Incidents; None: remembered in memory only
         self.publisher: Publisher | None = None
         self.consumer: ExternalConsumer | None = None
-        self.sent: OrderedDict[str, set[str]] = OrderedDict()  # Incident uid -> change ids published
+        self.sent: OrderedDict[str, set[str]] = OrderedDict()  # Incident uid -> change ids offered or on record
+        # Incident uid -> the change ids to record on it: those it says were published, and
+        # those the broker acknowledged since; and which of them wait to be written.
+        self.acknowledged: OrderedDict[str, list[str]] = OrderedDict()
+        self.unrecorded: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
+        self.record_wake = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.topics_error: str | None = None
         self.topics_checked = asyncio.Event()  # created, found, or given up on
@@ -54,7 +81,10 @@ class FleetService:
     async def start(self) -> None:
         """Returns at once: the topics are checked in the background (a broker that is away
         must not hold up the operator's start; what is offered meanwhile waits in the buffer)."""
+        self.loop = asyncio.get_running_loop()
         self.tasks.append(asyncio.create_task(self._ensure_topics(), name="fleet-topics"))
+        if self.client is not None:
+            self.tasks.append(asyncio.create_task(self._record_forever(), name="fleet-record-published"))
         self.publisher = Publisher(self.settings.client_config(), self.settings.buffer)
         self.remove_audit_sink = audit.add_sink(self.audit)
         FLEET_BUFFER_CAPACITY.labels(self.settings.tenant).set(self.settings.buffer)
@@ -91,7 +121,8 @@ class FleetService:
                 return signal_of(value, owners, dt.datetime.now(dt.UTC), pipeline.allowed)
 
             self.consumer = ExternalConsumer(self.settings.client_config(), self.topics.external, self.topics.dead_letter,
-                                             f"aisre-{self.settings.tenant}", convert, detection.alerts)
+                                             f"aisre-{self.settings.tenant}", convert, detection.alerts,
+                                             settled=detection.settled)
             self.tasks.append(asyncio.create_task(self._consume(self.consumer), name="fleet-external-signals"))
             log.info("fleet reading external signals", topic=self.topics.external)
 
@@ -103,11 +134,11 @@ class FleetService:
 
     # --- what is published -----------------------------------------------------------
 
-    def _offer(self, topic: str, key: str, type_: Any, data: dict[str, Any]) -> None:
+    def _offer(self, topic: str, key: str, type_: Any, data: dict[str, Any], acked: Any = None) -> None:
         if self.publisher is None:
             return
         try:
-            self.publisher.offer(topic, key, encode(type_, self.settings.tenant, key, data))
+            self.publisher.offer(topic, key, encode(type_, self.settings.tenant, key, data), acked)
         except Exception as error:  # an odd value must not reach detection or an investigation
             log.warning("fleet envelope not encoded", topic=topic, error=f"{type(error).__name__}: {error}"[:300])
 
@@ -119,26 +150,84 @@ class FleetService:
         self._offer(self.topics.audit, key, "audit", record)
 
     def incident(self, event_type: str | None, body: dict[str, Any]) -> int:
-        """The Incident's changes not yet published; returns how many were."""
-        uid = (body.get("metadata") or {}).get("uid")
+        """The Incident's changes not yet published (by this operator, or by one before it,
+        as the Incident records); returns how many were."""
+        meta = body.get("metadata") or {}
+        uid = meta.get("uid")
         if not uid:
             return 0
+        on_record = published_changes(body, self.settings.tenant)
         sent = self.sent.setdefault(uid, set())
+        sent.update(on_record)
         self.sent.move_to_end(uid)
-        while len(self.sent) > MAX_TRACKED_INCIDENTS:
-            self.sent.popitem(last=False)
+        acknowledged = self.acknowledged.setdefault(uid, [])
+        acknowledged += [c for c in on_record if c not in acknowledged]
+        self.acknowledged.move_to_end(uid)
+        for tracked in (self.sent, self.acknowledged):
+            while len(tracked) > MAX_TRACKED_INCIDENTS:
+                tracked.popitem(last=False)
         state = snapshot(body)
-        changes = changes_of(body) if event_type != "DELETED" else [("deleted", "Deleted", {})]
+        deleted = event_type == "DELETED"
+        changes = changes_of(body) if not deleted else [("deleted", "Deleted", {})]
         published = 0
         for change_id, change, about in changes:
             if change_id in sent:
                 continue
             sent.add(change_id)
-            self._offer(self.topics.incidents, uid, "incident", {**state, "change": change, "changeId": change_id, **about})
+            # A deleted Incident has nowhere to record it.
+            acked = None if deleted or self.client is None else partial(
+                self._acked_from_thread, uid, meta.get("namespace") or "", meta.get("name") or "", change_id)
+            self._offer(self.topics.incidents, uid, "incident", {**state, "change": change, "changeId": change_id, **about},
+                        acked)
             published += 1
-        if event_type == "DELETED":
+        if deleted:
             self.sent.pop(uid, None)
+            self.acknowledged.pop(uid, None)
         return published
+
+    # --- what was published, recorded on the Incidents ---------------------------------
+
+    def _acked_from_thread(self, uid: str, namespace: str, name: str, change_id: str) -> None:
+        """The broker acknowledged a change (the publisher's thread): record it, on the loop."""
+        if self.loop is None:
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._acked, uid, namespace, name, change_id)
+        except RuntimeError:  # the loop is closed: the operator is gone; a restart publishes it again
+            pass
+
+    def _acked(self, uid: str, namespace: str, name: str, change_id: str) -> None:
+        ids = self.acknowledged.setdefault(uid, [])
+        if change_id not in ids:
+            ids.append(change_id)
+        self.unrecorded[uid] = (namespace, name)
+        self.record_wake.set()
+
+    async def _record_forever(self) -> None:
+        while True:
+            await self.record_wake.wait()
+            self.record_wake.clear()
+            if not await self._record():
+                await asyncio.sleep(2.0)  # the API server away: try again
+                self.record_wake.set()
+
+    async def _record(self) -> bool:
+        """Write what waits to be recorded; False if some writes failed (they wait on)."""
+        assert self.client is not None
+        batch, self.unrecorded = self.unrecorded, {}
+        annotation, ok = published_annotation(self.settings.tenant), True
+        for uid, (namespace, name) in batch.items():
+            ids = self.acknowledged.get(uid)
+            if not ids:
+                continue
+            try:
+                await record_published(self.client, namespace, name, uid, annotation, list(ids))
+            except (httpx.HTTPError, OSError) as error:
+                log.warning("fleet: published changes not recorded on the Incident yet", incident=f"{namespace}/{name}",
+                            error=f"{type(error).__name__}: {error}"[:300])
+                self.unrecorded.setdefault(uid, (namespace, name))
+                ok = False
+        return ok
 
     # --- how it goes -----------------------------------------------------------------
 
@@ -175,6 +264,8 @@ class FleetService:
         reason = "Dropping" if self.dropping and now.reason == "Publishing" else now.reason
         message = (f"{now.pending}/{now.capacity} waiting, {now.published} published, {now.dropped} dropped "
                    f"(buffer full), {now.failed} refused by the broker")
+        if now.denied:  # the user must fix the credentials or the CA: their words first
+            message = f"the broker refused our credentials or TLS: {now.denied}; {message}"
         out: dict[str, Any] = {"type": "FleetPublishing", "status": "True" if reason == "Publishing" else "False",
                                "reason": reason, "message": message, "tenant": self.settings.tenant,
                                "pending": now.pending, "dropped": now.dropped}
@@ -194,3 +285,10 @@ class FleetService:
         if self.publisher is not None:
             await asyncio.to_thread(self.publisher.close, 5.0)
             self.meter()
+        if self.client is not None:
+            await asyncio.sleep(0)  # the acknowledgements of the last records, handed over from the publisher's thread
+            try:
+                await asyncio.wait_for(self._record(), 5.0)
+            except TimeoutError:
+                log.warning("fleet: the last published changes not recorded; a restart publishes them again")
+            await self.client.aclose()

@@ -6,7 +6,9 @@ signals that are due by root, folds related roots together, opens an incident on
 root has been in trouble for the settle time (storm control caps how many open per
 namespace per minute, the rest fold into one aggregate), updates occurrences, and
 resolves an incident whose signals have been clear for the resolve window. The caller
-applies the returned operations (store.py) — nothing here does I/O.
+applies the returned operations (store.py) — nothing here does I/O — and says which
+writes succeeded (``written``), so ``settled`` can tell a Kafka consumer which alerts are on
+record and may have their offsets committed.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ SWEPT = (SignalSource.LOGS, SignalSource.METRICS)  # conclusions of the log and 
 # Sources from outside whose reasons are free text (never a metric label), and the Incident
 # source an Incident they raise records.
 OUTSIDE = {SignalSource.ALERTMANAGER: IncidentSource.ALERTMANAGER, SignalSource.PAGERDUTY: IncidentSource.PAGERDUTY,
-           SignalSource.OPSGENIE: IncidentSource.OPSGENIE}
-FREE_TEXT = {*OUTSIDE, SignalSource.EXTERNAL}  # reasons never a metric label (external signals: Kafka)
+           SignalSource.OPSGENIE: IncidentSource.OPSGENIE, SignalSource.EXTERNAL: IncidentSource.EXTERNAL}
+FREE_TEXT = set(OUTSIDE)  # reasons never a metric label
 MAX_PAGES = 16
 SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
@@ -61,6 +63,7 @@ class Tracked:
     first_seen: dt.datetime
     last_seen: dt.datetime
     source: IncidentSource = IncidentSource.DETECTION
+    origin: str | None = None  # the system outside that raised it (an external signal's producer)
     name: str | None = None  # the Incident's name, once created
     members: dict[str, ResourceRef] = field(default_factory=dict)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -73,6 +76,9 @@ class Tracked:
     written_at: dt.datetime | None = None
     pages: dict[str, dict[str, Any]] = field(default_factory=dict)  # by signal key: spec.pages entries
     traceparent: str | None = None  # of the first webhook request that brought a signal (W3C)
+    # Keys absorbed since the Incident was last written: not on record yet (a Kafka consumer
+    # commits an external signal's offset only once it is; ``Detector.settled``).
+    unwritten: set[str] = field(default_factory=set)
 
     @property
     def opened(self) -> bool:
@@ -89,6 +95,7 @@ class Tracked:
             if signal.key in self.seen:
                 continue
             self.seen[signal.key] = None
+            self.unwritten.add(signal.key)
             while len(self.seen) > SEEN_KEYS:
                 self.seen.popitem(last=False)
             self.occurrences += 1
@@ -105,6 +112,7 @@ class Tracked:
                 count.message = signal.message or count.message
             if signal.source in OUTSIDE and not self.opened:
                 self.source = OUTSIDE[signal.source]
+                self.origin = signal.origin or self.origin
             page = signal.detail.get("page")
             if page and signal.key not in self.pages and len(self.pages) < MAX_PAGES:
                 self.pages[signal.key] = {**page, "closed": False}
@@ -161,6 +169,9 @@ class Detector:
         self.write_interval = write_interval
         self.active: dict[str, list[Signal]] = {}  # by observed object's uid
         self.alerts: dict[str, Signal] = {}  # firing alerts, by key
+        # Keys of held alerts that a written Incident carries, or that detection gave up
+        # writing (their namespace refuses it): nothing more is owed to them (``settled``).
+        self.stored_alerts: set[str] = set()
         self.tracked: dict[str, Tracked] = {}  # by fingerprint
         self.opened_at: dict[str, deque[dt.datetime]] = {}  # per namespace, for storm control
         self.signals_seen = 0
@@ -209,16 +220,24 @@ class Detector:
             self.on_signal(signal)
         if not signal.firing:
             self.alerts.pop(signal.key, None)
+            self.stored_alerts.discard(signal.key)
             for tracked in self.tracked.values():  # the pager resolved it: never resolve it again
                 page = tracked.pages.get(signal.key)
                 if page is not None and not page["closed"]:
                     page["closed"] = True
                     tracked.dirty = True
             return True
-        if signal.key not in self.alerts and len(self.alerts) >= MAX_HELD_ALERTS:
-            return False
+        if signal.key not in self.alerts:
+            if len(self.alerts) >= MAX_HELD_ALERTS:
+                return False
+            if self._carried(signal.key):  # delivered again after a restart: on record already
+                self.stored_alerts.add(signal.key)
         self.alerts[signal.key] = signal
         return True
+
+    def _carried(self, key: str) -> bool:
+        """Whether a written Incident counted this signal key (one adopted at start-up counts)."""
+        return any(t.opened and key in t.seen and key not in t.unwritten for t in self.tracked.values())
 
     def drop(self, tracked: Tracked, now: dt.datetime, namespace_gone: bool = True) -> None:
         """Stop tracking; where its namespace is going away (or refuses us), leave the
@@ -227,6 +246,20 @@ class Detector:
         self.tracked.pop(tracked.fingerprint, None)
         if namespace_gone:
             self.muted[tracked.namespace] = now + dt.timedelta(seconds=MUTE_SECONDS)
+            # No Incident will carry them: owed nothing more (a consumer must not wait forever).
+            self.written(tracked, given_up=True)
+
+    def written(self, tracked: Tracked, given_up: bool = False) -> None:
+        """Its Incident was written as it is now (or ``given_up``): the keys it absorbed are on record."""
+        keys = tracked.unwritten | set(tracked.seen) if given_up else tracked.unwritten
+        self.stored_alerts.update(key for key in keys if key in self.alerts)
+        tracked.unwritten = set()
+
+    def settled(self, keys: list[str]) -> set[str]:
+        """Of these signal keys, those detection owes nothing more: the alert is no longer
+        held (cleared or refused), or an Incident written to the API server carries it —
+        written since it came, or before it came again (a redelivery after a restart)."""
+        return {key for key in keys if key not in self.alerts or key in self.stored_alerts}
 
     def unopen(self, tracked: Tracked) -> None:
         """Its Incident could not be written: back to a candidate, and off the storm count."""
@@ -278,6 +311,7 @@ class Detector:
         # An alert past its endsAt is over, even if Alertmanager never says so.
         for key in [k for k, s in self.alerts.items() if s.until is not None and s.until <= now]:
             del self.alerts[key]
+            self.stored_alerts.discard(key)
         return due + list(self.alerts.values())
 
     def _due(self, signal: Signal) -> dt.datetime:
@@ -390,6 +424,7 @@ class Detector:
         storm.add_members([tracked.root.ref, *tracked.members.values()])
         for key in tracked.seen:
             storm.seen[key] = None
+        storm.unwritten |= tracked.unwritten
         storm.occurrences += tracked.occurrences
         storm.pages.update(list(tracked.pages.items())[:MAX_PAGES - len(storm.pages)])
         for reason, count in tracked.reasons.items():

@@ -172,6 +172,10 @@ class DetectionService:
         """Hand the alerts' signals to the detector; returns those refused (held alerts at their cap)."""
         return [signal for signal in signals if not self.detector.alert(signal)]
 
+    def settled(self, keys: list[str]) -> set[str]:
+        """Of these signal keys, those on record (or owed nothing more): ``Detector.settled``."""
+        return self.detector.settled(keys)
+
     # --- the decision loop ---------------------------------------------------------------
 
     async def _every(self, seconds: float, step: Callable[[], Awaitable[Any]], failure: str) -> None:
@@ -262,14 +266,17 @@ class DetectionService:
                         "aisre.severity": Severity(tracked.severity).value, "aisre.signals": tracked.occurrences}):
                     tracked.traceparent = traceparent()
                     await store.create(self.client, tracked, now, self.key, self.operator_namespace)
+                self.detector.written(tracked)
                 INCIDENTS.labels("opened").inc()
             elif isinstance(operation, Update):
                 await store.update(self.client, tracked, now, self.key)
+                self.detector.written(tracked)
                 tracked.dirty = False
                 tracked.written_at = now
             elif isinstance(operation, Resolve):
                 if tracked.dirty:  # a page its pager closed since the last write is on record first
                     await store.update(self.client, tracked, now, self.key)
+                    self.detector.written(tracked)
                 await store.resolve(self.client, tracked, now, await self._report(tracked, now))
                 INCIDENTS.labels("resolved").inc()
         except Exception as error:  # whatever failed, the Incident is retried, never left half-open

@@ -59,6 +59,7 @@ def spec_of(t: Tracked) -> dict[str, Any]:
         "title": t.title(),
         "severity": Severity(t.severity).value,
         "source": IncidentSource(t.source).value,
+        **({"origin": t.origin[:63]} if t.origin else {}),
         "resource": t.root.ref.to_kube(),
         **({"affected": [m.to_kube() for m in members]} if members else {}),
         "fingerprint": t.fingerprint,
@@ -156,7 +157,8 @@ def tracked_from(incident: dict[str, Any], now: dt.datetime, key: bytes, operato
                 candidate_since=_parse(spec.get("firstSeen")), first_seen=_parse(spec.get("firstSeen")),
                 last_seen=_parse(spec.get("lastSeen")), name=meta["name"], occurrences=int(spec.get("occurrences", 1)),
                 severity=Severity(spec.get("severity", "medium")), aggregate=kind == "Namespace",
-                source=IncidentSource(spec.get("source", "detection")), dirty=False, written_at=now)
+                source=IncidentSource(spec.get("source", "detection")), origin=spec.get("origin"), dirty=False,
+                written_at=now)
     t.seen = OrderedDict((key, None) for key in (meta.get("annotations", {}).get(KEYS_ANNOTATION) or "").split(",") if key)
     for ref in spec.get("affected") or []:
         r = ResourceRef.model_validate(ref)

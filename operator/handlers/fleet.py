@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 
 from aisre.api.meta import GROUP, VERSION
+from aisre.kube.reader import connect
 from aisre.operator.fleet_step import FleetService
 
 
@@ -17,7 +18,8 @@ async def open_fleet(memo: kopf.Memo, **_: Any) -> None:
     memo.fleet = None
     if memo.config.kafka is None:
         return
-    memo.fleet = FleetService(memo.config.kafka)
+    # A client of its own (records what was published on the Incidents; started before memo.kube).
+    memo.fleet = FleetService(memo.config.kafka, connect(memo.config.kubeconfig, max_connections=2))
     await memo.fleet.start()
     memo.webhook.fleet = memo.fleet  # /readyz reports it
     if memo.get("detection") is not None:  # started first: attach now (else start_detection attaches)

@@ -401,11 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_fleet_incidents(args: argparse.Namespace) -> int:
+    from aisre.errors import KafkaAccessDenied
     from aisre.fleet.view import client_config_from, show
 
     try:
         text, skipped = show(client_config_from(args.bootstrap, dict(os.environ)), args.output, args.timeout)
-    except (ValueError, TimeoutError) as error:
+    except (ValueError, TimeoutError, KafkaAccessDenied) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(text)

@@ -3,6 +3,7 @@
     AisreError
      ├── NeedsUserError        the user must change something (a spec, a permission);
      │                         retrying will not help → kopf.PermanentError + a condition
+     │    └── KafkaAccessDenied  the Kafka broker refused our credentials or our TLS
      ├── WaitingError          something is not ready yet; retry after ``delay`` seconds
      │                         → kopf.TemporaryError(delay=...)
      └── ExternalError         a third-party call failed; the cause is chained
@@ -26,6 +27,13 @@ class NeedsUserError(AisreError):
     """The user must act: a bad spec, a missing object, a missing permission."""
 
     reason = "NeedsUser"
+
+
+class KafkaAccessDenied(NeedsUserError):
+    """The Kafka broker refused the connection's credentials (SASL) or its TLS (docs/fleet.md):
+    a wrong password, user, mechanism or CA. Retrying with the same settings will not help."""
+
+    reason = "KafkaAccessDenied"
 
 
 class WaitingError(AisreError):

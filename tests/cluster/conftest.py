@@ -131,10 +131,25 @@ def kafka() -> Iterator[str]:
         return
     script = ["bash", str(REPO / "hack" / "kafka.sh")]
     running = subprocess.run([*script, "status"], capture_output=True, text=True).returncode == 0
-    done = subprocess.run([*script, "start"], check=True, timeout=600, capture_output=True, text=True)
+    # Ours is started with its SASL_SSL listener too (kafka_secure); one found running is used as it is.
+    done = subprocess.run([*script, "start", *([] if running else ["--secure"])], check=True, timeout=600,
+                          capture_output=True, text=True)
     yield done.stdout.strip().splitlines()[-1]
     if not running:
         subprocess.run([*script, "stop"], timeout=60, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_secure(kafka: str) -> dict[str, str]:
+    """The AISRE_KAFKA_* settings (TLS, SASL SCRAM-SHA-512) of the broker's SASL_SSL listener
+    (hack/kafka.sh secure-env); skips where the broker in use has none (one found running
+    without it, or the one AISRE_TEST_KAFKA_BOOTSTRAP names)."""
+    if os.environ.get("AISRE_TEST_KAFKA_BOOTSTRAP"):
+        pytest.skip("a named broker (AISRE_TEST_KAFKA_BOOTSTRAP): its secure listener is unknown")
+    found = subprocess.run(["bash", str(REPO / "hack" / "kafka.sh"), "secure-env"], capture_output=True, text=True)
+    if found.returncode != 0:
+        pytest.skip(found.stderr.strip()[-300:])
+    return dict(line.split("=", 1) for line in found.stdout.split())
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,12 @@ import json
 import os
 import subprocess
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from aisre.api import GROUP, VERSION
 from aisre.api.signal import signal_key
@@ -33,52 +32,10 @@ from aisre.fleet.kafka import KafkaSettings, ensure_topics
 from aisre.fleet.publisher import Publisher
 from aisre.operator.detection.thresholds import Thresholds
 from conftest_helpers import OWN_PREFIX, REPO, deployment, temporary_namespace, wait_pods
+from fleet_helpers import Record, committed_to_the_end, read_topic, tenant
 from remediation_helpers import get, wait
 
 THRESHOLDS = dataclasses.replace(Thresholds.compressed(), resolve_after=3.0)
-
-
-@dataclasses.dataclass
-class Record:
-    key: str
-    value: dict[str, Any] | bytes
-    partition: int
-    offset: int
-    headers: dict[str, str]
-
-
-def read_topic(bootstrap: str, topic: str, timeout: float = 15.0) -> list[Record]:
-    """Every record of the topic up to its end now, partition by partition in offset order."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex[:6]}",
-                         "enable.auto.commit": False})
-    try:
-        partitions = sorted(consumer.list_topics(topic, timeout=timeout).topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in partitions}
-        wanted = {p for p in partitions if ends[p] > 0}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in wanted])
-        found: list[Record] = []
-        deadline = time.monotonic() + timeout
-        while wanted and time.monotonic() < deadline:
-            for m in consumer.consume(1000, 0.5):
-                if m.error() is not None:
-                    continue
-                raw = m.value() or b""
-                try:
-                    value: dict[str, Any] | bytes = json.loads(raw)
-                except ValueError:
-                    value = raw
-                found.append(Record((m.key() or b"").decode(), value, m.partition(), m.offset(),
-                                    {k: v.decode() for k, v in m.headers() or []}))
-                if m.offset() + 1 >= ends[m.partition()]:
-                    wanted.discard(m.partition())
-        assert not wanted, f"{topic}: partitions {wanted} not read to their end"
-        return sorted(found, key=lambda r: (r.partition, r.offset))
-    finally:
-        consumer.close()
-
-
-def tenant(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def incident(name: str, workload: str) -> str:
@@ -162,8 +119,9 @@ def test_two_tenants_publish_each_lifecycle_change_once_in_order_and_the_fleet_v
     assert "Resolved" not in changes(read_topic(kafka, Topics(b).incidents), uids[b])
 
 
-def broker(command: str) -> None:
-    subprocess.run(["bash", str(REPO / "hack" / "kafka.sh"), command], check=True, timeout=120, capture_output=True)
+def broker(command: str) -> None:  # our own broker, as the kafka fixture started it (with its secure listener)
+    subprocess.run(["bash", str(REPO / "hack" / "kafka.sh"), command, *(["--secure"] if command == "start" else [])],
+                   check=True, timeout=120, capture_output=True)
 
 
 @pytest.mark.skipif(bool(os.environ.get("AISRE_TEST_KAFKA_BOOTSTRAP")), reason="restarts the broker: only our own")
@@ -226,16 +184,7 @@ def test_a_poison_record_is_dead_lettered_and_a_good_external_signal_opens_one_i
         [found] = wait(opened, 30, "an Incident from the external signal")
         latency = time.monotonic() - sent
         letters = wait(lambda: read_topic(kafka, topics.dead_letter) or None, 20, "the dead letters")
-        group = Consumer({"bootstrap.servers": kafka, "group.id": f"aisre-{settings.tenant}"})
-        try:
-            def committed() -> bool:
-                parts = [TopicPartition(topics.external, p) for p in range(settings.partitions)]
-                ends = [group.get_watermark_offsets(p, timeout=5)[1] for p in parts]
-                done = group.committed(parts, timeout=5)
-                return all(end == 0 or c.offset == end for c, end in zip(done, ends, strict=True))
-            wait(committed, 20, "the external topic's offsets committed")
-        finally:
-            group.close()
+        wait(lambda: committed_to_the_end(kafka, settings), 20, "the external topic's offsets committed")
         readyz = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
         time.sleep(1.5)  # the redelivered copy had its chance to open a second Incident
         assert len(opened()) == 1

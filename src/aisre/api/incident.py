@@ -33,6 +33,7 @@ class IncidentSource(str, Enum):
     ALERTMANAGER = "alertmanager"
     PAGERDUTY = "pagerduty"
     OPSGENIE = "opsgenie"
+    EXTERNAL = "external"  # signals from outside the Kubernetes API, read from Kafka (docs/fleet.md)
     MANUAL = "manual"
 
 
@@ -169,7 +170,12 @@ class IncidentSpec(KubeModel):
     title: str = Field(..., min_length=1, max_length=256, description="What is wrong, in a few words.")
     severity: Severity = Field(Severity.MEDIUM, description="critical, high, medium or low.")
     source: IncidentSource = Field(
-        IncidentSource.MANUAL, description="Who raised it: detection, alertmanager, pagerduty, opsgenie or manual.")
+        IncidentSource.MANUAL,
+        description="Who raised it: detection, alertmanager, pagerduty, opsgenie, external (signals read from Kafka) "
+        "or manual.")
+    origin: str | None = Field(
+        None, max_length=63, description="For an Incident raised from outside the cluster: the system that sent its "
+        "first signal (for source external, the producer named in the Kafka envelope's tenant).")
     pages: list[PageRef] | None = Field(
         None, max_length=16, description="The pages it was raised from; resolved with it where a NotificationRoute "
         "has the pager's credentials (docs/pagers.md).")
@@ -395,6 +401,10 @@ class Incident(KubeModel):
         printer_column("Confidence", ".status.rootCause.confidence", "number"),
         printer_column("Recurrences", ".status.recurrences", "integer",
                        description="Earlier Incidents like it on the same workload within 30 days."),
+        printer_column("Source", ".spec.source", description="Who raised it: detection, alertmanager, pagerduty, "
+                       "opsgenie, external or manual."),
+        printer_column("Origin", ".spec.origin", priority=1,
+                       description="The system outside the cluster that raised it (an external signal's producer)."),
         printer_column("Resource", ".spec.resource.name", priority=1),
         AGE_COLUMN,
     ]

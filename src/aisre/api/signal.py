@@ -66,6 +66,7 @@ class Signal(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)  # structured extras (container, restarts, claim, quota)
     raw: dict[str, Any] | None = None  # the source's payload, bounded, for the report
     traceparent: str | None = None  # W3C trace context of the request that brought it (webhooks)
+    origin: str | None = None  # the system outside that sent it (an external signal's producer), for the Incident
 
     def due(self) -> dt.datetime:
         """When this signal starts to count towards an incident."""

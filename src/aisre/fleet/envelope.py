@@ -60,6 +60,23 @@ class Topics:
         return (self.signals, self.incidents, self.audit, self.external, self.dead_letter)
 
 
+def published_annotation(tenant: str) -> str:
+    """The annotation on an Incident that lists, as JSON, the change ids the operator of
+    ``tenant`` published and the broker acknowledged: what a restarted operator must not
+    publish again."""
+    return f"fleet.aisre.dev/{check_tenant(tenant)}"
+
+
+def published_changes(incident: dict[str, Any], tenant: str) -> list[str]:
+    """The change ids the Incident says were published for ``tenant`` (none if it says nothing readable)."""
+    value = ((incident.get("metadata") or {}).get("annotations") or {}).get(published_annotation(tenant))
+    try:
+        found = json.loads(value) if value else []
+    except ValueError:
+        return []
+    return [str(c) for c in found] if isinstance(found, list) else []
+
+
 INCIDENTS_TOPIC = re.compile(r"^aisre\.(?P<tenant>[a-z0-9][-a-z0-9_]*)\.incidents$")
 
 

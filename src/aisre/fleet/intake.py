@@ -86,6 +86,7 @@ def signal_of(value: bytes | None, owners: Owners, now: dt.datetime,
                       uid=f"external/{external.ingest_id}", owners=owners(entity), severity=external.severity,
                       firing=external.firing, since=since if since is not None and since <= now else None,
                       key=signal_key(SignalSource.EXTERNAL.value, external.ingest_id), message=external.message,
+                      origin=envelope.tenant,
                       detail={"ingestId": external.ingest_id, "tenant": envelope.tenant, **external.detail})
     except ValidationError as error:
         return f"not an external signal: {_first_error(error)}"

@@ -6,16 +6,50 @@ idempotent producer; everything here is configuration and a bounded admin call.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
+from aisre.errors import KafkaAccessDenied
 from aisre.fleet.envelope import Topics, check_tenant
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# librdkafka's errors that say the broker refused who we are or how we talk, not that it is away.
+ACCESS_ERRORS = (KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED,
+                 KafkaError._UNSUPPORTED_FEATURE)
+
+
+def access_denied(error: KafkaError) -> bool:
+    return error.code() in ACCESS_ERRORS
+
+
+def list_topics(client_config: dict[str, Any], timeout: float = 10.0) -> ClusterMetadata:
+    """The cluster's topics. A broker that refuses our credentials or TLS raises
+    KafkaAccessDenied with its words at once (librdkafka alone would retry them until the
+    timeout and then say only that the request timed out); no broker in ``timeout``: TimeoutError."""
+    denied: list[str] = []
+
+    def error_cb(error: KafkaError) -> None:
+        if access_denied(error):
+            denied.append(error.str())
+
+    admin = AdminClient({**client_config, "error_cb": error_cb})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        except KafkaException as error:
+            admin.poll(0)  # serves error_cb
+            if denied:
+                raise KafkaAccessDenied(f"the Kafka broker at {client_config.get('bootstrap.servers')} refused the "
+                                        f"connection: {denied[0]}") from error
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no Kafka broker answered at {client_config.get('bootstrap.servers')} in "
+                                   f"{timeout:g} s: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -94,9 +128,10 @@ class KafkaSettings:
 
 def ensure_topics(settings: KafkaSettings, timeout: float = 10.0) -> list[str]:
     """Create the tenant's topics that do not exist; returns those created. A broker that
-    refuses (no ACL to create) raises KafkaException: the topics must then exist already."""
+    refuses (no ACL to create) raises KafkaException: the topics must then exist already;
+    one that refuses our credentials, KafkaAccessDenied."""
+    existing = set(list_topics(settings.client_config(), timeout).topics)
     admin = AdminClient(settings.client_config())
-    existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [t for t in settings.topics.all() if t not in existing]
     if not wanted:
         return []

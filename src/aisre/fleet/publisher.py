@@ -23,6 +23,8 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
+from aisre.fleet.kafka import access_denied
+
 log = structlog.get_logger("aisre.fleet")
 
 BACKPRESSURE = 0.8  # of the buffer in use: reported as backpressure
@@ -38,10 +40,13 @@ class PublisherState:
     dropped: int  # refused because the buffer was full
     failed: int  # refused by the broker for good (too large, no such topic, not authorized)
     broker_down: bool
+    denied: str | None = None  # the broker refused our credentials or TLS: its words
 
     @property
     def reason(self) -> str:
         """The condition's reason: CamelCase, the worst that holds."""
+        if self.denied:
+            return "AccessDenied"
         if self.broker_down:
             return "BrokerUnreachable"
         if self.pending >= self.capacity * BACKPRESSURE:
@@ -65,21 +70,24 @@ class Publisher:
         self.lock = threading.Lock()
         self.pending = self.published = self.dropped = self.failed = 0
         self.broker_down = False
+        self.denied: str | None = None
         self.last_drop_log = 0.0
         self.closed = threading.Event()
         self.closing = False
         self.poller = threading.Thread(target=self._poll, name="fleet-publisher", daemon=True)
         self.poller.start()
 
-    def offer(self, topic: str, key: str, value: bytes) -> bool:
-        """Queue one record; False when the buffer is full (it is dropped and counted)."""
+    def offer(self, topic: str, key: str, value: bytes, acked: Callable[[], None] | None = None) -> bool:
+        """Queue one record; False when the buffer is full (it is dropped and counted).
+        ``acked`` is called (in the publisher's thread) once the broker acknowledged it."""
         with self.lock:
             if self.pending >= self.capacity:
                 self._drop(topic)
                 return False
             self.pending += 1
         try:
-            self.producer.produce(topic, value=value, key=key.encode(), on_delivery=self._delivered)
+            self.producer.produce(topic, value=value, key=key.encode(), on_delivery=self._delivered if acked is None
+                                  else lambda error, message: self._delivered(error, message, acked))
         except BufferError:  # librdkafka's own count agrees the buffer is full
             with self.lock:
                 self.pending -= 1
@@ -94,19 +102,26 @@ class Publisher:
             self.last_drop_log = now
             log.warning("fleet buffer full: envelope dropped", topic=topic, capacity=self.capacity, dropped=self.dropped)
 
-    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+    def _delivered(self, error: KafkaError | None, message: Message, acked: Callable[[], None] | None = None) -> None:
         with self.lock:
             self.pending -= 1
             if error is None:
                 self.published += 1
-                self.broker_down = False
+                self.broker_down, self.denied = False, None
             else:
                 self.failed += 1
+        if error is None and acked is not None:
+            acked()
         if error is not None and not self.closing:
             log.error("fleet envelope refused by the broker", topic=message.topic(), error=str(error)[:300])
 
     def _error(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+        if access_denied(error):  # retried by librdkafka, but only the user can fix it: say so once
+            if self.denied is None:
+                log.error("fleet: the Kafka broker refused our credentials or TLS; envelopes wait in the buffer",
+                          error=error.str()[:300])
+            self.denied = error.str()[:300]
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             if not self.broker_down:
                 log.warning("fleet: no Kafka broker answers; envelopes wait in the buffer", pending=self.pending)
             self.broker_down = True
@@ -119,7 +134,8 @@ class Publisher:
 
     def state(self) -> PublisherState:
         with self.lock:
-            return PublisherState(self.pending, self.capacity, self.published, self.dropped, self.failed, self.broker_down)
+            return PublisherState(self.pending, self.capacity, self.published, self.dropped, self.failed, self.broker_down,
+                                  self.denied)
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` for the buffer to empty; returns how many still wait."""

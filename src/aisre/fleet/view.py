@@ -16,11 +16,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pydantic import ValidationError
 
 from aisre.fleet.envelope import INCIDENTS_TOPIC, Envelope
+from aisre.fleet.kafka import list_topics
 
 CLOSED = ("Resolved", "Deleted")
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -104,11 +104,7 @@ def table(found: list[Row], now: dt.datetime) -> str:
 def read_incidents(client_config: dict[str, Any], timeout: float = 10.0) -> tuple[list[Envelope], list[str]]:
     """Every record of every tenant's incidents topic up to its end when the read began,
     and the records that were not envelopes (why, one line each)."""
-    admin = AdminClient(client_config)
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as error:
-        raise TimeoutError(f"no Kafka broker answered at {client_config.get('bootstrap.servers')}: {error}") from error
+    metadata = list_topics(client_config, timeout)
     partitions = [TopicPartition(name, p) for name, topic in sorted(metadata.topics.items())
                   if INCIDENTS_TOPIC.match(name) for p in sorted(topic.partitions)]
     if not partitions:
