@@ -24,7 +24,8 @@ from aisre.forecast.model import HOUR, Outcome, Prediction
 from aisre.forecast.targets import Subject
 
 RESOLVE_BEYOND = 1.5
-TURNED = {Outcome.NO_TREND, Outcome.POOR_FIT, Outcome.RESETS_FIRST, Outcome.RESET}
+TURNED = {Outcome.NO_TREND, Outcome.POOR_FIT, Outcome.RESETS_FIRST, Outcome.RESET, Outcome.CYCLE_PERIOD_UNKNOWN,
+          Outcome.GROWTH_STOPPED}
 
 
 @dataclass(frozen=True)
