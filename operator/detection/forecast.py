@@ -3,7 +3,7 @@ targets (aisre.forecast.targets) from Prometheus and the certificates from the c
 the pure model on each, and open, update or resolve Predicted Incidents as
 ``aisre.forecast.plan`` decides.
 
-Who it talks to: Prometheus through the metrics agent's client (one seam), the API server
+Who it talks to: Prometheus through the metrics agent's ``range_query`` (one seam), the API server
 through the detection service's client. Predicted Incidents carry the operator's mark and a
 label of their own (``aisre.dev/forecast-fingerprint``), so the reactive detector never
 adopts them and only the operator's own are ever updated or resolved. A query that fails
@@ -24,8 +24,7 @@ import httpx
 import structlog
 
 from aisre.agents.base import PrometheusSettings
-from aisre.agents.metrics import _client as prometheus_client  # the metrics agent's seam to Prometheus
-from aisre.agents.metrics import _failure, spec_limits
+from aisre.agents.metrics import range_query, spec_limits  # the metrics agent's seam to Prometheus
 from aisre.api.incident import ForecastModel
 from aisre.api.meta import GROUP, VERSION, ResourceRef
 from aisre.api.signing import MARK_ANNOTATION, has_mark, object_mark
@@ -74,12 +73,8 @@ class ForecastConfig:
 
 
 def _query_range(settings: PrometheusSettings, promql: str, start: float, end: float, step: float) -> list[Series]:
-    client = prometheus_client(settings)
-    try:
-        raw = client.custom_query_range(promql, start_time=dt.datetime.fromtimestamp(start, dt.UTC),
-                                        end_time=dt.datetime.fromtimestamp(end, dt.UTC), step=f"{step:g}s")
-    except Exception as error:  # requests / client errors: all mean "no answer"
-        raise _failure(error, settings.query_timeout_s) from error
+    raw = range_query(settings, promql, dt.datetime.fromtimestamp(start, dt.UTC), dt.datetime.fromtimestamp(end, dt.UTC),
+                      step)
     out = []
     for item in raw:
         points = [(float(t), float(v)) for t, v in item.get("values") or []]
