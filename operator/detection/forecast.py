@@ -28,14 +28,13 @@ from aisre.agents.metrics import range_query, spec_limits  # the metrics agent's
 from aisre.api.incident import ForecastModel
 from aisre.api.meta import GROUP, VERSION, ResourceRef
 from aisre.api.signing import MARK_ANNOTATION, has_mark, object_mark
-from aisre.api.taxonomy import RootCauseCategory
 from aisre.forecast.certificates import (CertificateUnreadable, CertificateValidity, expiry_prediction,
                                          from_cert_manager, read_tls_secret)
 from aisre.forecast.model import ForecastSettings, forecast
 from aisre.forecast.plan import (Forecasted, OpenPredicted, OpenRecord, PlanStep, ResolvePredicted, UpdatePredicted,
                                  incident_spec, plan)
-from aisre.forecast.targets import (CERTIFICATE_ADVICE, CERTIFICATE_SIGNAL, MEMORY, TARGETS, Subject, Target,
-                                   plain_subject_labels, selector_of)
+from aisre.forecast.targets import (CERTIFICATE_ADVICE, CERTIFICATE_CATEGORY, CERTIFICATE_SIGNAL, MEMORY, TARGETS,
+                                   Subject, Target, plain_subject_labels, selector_of)
 from aisre.kube.reader import ClusterReader
 from aisre.kube.scope import TargetNotFound, resolve_scope
 from aisre.operator.investigation import rfc3339
@@ -186,7 +185,8 @@ async def _memory(found: list[Series], prometheus: PrometheusSettings, reader: C
         if not limit:
             continue  # no limit: nothing to reach (the node's memory is another target)
         workload = owners.get((namespace, pod)) or ResourceRef(kind="Pod", name=pod, namespace=namespace)
-        subject = Subject(MEMORY.signal, workload, namespace, selector_of(MEMORY, labels), f"container {container}")
+        subject = Subject(MEMORY.signal, workload, namespace, selector_of(MEMORY, labels), f"container {container}",
+                          container or None)
         out.append((subject, times, values, limit))
     return out
 
@@ -197,7 +197,7 @@ async def _memory(found: list[Series], prometheus: PrometheusSettings, reader: C
 def certificate_forecast(validity: CertificateValidity, ref: ResourceRef, now: dt.datetime, horizon_s: float) -> Forecasted:
     subject = Subject(CERTIFICATE_SIGNAL, ref, ref.namespace or "", "", validity.subject)
     # An expired certificate fails its clients' handshakes: they see a dependency fail.
-    return Forecasted(subject, expiry_prediction(validity, now, horizon_s), RootCauseCategory.DEPENDENCY_FAILURE,
+    return Forecasted(subject, expiry_prediction(validity, now, horizon_s), CERTIFICATE_CATEGORY,
                       ForecastModel.CERTIFICATE_EXPIRY, None, CERTIFICATE_ADVICE)
 
 
@@ -334,11 +334,9 @@ async def _open(client: httpx.AsyncClient, f: Forecasted, now: dt.datetime, key:
         # ones are updated, never opened again), or someone else's object. Another name.
         name = f"{s.incident_name}-{secrets.token_hex(2)}"
     response.raise_for_status()
-    # The state comes from the spec (acceptance: spec.prediction set → Predicted); the
-    # conditions are acceptance's to write at creation, so only the timeline is ours here.
-    status = {"state": "Predicted",
-              "timeline": [{"time": rfc3339(now), "event": "Predicted", "message": f.prediction.why[:1024]}]}
-    await client.patch(_path(s.home, name, status=True), json={"status": status}, headers=MERGE)
+    # The status is the Incident handlers' to write from the spec (acceptance: state Predicted;
+    # the Investigation's start: the timeline from the Predicted entry): a second writer here
+    # would race them for the timeline.
     INCIDENTS.labels("predicted").inc()
     log.info("predicted incident opened", incident=name, namespace=s.home,
              in_hours=round((f.prediction.eta_s or 0.0) / 3600, 2), confidence=f.prediction.confidence)
