@@ -8,22 +8,31 @@ says auto."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime as dt
 import json
+import math
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from aisre.agents.base import PrometheusSettings
+from aisre.api.incident import ForecastModel
 from aisre.bench.metrics import Series, remote_write
 from aisre.bench.operator_thread import OperatorThread, free_port
+from aisre.operator.detection.forecast import ForecastConfig, forecast_prometheus
 from aisre.operator.detection.thresholds import Thresholds
 from conftest_helpers import OWN_PREFIX, REPO, Kubectl, deployment, temporary_namespace
 from remediation_helpers import policy, reapply_crds
@@ -225,3 +234,50 @@ def test_a_forecast_memory_limit_is_raised_before_it_is_reached_only_where_predi
             assert observed["decision"] == "Observed", observed
             assert _memory_limit(kubectl, unset) == "256Mi"
         assert time.monotonic() - started < 100
+
+
+PROMETHEUS_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": HOUR, "d": 24 * HOUR, "w": 7 * 24 * HOUR, "y": 365 * 24 * HOUR}
+
+
+def _backfill_reach(prometheus: str) -> float:
+    """How far back remote write can put samples in this Prometheus (seconds): its out-of-order
+    window, bounded by its retention (older blocks are deleted at compaction)."""
+    config = yaml.safe_load(httpx.get(f"{prometheus}/api/v1/status/config", timeout=10).json()["data"]["yaml"])
+    flags = httpx.get(f"{prometheus}/api/v1/status/flags", timeout=10).json()["data"]
+
+    def seconds(text: str) -> float:
+        return sum(float(n) * PROMETHEUS_UNITS[u] for n, u in re.findall(r"(\d+)(ms|[smhdwy])", text or "0s"))
+    window = seconds(((config.get("storage") or {}).get("tsdb") or {}).get("out_of_order_time_window", "0s"))
+    return min(window, seconds(flags.get("storage.tsdb.retention.time", "15d")))
+
+
+def test_daily_seasonality_through_prometheus_forecasts_the_nightly_peak(prometheus: str) -> None:
+    history = 60 * HOUR  # two and a half days: the daily profile needs two
+    if _backfill_reach(prometheus) < history + HOUR:
+        pytest.skip(f"{prometheus} takes less than {history / HOUR:.0f} h of backfill (hack/prometheus.sh: 4d window)")
+    namespace = f"aisre-fc-{int(time.time() * 1000) % 10**9}"  # a label value only: nothing in the cluster
+    now = time.time()
+
+    # A volume at 85 % growing 0.5 %/h (the trend alone: full in about 30 h) with a daily swing
+    # of ±15 % that peaks in 6 h: tonight's peak is the first to reach the capacity.
+    def used(t: float) -> float:
+        return 0.85 + 0.005 * t / HOUR + 0.15 * math.cos(2 * math.pi * (t - 6 * HOUR) / (24 * HOUR)) + \
+            0.004 * ((int(t) * 7919) % 11 - 5) / 5
+    remote_write(prometheus, _volume(namespace, "data", [(now + t, CAPACITY * used(t))
+                                                         for t in (-history + k * 120.0 for k in range(int(history / 120) + 1))]))
+    settings = PrometheusSettings(url=prometheus, query_timeout_s=20.0)
+
+    def volume(lookback_s: float) -> Any:
+        sweep = asyncio.run(forecast_prometheus(settings, None, ForecastConfig(lookback_s=lookback_s), now,
+                                                lambda ns: ns == namespace, namespace))
+        return next(f for f in sweep.forecasts if f.subject.resource.name == "data" and f.subject.home == namespace)
+
+    seasonal = volume(3 * 24 * HOUR)
+    p = seasonal.prediction
+    assert seasonal.model == ForecastModel.LINEAR_TREND_DAILY and p.fit is not None, p.why
+    assert p.fit.seasonal_amplitude is not None and abs(p.fit.seasonal_amplitude - 0.3) < 0.06, p.fit
+    assert abs(p.fit.slope_per_hour - 0.005) < 0.001, p.fit  # the trend, with the swing taken out
+    assert p.alerts and p.eta_s is not None and 3 * HOUR < p.eta_s < 5.5 * HOUR, p.why  # on the way to the peak, not in 30 h
+    # Seen over one day only, the same series has no daily profile to reach the limit with.
+    one_day = volume(24 * HOUR)
+    assert one_day.model == ForecastModel.LINEAR_TREND and not one_day.prediction.alerts, one_day.prediction.why
