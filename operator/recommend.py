@@ -170,10 +170,9 @@ def advise(category: C, resource: str, namespace: str, findings: list[Finding], 
             why_not.append(f"setResources changes a workload, not a {kind}")
             return
         # The container killed, or the one forecast to reach its limit (nothing killed yet).
-        container = next((f.data.get("container") for f in findings
-                          if f.kind == "ContainerTerminated" and f.data.get("owner") == resource
-                          and f.data.get("reason") == "OOMKilled"
-                          or f.kind == "Forecast" and f.data.get("owner") == resource and f.data.get("container")), None)
+        container = next((f.data.get("container") for f in findings if f.data.get("owner") == resource and (
+            (f.kind == "ContainerTerminated" and f.data.get("reason") == "OOMKilled")
+            or (f.kind == "Forecast" and f.data.get("container")))), None)
         peak = observed_peak(findings, resource, container)
         if peak is not None:
             add(ActionType.SET_RESOURCES, f"raise the memory limit the containers are killed at, from the peak working "

@@ -7,7 +7,7 @@ import math
 import random
 from collections.abc import Callable
 
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from aisre.forecast.model import HOUR, ForecastSettings, Outcome, forecast, resets_in, theil_sen
@@ -180,6 +180,7 @@ def restart_sawtooth(period_h: float, base: float, rise: float, phase_h: float, 
 @given(period_h=st.sampled_from([6.0, 8.0, 10.0, 12.0, 16.0, 24.0]), base=st.floats(15, 40),
        peak=st.floats(70, 88), phase=st.floats(0, 1), hours=st.sampled_from([14.0, 18.0, 22.0, 30.0]),
        seed=st.integers(0, 10_000))
+@example(period_h=16.0, base=15.0, peak=70.0, phase=13.5 / 16, hours=14.0, seed=0)  # 30 min of history before the reset
 def test_a_scheduled_restart_sawtooth_never_alerts(period_h: float, base: float, peak: float, phase: float,
                                                    hours: float, seed: int) -> None:
     # Restarted on a schedule, far from the limit each time: whether the history holds one

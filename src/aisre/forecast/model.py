@@ -278,15 +278,16 @@ class _Segment:
     notes: list[str] = field(default_factory=list)
 
 
-def _grew_then_reset(times: list[float], values: list[float], cut: int, limit: float, s: ForecastSettings) -> bool:
-    """Whether the part before the only reset grew significantly and was reset short of the
-    limit: a tooth of a sawtooth (a restart or rotation on a schedule), not a one-off fall
-    from a flat series (a deploy), nor the failure itself (a reset at the limit)."""
+def _may_be_a_tooth(times: list[float], values: list[float], cut: int, limit: float, s: ForecastSettings) -> bool:
+    """Whether the part before the only reset may be a tooth of a sawtooth (a restart or
+    rotation on a schedule): it grew significantly, or is too short to tell, and was reset
+    short of the limit. Not a one-off fall from a flat series (a deploy), nor the failure
+    itself (a reset at the limit)."""
     before_t, before_v = times[:cut], values[:cut]
+    if before_v and max(before_v[-JUMP_SAMPLES - 1:]) >= FAILED_NEAR * limit:
+        return False
     if len(before_t) < s.min_points or before_t[-1] - before_t[0] < s.min_span_s:
-        return False
-    if max(before_v[-JUMP_SAMPLES - 1:]) >= FAILED_NEAR * limit:
-        return False
+        return True  # too little before it to say it was flat: a cycle is not ruled out
     t, v = _thin(before_t, before_v, s.max_points)
     return theil_sen(t, v, s.z).low > 0
 
@@ -303,7 +304,7 @@ def _segment(times: list[float], values: list[float], limit: float, s: ForecastS
         seg.shifted = True
     if not cuts:
         return seg
-    if len(cuts) == 1 and _grew_then_reset(times, values, cuts[0], limit, s):
+    if len(cuts) == 1 and _may_be_a_tooth(times, values, cuts[0], limit, s):
         seg.cycle_seen_s, seg.reset_at_s = times[cuts[0] - 1] - times[0], times[cuts[0]]
     if len(cuts) >= 2:
         at = [times[i] for i in cuts]
