@@ -19,7 +19,6 @@ import asyncio
 import datetime as dt
 import math
 import re
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,12 +117,26 @@ def _failure(error: Exception, timeout: float) -> QueryFailed:
     return QueryFailed(f"{type(error).__name__}: {text[:200]}")
 
 
-def _run_query(client: Any, query: Query, start: dt.datetime, end: dt.datetime, step: int,
-               timeout: float) -> list[dict[str, Any]]:
+def _range(client: Any, promql: str, start: dt.datetime, end: dt.datetime, step: str,
+           timeout: float) -> list[dict[str, Any]]:
     try:
-        return list(client.custom_query_range(query.promql, start_time=start, end_time=end, step=str(step)))
+        return list(client.custom_query_range(promql, start_time=start, end_time=end, step=step))
     except Exception as error:  # requests / client errors: all mean "no answer"
         raise _failure(error, timeout) from error
+
+
+def _run_query(client: Any, query: Query, start: dt.datetime, end: dt.datetime, step: int,
+               timeout: float) -> list[dict[str, Any]]:
+    return _range(client, query.promql, start, end, str(step), timeout)
+
+
+def range_query(settings: PrometheusSettings, promql: str, start: dt.datetime, end: dt.datetime,
+                step_s: float) -> list[dict[str, Any]]:
+    """One range query with this agent's client (auth, TLS, timeout, no retries), its series
+    as Prometheus returns them (``metric``, ``values``); ``QueryFailed`` with a short reason
+    when there is no answer. Blocking: run it in a thread. The seam other modules (the
+    forecast loop) read Prometheus through."""
+    return _range(_client(settings), promql, start, end, f"{step_s:g}s", settings.query_timeout_s)
 
 
 @dataclass

@@ -6,7 +6,10 @@
 #
 # The scenarios' `metrics` steps are written into it through the remote-write receiver
 # (--web.enable-remote-write-receiver) with an out-of-order window, so series may start
-# in the past (t < 0) — see docs/metrics.md for why this and not promtool/scraping.
+# in the past (t < 0) — see docs/metrics.md for why this and not promtool/scraping. The
+# window is 4 days (retention 5, so compaction never drops what was backfilled): forecasts'
+# daily seasonality needs two days of history. A running server takes a new window on reload;
+# the retention is a flag and needs a restart.
 # When the local cluster has its real node (hack/realnode/), it also scrapes that kubelet's
 # cAdvisor endpoint every 5 s with the cluster admin's client certificate: the real node's
 # containers' CPU, throttling and memory, real series with no backfill.
@@ -66,7 +69,7 @@ config() {
 global: {scrape_interval: 15s, evaluation_interval: 15s}
 storage:
   tsdb:
-    out_of_order_time_window: 1d
+    out_of_order_time_window: 4d
 CFG
   if [[ -d "$CLUSTER_DIR/realnode" && -f "$PKI/admin.crt" ]]; then
     cat <<CFG
@@ -99,7 +102,7 @@ start() {
   # setsid: the server outlives this script (it is stopped with `stop`, by its pid).
   setsid "$(binary)" --config.file="$DIR/prometheus.yml" --storage.tsdb.path="$DIR/data" \
     --web.listen-address="127.0.0.1:$PORT" --web.enable-remote-write-receiver --web.enable-admin-api \
-    --storage.tsdb.retention.time=2d --log.level=warn >"$DIR/prometheus.log" 2>&1 < /dev/null &
+    --storage.tsdb.retention.time=5d --log.level=warn >"$DIR/prometheus.log" 2>&1 < /dev/null &
   echo $! > "$DIR/pid"
   for _ in $(seq 1 100); do
     if ready; then log "ready"; url; return 0; fi

@@ -23,6 +23,7 @@ import httpx
 import kopf
 import structlog
 
+from aisre.api.incident import IncidentState
 from aisre.api.meta import GROUP, VERSION
 from aisre.api.signing import MARK_ANNOTATION, has_mark, object_mark
 from aisre.operator.investigation import rfc3339
@@ -169,12 +170,27 @@ async def seed_start_gate(gate: StartGate, client: httpx.AsyncClient) -> None:
         log.info("storm cap counts Investigations started before this start", investigations=counted)
 
 
+def waiting_state(spec: Mapping[str, Any]) -> str:
+    """An Incident's state before its root cause is known: a forecast stays Predicted (nothing
+    has failed) through its Investigation; anything else is Open, then Investigating."""
+    return IncidentState.PREDICTED.value if spec.get("prediction") else IncidentState.OPEN.value
+
+
+def _predicted_entry(spec: Mapping[str, Any], status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A forecast's timeline starts with the forecast itself (its explanation)."""
+    prediction = spec.get("prediction") or {}
+    if not prediction or status.get("timeline"):
+        return list(status.get("timeline") or [])
+    return _timeline({}, "Predicted", str(prediction.get("explanation") or "failure forecast"))
+
+
 async def start_investigation(body: kopf.Body, client: httpx.AsyncClient, key: bytes,
                               gate: StartGate | None = None) -> dict[str, Any]:
     """Create the Incident's Investigation (once); returns the status patch."""
     status = dict(body.get("status") or {})
-    if not (body.get("spec") or {}).get("investigate", True) or status.get("investigationRef"):
-        return {} if status.get("state") else {"state": "Predicted" if (body.get("spec") or {}).get("prediction") else "Open"}
+    spec = body.get("spec") or {}
+    if not spec.get("investigate", True) or status.get("investigationRef"):
+        return {} if status.get("state") else {"state": waiting_state(spec)}
     meta = body["metadata"]
     delay = gate.wait_for(meta["namespace"], time.monotonic()) if gate is not None else 0.0
     if delay > 0:
@@ -183,12 +199,14 @@ async def start_investigation(body: kopf.Body, client: httpx.AsyncClient, key: b
             "message": f"{gate.per_minute if gate else 0} Investigations started in namespace {meta['namespace']} within a minute; "
                        "this one starts later", "observedGeneration": meta.get("generation", 1)}]
         await client.patch(f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/incidents/{meta['name']}/status",
-                           json={"status": {"state": "Open", "conditions": conditions}}, headers=MERGE)
+                           json={"status": {"state": waiting_state(spec), "conditions": conditions}}, headers=MERGE)
         raise kopf.TemporaryError("storm cap: the Investigation starts later", delay=max(1.0, delay))
     ref = await _create(client, investigation_for(dict(body)), key)
     kopf.event(body, type="Normal", reason="InvestigationStarted", message=f"investigation {ref['name']}")
-    patch = {"state": "Investigating", "investigationRef": ref, "investigations": 1,
-             "timeline": _timeline(status, "InvestigationStarted", f"investigation {ref['name']}")}
+    started = IncidentState.PREDICTED.value if spec.get("prediction") else IncidentState.INVESTIGATING.value
+    patch = {"state": started, "investigationRef": ref, "investigations": 1,
+             "timeline": _timeline({"timeline": _predicted_entry(spec, status)}, "InvestigationStarted",
+                                   f"investigation {ref['name']}")}
     if any(c.get("type") == "Throttled" for c in status.get("conditions") or []):
         patch["conditions"] = [c for c in status["conditions"] if c.get("type") != "Throttled"]
     return patch
@@ -238,9 +256,10 @@ async def mirror_root_cause(client: httpx.AsyncClient, namespace: str, incident:
         patch.update(recorded or {})
         message = f"{root['category']} on {(root.get('resource') or {}).get('kind', '')}/" \
                   f"{(root.get('resource') or {}).get('name', '')} ({root.get('confidence', 0):.2f})"
-        if incident_status.get("state") not in ("Resolved", "Mitigated"):
+        if incident_status.get("state") not in ("Resolved", "Mitigated", "Predicted"):
             # NoFault is a conclusion too: nothing to repair, the Incident resolves when its
-            # signals clear (it never stays Investigating).
+            # signals clear (it never stays Investigating). A forecast stays Predicted: its
+            # cause is known, but nothing has failed.
             patch["state"] = "Identified"
         patch["timeline"] = _timeline(incident_status, "RootCauseIdentified", message)
     else:

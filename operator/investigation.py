@@ -36,6 +36,7 @@ from aisre.kube.reader import ClusterReader, KubeAccessError
 from aisre.kube.scope import Scope, TargetNotFound, resolve_scope
 from aisre.llm.planner import AgentCall
 from aisre.llm.validate import LLMHypothesis
+from aisre.operator.forecast_step import Forecast, lead_with_forecast
 from aisre.operator.llm_step import LLMService, LLMStep, new_hypotheses, run_llm_step
 from aisre.operator import plugin_agents
 from aisre.operator.planner import plan
@@ -167,7 +168,10 @@ def note_of(hypotheses: list[RankedHypothesis], findings: list[Finding], namespa
 
 async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterReader,
                       prometheus: PrometheusSettings | None = None, *,
-                      llm: LLMService | None = None, spent_today: float = 0.0, node_wide: bool = False) -> Outcome:
+                      llm: LLMService | None = None, spent_today: float = 0.0, node_wide: bool = False,
+                      forecast: Forecast | None = None) -> Outcome:
+    """``forecast``: the operator's forecast the Investigation is for (a Predicted Incident's):
+    it leads, as the root cause, whatever the agents see."""
     now = _now()
     clock = time.monotonic()
     timeline = [{"time": now, "event": "Started", "message": "resolving the target"}]
@@ -196,6 +200,8 @@ async def investigate(spec: InvestigationSpec, namespace: str, reader: ClusterRe
                      "message": f"{len(findings)} findings from {sum(1 for r in results if r.status == AgentStatus.SUCCESS)} agents"})
     with span("rank", attributes={"aisre.findings": len(findings)}):
         hypotheses = rank(findings, namespace)
+        if forecast is not None:
+            hypotheses, findings = lead_with_forecast(forecast, hypotheses, findings)
         if hypotheses:
             annotate(**{"aisre.hypotheses": len(hypotheses), "aisre.top.category": C(hypotheses[0].category).value,
                         "aisre.top.confidence": hypotheses[0].confidence, "aisre.top.score": hypotheses[0].score})

@@ -193,9 +193,10 @@ def advise(category: C, resource: str, namespace: str, findings: list[Finding], 
         if kind not in ROLLOUT_KINDS:
             why_not.append(f"setResources changes a workload, not a {kind}")
             return
-        container = next((f.data.get("container") for f in findings
-                          if f.kind == "ContainerTerminated" and f.data.get("owner") == resource
-                          and f.data.get("reason") == "OOMKilled"), None)
+        # The container killed, or the one forecast to reach its limit (nothing killed yet).
+        container = next((f.data.get("container") for f in findings if f.data.get("owner") == resource and (
+            (f.kind == "ContainerTerminated" and f.data.get("reason") == "OOMKilled")
+            or (f.kind == "Forecast" and f.data.get("container")))), None)
         peak = observed_peak(findings, resource, container)
         previous = limit_before_cut(findings, resource, container)
         before = f", at least back to the {previous / 2**20:.0f} MiB it had before the last rollout cut it" if previous else ""

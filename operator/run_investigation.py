@@ -25,6 +25,7 @@ from aisre.api.conditions import set_condition
 from aisre.api.investigation import Investigation, InvestigationState
 from aisre.api.meta import GROUP, VERSION, ConditionStatus
 from aisre.kube.reader import ClusterReader
+from aisre.operator.forecast_step import forecast_of
 from aisre.operator.incidents import mirror_root_cause
 from aisre.llm.cost import spent_today
 from aisre.operator.investigation import Outcome, investigate, rfc3339, status_of
@@ -181,15 +182,21 @@ async def _run(body: kopf.Body, patch: kopf.Patch, client: httpx.AsyncClient, ll
               f"{spec.target.name or ''} with a {spec.deadline_seconds} s deadline".replace("  ", " "))
     reader = ClusterReader(client)
     spent = await _spent_today(client, namespace, name, llm)
+    incident = owning_incident(body)
+    forecast = None
+    if incident is not None and key is not None:
+        try:
+            forecast = await forecast_of(client, namespace, incident["name"], key)
+        except httpx.HTTPError:
+            pass  # investigated like any Incident: the agents' evidence alone
     try:
         outcome = await asyncio.wait_for(investigate(spec, namespace, reader, prometheus, llm=llm, spent_today=spent,
-                                                     node_wide=namespace == operator_namespace),
+                                                     node_wide=namespace == operator_namespace, forecast=forecast),
                                          timeout=spec.deadline_seconds)
     except TimeoutError:
         outcome = Outcome(False, "DeadlineExceeded", f"no conclusion within {spec.deadline_seconds} s")
     status = status_of(outcome, namespace, started)
     knowing = time.perf_counter()
-    incident = owning_incident(body)
 
     took: dict[str, float] = {}  # each part's own time, for the Recalled entry
     source: list[str] = []  # who answered the memory's question: Neo4j or the embedded index

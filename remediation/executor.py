@@ -75,6 +75,12 @@ def rfc3339(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def is_predicted(incident: dict[str, Any]) -> bool:
+    """A Predicted Incident (a forecast: nothing has failed yet), whose actions the policy's
+    ``predictedMode`` governs instead of ``mode``."""
+    return bool((incident.get("spec") or {}).get("prediction"))
+
+
 def needs_remediation(body: dict[str, Any]) -> bool:
     """Cheap pre-check on a watch event: detection has named a root cause and linked the
     Investigation whose recommendations are to be decided."""
@@ -327,7 +333,7 @@ class Remediator:
                                        state, now, history, approvals_of(incident), incident_objects(incident),
                                        operator_namespace=self.operator_namespace,
                                        min_healthy_floor=self.min_healthy_floor, pending=pending,
-                                       installed=frozenset(CATALOG)))
+                                       installed=frozenset(CATALOG), predicted=is_predicted(incident)))
         entry = JournalEntry(id=action.id, type=action.type, target=action.target, decision=verdict.decision,
                              reason=verdict.text[:1024], policy=chosen[0] if chosen else None,
                              approved_by=verdict.approved_by, decided_at=now, result=ActionResult.SKIPPED)
@@ -535,8 +541,9 @@ class Remediator:
                                          "assessment": assessment})
         await self._ledger(incident, entry)
         # Verified: mitigated (detection resolves it once its signals clear); otherwise back
-        # to what was identified.
-        state = IncidentState.MITIGATED if result == ActionResult.SUCCEEDED else IncidentState.IDENTIFIED
+        # to what was identified (a forecast: still predicted).
+        state = IncidentState.MITIGATED if result == ActionResult.SUCCEEDED else (
+            IncidentState.PREDICTED if is_predicted(incident) else IncidentState.IDENTIFIED)
         try:
             await self._write(meta["namespace"], meta["name"], entry, state=state.value)
         except kubeapi.NotFound:

@@ -3,7 +3,7 @@ targets (aisre.forecast.targets) from Prometheus and the certificates from the c
 the pure model on each, and open, update or resolve Predicted Incidents as
 ``aisre.forecast.plan`` decides.
 
-Who it talks to: Prometheus through the metrics agent's client (one seam), the API server
+Who it talks to: Prometheus through the metrics agent's ``range_query`` (one seam), the API server
 through the detection service's client. Predicted Incidents carry the operator's mark and a
 label of their own (``aisre.dev/forecast-fingerprint``), so the reactive detector never
 adopts them and only the operator's own are ever updated or resolved. A query that fails
@@ -24,19 +24,17 @@ import httpx
 import structlog
 
 from aisre.agents.base import PrometheusSettings
-from aisre.agents.metrics import _client as prometheus_client  # the metrics agent's seam to Prometheus
-from aisre.agents.metrics import _failure, spec_limits
+from aisre.agents.metrics import range_query, spec_limits  # the metrics agent's seam to Prometheus
 from aisre.api.incident import ForecastModel
 from aisre.api.meta import GROUP, VERSION, ResourceRef
 from aisre.api.signing import MARK_ANNOTATION, has_mark, object_mark
-from aisre.api.taxonomy import RootCauseCategory
 from aisre.forecast.certificates import (CertificateUnreadable, CertificateValidity, expiry_prediction,
                                          from_cert_manager, read_tls_secret)
 from aisre.forecast.model import ForecastSettings, forecast
 from aisre.forecast.plan import (Forecasted, OpenPredicted, OpenRecord, PlanStep, ResolvePredicted, UpdatePredicted,
                                  incident_spec, plan)
-from aisre.forecast.targets import (CERTIFICATE_ADVICE, CERTIFICATE_SIGNAL, MEMORY, TARGETS, Subject, Target,
-                                   plain_subject_labels, selector_of)
+from aisre.forecast.targets import (CERTIFICATE_ADVICE, CERTIFICATE_CATEGORY, CERTIFICATE_SIGNAL, MEMORY, TARGETS,
+                                   Subject, Target, plain_subject_labels, selector_of)
 from aisre.kube.reader import ClusterReader
 from aisre.kube.scope import TargetNotFound, resolve_scope
 from aisre.operator.investigation import rfc3339
@@ -74,12 +72,8 @@ class ForecastConfig:
 
 
 def _query_range(settings: PrometheusSettings, promql: str, start: float, end: float, step: float) -> list[Series]:
-    client = prometheus_client(settings)
-    try:
-        raw = client.custom_query_range(promql, start_time=dt.datetime.fromtimestamp(start, dt.UTC),
-                                        end_time=dt.datetime.fromtimestamp(end, dt.UTC), step=f"{step:g}s")
-    except Exception as error:  # requests / client errors: all mean "no answer"
-        raise _failure(error, settings.query_timeout_s) from error
+    raw = range_query(settings, promql, dt.datetime.fromtimestamp(start, dt.UTC), dt.datetime.fromtimestamp(end, dt.UTC),
+                      step)
     out = []
     for item in raw:
         points = [(float(t), float(v)) for t, v in item.get("values") or []]
@@ -191,7 +185,8 @@ async def _memory(found: list[Series], prometheus: PrometheusSettings, reader: C
         if not limit:
             continue  # no limit: nothing to reach (the node's memory is another target)
         workload = owners.get((namespace, pod)) or ResourceRef(kind="Pod", name=pod, namespace=namespace)
-        subject = Subject(MEMORY.signal, workload, namespace, selector_of(MEMORY, labels), f"container {container}")
+        subject = Subject(MEMORY.signal, workload, namespace, selector_of(MEMORY, labels), f"container {container}",
+                          container or None)
         out.append((subject, times, values, limit))
     return out
 
@@ -202,7 +197,7 @@ async def _memory(found: list[Series], prometheus: PrometheusSettings, reader: C
 def certificate_forecast(validity: CertificateValidity, ref: ResourceRef, now: dt.datetime, horizon_s: float) -> Forecasted:
     subject = Subject(CERTIFICATE_SIGNAL, ref, ref.namespace or "", "", validity.subject)
     # An expired certificate fails its clients' handshakes: they see a dependency fail.
-    return Forecasted(subject, expiry_prediction(validity, now, horizon_s), RootCauseCategory.DEPENDENCY_FAILURE,
+    return Forecasted(subject, expiry_prediction(validity, now, horizon_s), CERTIFICATE_CATEGORY,
                       ForecastModel.CERTIFICATE_EXPIRY, None, CERTIFICATE_ADVICE)
 
 
@@ -339,11 +334,9 @@ async def _open(client: httpx.AsyncClient, f: Forecasted, now: dt.datetime, key:
         # ones are updated, never opened again), or someone else's object. Another name.
         name = f"{s.incident_name}-{secrets.token_hex(2)}"
     response.raise_for_status()
-    # The state comes from the spec (acceptance: spec.prediction set → Predicted); the
-    # conditions are acceptance's to write at creation, so only the timeline is ours here.
-    status = {"state": "Predicted",
-              "timeline": [{"time": rfc3339(now), "event": "Predicted", "message": f.prediction.why[:1024]}]}
-    await client.patch(_path(s.home, name, status=True), json={"status": status}, headers=MERGE)
+    # The status is the Incident handlers' to write from the spec (acceptance: state Predicted;
+    # the Investigation's start: the timeline from the Predicted entry): a second writer here
+    # would race them for the timeline.
     INCIDENTS.labels("predicted").inc()
     log.info("predicted incident opened", incident=name, namespace=s.home,
              in_hours=round((f.prediction.eta_s or 0.0) / 3600, 2), confidence=f.prediction.confidence)

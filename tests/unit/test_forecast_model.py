@@ -7,7 +7,7 @@ import math
 import random
 from collections.abc import Callable
 
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from aisre.forecast.model import HOUR, ForecastSettings, Outcome, forecast, resets_in, theil_sen
@@ -164,3 +164,76 @@ def test_one_level_shift_is_not_growth_but_a_staircase_is() -> None:
                             hours=14, step=120)
     p = forecast(times, values, 100.0, NOW)
     assert p.alerts and p.eta_s is not None and 1 * HOUR < p.eta_s < 5 * HOUR
+
+
+# --- resets seen once, and growth that stopped ------------------------------------------------
+
+
+def restart_sawtooth(period_h: float, base: float, rise: float, phase_h: float, noise: float = 0.8
+                     ) -> Callable[[float, random.Random], float]:
+    """A value that climbs by ``rise`` from ``base`` and is restarted back every ``period_h``."""
+    period = period_h * HOUR
+    return lambda t, r: base + rise * (((t + phase_h * HOUR) % period) / period) + r.gauss(0, noise)
+
+
+@settings(max_examples=60, deadline=None)
+@given(period_h=st.sampled_from([6.0, 8.0, 10.0, 12.0, 16.0, 24.0]), base=st.floats(15, 40),
+       peak=st.floats(70, 88), phase=st.floats(0, 1), hours=st.sampled_from([14.0, 18.0, 22.0, 30.0]),
+       seed=st.integers(0, 10_000))
+@example(period_h=16.0, base=15.0, peak=70.0, phase=13.5 / 16, hours=14.0, seed=0)  # 30 min of history before the reset
+def test_a_scheduled_restart_sawtooth_never_alerts(period_h: float, base: float, peak: float, phase: float,
+                                                   hours: float, seed: int) -> None:
+    # Restarted on a schedule, far from the limit each time: whether the history holds one
+    # reset or several, and wherever in its cycle ``now`` is, nothing is forecast. (A history
+    # with no reset in it is a plain climb: nothing in it says it will be reset.)
+    assume(phase * period_h < hours - 0.1)
+    times, values = sampled(restart_sawtooth(period_h, base, peak - base, phase * period_h), hours=hours, step=120,
+                            seed=seed)
+    p = forecast(times, values, 100.0, NOW)
+    assert not p.alerts, p.why
+
+
+def test_one_reset_after_growth_leaves_the_period_unknown() -> None:
+    # Restarted 6 h ago at 86 % after growing for 6 h (as far back as the history goes),
+    # climbing at the same pace since: a cycle of about 17 h would reach the limit, and nothing
+    # in 12 h of history rules one out.
+    times, values = sampled(restart_sawtooth(12.0, 50, 36, 6.0), hours=12, step=120)
+    p = forecast(times, values, 100.0, NOW)
+    assert p.outcome == Outcome.CYCLE_PERIOD_UNKNOWN and not p.alerts
+    assert p.eta_s is not None and p.eta_s < 12 * HOUR  # the line alone would have alerted
+    # A history that shows 21 h of growth without a reset rules out a cycle of 18 h: forecast.
+    times, values = sampled(lambda t, r: (30 + 2 * (t + 30 * HOUR) / HOUR if t < -9 * HOUR else 40 + 3.33 * (t + 9 * HOUR) / HOUR)
+                            + r.gauss(0, 0.8), hours=30, step=120)
+    p = forecast(times, values, 100.0, NOW)
+    assert p.alerts and p.eta_s is not None and abs(p.eta_s - 9 * HOUR) < HOUR
+
+
+def test_a_leak_after_a_restart_from_a_flat_series_is_forecast() -> None:
+    # Flat for hours, restarted (a deploy), growing since: a one-off reset, not a tooth of a cycle.
+    times, values = sampled(lambda t, r: (45 if t < -8 * HOUR else 20 + 6 * (t + 8 * HOUR) / HOUR) + r.gauss(0, 0.6),
+                            hours=20, step=120)
+    p = forecast(times, values, 100.0, NOW)
+    assert p.alerts and p.eta_s is not None and abs(p.eta_s - 5.3 * HOUR) < 0.5 * HOUR
+
+
+def test_a_reset_at_the_limit_was_the_failure_and_growth_toward_it_again_is_forecast() -> None:
+    # Killed at its limit 6 h ago (the kernel, not a schedule), growing the same way again.
+    times, values = sampled(lambda t, r: min(99.5, (30 + 7 * (t + 16 * HOUR) / HOUR) if t < -6 * HOUR
+                                             else 30 + 7 * (t + 6 * HOUR) / HOUR) + r.gauss(0, 0.5), hours=16, step=120)
+    p = forecast(times, values, 100.0, NOW)
+    assert p.alerts and p.eta_s is not None and abs(p.eta_s - 4 * HOUR) < 0.5 * HOUR
+
+
+@settings(max_examples=40, deadline=None)
+@given(level=st.floats(55, 85), climb_h=st.floats(3, 10), flat_h=st.floats(2.5, 10), seed=st.integers(0, 10_000))
+def test_growth_that_levelled_off_does_not_alert(level: float, climb_h: float, flat_h: float, seed: int) -> None:
+    # A cache that warmed up to its size, a backfill that finished: the average slope still
+    # points up for hours after the series stopped growing.
+    start = -(climb_h + flat_h) * HOUR
+
+    def shape(t: float, r: random.Random) -> float:
+        done = min(1.0, max(0.0, (t - start) / (climb_h * HOUR)))
+        return 20 + (level - 20) * done + r.gauss(0, 0.6)
+    times, values = sampled(shape, hours=climb_h + flat_h + 4, step=120, seed=seed)
+    p = forecast(times, values, 100.0, NOW)
+    assert not p.alerts, p.why

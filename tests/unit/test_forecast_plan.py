@@ -81,7 +81,7 @@ def test_the_spec_is_a_valid_predicted_incident_with_its_evidence() -> None:
     spec = incident_spec(forecasted(Outcome.PREDICTED, 5), NOW)
     incident = Incident.model_validate({"spec": spec})
     p = incident.spec.prediction
-    assert p is not None and incident.spec.investigate is False
+    assert p is not None and incident.spec.investigate is True
     assert p.failure_time == NOW + dt.timedelta(hours=5) and p.earliest < p.failure_time < p.latest  # type: ignore[operator]
     assert p.category == "StorageFailure" and p.fit is not None and p.fit.r2 == 0.97 and p.advice == "expand it"
     assert spec["severity"] == "medium" and spec["title"].startswith("Predicted StorageFailure")

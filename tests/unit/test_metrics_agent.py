@@ -264,3 +264,13 @@ def test_auth_is_passed_to_the_client() -> None:
     assert bearer.headers == {"Authorization": "Bearer abc"}
     basic = metrics._client(PrometheusSettings(url="http://p:9090", username="u", password="p", verify_tls=False))
     assert basic.auth == ("u", "p") and basic._session.verify is False
+
+
+def test_range_query_is_the_agents_public_seam_and_names_an_unreachable_prometheus() -> None:
+    # The forecast loop reads Prometheus through this function, never through the agent's
+    # private client: a refused connection comes back as the agent's own short reason.
+    now = dt.datetime.now(dt.UTC)
+    with pytest.raises(metrics.QueryFailed) as failed:
+        metrics.range_query(PrometheusSettings(url="http://127.0.0.1:9", query_timeout_s=2.0), "up",
+                            now - dt.timedelta(minutes=5), now, 60.0)
+    assert failed.value.unreachable and "cannot connect" in str(failed.value)

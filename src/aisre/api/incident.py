@@ -149,6 +149,7 @@ class PredictedFailure(KubeModel):
     current: float | None = Field(None, description="The model's value now, in the series' unit.")
     limit: float | None = Field(None, description="The limit it reaches, in the series' unit.")
     fit: ForecastFit | None = Field(None, description="The window, fit and uncertainty.")
+    container: str | None = Field(None, max_length=253, description="The container whose series it is (memoryLimit).")
     action: ActionType | None = Field(None, description="The recommended pre-emptive action, when the catalog has one.")
     advice: str = Field("", max_length=1024, description="What to do before it fails, in words.")
     explanation: str = Field("", max_length=1024, description="The forecast in one sentence.")
@@ -397,6 +398,9 @@ class Incident(KubeModel):
     PRINTER_COLUMNS: ClassVar[list[dict[str, Any]]] = [
         printer_column("Severity", ".spec.severity"),
         printer_column("State", ".status.state"),
+        # A string, not a date: kubectl shows a date as the time since, "<invalid>" for the future.
+        printer_column("Predicted", ".spec.prediction.failureTime",
+                       description="When a Predicted Incident's failure is forecast (the central time)."),
         printer_column("Root Cause", ".status.rootCause.category"),
         printer_column("Confidence", ".status.rootCause.confidence", "number"),
         printer_column("Recurrences", ".status.recurrences", "integer",

@@ -9,14 +9,19 @@ that says why nothing is predicted):
    last reset say where the series is heading now. A single sharp rise is a level shift (a
    deploy, a bulk load): the growth is measured after it; several are a staircase and stay. When at least two resets were seen, they
    come periodically: the limit counts only if it is reached before the next reset is due
-   (and once a reset is overdue by half a period, it is no longer counted on).
+   (and once a reset is overdue by half a period, it is no longer counted on). One reset
+   after growth may be the first of a cycle whose period the history is too short to know:
+   the limit counts only if the history already shows the series growing, reset-free, for
+   as long as the current cycle would need to reach it (``CyclePeriodUnknown`` otherwise).
 2. **The trend.** A Theil–Sen line (the median of pairwise slopes: robust to spikes and to
    a few outliers), with the slope's confidence interval from Kendall's tau. With at least
    two days of history, a daily profile (the median residual per hour of day) is taken
    out first and kept in the forecast, so a nightly peak counts where it would reach.
 3. **The bar.** The slope's lower bound must be above zero (the series really grows) and
    the model must explain the segment (R² at least ``min_r2``): noise, a flat series or a
-   slow weekly wave seen over a day do not make a forecast.
+   slow weekly wave seen over a day do not make a forecast. When the latest quarter of the
+   segment grows clearly slower than the whole (its slope's upper bound under half the
+   whole's lower bound), the pace now is that quarter's; growth that stopped makes no forecast.
 4. **The forecast.** The time the central line reaches the limit, the interval from the
    slope's bounds, and a confidence: the probability, under the fit's uncertainty (slope and
    residual noise), that the series is at the limit by the end of the horizon.
@@ -38,6 +43,9 @@ RESET_NOISE_MULTIPLE = 8.0  # a reset falls by at least this many step-noise sds
 JUMP_SAMPLES = 3  # sudden steps this few samples apart are one jump
 BREAK_BIC_MARGIN = 10.0  # two lines must beat one by this much BIC ("very strong" evidence)
 STABLE_SHARE = 0.1  # "stable before": not growing, or growing at under a tenth of the pace after
+FAILED_NEAR = 0.9  # a reset from this share of the limit or more was the failure itself (an OOM kill)
+RECENT_SHARE = 0.25  # the pace now: the latest quarter of the segment (at least min_span_s)
+SLOWER_SHARE = 0.5  # ... which counts as the pace now when clearly slower: under half the whole's
 
 
 class Outcome(str, Enum):
@@ -46,6 +54,8 @@ class Outcome(str, Enum):
     NO_TREND = "NoTrend"  # not significantly growing
     POOR_FIT = "PoorFit"  # a trend, but it does not explain the data
     RESETS_FIRST = "ResetsFirst"  # a periodic reset comes before the limit
+    CYCLE_PERIOD_UNKNOWN = "CyclePeriodUnknown"  # one reset after growth: too little history to rule out a cycle
+    GROWTH_STOPPED = "GrowthStopped"  # grew, but the latest part of the segment no longer does
     TOO_LITTLE_HISTORY = "TooLittleHistory"
     RESET = "Reset"  # fell sharply lately (cleaned up, rotated, restarted): too little since to forecast
     AT_LIMIT = "AtLimit"  # already there: reactive detection's business, not a forecast
@@ -260,11 +270,29 @@ class _Segment:
     resets: int = 0
     period_s: float | None = None
     next_reset_s: float | None = None  # relative to now, when periodic resets are still expected
+    # One reset after growth: how long the series was seen growing before it without a reset
+    # (a lower bound on that cycle's length: the window cuts it), and when the reset was.
+    cycle_seen_s: float | None = None
+    reset_at_s: float | None = None
     shifted: bool = False  # cut after a level shift
     notes: list[str] = field(default_factory=list)
 
 
-def _segment(times: list[float], values: list[float], s: ForecastSettings) -> _Segment:
+def _may_be_a_tooth(times: list[float], values: list[float], cut: int, limit: float, s: ForecastSettings) -> bool:
+    """Whether the part before the only reset may be a tooth of a sawtooth (a restart or
+    rotation on a schedule): it grew significantly, or is too short to tell, and was reset
+    short of the limit. Not a one-off fall from a flat series (a deploy), nor the failure
+    itself (a reset at the limit)."""
+    before_t, before_v = times[:cut], values[:cut]
+    if before_v and max(before_v[-JUMP_SAMPLES - 1:]) >= FAILED_NEAR * limit:
+        return False
+    if len(before_t) < s.min_points or before_t[-1] - before_t[0] < s.min_span_s:
+        return True  # too little before it to say it was flat: a cycle is not ruled out
+    t, v = _thin(before_t, before_v, s.max_points)
+    return theil_sen(t, v, s.z).low > 0
+
+
+def _segment(times: list[float], values: list[float], limit: float, s: ForecastSettings) -> _Segment:
     cuts = resets_in(values, s.reset_drop)
     seg = _Segment(times[cuts[-1]:], values[cuts[-1]:], resets=len(cuts)) if cuts else _Segment(times, values)
     # One sudden rise is a change of level, not growth: the growth is measured after it. Two
@@ -276,6 +304,8 @@ def _segment(times: list[float], values: list[float], s: ForecastSettings) -> _S
         seg.shifted = True
     if not cuts:
         return seg
+    if len(cuts) == 1 and _may_be_a_tooth(times, values, cuts[0], limit, s):
+        seg.cycle_seen_s, seg.reset_at_s = times[cuts[0] - 1] - times[0], times[cuts[0]]
     if len(cuts) >= 2:
         at = [times[i] for i in cuts]
         seg.period_s = statistics.median(b - a for a, b in zip(at, at[1:], strict=False))
@@ -296,7 +326,7 @@ def forecast(times: Sequence[float], values: Sequence[float], limit: float, now:
     if len(pairs) < s.min_points:
         return Prediction(Outcome.TOO_LITTLE_HISTORY, limit, f"{len(pairs)} samples, fewer than {s.min_points}")
     rel, vals = [p[0] for p in pairs], [p[1] for p in pairs]
-    seg = _segment(rel, vals, s)
+    seg = _segment(rel, vals, limit, s)
     span = seg.times[-1] - seg.times[0]
     if (len(seg.times) < s.min_points or span < s.min_span_s) and seg.resets and not seg.shifted:
         return Prediction(Outcome.RESET, limit, f"fell sharply {-seg.times[0] / 60:.0f} min ago (from "
@@ -314,6 +344,20 @@ def forecast(times: Sequence[float], values: Sequence[float], limit: float, now:
         span = seg.times[-1] - seg.times[0]
         t, v = _thin(seg.times, seg.values, s.max_points)
     line = theil_sen(t, v, s.z)
+    # The slope is the segment's average: a series that grew and has since levelled off (a
+    # cache at its size, a backfill done) keeps a positive average for hours after. When the
+    # latest quarter grows clearly slower than the whole, the pace now is the latest quarter's.
+    slowed = False
+    if span < s.seasonal_min_span_s:
+        recent = [k for k, x in enumerate(seg.times) if x >= seg.times[-1] - max(RECENT_SHARE * span, s.min_span_s)]
+        if s.min_points <= len(recent) < len(seg.times):
+            rt, rv = _thin([seg.times[k] for k in recent], [seg.values[k] for k in recent], s.max_points)
+            now_line = theil_sen(rt, rv, s.z)
+            if now_line.high < SLOWER_SHARE * line.low:
+                seg.notes.append(f"slower over the last {-rt[0] / HOUR:.1f} h than the {span / HOUR:.1f} h before: "
+                                 "measured there")
+                seg.times, seg.values = seg.times[recent[0]:], seg.values[recent[0]:]
+                span, t, v, line, slowed = rt[-1] - rt[0], rt, rv, now_line, True
     season: Callable[[float], float] | None = None
     amplitude = None
     if span >= s.seasonal_min_span_s:
@@ -343,6 +387,8 @@ def forecast(times: Sequence[float], values: Sequence[float], limit: float, now:
     if level_now >= limit or v[-1] >= limit:
         return Prediction(Outcome.AT_LIMIT, limit, f"already at the limit ({max(level_now, v[-1]):.4g} of {limit:.4g})",
                           confidence=1.0, eta_s=0.0, eta_early_s=0.0, eta_late_s=0.0, fit=fit)
+    if slowed and line.low <= 0:
+        return Prediction(Outcome.GROWTH_STOPPED, limit, f"grew, but no longer: {trend}", fit=fit)
     if line.low <= 0:
         return Prediction(Outcome.NO_TREND, limit, f"not significantly growing: {trend}", fit=fit)
     if r2 < s.min_r2:
@@ -366,6 +412,16 @@ def forecast(times: Sequence[float], values: Sequence[float], limit: float, now:
         return Prediction(Outcome.RESETS_FIRST, limit,
                           f"resets every {seg.period_s / HOUR:.1f} h; the next is due in {seg.next_reset_s / HOUR:.1f} h, "
                           f"before the limit: {trend}", confidence, eta, early, late, fit)
+    if seg.cycle_seen_s is not None and seg.reset_at_s is not None and eta is not None \
+            and seg.cycle_seen_s < eta - seg.reset_at_s:
+        # A reset every P hours with P between the current cycle's age and its age at the
+        # limit would come first; only a reset-free stretch that long in the history rules
+        # that out. Here the history is shorter than the pattern's period could be.
+        return Prediction(Outcome.CYCLE_PERIOD_UNKNOWN, limit,
+                          f"reset {-seg.reset_at_s / HOUR:.1f} h ago after growing for at least "
+                          f"{seg.cycle_seen_s / HOUR:.1f} h; reaching the limit needs a cycle of "
+                          f"{(eta - seg.reset_at_s) / HOUR:.1f} h, longer than any seen: {trend}",
+                          confidence, eta, early, late, fit)
     within = eta is not None and eta <= s.horizon_s
     if not within or confidence < s.min_confidence:
         when = f"in {eta / HOUR:.1f} h" if eta is not None else "not within the search window"

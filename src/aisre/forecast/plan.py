@@ -24,7 +24,8 @@ from aisre.forecast.model import HOUR, Outcome, Prediction
 from aisre.forecast.targets import Subject
 
 RESOLVE_BEYOND = 1.5
-TURNED = {Outcome.NO_TREND, Outcome.POOR_FIT, Outcome.RESETS_FIRST, Outcome.RESET}
+TURNED = {Outcome.NO_TREND, Outcome.POOR_FIT, Outcome.RESETS_FIRST, Outcome.RESET, Outcome.CYCLE_PERIOD_UNKNOWN,
+          Outcome.GROWTH_STOPPED}
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def prediction_of(f: Forecasted, now: dt.datetime) -> PredictedFailure:
         earliest=_time(now, p.eta_early_s), latest=_time(now, p.eta_late_s), confidence=round(p.confidence, 4),
         model=f.model, series=f.subject.series, current=p.fit.level_now if p.fit else None,
         limit=p.limit if f.model != ForecastModel.CERTIFICATE_EXPIRY else None, fit=fit,
-        action=f.action, advice=f.advice[:1024], explanation=p.why[:1024])
+        container=f.subject.container, action=f.action, advice=f.advice[:1024], explanation=p.why[:1024])
 
 
 def incident_spec(f: Forecasted, now: dt.datetime, first_seen: dt.datetime | None = None) -> dict[str, Any]:
@@ -145,6 +146,6 @@ def incident_spec(f: Forecasted, now: dt.datetime, first_seen: dt.datetime | Non
     spec = IncidentSpec(
         title=f"Predicted {f.category.value}: {what} {f.subject.signal} in {p.eta_s / HOUR:.1f} h"[:256],
         severity=severity_of(p.eta_s), source=IncidentSource.DETECTION, resource=f.subject.resource,
-        fingerprint=f.subject.fingerprint, first_seen=first_seen or now, last_seen=now, investigate=False,
+        fingerprint=f.subject.fingerprint, first_seen=first_seen or now, last_seen=now, investigate=True,
         prediction=prediction_of(f, now))
     return spec.to_kube()

@@ -65,6 +65,7 @@ ERROR_RATE = Target(
 
 TARGETS: tuple[Target, ...] = (VOLUME, MEMORY, QUOTA, NODE_REQUESTS, ERROR_RATE)
 CERTIFICATE_SIGNAL = "certificateExpiry"
+CERTIFICATE_CATEGORY = C.DEPENDENCY_FAILURE  # an expired certificate fails its clients' handshakes
 CERTIFICATE_ADVICE = ("Renew the certificate (cert-manager: check the Certificate's issuer and its Ready condition; "
                       "by hand: issue a new one and update the Secret) before clients refuse it.")
 
@@ -79,6 +80,7 @@ class Subject:
     home: str
     series: str  # the PromQL selecting exactly this series (evidence)
     detail: str = ""  # e.g. the container or the quota's resource
+    container: str | None = None  # a container's series (memory): the one a pre-emptive action changes
 
     @property
     def fingerprint(self) -> str:
@@ -91,6 +93,14 @@ class Subject:
         base = f"predicted-{self.signal.lower()}-{self.resource.name}".lower()
         clean = "".join(c if c.isalnum() or c == "-" else "-" for c in base)[:200].strip("-")
         return f"{clean}-{self.fingerprint[:6]}"
+
+
+def category_of(signal: str) -> C | None:
+    """The category a forecast signal's failure becomes (None: not a signal aisre forecasts).
+    Derived from the signal, never read from a spec: the signal is what the operator's mark binds."""
+    if signal == CERTIFICATE_SIGNAL:
+        return CERTIFICATE_CATEGORY
+    return next((t.category for t in TARGETS if t.signal == signal), None)
 
 
 def selector_of(target: Target, labels: dict[str, str]) -> str:
