@@ -26,12 +26,11 @@ import httpx
 from pydantic import ValidationError
 
 from aisre.api.evidence import Finding, finding_id
-from aisre.api.incident import PredictedFailure
+from aisre.api.incident import PredictedFailure, operator_forecast
 from aisre.api.meta import GROUP, VERSION, ResourceRef
-from aisre.api.signing import has_mark
 from aisre.api.taxonomy import RootCauseCategory as C
 from aisre.forecast.model import HOUR
-from aisre.forecast.targets import Subject, category_of
+from aisre.forecast.targets import category_of
 from aisre.ranking.rank import RankedHypothesis
 
 AGENT = "forecast"
@@ -53,7 +52,7 @@ class Forecast:
 
 def trusted_forecast(incident: dict[str, Any], key: bytes) -> Forecast | None:
     """The Incident's forecast, when the operator made it (pure; see the module's Trust)."""
-    meta, spec = incident.get("metadata") or {}, incident.get("spec") or {}
+    spec = incident.get("spec") or {}
     if not spec.get("prediction") or not spec.get("resource"):
         return None
     try:
@@ -61,12 +60,9 @@ def trusted_forecast(incident: dict[str, Any], key: bytes) -> Forecast | None:
         resource = ResourceRef.model_validate(spec["resource"])
     except ValidationError:
         return None
-    fingerprint = spec.get("fingerprint") or ""
     category = category_of(prediction.signal)
-    if category is None or not has_mark(key, incident, "Incident", fingerprint):
-        return None
-    if Subject(prediction.signal, resource, meta.get("namespace") or "", "").fingerprint != fingerprint:
-        return None  # the spec's signal or resource is not what the operator marked
+    if category is None or not operator_forecast(incident, key):
+        return None  # not marked, or the spec's signal or resource is not what the operator marked
     return Forecast(category, resource, prediction)
 
 

@@ -39,7 +39,8 @@ import httpx
 from pydantic import ValidationError
 
 from aisre import audit
-from aisre.api.incident import ActionResult, Assessment, Decision, Effect, IncidentState, JournalEntry
+from aisre.api.incident import (ActionResult, Assessment, Decision, Effect, IncidentState, JournalEntry,
+                                operator_forecast)
 from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import API_VERSION
 from aisre.api.taxonomy import ActionType
@@ -75,10 +76,11 @@ def rfc3339(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def is_predicted(incident: dict[str, Any]) -> bool:
+def is_predicted(incident: dict[str, Any], key: bytes | None) -> bool:
     """A Predicted Incident (a forecast: nothing has failed yet), whose actions the policy's
-    ``predictedMode`` governs instead of ``mode``."""
-    return bool((incident.get("spec") or {}).get("prediction"))
+    ``predictedMode`` governs instead of ``mode``: only one the operator forecast itself
+    (``operator_forecast``), never one whose spec someone gave a prediction."""
+    return operator_forecast(incident, key)
 
 
 def needs_remediation(body: dict[str, Any]) -> bool:
@@ -333,7 +335,7 @@ class Remediator:
                                        state, now, history, approvals_of(incident), incident_objects(incident),
                                        operator_namespace=self.operator_namespace,
                                        min_healthy_floor=self.min_healthy_floor, pending=pending,
-                                       installed=frozenset(CATALOG), predicted=is_predicted(incident)))
+                                       installed=frozenset(CATALOG), predicted=is_predicted(incident, self.signing_key)))
         entry = JournalEntry(id=action.id, type=action.type, target=action.target, decision=verdict.decision,
                              reason=verdict.text[:1024], policy=chosen[0] if chosen else None,
                              approved_by=verdict.approved_by, decided_at=now, result=ActionResult.SKIPPED)
@@ -543,7 +545,7 @@ class Remediator:
         # Verified: mitigated (detection resolves it once its signals clear); otherwise back
         # to what was identified (a forecast: still predicted).
         state = IncidentState.MITIGATED if result == ActionResult.SUCCEEDED else (
-            IncidentState.PREDICTED if is_predicted(incident) else IncidentState.IDENTIFIED)
+            IncidentState.PREDICTED if is_predicted(incident, self.signing_key) else IncidentState.IDENTIFIED)
         try:
             await self._write(meta["namespace"], meta["name"], entry, state=state.value)
         except kubeapi.NotFound:

@@ -196,3 +196,26 @@ async def test_a_replica_that_lost_the_lease_acts_no_more(kubectl, user_ns, reme
     await remediator.remediate(user_ns, "inc")
     assert journal(kubectl, user_ns, "inc") == {}  # nothing decided, nothing claimed
     assert replicas(kubectl, user_ns) == 2
+
+
+async def test_a_prediction_a_user_writes_into_an_incident_does_not_bring_the_predicted_mode(
+        kubectl, user_kubeconfig, user_ns, remediator, key) -> None:
+    """A policy that runs an action on its own only before a failure (predictedMode: auto)
+    and asks for approval after one (mode: approve): giving an Incident of the operator's a
+    forecast in its spec, which RBAC allows, does not skip the approval."""
+    web(kubectl, user_ns)
+    policy(kubectl, user_ns, actions=[{"type": "scale", "mode": "approve", "predictedMode": "auto"}],
+           approvers={"users": ["oncall"]})
+    ids = detected(kubectl, user_ns, "inc", {"kind": "Deployment", "name": "web"}, [], key=key)
+    kubectl("patch", "investigation", "inc", "-n", user_ns, "--subresource=status", "--type=merge", "-p", json.dumps(
+        {"status": {"recommendedActions": signed(key, ids["incident"], ids["investigation"],
+                                                 [action("scale-1", "scale", "Deployment", "web", replicas=3)])}}))
+    forecast = {"spec": {"prediction": {"category": "InsufficientResources", "signal": "memoryLimit", "confidence": 0.99,
+                                        "failureTime": "2030-01-01T00:00:00Z", "model": "linearTrend"}}}
+    edited = as_user(kubectl, user_kubeconfig, "patch", "incident", "inc", "-n", user_ns, "--type=merge",
+                     "-p", json.dumps(forecast))
+    assert edited.returncode == 0, edited.stderr  # RBAC allows it; the executor must not believe it
+    await remediator.remediate(user_ns, "inc")
+    entry = journal(kubectl, user_ns, "inc")["scale-1"]
+    assert entry["decision"] == "AwaitingApproval", entry
+    assert replicas(kubectl, user_ns) == 2

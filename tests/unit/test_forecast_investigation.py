@@ -64,7 +64,10 @@ def test_a_forecast_the_operator_did_not_make_is_not_trusted(tamper: str) -> Non
         spec["prediction"]["signal"] = VOLUME.signal
     elif tamper == "no prediction":
         del spec["prediction"]
-    assert trusted_forecast(incident, b"x" * 32 if tamper == "other key" else KEY) is None
+    key = b"x" * 32 if tamper == "other key" else KEY
+    assert trusted_forecast(incident, key) is None
+    # ... nor does the executor let the policy's predictedMode stand in for its mode.
+    assert not is_predicted(incident, key)
 
 
 def test_the_forecast_leads_the_hypotheses_with_its_fit_as_cited_evidence() -> None:
@@ -96,7 +99,7 @@ def test_the_catalog_recommends_raising_the_forecast_containers_memory() -> None
 async def test_a_predicted_incident_starts_its_investigation_and_stays_predicted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(incidents.kopf, "event", lambda *_, **__: None)  # no Kopf context here
     incident = incident_of(memory_forecast())
-    assert incident["spec"]["investigate"] is True and is_predicted(incident)
+    assert incident["spec"]["investigate"] is True and is_predicted(incident, KEY)
     posted: list[dict[str, Any]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

@@ -9,6 +9,8 @@ the spec, where the API server can check who wrote them.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, Any, ClassVar
 
@@ -25,6 +27,7 @@ from aisre.api.meta import (
     printer_column,
     validations,
 )
+from aisre.api.signing import has_mark
 from aisre.api.taxonomy import ActionType, RootCauseCategory, Severity
 
 
@@ -131,6 +134,32 @@ class ForecastFit(KubeModel):
     resets: int = Field(0, ge=0, description="Resets (sharp falls) seen in the window.")
     seasonal_amplitude: float | None = Field(
         None, description="Peak-to-trough of the daily profile taken out, when there was enough history for one.")
+
+
+def forecast_fingerprint(signal: str, home: str, resource: ResourceRef) -> str:
+    """The fingerprint of a forecast's Incident: what is forecast, where the Incident lives,
+    and the object to fix (structured fields only, so it is stable across sweeps)."""
+    text = f"forecast|{signal}|{home}|{resource.kind}|{resource.namespace or ''}|{resource.name}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def operator_forecast(incident: Mapping[str, Any], key: bytes | None) -> bool:
+    """Whether the Incident's ``spec.prediction`` is the operator's own: it carries the
+    operator's mark over its fingerprint, and that fingerprint is the one the prediction's
+    signal, the Incident's namespace and the resource give. A prediction anyone with edit
+    rights added to an Incident is not one: ``predictedMode`` must not stand in for
+    ``mode`` on their word."""
+    meta, spec = incident.get("metadata") or {}, incident.get("spec") or {}
+    prediction, resource = spec.get("prediction"), spec.get("resource")
+    if key is None or not isinstance(prediction, Mapping) or not isinstance(resource, Mapping):
+        return False
+    try:
+        ref = ResourceRef.model_validate(resource)
+    except ValueError:
+        return False
+    fingerprint = spec.get("fingerprint") or ""
+    return (bool(fingerprint) and has_mark(key, incident, "Incident", fingerprint)
+            and forecast_fingerprint(str(prediction.get("signal") or ""), meta.get("namespace") or "", ref) == fingerprint)
 
 
 class PredictedFailure(KubeModel):

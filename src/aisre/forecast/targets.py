@@ -9,9 +9,9 @@ functions: the operator's forecast loop and the forecast bench run the queries.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
+from aisre.api.incident import forecast_fingerprint
 from aisre.api.meta import ResourceRef
 from aisre.api.taxonomy import ActionType
 from aisre.api.taxonomy import RootCauseCategory as C
@@ -84,9 +84,7 @@ class Subject:
 
     @property
     def fingerprint(self) -> str:
-        # Structured fields only (never message text), so it is stable across sweeps.
-        text = f"forecast|{self.signal}|{self.home}|{self.resource.kind}|{self.resource.namespace or ''}|{self.resource.name}"
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        return forecast_fingerprint(self.signal, self.home, self.resource)
 
     @property
     def incident_name(self) -> str:
