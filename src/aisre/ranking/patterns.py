@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from aisre.api.evidence import PEER_SIGNATURES, Finding
 from aisre.api.taxonomy import RootCauseCategory as C
 from aisre.ranking.candidate import Candidate
+from aisre.ranking.causal import known_services
 from aisre.ranking.evidence import EvidenceIndex, persistent_errors
 
 Pattern = Callable[[EvidenceIndex], Iterable[Candidate]]
@@ -644,7 +645,7 @@ def _relevance(ix: EvidenceIndex, service: str) -> tuple[float, str]:
     users |= {f.data["owner"] for f in ix.kind("LogSignature") if f.data.get("host") and f"Service/{f.data['host']}" == service}
     # A user that logs it cannot reach the Service (by its name, or by an address on the
     # Service's port) hurts, however healthy its own pods look: its requests fail.
-    ports = {port for f in ix.kind("ServicePorts") if f.data.get("service") == service for port in f.data.get("ports") or []}
+    ports = set(known_services(ix).get(service, []))
     unreached = {f.data["owner"] for f in ix.kind("LogSignature") if f.data.get("signature") in UNREACHED
                  and f.data["owner"] in users and (f"Service/{f.data.get('host')}" == service
                                                    or (not f.data.get("host") and f.data.get("port") in ports))}
@@ -696,7 +697,8 @@ def memory_metrics(ix: EvidenceIndex) -> Iterable[Candidate]:
         resized = bool(ix.changed_fields(owner) & {"resources"})
         # Near its limit and not climbing within the window: a limit too low, unless the
         # program reports a leak itself (a slow one climbs over more hours than the window).
-        growing = growing or (near and not resized and _log_signatures(ix, owner, "leak"))
+        if not growing and near and not resized:
+            growing = _log_signatures(ix, owner, "leak")
         if growing and not resized:
             yield Candidate(C.MEMORY_LEAK, owner, 0.88 + (0.04 if near or oom else 0.0),
                             f"{owner}'s working set climbs steadily without a change"
