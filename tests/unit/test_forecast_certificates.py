@@ -6,24 +6,15 @@ import base64
 import datetime as dt
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from aisre.bench.forecast import self_signed_pem
 from aisre.forecast.certificates import (CertificateUnreadable, expiry_prediction, from_cert_manager, read_tls_secret)
 from aisre.forecast.model import Outcome
 
 NOW = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
 
 
-def certificate(cn: str, not_after: dt.datetime) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(not_after - dt.timedelta(days=90))
-            .not_valid_after(not_after).sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM)
+certificate = self_signed_pem  # the bench's stand-in for a TLS Secret's tls.crt
 
 
 def tls_secret(pem: bytes, key: str = "not read") -> dict[str, object]:

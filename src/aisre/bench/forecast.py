@@ -150,7 +150,7 @@ def load_dir(directory: Path) -> list[ForecastScenario]:
     return out
 
 
-def _pem(cn: str, not_after: dt.datetime) -> bytes:
+def self_signed_pem(cn: str, not_after: dt.datetime) -> bytes:
     """A self-signed certificate (the bench's stand-in for a TLS Secret's tls.crt)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -181,7 +181,7 @@ async def _evaluate(scenario: ForecastScenario, namespace: str, prometheus: Prom
     found = [f for f in sweep.forecasts if f.subject.home == namespace
              and (f.subject.resource.namespace == namespace or f.subject.resource.name.startswith(namespace))]
     for cert in scenario.forecast.certificates:
-        validity = read_pem(_pem(cert.common_name, dt.datetime.fromtimestamp(t0 + cert.expires_in, dt.UTC)))
+        validity = read_pem(self_signed_pem(cert.common_name, dt.datetime.fromtimestamp(t0 + cert.expires_in, dt.UTC)))
         found.append(certificate_forecast(validity, ResourceRef(kind="Secret", name=cert.name, namespace=namespace),
                                           dt.datetime.fromtimestamp(now, dt.UTC), scenario.forecast.horizon))
     return [f for f in most_urgent(found).values() if f.prediction.alerts]
