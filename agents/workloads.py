@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kubernetes.utils.quantity import parse_quantity
+
 from aisre.agents.base import AgentContext, Findings, cronjob_of, parse_time, resource_of
 from aisre.api.evidence import AgentResult
 from aisre.kube.resources import node_problem
@@ -32,6 +34,25 @@ def _container_states(pod: dict[str, Any]) -> list[tuple[bool, dict[str, Any]]]:
     return [(True, c) for c in status.get("initContainerStatuses") or []] + [
         (False, c) for c in status.get("containerStatuses") or []
     ]
+
+
+def memory_limit(pod: dict[str, Any], container: str) -> int | None:
+    """The memory limit the container runs under, in bytes, as admitted (a LimitRange's
+    default included, which the workload's template does not show)."""
+    spec = pod.get("spec") or {}
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        if c.get("name") == container:
+            value = ((c.get("resources") or {}).get("limits") or {}).get("memory")
+            try:
+                return int(parse_quantity(str(value))) if value is not None else None
+            except ValueError:
+                return None
+    return None
+
+
+def _limit_of(pod: dict[str, Any], container: str) -> dict[str, int]:
+    limit = memory_limit(pod, container)
+    return {} if limit is None else {"memory_limit": limit}  # no nulls in evidence data
 
 
 def _within(time: str | None, ctx: AgentContext) -> bool:
@@ -83,12 +104,13 @@ def observe_pods(ctx: AgentContext, out: Findings) -> None:
                 note("ContainerTerminated", container, terminated.get("reason", ""), str(terminated.get("exitCode")),
                      "current", container=container, init=init, current=True, reason=terminated.get("reason", ""),
                      exit_code=terminated.get("exitCode"), message=terminated.get("message", ""), restarts=restarts,
-                     finished_at=terminated.get("finishedAt", ""))
+                     finished_at=terminated.get("finishedAt", ""), **_limit_of(pod, container))
             if last and not (last.get("exitCode") == 0 and init):
                 note("ContainerTerminated", container, last.get("reason", ""), str(last.get("exitCode")), "last",
                      container=container, init=init, current=False, reason=last.get("reason", ""),
                      exit_code=last.get("exitCode"), message=last.get("message", ""), restarts=restarts,
-                     finished_at=last.get("finishedAt", ""), running_now="running" in state,
+                     finished_at=last.get("finishedAt", ""), **_limit_of(pod, container),
+                     running_now="running" in state,
                      ready_now=bool(cs.get("ready")), recent=_within(last.get("finishedAt"), ctx))
             if init and "running" in state and not deleting:
                 note("InitContainerRunning", container, container=container, init=True, restarts=restarts,

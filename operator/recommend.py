@@ -94,7 +94,8 @@ ANSWERS: dict[C, Answer] = {
                                                              "cluster"),
     C.SCHEDULING_CONSTRAINT: Answer((ActionType.ROLLBACK,), "relax the node selector, affinity or tolerations, or "
                                                             "label nodes to match"),
-    C.NODE_FAILURE: Answer((ActionType.DRAIN_NODE, ActionType.CORDON_NODE), "repair or replace the node"),
+    # A drain cordons first; a cordon alone leaves the failing pods on the node.
+    C.NODE_FAILURE: Answer((ActionType.DRAIN_NODE,), "repair or replace the node"),
     C.RESOURCE_QUOTA_EXCEEDED: Answer((), "raise the namespace's ResourceQuota or free what it counts"),
     C.STORAGE_FAILURE: Answer((), "repair the volume, its claim or its storage class"),
     C.SCALED_TO_ZERO: Answer((ActionType.SCALE,), "scale the workload back up"),
@@ -156,6 +157,16 @@ def limit_before_cut(findings: list[Finding], resource: str, container: str | No
     return None
 
 
+def killed_at(findings: list[Finding], resource: str, container: str | None) -> int | None:
+    """The memory limit the container was OOM-killed at, in bytes, as the pods ran it (a
+    LimitRange's default included, which the template does not show)."""
+    limits = [int(f.data["memory_limit"]) for f in findings
+              if f.kind == "ContainerTerminated" and f.data.get("owner") == resource
+              and f.data.get("reason") == "OOMKilled" and isinstance(f.data.get("memory_limit"), int)
+              and (not container or f.data.get("container") == container)]
+    return max(limits) if limits else None
+
+
 def observed_peak(findings: list[Finding], resource: str, container: str | None) -> int | None:
     """The highest working set the metrics agent saw for ``resource``'s container (bytes),
     or None without usage metrics (pure)."""
@@ -199,15 +210,16 @@ def advise(category: C, resource: str, namespace: str, findings: list[Finding], 
             or (f.kind == "Forecast" and f.data.get("container")))), None)
         peak = observed_peak(findings, resource, container)
         previous = limit_before_cut(findings, resource, container)
+        killed = killed_at(findings, resource, container)
         before = f", at least back to the {previous / 2**20:.0f} MiB it had before the last rollout cut it" if previous else ""
         if peak is not None:
             add(ActionType.SET_RESOURCES, f"raise the memory limit the containers are killed at, from the peak working "
                                           f"set observed ({peak / 2**20:.0f} MiB) with headroom{before}", container=container,
-                memoryPeakBytes=peak, memoryPreviousLimitBytes=previous)
+                memoryPeakBytes=peak, memoryPreviousLimitBytes=previous, memoryKilledAtBytes=killed)
         else:
             add(ActionType.SET_RESOURCES, "raise the memory limit the containers are killed at (no usage metrics: the "
                                           f"limit × 1.5{before})", container=container, memoryIncreasePercent=50,
-                memoryPreviousLimitBytes=previous)
+                memoryPreviousLimitBytes=previous, memoryKilledAtBytes=killed)
 
     def rollback() -> None:
         if kind not in ROLLOUT_KINDS:
@@ -241,14 +253,14 @@ def advise(category: C, resource: str, namespace: str, findings: list[Finding], 
                                        f"had while they were healthy, and restart {users} (a restart alone would "
                                        "reload the same bad content)")
 
-    def cordon() -> None:
-        if kind == "Node":
-            add(ActionType.CORDON_NODE, "keep new pods off the failing node")
-
     def drain() -> None:
         if kind == "Node":
+            # The workloads the evidence shows failing on this node: the drain is for them, so
+            # it is refused when none of their pods could move (aisre.remediation.actions.drain_node).
+            hit = sorted({str(f.data["owner"]) for f in findings if f.data.get("node") == name and f.data.get("owner")})
             add(ActionType.DRAIN_NODE, "keep new pods off the failing node and move the pods of its controllers "
-                                       "elsewhere (evictions respect PodDisruptionBudgets)")
+                                       "elsewhere (evictions respect PodDisruptionBudgets)",
+                workloads=hit[:10] or None, namespace=namespace if hit else None)
 
     def scale() -> None:
         if kind in ("Deployment", "StatefulSet"):
@@ -256,7 +268,7 @@ def advise(category: C, resource: str, namespace: str, findings: list[Finding], 
 
     builders: dict[ActionType, Callable[[], None]] = {
         ActionType.SET_RESOURCES: set_resources, ActionType.ROLLBACK: rollback,
-        ActionType.RESTORE_CONFIG: restore_config, ActionType.CORDON_NODE: cordon, ActionType.SCALE: scale,
+        ActionType.RESTORE_CONFIG: restore_config, ActionType.SCALE: scale,
         ActionType.DRAIN_NODE: drain}
     for action in answer.actions:
         builders[action]()

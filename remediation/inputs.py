@@ -18,8 +18,8 @@ from aisre.api.investigation import RecommendedAction
 from aisre.api.meta import API_VERSION
 from aisre.api.remediation_policy import RemediationPolicySpec
 from aisre.api.taxonomy import ActionType
-from aisre.remediation import kubeapi, ledger
-from aisre.remediation.actions import restore_config
+from aisre.remediation import kubeapi, ledger, sizing
+from aisre.remediation.actions import restore_config, rollback
 from aisre.remediation.policy import PastAction, TargetState, parse_quantity, target_key
 from aisre.remediation.verification import rollout_unavailable
 
@@ -115,15 +115,35 @@ def _node_ready(node: dict[str, Any]) -> bool:
                for c in (node.get("status") or {}).get("conditions") or [])
 
 
-def _limit_bytes(obj: dict[str, Any], action: RecommendedAction) -> int | None:
+def _sizing(obj: dict[str, Any], action: RecommendedAction) -> tuple[int | None, int | None]:
+    """(the memory limit setResources would raise, the fixed heap the container's flags set),
+    in bytes, as the action computes them: a template without a limit is raised from the
+    limit its pods were killed at (a LimitRange's default)."""
     if action.type != ActionType.SET_RESOURCES.value:
-        return None
+        return None, None
     containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     name = (action.parameters or {}).get("container")
     chosen = next((c for c in containers if c.get("name") == name), None) if name else (
         containers[0] if len(containers) == 1 else None)
-    memory = ((chosen or {}).get("resources") or {}).get("limits", {}).get("memory") if chosen else None
-    return parse_quantity(memory) if memory else None
+    if chosen is None:
+        return None, None
+    memory = ((chosen.get("resources") or {}).get("limits") or {}).get("memory")
+    killed = (action.parameters or {}).get("memoryKilledAtBytes")
+    limit = parse_quantity(memory) if memory else (int(killed) if isinstance(killed, int) and killed > 0 else None)
+    return limit, sizing.heap_of(chosen)
+
+
+async def _kept_by_rollback(client: httpx.AsyncClient, action: RecommendedAction, obj: dict[str, Any]) -> int:
+    """The Ready pods a rollback of ``obj`` keeps (they run the revision it returns to)."""
+    if action.target.kind not in rollback.KINDS:
+        return 0
+    selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not selector:
+        return 0
+    history = await rollback.context(client, action, obj)
+    pods = await kubeapi.get(client, kubeapi.collection("Pod", action.target.namespace),
+                             {"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))})
+    return rollback.kept_ready(obj, history, pods.get("items") or [])
 
 
 async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> tuple[TargetState, dict[str, Any] | None]:
@@ -150,6 +170,7 @@ async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> 
                 if grand:
                     owners.append(target_key(grand.get("kind", ""), t.namespace, grand.get("name", "")))
     unavailable = rollout_unavailable(obj)
+    kept = await _kept_by_rollback(client, action, obj) if action.type == ActionType.ROLLBACK.value else 0
     if t.kind == "ConfigMap":
         # restoreConfig acts for the workloads that use it: they are what the Incident is
         # about (owners) and what its restart takes replicas from (the blast radius).
@@ -166,10 +187,11 @@ async def target_state(client: httpx.AsyncClient, action: RecommendedAction) -> 
         replicas, ready = len(nodes), sum(1 for n in nodes if _node_ready(n))
     revision = metadata.get("uid") if t.kind == "Pod" else (
         metadata.get("resourceVersion") if t.kind == "ConfigMap" else str(metadata.get("generation") or 0))  # no generation
+    limit, heap = _sizing(obj, action)
     state = TargetState(exists=True, revision=revision, labels=metadata.get("labels") or {},
                         annotations=metadata.get("annotations") or {},
-                        replicas=replicas, ready=ready, memory_limit_bytes=_limit_bytes(obj, action), owners=tuple(owners),
-                        rollout_unavailable=unavailable)
+                        replicas=replicas, ready=ready, memory_limit_bytes=limit, heap_bytes=heap, owners=tuple(owners),
+                        rollout_unavailable=unavailable, ready_kept=kept)
     return state, obj
 
 

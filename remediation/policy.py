@@ -95,7 +95,9 @@ class TargetState:
     annotations: Mapping[str, str] = field(default_factory=dict)
     replicas: int | None = None  # desired replicas (nodes in the cluster for a Node)
     ready: int | None = None  # healthy replicas now (schedulable Ready nodes for a Node)
+    ready_kept: int = 0  # Ready pods a rollback keeps: they run the revision it returns to
     memory_limit_bytes: int | None = None  # of the container setResources would change
+    heap_bytes: int | None = None  # the fixed heap that container's flags set
     cpu_limit_millis: int | None = None
     owners: tuple[str, ...] = ()  # target keys of its controller chain (a pod's ReplicaSet, Deployment)
     rollout_unavailable: int | None = None  # replicas its own update takes out at once (its strategy), if a workload
@@ -290,7 +292,8 @@ def check_bounds(i: DecisionInput) -> Verdict | None:
 
 def _resource_bounds(i: DecisionInput, res: ResourceBounds) -> Verdict | None:
     """setResources within the policy's bounds: the derived new memory limit
-    (``sizing.new_memory_limit``, from the peak, the factor and the limit before a cut) and the CPU percent."""
+    (``sizing.new_memory_limit``, from the peak, the factor, the limit before a cut and the
+    heap the flags set) and the CPU percent."""
     memory = _param(i.action, "memoryIncreasePercent")
     peak = _param(i.action, "memoryPeakBytes")
     previous = _param(i.action, "memoryPreviousLimitBytes")
@@ -298,8 +301,9 @@ def _resource_bounds(i: DecisionInput, res: ResourceBounds) -> Verdict | None:
     if memory is None and cpu is None and peak is None:
         return Verdict(Decision.DENIED, OUT_OF_BOUNDS,
                        "setResources needs memoryIncreasePercent, memoryPeakBytes or cpuIncreasePercent")
+    killed = _param(i.action, "memoryKilledAtBytes")
     for name, value in (("memory increase", memory), ("cpu increase", cpu), ("memory peak", peak),
-                        ("previous memory limit", previous)):
+                        ("previous memory limit", previous), ("memory limit killed at", killed)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
             return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"{name} must be a positive integer")
     for name, value, ceiling in (("memory", memory, res.max_memory_increase_percent),
@@ -313,7 +317,7 @@ def _resource_bounds(i: DecisionInput, res: ResourceBounds) -> Verdict | None:
         return Verdict(Decision.DENIED, OUT_OF_BOUNDS, "the container has no memory limit to raise")
     if current is None:  # raised from its request, by the percentage alone (checked above)
         return None
-    new = sizing.new_memory_limit(current, peak, memory, previous)
+    new = sizing.new_memory_limit(current, peak, memory, previous, i.target.heap_bytes)
     percent = sizing.increase_percent(current, new)
     if percent > res.max_memory_increase_percent:
         return Verdict(Decision.DENIED, OUT_OF_BOUNDS, f"memory increase {percent}% (to {sizing.quantity(new)}) exceeds "
@@ -393,6 +397,11 @@ def healthy_after(i: DecisionInput) -> tuple[int, int] | None:
         return (min(t.ready, wanted), t.replicas) if wanted < t.replicas else (t.ready, t.replicas)
     if kind == ActionType.UNCORDON_NODE:
         return (t.ready, t.replicas)
+    if kind == ActionType.ROLLBACK and t.ready_kept:
+        # A stuck rollout's rollback scales the old pods back up: those already on the
+        # revision it returns to stay; only the others can be taken out, the strategy's share at once.
+        at_risk = max(0, t.ready - t.ready_kept)
+        return (t.ready_kept + max(0, at_risk - (t.rollout_unavailable or 1)), t.replicas)
     if kind in ROLLING_ACTIONS and t.rollout_unavailable is not None:
         # The workload's own update replaces its pods: what it takes out at once is what its
         # strategy allows (a surge-only rolling update of one replica takes none; a Recreate, all).

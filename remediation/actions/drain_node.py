@@ -7,7 +7,11 @@ PodDisruptionBudget: a 429 means a budget does not allow that pod to go now. The
 stops there and says so (which pod, which pods are left); it never deletes around a budget.
 DaemonSet pods (their controller would put them back on the node), mirror pods (the
 kubelet's static pods) and pods without a controller (nothing would recreate them) are
-left alone, as are pods already finished or being deleted. At most ``MAX_EVICTIONS`` pods
+left alone, as are pods already finished or being deleted, and pods no other node could
+take (``aisre.remediation.placement``: a pod pinned to this node would only go Pending). A
+node where that leaves nothing to move is not drained at all (a cordon alone moves nothing),
+nor one where no pod of the workloads the drain is for (``workloads`` in ``namespace``: the
+Incident's, failing on this node) could be moved. At most ``MAX_EVICTIONS`` pods
 per drain (a bound that is hit is reported).
 
 Nodes are shared by every namespace: only the operator's own policies govern them (the
@@ -26,7 +30,7 @@ from typing import Any
 import httpx
 
 from aisre.api.investigation import RecommendedAction
-from aisre.remediation import kubeapi
+from aisre.remediation import kubeapi, placement
 from aisre.remediation.actions.base import Plan, PreconditionFailed, has_marker, marker_ops, meta, path_of, require_kind
 
 KINDS = {"Node"}
@@ -36,6 +40,19 @@ MIRROR = "kubernetes.io/config.mirror"
 
 def controller_of(pod: dict[str, Any]) -> dict[str, Any] | None:
     return next((ref for ref in meta(pod).get("ownerReferences") or [] if ref.get("controller")), None)
+
+
+def workload_of(pod: dict[str, Any]) -> str | None:
+    """The pod's workload as ``Kind/name``: a ReplicaSet's pods belong to the Deployment the
+    ReplicaSet is named after (``<deployment>-<pod-template-hash>``)."""
+    owner = controller_of(pod)
+    if owner is None:
+        return None
+    name = str(owner.get("name", ""))
+    template_hash = (meta(pod).get("labels") or {}).get("pod-template-hash")
+    if owner.get("kind") == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+        return f"Deployment/{name[:-len(template_hash) - 1]}"
+    return f"{owner.get('kind')}/{name}"
 
 
 def skip_reason(pod: dict[str, Any]) -> str | None:
@@ -54,17 +71,32 @@ def skip_reason(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def evictable(pods: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[str]]:
-    """(pods to evict, in a stable order, as namespace/name/uid; the skipped ones with why) (pure)."""
+def stranded(pod: dict[str, Any], nodes: list[dict[str, Any]] | None, here: str) -> str | None:
+    """Why the pod's replacement could not be scheduled on any other node (None: it could,
+    or the nodes are not known) (pure)."""
+    if nodes is None:
+        return None
+    place, why = placement.elsewhere(pod, nodes, here)
+    if place is not None:
+        return None
+    return f"no other node can run it: {'; '.join(why)[:200] or 'there is none'}"
+
+
+def evictable(pods: list[dict[str, Any]], nodes: list[dict[str, Any]] | None = None,
+              here: str = "") -> tuple[list[dict[str, str]], list[str]]:
+    """(pods to evict, in a stable order, as namespace/name/uid; the skipped ones with why)
+    (pure). With the cluster's ``nodes``, a pod that no other node can take is left where
+    it is: evicted, it would only be Pending."""
     evict, skipped = [], []
     for pod in sorted(pods, key=lambda p: (meta(p).get("namespace", ""), meta(p).get("name", ""))):
-        why = skip_reason(pod)
+        why = skip_reason(pod) or stranded(pod, nodes, here)
         ref = f"{meta(pod).get('namespace')}/{meta(pod).get('name')}"
         if why:
             skipped.append(f"{ref} ({why})")
         else:
+            owner = controller_of(pod) or {}
             evict.append({"namespace": meta(pod).get("namespace", ""), "name": meta(pod).get("name", ""),
-                          "uid": str(meta(pod).get("uid", ""))})
+                          "uid": str(meta(pod).get("uid", "")), "owner": f"{owner.get('kind')}/{owner.get('name')}"})
     return evict, skipped
 
 
@@ -73,17 +105,38 @@ async def pods_on(client: httpx.AsyncClient, node: str) -> list[dict[str, Any]]:
     return listing.get("items") or []
 
 
+async def nodes_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    return (await kubeapi.get(client, "/api/v1/nodes")).get("items") or []
+
+
 async def context(client: httpx.AsyncClient, action: RecommendedAction, target: dict[str, Any]) -> dict[str, Any]:
-    return {"pods": await pods_on(client, action.target.name)}
+    return {"pods": await pods_on(client, action.target.name), "nodes": await nodes_of(client)}
 
 
 def plan(target: dict[str, Any], action: RecommendedAction, marker: str, context: Any = None) -> Plan:
     """The cordon (with the marker) is the request; the evictions follow in ``settle``."""
     require_kind(action.target.kind, KINDS, "drainNode")
-    evict, skipped = evictable((context or {}).get("pods") or [])
-    cordoned = bool((target.get("spec") or {}).get("unschedulable"))
-    if cordoned and not evict:
-        raise PreconditionFailed("node is cordoned and has no pod to evict: nothing to drain")
+    pods = (context or {}).get("pods") or []
+    node = action.target.name
+    evict, skipped = evictable(pods, (context or {}).get("nodes"), node)
+    pinned = [s for s in skipped if "no other node can run it" in s]
+    if pinned and not evict:
+        # Cordoned and evicted, they would be Pending instead of on a broken node: no better.
+        raise PreconditionFailed(f"no pod on node {node} could run on another node, so a drain "
+                                 f"cannot move them ({'; '.join(pinned)[:400]}); repair the node")
+    if not evict:
+        # Only a cordon would be left, and it moves nothing off the node.
+        raise PreconditionFailed(f"node {node} has no pod a drain would move: nothing to drain")
+    params = action.parameters or {}
+    workloads, namespace = params.get("workloads") or [], params.get("namespace")
+    if workloads and namespace:
+        theirs = [p for p in pods if meta(p).get("namespace") == namespace and workload_of(p) in workloads]
+        moved = {p["uid"] for p in evict}
+        if not any(str(meta(p).get("uid", "")) in moved for p in theirs):
+            why = [s for s in skipped if any(f"{namespace}/{meta(p).get('name')} " in s for p in theirs)]
+            raise PreconditionFailed(
+                f"none of the pods of {', '.join(workloads)[:200]} on node {node} could be moved "
+                f"({'; '.join(why)[:300] or 'none is on the node'}): a drain would not help them; repair the node")
     capped = evict[:MAX_EVICTIONS]
     note = f" (first {MAX_EVICTIONS} of {len(evict)}: the bound per drain)" if len(evict) > MAX_EVICTIONS else ""
     ops = marker_ops(target, marker) + [{"op": "add", "path": "/spec/unschedulable", "value": True}]
@@ -105,7 +158,8 @@ async def settle(executor: httpx.AsyncClient, action: RecommendedAction, plan_: 
     """The evictions, one by one, as the executor. A PodDisruptionBudget's refusal (429)
     stops the drain: recorded in ``plan_.extra["blocked"]`` for ``verify``, never forced."""
     if "evict" not in plan_.extra:  # resumed after a restart: what is on the node now
-        plan_.extra["evict"], plan_.extra["skipped"] = evictable(await pods_on(executor, action.target.name))
+        plan_.extra["evict"], plan_.extra["skipped"] = evictable(await pods_on(executor, action.target.name),
+                                                                 await nodes_of(executor), action.target.name)
         plan_.extra["evict"] = plan_.extra["evict"][:MAX_EVICTIONS]
     evicted: list[str] = []
     for pod in plan_.extra["evict"]:
@@ -127,8 +181,9 @@ async def settle(executor: httpx.AsyncClient, action: RecommendedAction, plan_: 
 
 
 async def verify(client: httpx.AsyncClient, action: RecommendedAction, plan_: Plan, timeout: float) -> tuple[bool, str]:
-    """Cordoned, and every evicted pod gone from the node within the window; a drain that a
-    budget stopped is not verified (the node stays cordoned: it cannot be reverted)."""
+    """Cordoned, every evicted pod gone from the node and its controller's replicas Ready
+    again within the window; a drain that a budget stopped is not verified (the node stays
+    cordoned: it cannot be reverted)."""
     node = action.target.name
     deadline = time.monotonic() + timeout
     cordoned = await kubeapi.wait_for(client, "Node", None, node,
@@ -150,7 +205,27 @@ async def verify(client: httpx.AsyncClient, action: RecommendedAction, plan_: Pl
     if plan_.extra.get("blocked"):
         return False, (f"DisruptionBudget: eviction of {plan_.extra['blocked'][:300]}; drain stopped with "
                        f"{len(plan_.extra.get('evict') or []) - len(gone)} pod(s) left on the node, not forced{kept}")
-    return True, f"node cordoned; {len(gone)} pod(s) evicted and gone{kept}"
+    # Moved is not recovered: each controller of an evicted pod must have its replicas Ready
+    # again (elsewhere) within the window.
+    for owner in sorted({p.get("owner", "") for p in plan_.extra.get("evict") or [] if p["uid"] in gone}):
+        kind, _, name = owner.partition("/")
+        namespace = next(p["namespace"] for p in plan_.extra["evict"] if p.get("owner") == owner)
+        if kind not in ("ReplicaSet", "StatefulSet"):
+            continue
+        left = deadline - time.monotonic()
+        ok = left > 0 and await kubeapi.wait_for(client, kind, namespace, name, replicas_ready, left)
+        if not ok:
+            return False, f"{len(gone)} pod(s) evicted, but {kind} {namespace}/{name} has not all its replicas Ready " \
+                          f"again after {timeout:.0f} s{kept}"
+    return True, f"node cordoned; {len(gone)} pod(s) evicted and gone, their replacements Ready{kept}"
+
+
+def replicas_ready(obj: dict[str, Any] | None) -> bool:
+    """A ReplicaSet or StatefulSet gone (nothing left to recover) or with every replica Ready."""
+    if obj is None:
+        return True
+    wanted = int((obj.get("spec") or {}).get("replicas", 1))
+    return int((obj.get("status") or {}).get("readyReplicas") or 0) >= wanted
 
 
 def revert(target: dict[str, Any], undo: dict[str, Any], marker: str, context: Any = None) -> Plan | None:

@@ -116,6 +116,30 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def target_revision(target: dict[str, Any], context: Any) -> Revision | None:
+    """The revision a rollback returns to (the highest below the current one), if any."""
+    current, revisions = history(target, context)
+    return max((r for r in revisions if 0 < r.number < current), key=lambda r: r.number, default=None)
+
+
+def kept_ready(target: dict[str, Any], context: Any, pods: list[dict[str, Any]]) -> int:
+    """How many Ready pods already run the revision a rollback returns to (pure). The
+    rollback keeps them: a stuck rollout's old pods are the ones it scales back up, so only
+    the others are at risk."""
+    source = target_revision(target, context)
+    if source is None:
+        return 0
+    if target.get("kind", "Deployment") == "Deployment":
+        def on_source(pod: dict[str, Any]) -> bool:  # a pod of that revision's ReplicaSet
+            return any(ref.get("kind") == "ReplicaSet" and ref.get("name") == source.name
+                       for ref in meta(pod).get("ownerReferences") or [])
+    else:
+        def on_source(pod: dict[str, Any]) -> bool:  # a pod of the workload, of that ControllerRevision
+            return owned_by(pod, meta(target).get("uid")) and \
+                (meta(pod).get("labels") or {}).get("controller-revision-hash") == source.name
+    return sum(1 for pod in pods if on_source(pod) and not meta(pod).get("deletionTimestamp") and _ready(pod))
+
+
 def stuck_pods(target: dict[str, Any], pods: list[dict[str, Any]]) -> list[str]:
     """A StatefulSet's pods on another revision than its update revision and not Ready:
     the controller waits for them forever, so they must go (pure)."""

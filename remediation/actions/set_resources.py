@@ -4,8 +4,10 @@ at their limit (or throttled at it).
 The new memory limit is derived from what was observed (``aisre.remediation.sizing``): the
 peak working set the metrics agent saw (``memoryPeakBytes``) with headroom, at least the
 current limit × ``memoryIncreasePercent`` (a bounded factor: at most twice the limit in one
-action), rounded to a step people would write. The policy's bounds cap the percentage and
-the absolute memory. Requests are left alone unless they would exceed the new limit.
+action), rounded to a step people would write, and room for a fixed heap the container's
+flags set (``-Xmx``, ``--max-old-space-size``). A container with no limit in its template
+is raised from the limit its pods were killed at (``memoryKilledAtBytes``: a LimitRange's
+default). The policy's bounds cap the percentage and the absolute memory. Requests are left alone unless they would exceed the new limit.
 Verified by the absence of new OOM kills in the new pods over the window (the rollout,
 then ``verification.SOAK_SECONDS`` more), against the state before. Reverting restores the old resources."""
 
@@ -58,11 +60,14 @@ def new_resources(container: dict[str, Any], params: dict[str, Any]) -> dict[str
             raise PreconditionFailed(f"container {container.get('name')} has no {unit} limit or request to raise")
         limits[unit] = _raised(base, int(percent), unit)
     if params.get("memoryPeakBytes") is not None or params.get("memoryIncreasePercent") is not None:
-        base = limits.get("memory") or requests.get("memory")
+        # Without a limit in the template, the pods ran under an admitted default (a
+        # LimitRange's): that, not the request, is what they were killed at.
+        base = limits.get("memory") or params.get("memoryKilledAtBytes") or requests.get("memory")
         if base is None:
             raise PreconditionFailed(f"container {container.get('name')} has no memory limit or request to raise")
-        new = sizing.new_memory_limit(parse_quantity(base), _int(params.get("memoryPeakBytes")),
-                                      _int(params.get("memoryIncreasePercent")), _int(params.get("memoryPreviousLimitBytes")))
+        new = sizing.new_memory_limit(parse_quantity(str(base)), _int(params.get("memoryPeakBytes")),
+                                      _int(params.get("memoryIncreasePercent")), _int(params.get("memoryPreviousLimitBytes")),
+                                      sizing.heap_of(container))
         limits["memory"] = sizing.quantity(new)
         if "memory" in requests and parse_quantity(requests["memory"]) > new:
             resources["requests"]["memory"] = limits["memory"]

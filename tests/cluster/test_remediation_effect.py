@@ -139,6 +139,26 @@ def pinned(name: str, node: str, replicas: int) -> dict:
     return manifest
 
 
+def spare_node(kubectl, node: str, runs_pods: bool = True) -> str:
+    """A second Ready node the pinned pods' selector admits: where a drain can move them.
+    ``runs_pods=False``: Ready, but no kubelet (nor KWOK) starts what lands on it, so the
+    replacements never become Ready (a budget's count stays where it is)."""
+    spare = f"{node}-spare"
+    if runs_pods:
+        kwok_node(kubectl, spare, **{"aisre.dev/drain-test": node})
+    else:
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": spare, "labels": {"aisre.dev/drain-test": node}},
+            "spec": {"taints": [{"key": "aisre.dev/test", "effect": "NoSchedule"}]}}))
+        kubectl("patch", "node", spare, "--subresource=status", "--type=merge", "-p", json.dumps(
+            {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Test", "message": "spare"}]}}))
+    wait(lambda: any(c["type"] == "Ready" and c["status"] == "True"
+                     for c in (get(kubectl, "node", spare).get("status") or {}).get("conditions") or []),
+         what="the spare node Ready")
+    return spare
+
+
 def pods_on(kubectl, namespace: str, node: str) -> list[dict]:
     items = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json", "--field-selector",
                                f"spec.nodeName={node}").stdout)["items"]
@@ -162,6 +182,7 @@ async def test_drain_evicts_until_a_pod_disruption_budget_refuses_and_stops(kube
                                    "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
         wait(lambda: (get(kubectl, "pdb", "web", namespace).get("status") or {}).get("disruptionsAllowed") == 1,
              what="the budget allows one disruption")
+        spare_node(kubectl, node, runs_pods=False)  # a moved pod never becomes Ready: the budget stays spent
         policy(kubectl, namespace, targets={"kinds": ["Node"]}, actions=[{"type": "drainNode", "mode": "auto"}],
                verification={"timeout": "10s", "revertOnFailure": True})
         detected(kubectl, namespace, "inc", {"kind": "Node", "name": node}, [action("drain-1", "drainNode", "Node", node)])
@@ -175,7 +196,7 @@ async def test_drain_evicts_until_a_pod_disruption_budget_refuses_and_stops(kube
         assert "bare" in left and len([n for n in left if n.startswith("web-")]) == 2, left
         assert entry["assessment"]["cleared"] is False
     finally:
-        kubectl("delete", "node", node, "--wait=false", check=False)
+        kubectl("delete", "node", node, f"{node}-spare", "--wait=false", check=False)
         await drainer.client.aclose()
         await drainer.executor.aclose()
 
@@ -189,15 +210,24 @@ async def test_drain_of_a_node_without_budgets_moves_every_controlled_pod(kubect
         apply(kubectl, namespace, pinned("web", node, 2))
         wait(lambda: available(kubectl, namespace, "web", 2), timeout=90, what="pods on the node")
         policy(kubectl, namespace, targets={"kinds": ["Node"]}, actions=[{"type": "drainNode", "mode": "auto"}])
+        # no other node their selector admits: evicted, they would only be Pending, so no drain
+        detected(kubectl, namespace, "stuck", {"kind": "Node", "name": node}, [action("drain-0", "drainNode", "Node", node)])
+        await drainer.remediate(namespace, "stuck")
+        refused = journal(kubectl, namespace, "stuck")["drain-0"]
+        assert refused["decision"] == "Denied" and "could run on another node" in refused["reason"], refused
+        assert not get(kubectl, "node", node)["spec"].get("unschedulable")
+        assert len(pods_on(kubectl, namespace, node)) == 2
+        spare = spare_node(kubectl, node)
         detected(kubectl, namespace, "inc", {"kind": "Node", "name": node}, [action("drain-1", "drainNode", "Node", node)])
         await drainer.remediate(namespace, "inc")
         entry = journal(kubectl, namespace, "inc")["drain-1"]
         assert entry["result"] == "Succeeded", entry
         assert "2 pod(s) evicted and gone" in entry["detail"]
-        # the replacements cannot go anywhere but the cordoned node: Pending, never on it
+        # the replacements run on the spare node, never on the cordoned one
         assert not [p for p in pods_on(kubectl, namespace, node) if p["metadata"]["name"].startswith("web-")]
+        wait(lambda: len(pods_on(kubectl, namespace, spare)) == 2, timeout=60, what="replacements on the spare node")
         assert entry["assessment"]["cleared"] is True
     finally:
-        kubectl("delete", "node", node, "--wait=false", check=False)
+        kubectl("delete", "node", node, f"{node}-spare", "--wait=false", check=False)
         await drainer.client.aclose()
         await drainer.executor.aclose()

@@ -125,3 +125,65 @@ def test_simulated_oom_kills_end_once_every_killed_containers_limit_was_raised()
     assert not limits_outgrown({"proxy", "app"}, fault, at(app="512Mi", proxy="64Mi"))
     assert not limits_outgrown(None, fault, at(app="1Gi", proxy="1Gi"))  # not an OOM-only fault
     assert limits_outgrown({"*"}, fault, at(app="1Gi", proxy="32Mi"))  # the step named no container: any raised
+
+
+def test_the_changed_object_the_scenario_names_as_its_cause_decides_restored() -> None:
+    from aisre.bench.remediate import _content, restored
+
+    base = {("Deployment", "worker"): {"image": "1"}, ("Deployment", "web"): {"image": "1"},
+            ("ConfigMap", "env"): _content({"data": {"THREADS": "4"}})}
+    release = {**base, ("Deployment", "worker"): {"image": "2"}, ("Deployment", "web"): {"image": "2"}}
+    touched = {("Deployment", "worker"), ("Deployment", "web")}
+    worker_back = {**release, ("Deployment", "worker"): {"image": "1"}}
+    # the release upgraded web too; rolling back the worker the scenario blames ends the fault
+    assert restored(touched, base, worker_back, "rollback", False, ("Deployment", "worker"))
+    assert not restored(touched, base, release, "rollback", False, ("Deployment", "worker"))
+    # a cause that is no changed object (a Service, a Node): every changed object counts
+    assert not restored(touched, base, worker_back, "rollback", False, ("Service", "worker"))
+    # a restored config whose Reloader hash in the Deployment still differs
+    reloaded = {**base, ("Deployment", "web"): {"image": "1", "env": "hash"}}
+    assert restored({("ConfigMap", "env"), ("Deployment", "web")}, base, reloaded, "restoreConfig", False,
+                    ("ConfigMap", "env"))
+
+
+def test_an_oom_only_fault_includes_pods_running_again_after_the_kill() -> None:
+    from aisre.bench.remediate import oom_containers
+
+    def run(*steps: dict) -> SimpleNamespace:
+        defaults = {"state": "Running", "reason": None, "restarts": None, "container": None}
+        return SimpleNamespace(scenario=SimpleNamespace(runtime_steps=lambda: [
+            (i, SimpleNamespace(**{**defaults, **s})) for i, s in enumerate(steps)]))
+
+    assert oom_containers(run({"reason": "OOMKilled", "restarts": 3, "container": "app"}, {})) == {"app"}
+    assert oom_containers(run({"state": "OOMKilled"})) == {"*"}
+    assert oom_containers(run({"reason": "OOMKilled"}, {"restarts": 4})) is None  # liveness restarts too
+    assert oom_containers(run({"state": "CrashLoopBackOff"})) is None
+    assert oom_containers(run({})) is None  # logs only: no OOM at all
+
+
+def test_a_node_faults_pods_are_healthy_off_the_broken_nodes() -> None:
+    from aisre.bench.remediate import SimulatedFault
+
+    fault = SimpleNamespace(node_fault=True, broken_nodes={"kwok-node-1"}, touched=set())
+    assert SimulatedFault.healthy(fault, {"spec": {"nodeName": "kwok-node-0"}})
+    assert not SimulatedFault.healthy(fault, {"spec": {"nodeName": "kwok-node-1"}})
+    restored = SimpleNamespace(node_fault=False, restorable=True, restored=lambda action: True)
+    assert SimulatedFault.healthy(restored, {"spec": {"nodeName": "kwok-node-1"}})
+    pods_only = SimpleNamespace(node_fault=False, restorable=False, restored=lambda action: True)
+    assert not SimulatedFault.healthy(pods_only, {"spec": {}})  # nothing an action could restore
+
+
+def test_a_template_without_a_limit_was_killed_at_the_limit_its_pods_were_admitted_with() -> None:
+    from aisre.bench.remediate import admitted_limits, limits_outgrown
+
+    pods = [{"spec": {"containers": [{"name": "typeahead", "resources": {"limits": {"memory": "512Mi"}}}]}}]
+    admitted = admitted_limits(pods)
+    assert admitted == {"typeahead": 512 * 2**20}
+    at_fault = {("Deployment", "search"): {"spec": {"containers": [{"name": "typeahead"}]}}}
+
+    def now(limit: str) -> dict:
+        return {("Deployment", "search"): {"spec": {"containers": [
+            {"name": "typeahead", "resources": {"limits": {"memory": limit}}}]}}}
+
+    assert limits_outgrown({"typeahead"}, at_fault, now("768Mi"), admitted)
+    assert not limits_outgrown({"typeahead"}, at_fault, now("384Mi"), admitted)  # below the default it had

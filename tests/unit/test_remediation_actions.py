@@ -168,3 +168,40 @@ def test_a_statefulsets_forced_rollback_deletes_only_its_unready_pods_on_another
     assert rollback.stuck_pods(target, pods) == ["db-2"]
     assert rollback.stuck_pods({**target, "kind": "Deployment"}, pods) == []
     assert rollback.stuck_pods({**target, "status": {}}, pods) == []  # the controller has not said which revision
+
+
+def test_a_rollback_keeps_the_ready_pods_already_on_the_revision_it_returns_to() -> None:
+    def pod(name: str, owner: dict, ready: bool, revision: str | None = None) -> dict:
+        labels = {"controller-revision-hash": revision} if revision else {}
+        return {"metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
+                "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+    # a Deployment stuck mid-rollout: revision 1's ReplicaSet still runs two Ready pods
+    history = {"replicaSets": [rs(1, "web:1"), rs(2, "web:2")]}
+    old, new = {"kind": "ReplicaSet", "name": "web-1"}, {"kind": "ReplicaSet", "name": "web-2"}
+    pods = [pod("a", old, True), pod("b", old, True), pod("c", old, False), pod("d", new, False), pod("e", new, True)]
+    assert rollback.kept_ready(deploy(), history, pods) == 2
+    assert rollback.kept_ready(deploy(), {"replicaSets": [rs(2, "web:2")]}, pods) == 0  # nothing to return to
+    # a StatefulSet: its pods of the ControllerRevision the rollback returns to
+    sts = {"kind": "StatefulSet", "metadata": {"name": "db", "uid": "d1"}, "status": {"updateRevision": "db-2"}}
+    revisions = {"controllerRevisions": [
+        {"metadata": {"name": f"db-{n}"}, "revision": n, "data": {"spec": {"template": {"spec": {"n": n}}}}} for n in (1, 2)]}
+    mine = {"uid": "d1"}
+    pods = [pod("db-0", mine, True, "db-1"), pod("db-1", mine, True, "db-1"), pod("db-2", mine, False, "db-2"),
+            pod("x-0", {"uid": "x"}, True, "db-1")]
+    assert rollback.kept_ready(sts, revisions, pods) == 2
+
+
+def test_the_blast_radius_of_a_rollback_counts_only_the_pods_it_replaces() -> None:
+    from aisre.remediation import policy as P
+    from aisre.remediation.policy import TargetState, healthy_after
+
+    def after(**state):
+        return healthy_after(P.DecisionInput(act("rollback", "StatefulSet"), "ns", "ns/p", None,
+                                             TargetState(**state), dt.datetime.now(dt.UTC)))
+
+    # two of three Ready on the old revision, the third stuck on the bad one: nothing healthy goes
+    assert after(replicas=3, ready=2, ready_kept=2, rollout_unavailable=1) == (2, 3)
+    # every pod on the bad revision and Ready: one at a time, as before
+    assert after(replicas=3, ready=3, ready_kept=0, rollout_unavailable=1) == (2, 3)
+    assert after(replicas=4, ready=4, ready_kept=2, rollout_unavailable=1) == (3, 4)

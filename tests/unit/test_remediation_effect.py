@@ -316,6 +316,44 @@ def test_a_limit_the_last_rollout_cut_is_restored_within_the_cap() -> None:
     assert action.parameters == {"container": "proxy", "memoryIncreasePercent": 50}
 
 
+def test_the_limit_makes_room_for_the_heap_the_flags_set() -> None:
+    assert sizing.heap_bytes(["-Xms512m -Xmx1g -XX:+UseG1GC"]) == 1 * 2**30
+    assert sizing.heap_bytes(["--max-old-space-size=3072", "-XX:MaxHeapSize=2048m"]) == 3072 * MI
+    assert sizing.heap_bytes(["-XX:MaxRAMPercentage=75.0"]) is None  # a share of the limit grows with it
+    assert sizing.heap_bytes(["-Xmx1gb"]) is None  # not a flag the JVM takes
+    # the limit must hold the heap and what the program needs besides, within × 2
+    assert sizing.new_memory_limit(768 * MI, percent=50, heap=2**30) == 1280 * MI  # not the factor's 1152Mi
+    assert sizing.new_memory_limit(2 * 2**30, percent=50, heap=3072 * MI) == 3968 * MI
+    jvm = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}, "spec": {"template": {"spec": {
+        "containers": [{"name": "app", "env": [{"name": "JAVA_TOOL_OPTIONS", "value": "-Xmx1g"}],
+                        "resources": {"limits": {"memory": "768Mi"}}}]}}}}
+    plan = set_resources.plan(jvm, act("setResources", memoryIncreasePercent=50), "m")
+    assert next(op["value"] for op in plan.body if op["path"].endswith("/resources"))["limits"]["memory"] == "1280Mi"
+    # the policy's bounds judge the same limit: +67 % is beyond the default 50 %
+    heap = TargetState(replicas=1, ready=0, memory_limit_bytes=768 * MI, heap_bytes=2**30)
+    v = decided(act("setResources", memoryIncreasePercent=50), policy(), heap)
+    assert v.reason == P.OUT_OF_BOUNDS and "1280Mi" in v.detail
+
+
+def test_a_container_without_a_limit_is_raised_from_the_default_it_was_killed_at() -> None:
+    from aisre.agents.workloads import memory_limit
+    from aisre.operator.recommend import killed_at
+
+    pod = {"spec": {"containers": [{"name": "app", "resources": {"requests": {"memory": "384Mi"},
+                                                                "limits": {"memory": "512Mi"}}}]}}
+    assert memory_limit(pod, "app") == 512 * MI and memory_limit(pod, "other") is None
+    oom = finding("ContainerTerminated", owner="Deployment/web", container="app", reason="OOMKilled",
+                  memory_limit=512 * MI)
+    assert killed_at([oom], "Deployment/web", "app") == 512 * MI
+    [action] = advise(C.MEMORY_LIMIT_TOO_LOW, "Deployment/web", "ns", [oom], ["e1"]).actions[:1]
+    assert action.parameters["memoryKilledAtBytes"] == 512 * MI
+    template = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}, "spec": {"template": {"spec": {
+        "containers": [{"name": "app", "resources": {"requests": {"memory": "384Mi"}}}]}}}}
+    plan = set_resources.plan(template, action, "m")
+    # from the 512Mi the LimitRange gave the pods, not from the 384Mi request (which would lower it)
+    assert next(op["value"] for op in plan.body if op["path"].endswith("/resources"))["limits"]["memory"] == "768Mi"
+
+
 # ---------------------------------------------------------------- drainNode
 
 
@@ -336,7 +374,7 @@ def test_drain_evicts_only_pods_a_controller_recreates() -> None:
             node_pod("going", deleting=True), node_pod("a-web", namespace="pay")]
     evict, skipped = drain_node.evictable(pods)
     assert [p["name"] for p in evict] == ["a-web", "db-0", "web-1"]
-    assert evict[0] == {"namespace": "pay", "name": "a-web", "uid": "uid-a-web"}
+    assert evict[0] == {"namespace": "pay", "name": "a-web", "uid": "uid-a-web", "owner": "ReplicaSet/x"}
     assert any("DaemonSet pod" in s for s in skipped) and any("mirror pod" in s for s in skipped)
     assert any("no controller" in s for s in skipped) and len(skipped) == 5
 
@@ -368,10 +406,94 @@ def test_only_the_operators_policies_may_drain_and_within_the_blast_radius() -> 
     assert last.reason == P.BLAST_RADIUS
 
 
-def test_node_failure_recommends_drain_then_cordon() -> None:
+def test_a_drain_is_verified_when_the_moved_pods_controllers_are_ready_again() -> None:
+    assert drain_node.replicas_ready({"spec": {"replicas": 2}, "status": {"readyReplicas": 2}})
+    assert not drain_node.replicas_ready({"spec": {"replicas": 2}, "status": {"readyReplicas": 1}})
+    assert not drain_node.replicas_ready({"spec": {"replicas": 1}, "status": {}})
+    assert drain_node.replicas_ready(None)  # gone: nothing left to recover
+    assert drain_node.replicas_ready({"spec": {"replicas": 0}, "status": {}})  # an old ReplicaSet scaled away
+
+
+def test_node_failure_recommends_a_drain_not_a_cordon_alone() -> None:
+    # a cordon alone leaves the failing pods on the node: it cannot remove the cause
     actions = advise(C.NODE_FAILURE, "Node/n1", "ns", [], ["e1"]).actions
-    assert [a.type for a in actions] == [ActionType.DRAIN_NODE, ActionType.CORDON_NODE]
+    assert [a.type for a in actions] == [ActionType.DRAIN_NODE]
     assert all(a.target.namespace is None for a in actions)
+
+
+def cluster_node(name, ready="True", labels=None, taints=None, unschedulable=False):
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+            "spec": {"taints": taints or [], "unschedulable": unschedulable},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+
+def placed(pod, **spec):
+    return {**pod, "spec": spec}
+
+
+def test_a_pod_pinned_to_the_failing_node_is_not_drained_into_pending() -> None:
+    nodes = [cluster_node("n1", ready="False"), cluster_node("n2", labels={"zone": "b"}),
+             cluster_node("n3", taints=[{"key": "gpu", "value": "true", "effect": "NoSchedule"}])]
+    free = placed(node_pod("web-1"))
+    pinned = placed(node_pod("ingest-1"), nodeSelector={"kubernetes.io/hostname": "n1"})
+    zoned = placed(node_pod("zoned-1"), affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}})
+    gpu = placed(node_pod("train-1"), nodeSelector={"kubernetes.io/hostname": "n3"},
+                 tolerations=[{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    evict, skipped = drain_node.evictable([free, pinned, zoned, gpu], nodes, "n1")
+    assert [p["name"] for p in evict] == ["train-1", "web-1"]  # n3 takes the GPU pod: it tolerates the taint
+    assert any("ingest-1" in s and "nodeSelector kubernetes.io/hostname=n1" in s for s in skipped)
+    assert any("zoned-1" in s and "required node affinity" in s for s in skipped)
+    node = {"kind": "Node", "metadata": {"name": "n1"}, "spec": {}}
+    with pytest.raises(PreconditionFailed, match="repair the node"):
+        drain_node.plan(node, act("drainNode", "Node"), "m", {"pods": [pinned, zoned], "nodes": nodes})
+    # no other Ready, schedulable node at all: nothing can move
+    lonely = [cluster_node("n1"), cluster_node("n2", unschedulable=True), cluster_node("n3", ready="Unknown")]
+    assert drain_node.evictable([free], lonely, "n1")[0] == []
+    # only finished pods on it: a drain would be a cordon that moves nothing
+    with pytest.raises(PreconditionFailed, match="nothing to drain"):
+        drain_node.plan(node, act("drainNode", "Node"), "m", {"pods": [node_pod("done", phase="Failed")], "nodes": nodes})
+
+
+def test_a_drain_is_refused_when_none_of_the_pods_it_is_for_could_move() -> None:
+    nodes = [cluster_node("n1", ready="False"), cluster_node("n2")]
+    db = placed(node_pod("orders-db-0", "StatefulSet"), nodeSelector={"kubernetes.io/hostname": "n1"})
+    db["metadata"]["ownerReferences"][0]["name"] = "orders-db"
+    web = placed(node_pod("web-7d9f-abcde"))
+    web["metadata"]["ownerReferences"][0]["name"] = "web-7d9f"
+    web["metadata"]["labels"] = {"pod-template-hash": "7d9f"}
+    assert drain_node.workload_of(web) == "Deployment/web" and drain_node.workload_of(db) == "StatefulSet/orders-db"
+    node = {"kind": "Node", "metadata": {"name": "n1"}, "spec": {}}
+    for_db = act("drainNode", "Node", workloads=["StatefulSet/orders-db"], namespace="shop")
+    with pytest.raises(PreconditionFailed, match="would not help them"):
+        drain_node.plan(node, for_db, "m", {"pods": [db, web], "nodes": nodes})  # web could move; orders-db cannot
+    for_web = act("drainNode", "Node", workloads=["Deployment/web"], namespace="shop")
+    plan = drain_node.plan(node, for_web, "m", {"pods": [db, web], "nodes": nodes})
+    assert [p["name"] for p in plan.extra["evict"]] == ["web-7d9f-abcde"]
+    # the recommendation names the workloads the evidence shows failing on the node
+    on_node = finding("ContainerNotReady", owner="StatefulSet/orders-db", node="n1")
+    elsewhere = finding("ContainerNotReady", owner="Deployment/api", node="n2")
+    [drain] = advise(C.NODE_FAILURE, "Node/n1", "shop", [on_node, elsewhere], ["e1"]).actions
+    assert drain.parameters == {"workloads": ["StatefulSet/orders-db"], "namespace": "shop"}
+
+
+def test_node_affinity_expressions_and_tolerations_follow_the_scheduler() -> None:
+    from aisre.remediation import placement
+
+    node = cluster_node("n2", labels={"zone": "b", "cores": "16"})
+    holds = [{"key": "zone", "operator": "NotIn", "values": ["a"]}, {"key": "cores", "operator": "Gt", "values": ["8"]},
+             {"key": "spot", "operator": "DoesNotExist"}]
+    assert placement.term_selects({"matchExpressions": holds}, node)
+    assert not placement.term_selects({"matchExpressions": [{"key": "zone", "operator": "Exists"},
+                                                            {"key": "cores", "operator": "Lt", "values": ["8"]}]}, node)
+    assert placement.term_selects({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}, node)
+    taint = {"key": "dedicated", "value": "db", "effect": "NoExecute"}
+    assert placement.tolerates([{"key": "dedicated", "operator": "Equal", "value": "db"}], taint)
+    assert placement.tolerates([{"operator": "Exists"}], taint)
+    assert not placement.tolerates([{"key": "dedicated", "operator": "Equal", "value": "web"}], taint)
+    assert not placement.tolerates([{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}], taint)
+    soft = cluster_node("n4", taints=[{"key": "x", "effect": "PreferNoSchedule"}])
+    assert placement.unfit(placed(node_pod("p")), soft) is None  # a preference does not keep a pod off
 
 
 # ---------------------------------------------------------------- memory prefers what worked

@@ -15,15 +15,20 @@ handler does the rest. In detect mode the Incident is detection's own. Each resu
   a fault once the object it was injected through is restored: every workload a fault
   step patched or applied has its baseline pod template back (a rollback does that). Then
   the namespace's workloads must become available. A fault injected only through pods
-  (runtime steps with no workload change) or nodes is never restored by an action, so it
-  stays simulated and is not cleared. Once restored, the simulation stops: its Stages are
+  (runtime steps with no workload change) is never restored by an action, so it stays
+  simulated and is not cleared. Once restored, the simulation stops: its Stages are
   deleted and the pods it wrote are replaced (a real kubelet would report them healthy).
+  Pods created after the restore (a rollback's, a restart's) are healthy from their first
+  status on, as a real kubelet would report them, not only once the runner notices.
 
-What counts as restored: each workload a fault step changed has its baseline pod template
-back, and each ConfigMap a fault step changed has its baseline content back (what
-``restoreConfig`` does; its users' restart does not count as a change). A fault injected
-only through a node (no runtime step) is over for the scenario's pods once a ``drainNode``
-moved them off it; the node itself stays simulated until the scenario ends.
+What counts as restored: the changed object the scenario names as its root cause has its
+baseline template or content back (a release that changed a second workload too carries
+changes that are not the fault); when the root cause is no changed object, each workload a
+fault step changed has its baseline pod template back, and each ConfigMap its baseline
+content (what ``restoreConfig`` does; its users' restart does not count as a change). A
+fault on nodes that changed no object is the nodes' doing: it is over for the scenario's
+pods once a ``drainNode`` moved them off, and pods that land on another node are healthy;
+the node itself stays simulated until the scenario ends.
 
 Nodes are shared by the whole cluster: the namespace's permissive policy cannot govern them
 (only the operator's namespace's policies can), so a second policy there (``NODE_POLICY``)
@@ -147,14 +152,24 @@ def injected_through(run: ScenarioRun) -> set[tuple[str, str]]:
     return touched
 
 
+def cause_of(run: ScenarioRun) -> tuple[str, str] | None:
+    """The object the scenario names as its root cause (kind, name), if it names one."""
+    root = run.scenario.expect.root_cause
+    resource = root.resource if root else None
+    return (resource.kind, resource.name) if resource is not None and resource.name else None
+
+
 def restored(touched: set[tuple[str, str]], baseline: dict[tuple[str, str], dict[str, Any]],
-             now: dict[tuple[str, str], dict[str, Any]], action: str | None, node_fault: bool) -> bool:
-    """Whether the action took away what the fault was injected through (pure): every
-    changed workload's template and ConfigMap's content as in the baseline (an object the
-    fault created is gone or back to nothing), or, for a fault on nodes only, a drain that
-    moved the pods off them."""
+             now: dict[tuple[str, str], dict[str, Any]], action: str | None, node_fault: bool,
+             cause: tuple[str, str] | None = None) -> bool:
+    """Whether the action took away what the fault was injected through (pure): the changed
+    object the scenario names as the root cause back as in the baseline (a release that
+    changed more carries changes that are not the fault), else every changed workload's
+    template and ConfigMap's content (an object the fault created is gone or back to
+    nothing); or, for a fault on nodes, a drain that moved the pods off them."""
     if touched:
-        return all(now.get(key) == baseline.get(key) for key in touched)
+        keys = {cause} if cause in touched else touched
+        return all(now.get(key) == baseline.get(key) for key in keys)
     return node_fault and action == "drainNode"
 
 
@@ -163,13 +178,13 @@ ANY_CONTAINER = "*"  # an OOM step that names no container: the pod's only one, 
 
 def oom_containers(run: ScenarioRun) -> set[str] | None:
     """The containers whose OOM kills are the whole simulated fault (a runtime step in state
-    OOMKilled names each; steps that only add logs do not count), or None when any other
-    failing state is simulated too."""
+    OOMKilled, or Running again after an OOM kill, names each; steps that only add logs do
+    not count), or None when any other failing state or restart is simulated too."""
     names: set[str] = set()
     for _, step in run.scenario.runtime_steps():
-        if step.state == "OOMKilled":
+        if step.state == "OOMKilled" or step.reason == "OOMKilled":  # killed, or running again after the kill
             names.add(step.container or ANY_CONTAINER)
-        elif step.state != "Running":
+        elif step.state != "Running" or step.restarts:
             return None
     return names or None
 
@@ -183,10 +198,21 @@ def _memory_limits(template: dict[str, Any]) -> dict[str, float]:
     return limits
 
 
+def admitted_limits(pods: list[dict[str, Any]]) -> dict[str, float]:
+    """The memory limits the pods run under, by container name (a LimitRange's default
+    included, which no template shows); the largest where names repeat (pure)."""
+    found: dict[str, float] = {}
+    for pod in pods:
+        for name, limit in _memory_limits(pod).items():
+            found[name] = max(limit, found.get(name, 0))
+    return found
+
+
 def limits_outgrown(containers: set[str] | None, at_fault: dict[tuple[str, str], dict[str, Any]],
-                    now: dict[tuple[str, str], dict[str, Any]]) -> bool:
+                    now: dict[tuple[str, str], dict[str, Any]], admitted: dict[str, float] | None = None) -> bool:
     """Whether every OOM-killed container now has a higher memory limit than it was killed at
-    (pure). The simulation knows no peak, so a raised limit ends the kills: how far is enough
+    (pure): its template's, or for a template without one, the limit its pods were admitted
+    with. The simulation knows no peak, so a raised limit ends the kills: how far is enough
     is what the real node measures (a real kernel's OOM killer)."""
     if not containers:
         return False
@@ -194,7 +220,7 @@ def limits_outgrown(containers: set[str] | None, at_fault: dict[tuple[str, str],
     for key, template in now.items():
         if key[0] not in WORKLOAD_KINDS or key not in at_fault:
             continue
-        before, after = _memory_limits(at_fault[key]), _memory_limits(template)
+        before, after = {**(admitted or {}), **_memory_limits(at_fault[key])}, _memory_limits(template)
         grown = {c for c in before if after.get(c, 0) > before[c]}
         raised |= (grown & containers) | ({ANY_CONTAINER} if grown else set())
     return containers <= raised
@@ -332,15 +358,33 @@ class SimulatedFault:
     def __init__(self, kube: Kube, run: ScenarioRun, baseline: dict[tuple[str, str], dict[str, Any]]) -> None:
         self.kube, self.run, self.baseline = kube, run, baseline
         self.touched = injected_through(run)
-        self.node_only = any(s.node for s in run.scenario.fault) and not run.scenario.runtime_steps()
-        self.active = bool(run.scenario.runtime_steps()) or self.node_only
+        self.cause = cause_of(run)
+        # A fault on nodes that changed no object: what its runtime steps show is the broken
+        # nodes' doing, so it stays on them.
+        self.broken_nodes = set(run.nodes.journal.nodes)
+        self.node_fault = bool(self.broken_nodes) and not self.touched
+        self.active = bool(run.scenario.runtime_steps()) or self.node_fault
         self.at_fault = snapshot(kube, run.namespace)  # before any action: the limits the OOM kills happened at
+        self.admitted = admitted_limits(kube.pods(run.namespace))
+        self.oom = oom_containers(run)
+        # What an action can end: a changed object put back, or a limit OOM kills outgrow.
+        self.restorable = bool(self.touched or self.oom)
         self._checked = 0.0
+        # Pods created from now on are healthy once the fault is gone (a real kubelet would run
+        # a rolled-back template or a restored config at once), not only after the next tick.
+        run.runtime.healthy = self.healthy
 
     def restored(self, action: str | None) -> bool:
         now = snapshot(self.kube, self.run.namespace)
-        return restored(self.touched, self.baseline, now, action, self.node_only) or \
-            limits_outgrown(oom_containers(self.run), self.at_fault, now)
+        return restored(self.touched, self.baseline, now, action, self.node_fault, self.cause) or \
+            limits_outgrown(self.oom, self.at_fault, now, self.admitted)
+
+    def healthy(self, pod: dict[str, Any]) -> bool:
+        """Whether a pod seen for the first time runs free of the fault: away from the broken
+        nodes for a node fault, else once what the fault was injected through is restored."""
+        if self.node_fault:
+            return (pod.get("spec") or {}).get("nodeName") not in self.broken_nodes
+        return self.restorable and self.restored(None)
 
     def stop(self) -> None:
         """Stop simulating: the Stages go (KWOK's defaults return) and the pods the
@@ -353,8 +397,8 @@ class SimulatedFault:
 
     def tick(self) -> None:
         """During verification: a fault injected through workloads or ConfigMaps ends once
-        they are restored (checked every 2 s)."""
-        if not self.active or not self.touched or time.monotonic() - self._checked < 2.0:
+        they are restored, OOM kills once the limits outgrew them (checked every 2 s)."""
+        if not self.active or not self.restorable or time.monotonic() - self._checked < 2.0:
             return
         self._checked = time.monotonic()
         if self.restored(None):

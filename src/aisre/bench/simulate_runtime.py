@@ -26,7 +26,7 @@ import ipaddress
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,7 @@ class _PodState:
     desired: dict[str, Any] | None = None
     writes: int = 0
     events_posted: set[int] = field(default_factory=set)
+    healthy: bool = False  # created after the fault was gone: no step applies to it
 
 
 class RuntimeSimulator:
@@ -107,6 +108,9 @@ class RuntimeSimulator:
         self._stream: Stream | None = None
         self._thread: threading.Thread | None = None
         self._stages: list[str] = []
+        # Set by whoever ends the fault (the remediation bench): whether a pod seen for the
+        # first time runs free of it. Decided once per pod, so its status stays stable.
+        self.healthy: Callable[[dict[str, Any]], bool] | None = None
 
     @property
     def stage_names(self) -> list[str]:
@@ -206,7 +210,12 @@ class RuntimeSimulator:
             return
         active = [a for a in armed if a.activated_at is not None]
         uid = meta["uid"]
+        first_sight = uid not in self._pods
         state = self._pods.setdefault(uid, _PodState())
+        if first_sight and active and self.healthy is not None and self.healthy(pod):
+            state.healthy = True
+        if state.healthy:
+            active = []
         key = tuple(a.index for a in active)
         try:
             if not active:
