@@ -276,7 +276,7 @@ class Assessment(KubeModel):
     """Whether an executed action worked: written when its verification ends."""
 
     cleared: bool = Field(..., description="The fault's signal is gone: the workload rolled out, every replica "
-                          "available, no new OOM kill or restart in its new pods (a cordoned or drained node: done).")
+                          "available, no new OOM kill or restart in its new pods (a drained node: the moved pods Ready again elsewhere).")
     effect: Effect = Field(..., description="Cleared, Improved, Unchanged or Worse, against the state before the action.")
     time_to_clear_seconds: int | None = Field(
         None, ge=0, description="From the start of the action to the moment the fault was seen cleared.")
