@@ -208,7 +208,10 @@ def test_image_pulls_fail_for_real(real_node: dict[str, Any], kubectl: Kubectl, 
     # runc 1.1 reports a failed exec of the entrypoint from inside the container: its output
     # and exit code 1, not a StartError
     assert arm["lastState"]["terminated"]["exitCode"] == 1
-    assert "exec format error" in kubectl("-n", real_ns, "logs", "arm64", "--previous").stdout
+    # Between two restarts the kubelet may not serve the dead container's log yet ("unable to
+    # retrieve container logs"): ask again until it does.
+    wait_for("the failed exec in the previous container's log",
+             lambda: "exec format error" in kubectl("-n", real_ns, "logs", "arm64", "--previous", check=False).stdout, 60)
 
 
 def test_a_workload_refused_by_rbac(real_node: dict[str, Any], kubectl: Kubectl, real_ns: str) -> None:
