@@ -36,6 +36,7 @@ from aisre.remediation.actions.base import Plan, PreconditionFailed, has_marker,
 KINDS = {"Node"}
 MAX_EVICTIONS = 50
 MIRROR = "kubernetes.io/config.mirror"
+STRANDED = "no other node can run it"  # the skip reason of a pod a drain would leave Pending
 
 
 def controller_of(pod: dict[str, Any]) -> dict[str, Any] | None:
@@ -79,7 +80,7 @@ def stranded(pod: dict[str, Any], nodes: list[dict[str, Any]] | None, here: str)
     place, why = placement.elsewhere(pod, nodes, here)
     if place is not None:
         return None
-    return f"no other node can run it: {'; '.join(why)[:200] or 'there is none'}"
+    return f"{STRANDED}: {'; '.join(why)[:200] or 'there is none'}"
 
 
 def evictable(pods: list[dict[str, Any]], nodes: list[dict[str, Any]] | None = None,
@@ -119,7 +120,7 @@ def plan(target: dict[str, Any], action: RecommendedAction, marker: str, context
     pods = (context or {}).get("pods") or []
     node = action.target.name
     evict, skipped = evictable(pods, (context or {}).get("nodes"), node)
-    pinned = [s for s in skipped if "no other node can run it" in s]
+    pinned = [s for s in skipped if STRANDED in s]
     if pinned and not evict:
         # Cordoned and evicted, they would be Pending instead of on a broken node: no better.
         raise PreconditionFailed(f"no pod on node {node} could run on another node, so a drain "

@@ -85,10 +85,9 @@ def _to_revision(target: dict[str, Any], context: Any, revision: int | None, mar
     kind = target.get("kind", "Deployment")
     current, revisions = history(target, context)
     if revision is None:
-        older = [r for r in revisions if 0 < r.number < current]
-        if not older:
+        source = target_revision(target, context)
+        if source is None:
             raise PreconditionFailed(f"no {kind} revision before {current}: nothing to roll back to")
-        source = max(older, key=lambda r: r.number)
     else:
         source = next((r for r in revisions if r.number == revision), None)
         if source is None:
